@@ -1,0 +1,5 @@
+"""Allows `python -m retention`."""
+
+from retention.cli import main
+
+main()

@@ -1,0 +1,1 @@
+"""The audit record: append-only hash-chained log, verification, export and report."""

@@ -1,0 +1,1 @@
+"""The pipeline: scan → inventory → decide → plan → execute → reconcile."""

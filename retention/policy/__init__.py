@@ -1,0 +1,1 @@
+"""What compliance writes: the policy and hold language, its loading and validation."""

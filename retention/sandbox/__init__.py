@@ -1,0 +1,1 @@
+"""A faithful stand-in for the GoTo Meeting REST API, served on loopback."""

@@ -1,0 +1,124 @@
+"""Service settings: environment (RETENTION_*), a TOML file, and systemd credentials."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field, SecretStr, ValidationError
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+from retention.errors import SettingsError
+
+DEFAULT_CONFIG_FILE = Path("/etc/retention/retention.toml")
+SECRET_FIELDS = ("client_secret", "refresh_token", "signing_key")
+
+
+class CredentialsSource(PydanticBaseSettingsSource):
+    """Secrets from systemd credentials: `$CREDENTIALS_DIRECTORY/<name>` or `retention_<name>`."""
+
+    def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:
+        return None, field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        directory = os.environ.get("CREDENTIALS_DIRECTORY")
+        if not directory:
+            return {}
+        found: dict[str, Any] = {}
+        for name in SECRET_FIELDS:
+            for candidate in (name, f"retention_{name}", name.replace("_", "-")):
+                path = Path(directory) / candidate
+                if path.is_file():
+                    found[name] = path.read_text(encoding="utf-8").strip()
+                    break
+        return found
+
+
+class Settings(BaseSettings):
+    """Every setting of the service; see DESIGN.md for the contract of each name."""
+
+    model_config = SettingsConfigDict(env_prefix="RETENTION_", extra="forbid")
+
+    config: Path | None = Field(default=None, description="TOML settings file")
+    api_base_url: str = "https://api.getgo.com/G2M/rest"
+    token_url: str = "https://authentication.logmeininc.com/oauth/token"  # noqa: S105
+    authorize_url: str = "https://authentication.logmeininc.com/oauth/authorize"
+    client_id: str | None = None
+    client_secret: SecretStr | None = None
+    refresh_token: SecretStr | None = None
+    signing_key: SecretStr | None = Field(
+        default=None, description="Ed25519 private key (PEM) for audit checkpoints"
+    )
+    state_dir: Path = Path("/var/lib/retention")
+    policy_dir: Path = Path("/etc/retention/policies")
+    rate_limit: float = Field(default=10.0, gt=0, description="API requests per second")
+    concurrency: int = Field(default=8, ge=1, le=256)
+    scan_window_days: int = Field(default=30, ge=1, le=60)
+    scan_start: str = Field(default="2015-01-01", description="earliest date the scan reads")
+    settle_hours: int = Field(default=24, ge=0, description="rescan margin for late recordings")
+    audit_subject: Literal["keep", "hash", "omit"] = "hash"
+    default_schedule: str = "0 3 * * *"
+    plan_max_age_hours: float = Field(default=24.0, gt=0)
+    max_deletions_per_run: int = Field(default=10_000, ge=0)
+    metrics_address: str = "127.0.0.1:9464"
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        toml_file = config_file_path()
+        if toml_file is not None:
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=toml_file))
+        sources.append(CredentialsSource(settings_cls))
+        return tuple(sources)
+
+    @property
+    def state_db(self) -> Path:
+        """The working state (inventory, plans, intents) database."""
+        return self.state_dir / "state.db"
+
+    @property
+    def audit_db(self) -> Path:
+        """The audit record, kept apart from the working state."""
+        return self.state_dir / "audit.db"
+
+
+def config_file_path() -> Path | None:
+    """The TOML file in force: $RETENTION_CONFIG, else the default path when it exists."""
+    named = os.environ.get("RETENTION_CONFIG")
+    if named:
+        path = Path(named)
+        if not path.is_file():
+            raise SettingsError(
+                f"RETENTION_CONFIG names {path}, which is not a readable file",
+                hint="point RETENTION_CONFIG at a TOML settings file, or unset it",
+            )
+        return path
+    return DEFAULT_CONFIG_FILE if DEFAULT_CONFIG_FILE.is_file() else None
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Load settings, turning validation failures into one SettingsError naming each setting."""
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        problems = []
+        for error in exc.errors():
+            name = ".".join(str(part) for part in error["loc"]) or "settings"
+            problems.append(f"RETENTION_{name.upper()}: {error['msg']}")
+        raise SettingsError(
+            "invalid settings: " + "; ".join(problems),
+            hint="fix the environment variable or the matching key in the TOML file",
+        ) from None
