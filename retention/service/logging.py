@@ -5,31 +5,60 @@ from __future__ import annotations
 import logging
 import re
 import sys
-from collections.abc import MutableMapping
-from typing import Any
+from collections.abc import Mapping, MutableMapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Literal, TextIO
 
 import structlog
 
-_SECRET_KEYS = re.compile(r"(token|secret|password|authorization|api[_-]?key|code)", re.I)
+from retention.settings import SECRET_FIELDS, Settings
+
+# A field is secret by its name when the name ends in one of these words
+# (`access_token`, `client_secret`, `Authorization`, `X-Api-Key`), or is an OAuth code.
+# Names such as `token_url` or `status_code` are not secret and stay readable.
+_SECRET_KEY = re.compile(
+    r"(?i)^(?:.*[_-])?(?:token|secret|password|passwd|authorization|api[_-]?key|cookie"
+    r"|signing[_-]?key|private[_-]?key|credentials?)$"
+    r"|^(?:auth(?:orization)?[_-])?code$"
+)
 _SECRET_TEXT = [
     re.compile(r"(?i)(bearer\s+)[A-Za-z0-9._~+/=-]+"),
     re.compile(r"(?i)(basic\s+)[A-Za-z0-9+/=]+"),
-    re.compile(r"(?i)((?:access|refresh)_token[\"'=:\s]+)[^\s\"'&,}]+"),
-    re.compile(r"(?i)(client_secret[\"'=:\s]+)[^\s\"'&,}]+"),
+    re.compile(r"(?i)((?:access|refresh|id)_token[\"'=:\s]+)[^\s\"'&,}]+"),
+    re.compile(r"(?i)((?:client_secret|password)[\"'=:\s]+)[^\s\"'&,}]+"),
+    re.compile(r"(?i)([?&]code=)[^\s\"'&]+"),
 ]
+# PEM bodies are matched line by line, so that a fragment quoted in a traceback is masked too.
+_PEM_LINE_MIN = 16
 _known_secrets: set[str] = set()
 MASK = "***"
+# Loggers of libraries that are chatty at INFO: their routine lines are not worth a journal line.
+QUIET_LOGGERS = ("httpx", "httpcore", "uvicorn.access", "uvicorn.error", "apscheduler")
 
 
 def register_secret(value: str | None) -> None:
     """Mask this exact value wherever it appears in a log event from now on."""
-    if value and len(value) >= 4:
-        _known_secrets.add(value)
+    if not value or len(value) < 4:
+        return
+    _known_secrets.add(value)
+    for line in value.splitlines():
+        if len(line.strip()) >= _PEM_LINE_MIN and not line.startswith("-----"):
+            _known_secrets.add(line.strip())
+
+
+def register_settings_secrets(settings: Settings) -> None:
+    """Register every secret setting that is set (client secret, refresh token, signing key)."""
+    for name in SECRET_FIELDS:
+        secret = getattr(settings, name)
+        if secret is not None:
+            register_secret(secret.get_secret_value())
 
 
 def redact_text(text: str) -> str:
     """Mask known secret values and token-shaped fragments in free text."""
-    for secret in _known_secrets:
+    # Longest first, so that a secret containing another one is masked whole.
+    for secret in sorted(_known_secrets, key=len, reverse=True):
         if secret in text:
             text = text.replace(secret, MASK)
     for pattern in _SECRET_TEXT:
@@ -38,15 +67,19 @@ def redact_text(text: str) -> str:
 
 
 def _redact_value(key: str, value: Any) -> Any:
-    if isinstance(value, str):
-        if _SECRET_KEYS.search(key) and key not in {"event", "status_code", "int_err_code"}:
-            return MASK
-        return redact_text(value)
-    if isinstance(value, dict):
-        return {k: _redact_value(str(k), v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
+    if value is None or isinstance(value, bool | int | float):
+        return value
+    if isinstance(value, Mapping):
+        return {str(k): _redact_value(str(k), v) for k, v in value.items()}
+    if isinstance(value, list | tuple | set | frozenset):
         return [_redact_value(key, v) for v in value]
-    return value
+    if _SECRET_KEY.search(key):
+        return MASK
+    if isinstance(value, bytes):
+        value = value.decode("utf-8", errors="replace")
+    # Anything else (exceptions, paths, times, models) is rendered to text here, so that
+    # no repr() later in the chain can carry a secret past the redaction.
+    return redact_text(value if isinstance(value, str) else str(value))
 
 
 def redact_processor(
@@ -54,27 +87,94 @@ def redact_processor(
 ) -> MutableMapping[str, Any]:
     """structlog processor: mask secrets in every field, exception text included."""
     for key in list(event_dict):
-        event_dict[key] = _redact_value(key, event_dict[key])
+        if key.startswith("_"):
+            continue  # structlog's internals (`_record`, `_from_structlog`) are never rendered
+        event_dict[key] = _redact_value("" if key == "event" else key, event_dict[key])
     return event_dict
 
 
-def configure_logging(*, json: bool | None = None, level: int = logging.INFO) -> None:
-    """Configure structlog once for the process; JSON unless stderr is a terminal."""
+def configure_logging(
+    *, json: bool | None = None, level: int = logging.INFO, stream: TextIO | None = None
+) -> None:
+    """Route structlog and the standard library through one redacting handler on `stream`.
+
+    `stream` defaults to stderr so that command output on stdout stays machine-readable; the
+    daemon passes stdout. JSON is chosen unless the stream is a terminal.
+    """
+    out = stream if stream is not None else sys.stderr
     if json is None:
-        json = not sys.stderr.isatty()
-    renderer: Any = structlog.processors.JSONRenderer() if json else structlog.dev.ConsoleRenderer()
-    structlog.configure(
+        json = not out.isatty()
+    renderer: Any = (
+        structlog.processors.JSONRenderer()
+        if json
+        else structlog.dev.ConsoleRenderer(colors=out.isatty())
+    )
+    stamped: list[Any] = [
+        structlog.processors.add_log_level,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+        structlog.stdlib.add_logger_name,
+    ]
+    formatter = structlog.stdlib.ProcessorFormatter(
+        foreign_pre_chain=stamped,
         processors=[
-            structlog.contextvars.merge_contextvars,
-            structlog.processors.add_log_level,
-            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            structlog.stdlib.ProcessorFormatter.remove_processors_meta,
             structlog.processors.format_exc_info,
             redact_processor,
             renderer,
         ],
+    )
+    handler = logging.StreamHandler(out)
+    handler.setFormatter(formatter)
+    root = logging.getLogger()
+    root.handlers = [handler]
+    root.setLevel(level)
+    structlog.configure(
+        processors=[
+            structlog.contextvars.merge_contextvars,
+            *stamped,
+            structlog.stdlib.ProcessorFormatter.wrap_for_formatter,
+        ],
         wrapper_class=structlog.make_filtering_bound_logger(level),
-        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        logger_factory=structlog.stdlib.LoggerFactory(),
         cache_logger_on_first_use=False,
     )
-    for noisy in ("httpx", "httpcore", "uvicorn.access"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
+    for noisy in QUIET_LOGGERS:
+        logging.getLogger(noisy).setLevel(max(level, logging.WARNING))
+
+
+RunResult = Literal["ok", "failed", "refused"]
+
+
+@dataclass(frozen=True)
+class RunSummary:
+    """What one run did, for its single summary line: counts per outcome and the result."""
+
+    run_id: str
+    result: RunResult
+    started_at: datetime
+    finished_at: datetime
+    dry_run: bool = False
+    counts: Mapping[str, int] = field(default_factory=dict)
+    error: str | None = None
+
+    @property
+    def duration_seconds(self) -> float:
+        """Wall time of the run, from the times the caller's clock gave."""
+        return (self.finished_at - self.started_at).total_seconds()
+
+
+def log_run_summary(summary: RunSummary, logger: Any | None = None) -> None:
+    """Emit the one canonical line of a run: info when ok, warning when refused, else error."""
+    log = logger if logger is not None else structlog.get_logger("retention.run")
+    method = {"ok": log.info, "refused": log.warning, "failed": log.error}[summary.result]
+    method(
+        "run finished (dry run)" if summary.dry_run else "run finished",
+        run_id=summary.run_id,
+        result=summary.result,
+        dry_run=summary.dry_run,
+        started_at=summary.started_at.isoformat(),
+        finished_at=summary.finished_at.isoformat(),
+        duration_s=round(summary.duration_seconds, 3),
+        counts=dict(summary.counts),
+        error=summary.error,
+    )
