@@ -9,6 +9,7 @@ from retention.cli.app import cli
 # Each command module attaches its commands to `cli` when imported; one line per module.
 # fmt: off
 # (command modules)
+from retention.cli import policy  # noqa: F401  # isort: skip
 # fmt: on
 
 

@@ -72,9 +72,18 @@ def pydantic_problem(error: ErrorDetails, parsed: ParsedYaml, path: str) -> Prob
         return Problem(path, line, col, f"missing required key {where[-1]!r}", _missing_hint(where))
     if kind == "value_error":
         message = str(error.get("ctx", {}).get("error", error["msg"]))
+    elif kind == "string_pattern_mismatch":
+        message = f"{name}: {error['input']!r} is not a valid {where[-1]}"
+        return Problem(path, line, col, message, _PATTERN_HINTS.get(str(where[-1])))
     else:
         message = error["msg"][:1].lower() + error["msg"][1:]
     return Problem(path, line, col, f"{name}: {message}", _type_hint(kind))
+
+
+_PATTERN_HINTS = {
+    "name": "use lowercase letters, digits and dashes, starting with a letter or digit",
+    "id": "use letters, digits, dots, dashes and underscores, starting with a letter or digit",
+}
 
 
 def _missing_hint(where: YamlPath) -> str:
@@ -95,7 +104,6 @@ def _type_hint(kind: str) -> str | None:
         "model_type": "write a mapping of keys to values",
         "literal_error": "use one of the values listed",
         "too_short": "give at least one value, or remove the key",
-        "string_pattern_mismatch": "use lowercase letters, digits and dashes",
     }.get(kind)
 
 

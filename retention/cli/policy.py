@@ -1,0 +1,60 @@
+"""`retention validate [PATH…]` and `retention schema`: checking and describing policy files."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+
+import click
+
+from retention.cli.app import cli
+from retention.engine.policy_checks import lapsed_holds
+from retention.errors import InvalidInput
+from retention.policy import PolicyError, PolicySet, Problem, json_schema, load_policy_set
+from retention.settings import load_settings
+
+
+def _report(problems: Sequence[Problem]) -> None:
+    for problem in sorted(problems, key=lambda p: p.sort_key):
+        click.echo(str(problem), err=True)
+
+
+def _load(paths: Sequence[Path]) -> PolicySet:
+    """Load the set, printing every problem (warnings included) before failing."""
+    try:
+        return load_policy_set(paths)
+    except PolicyError as exc:
+        _report(exc.problems)
+        errors = len(exc.errors)
+        raise InvalidInput(
+            f"policy files are invalid ({errors} {'error' if errors == 1 else 'errors'});"
+            " nothing was loaded",
+            hint="fix each line named above, then run `retention validate` again",
+        ) from None
+
+
+@cli.command()
+@click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
+def validate(paths: tuple[Path, ...]) -> None:
+    """Check policy files (default: RETENTION_POLICY_DIR); exit 0 valid, 2 invalid.
+
+    Every problem is printed as FILE:LINE:COL: message (hint: ...). Warnings do not fail.
+    """
+    chosen = list(paths) or [load_settings().policy_dir]
+    policy_set = _load(chosen)
+    warnings = [*policy_set.warnings, *lapsed_holds(policy_set, datetime.now(UTC))]
+    _report(warnings)
+    enabled = len(policy_set.enabled_policies)
+    click.echo(
+        f"valid: {len(policy_set.policies)} policies ({enabled} enabled), "
+        f"{len(policy_set.holds)} holds in {len(policy_set.files)} files"
+        f"{f', {len(warnings)} warnings' if warnings else ''}; digest {policy_set.digest[:16]}"
+    )
+
+
+@cli.command()
+def schema() -> None:
+    """Print the JSON Schema of policy files (for editors: yaml-language-server)."""
+    click.echo(json.dumps(json_schema(), indent=2, sort_keys=True))

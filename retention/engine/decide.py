@@ -1,0 +1,338 @@
+"""The decision engine: sessions, policies, holds and an as-of time in; one decision per session.
+
+Pure and streaming: no clock, no I/O, memory independent of the number of sessions. Conditions
+are three-valued (True, False, None for unknown): a delete rule applies only when every condition
+is True; a retain rule or a hold applies unless some condition is False, so that an unknown value
+can only ever keep a session, never delete it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from retention.engine.records import SessionRecord
+from retention.policy import PolicySet
+from retention.policy.durations import Duration
+from retention.policy.matching import (
+    Check,
+    Scope,
+    Truth,
+    compile_checks,
+    compile_hold,
+    compile_scope,
+    day_start,
+)
+from retention.policy.models import DeleteAction
+
+ScopeKey = tuple[int, str | None, int | None, str | None]
+
+# Past this many distinct organizer/group combinations the scope cache starts afresh, so memory
+# stays bounded by the account's size even on an unusual inventory.
+SCOPE_CACHE_LIMIT = 100_000
+ACTION_ORDER: tuple[DeleteAction, ...] = ("delete_session", "delete_attendees", "delete_recordings")
+
+
+@dataclass(frozen=True, slots=True)
+class Planned:
+    """One request to make: the action, the policy that caused it, every other policy matched."""
+
+    action: DeleteAction
+    policy: str
+    also_matched: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Blocked:
+    """An action a delete policy called for, stopped by `by` ("hold:ID" or "retain:NAME")."""
+
+    action: DeleteAction
+    policy: str
+    by: str
+    until: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """What to do with one session, and why.
+
+    `matched` names every enabled policy that matched (by scope and conditions, whatever the
+    age), `holds` every active hold covering the session, `in_scope` every delete policy whose
+    scope certainly covers it (the denominator of `max_percent`). `reason` explains a session with
+    no action. `unknown_fields` names values whose absence prevented an action.
+    """
+
+    session: SessionRecord
+    actions: tuple[Planned, ...]
+    matched: tuple[str, ...]
+    holds: tuple[str, ...]
+    blocked: tuple[Blocked, ...]
+    in_scope: tuple[str, ...]
+    reason: str | None
+    unknown_fields: tuple[str, ...]
+    due_at: datetime | None
+
+    @property
+    def unknown(self) -> bool:
+        """Whether a value the API did not give kept a policy from acting."""
+        return bool(self.unknown_fields)
+
+
+@dataclass(frozen=True)
+class _Rule:
+    """A policy ready to apply at one as-of time."""
+
+    name: str
+    action: str
+    after: Duration
+    cutoff: datetime
+    scope: Scope | None
+    checks: tuple[tuple[str, Check], ...]
+
+    def conditions(self, session: SessionRecord, unknown: list[str]) -> Truth:
+        result: Truth = True
+        for field, check in self.checks:
+            found = check(session)
+            if found is False:
+                return False
+            if found is None:
+                result = None
+                unknown.append(field)
+        return result
+
+
+@dataclass
+class _Findings:
+    """What the rules found for one session, before conflicts are resolved."""
+
+    matched: list[str]
+    due: list[tuple[str, str]]
+    retains: list[_Rule]
+    waiting: list[_Rule]
+    unknown: dict[str, set[str]]
+    noop: list[str]
+
+
+class _Engine:
+    """Policies and holds compiled once for one as-of time."""
+
+    def __init__(self, policy_set: PolicySet, as_of: datetime) -> None:
+        if as_of.tzinfo is None:
+            raise ValueError("as_of must be an aware datetime")
+        policies = sorted(policy_set.enabled_policies, key=lambda policy: policy.name)
+        self.rules = tuple(
+            _Rule(
+                p.name,
+                p.action,
+                p.after,
+                p.after.cutoff(as_of),
+                compile_scope(p.scope),
+                compile_checks(p),
+            )
+            for p in policies
+        )
+        active = [
+            compile_hold(hold)
+            for hold in sorted(policy_set.holds, key=lambda hold: hold.id)
+            if hold.expires is None or as_of < day_start(hold.expires) + timedelta(days=1)
+        ]
+        by_id = {hold.id: hold for hold in policy_set.holds}
+        self.holds = {hold.hold_id: hold for hold in active}
+        self.by_session: dict[int, list[str]] = {}
+        self.by_meeting: dict[int, list[str]] = {}
+        for hold in active:
+            for session_id in by_id[hold.hold_id].sessions or ():
+                self.by_session.setdefault(session_id, []).append(hold.hold_id)
+            for meeting_id in by_id[hold.hold_id].meetings or ():
+                self.by_meeting.setdefault(meeting_id, []).append(hold.hold_id)
+        self.filter_holds = tuple(
+            hold for hold in active if hold.everything or by_id[hold.hold_id].has_filter
+        )
+        self.scope_cache: dict[ScopeKey, tuple[tuple[_Rule, Truth, tuple[str, ...]], ...]] = {}
+
+    def in_scope(self, session: SessionRecord) -> tuple[tuple[_Rule, Truth, tuple[str, ...]], ...]:
+        """Rules whose scope may cover the session's organizer, cached per organizer and group."""
+        key = (
+            session.organizer_key,
+            session.organizer_email,
+            session.group_key,
+            session.group_name,
+        )
+        found = self.scope_cache.get(key)
+        if found is None:
+            if len(self.scope_cache) >= SCOPE_CACHE_LIMIT:
+                self.scope_cache.clear()
+            entries = []
+            for rule in self.rules:
+                truth, unknown = (True, ()) if rule.scope is None else rule.scope.truth(session)
+                if truth is not False:
+                    entries.append((rule, truth, unknown))
+            found = self.scope_cache[key] = tuple(entries)
+        return found
+
+    def holds_covering(self, session: SessionRecord) -> list[str]:
+        ids = set(self.by_session.get(session.session_id, ()))
+        ids.update(self.by_meeting.get(session.meeting_id, ()))
+        ids.update(hold.hold_id for hold in self.filter_holds if hold.covers(session))
+        return sorted(ids)
+
+    def findings(self, session: SessionRecord) -> _Findings:
+        found = _Findings([], [], [], [], {}, [])
+        for rule, scope_truth, scope_unknown in self.in_scope(session):
+            unknown = list(scope_unknown)
+            truth = rule.conditions(session, unknown)
+            if truth is False:
+                continue
+            if rule.action == "retain":
+                found.matched.append(rule.name)
+                if session.end_time is None or session.end_time > rule.cutoff:
+                    found.retains.append(rule)
+                continue
+            if truth is None or scope_truth is None:
+                found.unknown.setdefault(rule.action, set()).update(unknown)
+                continue
+            found.matched.append(rule.name)
+            self.age_and_noop(session, rule, found)
+        return found
+
+    @staticmethod
+    def age_and_noop(session: SessionRecord, rule: _Rule, found: _Findings) -> None:
+        """Sort a matching delete rule into due, waiting, unknown or no-op."""
+        if session.end_time is None:
+            found.unknown.setdefault(rule.action, set()).add("end_time")
+        elif session.end_time > rule.cutoff:
+            found.waiting.append(rule)
+        elif rule.action == "delete_recordings" and not session.has_recording:
+            found.noop.append("no recording")
+        elif rule.action == "delete_attendees" and session.attendee_count is None:
+            found.unknown.setdefault(rule.action, set()).add("attendee_count")
+        elif rule.action == "delete_attendees" and session.attendee_count == 0:
+            found.noop.append("no attendees")
+        else:
+            found.due.append((rule.action, rule.name))
+
+    def decide(self, session: SessionRecord) -> Decision:
+        found = self.findings(session)
+        holds = self.holds_covering(session)
+        wanted = _strongest(found.due)
+        covered = {"delete_session"} if "delete_session" in wanted else set(wanted)
+        unknown = sorted(
+            {
+                field
+                for action, fields in found.unknown.items()
+                if action not in covered
+                for field in fields
+            }
+        )
+        matched = tuple(sorted(found.matched))
+        blockers = self.blockers(session, holds, found.retains)
+        actions: tuple[Planned, ...] = ()
+        blocked: tuple[Blocked, ...] = ()
+        if blockers:
+            blocked = tuple(
+                Blocked(action, policy, by, until)
+                for action, policy in wanted.items()
+                for by, until in blockers
+            )
+        else:
+            actions = tuple(
+                Planned(action, policy, tuple(name for name in matched if name != policy))
+                for action, policy in wanted.items()
+            )
+        due_at = (
+            min((rule.after.due_at(session.end_time) for rule in found.waiting), default=None)
+            if session.end_time and not actions
+            else None
+        )
+        return Decision(
+            session=session,
+            actions=actions,
+            matched=matched,
+            holds=tuple(holds),
+            blocked=blocked,
+            in_scope=tuple(
+                rule.name
+                for rule, truth, _ in self.in_scope(session)
+                if truth and rule.action != "retain"
+            ),
+            reason=None if actions else _reason(holds, blocked, found, unknown, due_at),
+            unknown_fields=tuple(unknown),
+            due_at=due_at,
+        )
+
+    def blockers(
+        self, session: SessionRecord, holds: list[str], retains: list[_Rule]
+    ) -> list[tuple[str, datetime | None]]:
+        """Holds first, then the retain rules still running, the longest first."""
+        found: list[tuple[str, datetime | None]] = [
+            (f"hold:{hold_id}", self.holds[hold_id].lapses) for hold_id in holds
+        ]
+        end = session.end_time
+        kept = [
+            (f"retain:{rule.name}", rule.after.due_at(end) if end else None) for rule in retains
+        ]
+        kept.sort(key=lambda item: (item[1] is not None, -(item[1] or _EPOCH).timestamp(), item[0]))
+        return found + kept
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def _strongest(due: list[tuple[str, str]]) -> dict[DeleteAction, str]:
+    """The actions to request: a session delete alone, else attendee and recording deletes.
+
+    The policy named for each is the first by name among those calling for it, so that the
+    result does not depend on the order of rules or files.
+    """
+    first: dict[str, str] = {}
+    for action, name in due:
+        if action not in first or name < first[action]:
+            first[action] = name
+    if "delete_session" in first:
+        return {"delete_session": first["delete_session"]}
+    return {action: first[action] for action in ACTION_ORDER if action in first}
+
+
+def _reason(
+    holds: list[str],
+    blocked: tuple[Blocked, ...],
+    found: _Findings,
+    unknown: list[str],
+    due_at: datetime | None,
+) -> str:
+    if holds:
+        return "held by " + ", ".join(f"hold:{hold_id}" for hold_id in holds)
+    if blocked:
+        by, until = blocked[0].by, blocked[0].until
+        when = f"until {until:%Y-%m-%d %H:%M} UTC" if until else "while its end time is unknown"
+        return f"retained by {by.removeprefix('retain:')} {when}"
+    if unknown:
+        return "unknown " + ", ".join(unknown) + ": a policy may apply, so nothing is deleted"
+    if due_at is not None:
+        return f"not old enough: first due {due_at:%Y-%m-%d %H:%M} UTC"
+    if found.noop:
+        return "nothing to delete: " + ", ".join(sorted(set(found.noop)))
+    return "no delete policy applies"
+
+
+def decide(
+    sessions: Iterable[SessionRecord], policy_set: PolicySet, as_of: datetime
+) -> Iterator[Decision]:
+    """One decision per session, in input order, streaming; `as_of` is an aware datetime."""
+    engine = _Engine(policy_set, as_of)
+    for session in sessions:
+        yield engine.decide(session)
+
+
+def scope_counts(
+    sessions: Iterable[SessionRecord], policy_set: PolicySet, as_of: datetime
+) -> dict[str, int]:
+    """Per enabled delete policy, how many sessions its scope certainly covers."""
+    engine = _Engine(policy_set, as_of)
+    counts = {rule.name: 0 for rule in engine.rules if rule.action != "retain"}
+    for session in sessions:
+        for rule, truth, _ in engine.in_scope(session):
+            if truth and rule.action != "retain":
+                counts[rule.name] += 1
+    return counts
