@@ -1,0 +1,268 @@
+"""Prometheus metrics and the health endpoint, served on the daemon's own event loop.
+
+`/metrics` and `/healthz` are a small Starlette app that uvicorn serves as part of the
+daemon's asyncio loop, not prometheus_client's server thread: a thread would keep answering
+200 while the loop that runs the scheduler and feeds the watchdog hangs, whereas here a hung
+loop leaves the probe unanswered, which is the truth. Each `Metrics` owns its registry (not
+the process-wide default one), so that tests and several instances stay apart.
+"""
+
+from __future__ import annotations
+
+import math
+import socket
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+import uvicorn
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Enum,
+    Gauge,
+    generate_latest,
+)
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from retention.errors import RuntimeFailure, SettingsError
+from retention.service.logging import redact_text
+
+RunState = Literal["never", "ok", "failed", "refused"]
+RUN_STATES: tuple[RunState, ...] = ("never", "ok", "failed", "refused")
+ADDRESS_SETTING = "RETENTION_METRICS_ADDRESS"
+
+
+class Metrics:
+    """Every metric the service exports, with the calls the pipeline makes to update them.
+
+    `endpoint` labels are route templates such as `/organizers/{organizerKey}/sessions`,
+    never concrete paths: one series per organizer would grow without bound.
+    """
+
+    def __init__(self, clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
+        self.registry = CollectorRegistry()
+        self._clock = clock
+        self._token_issued_at: datetime | None = None
+        reg = self.registry
+        self.removals = Counter(
+            "retention_removals",
+            "Removals by action, outcome and the policy that caused them",
+            ["action", "outcome", "policy"],
+            registry=reg,
+        )
+        self.api_requests = Counter(
+            "retention_api_requests",
+            "GoTo API requests by endpoint and HTTP status",
+            ["endpoint", "status"],
+            registry=reg,
+        )
+        self.api_rate_limited = Counter(
+            "retention_api_rate_limited",
+            "GoTo API answers 429 (rate limited)",
+            ["endpoint"],
+            registry=reg,
+        )
+        self.api_retries = Counter(
+            "retention_api_retries", "GoTo API requests retried", ["endpoint"], registry=reg
+        )
+        self.scan_sessions = Counter(
+            "retention_scan_sessions", "Sessions read from the API by scans", registry=reg
+        )
+        self.pending_intents = Gauge(
+            "retention_pending_intents", "Removals begun but without an outcome", registry=reg
+        )
+        self.runs = Counter("retention_runs", "Runs by result", ["result"], registry=reg)
+        self.last_run_result = Enum(
+            "retention_last_run_result",
+            "Result of the last run",
+            states=list(RUN_STATES),
+            registry=reg,
+        )
+        self.last_run_timestamp = Gauge(
+            "retention_last_run_timestamp_seconds", "When the last run ended", registry=reg
+        )
+        self.last_run_duration = Gauge(
+            "retention_last_run_duration_seconds", "How long the last run took", registry=reg
+        )
+        self.next_run_timestamp = Gauge(
+            "retention_next_run_timestamp_seconds", "When the next run is due", registry=reg
+        )
+        self.refresh_token_age = Gauge(
+            "retention_refresh_token_age_seconds",
+            "Age of the refresh token in use (NaN when unknown); GoTo's expire after ~30 days",
+            registry=reg,
+        )
+        self.refresh_token_age.set_function(self._token_age)
+
+    def _token_age(self) -> float:
+        if self._token_issued_at is None:
+            return math.nan
+        return (self._clock() - self._token_issued_at).total_seconds()
+
+    def observe_api_request(self, endpoint: str, status: int | str) -> None:
+        """Count one answered request (`status` "error" when no answer came)."""
+        self.api_requests.labels(endpoint=endpoint, status=str(status)).inc()
+        if str(status) == "429":
+            self.api_rate_limited.labels(endpoint=endpoint).inc()
+
+    def observe_retry(self, endpoint: str) -> None:
+        """Count one retry of a request to `endpoint`."""
+        self.api_retries.labels(endpoint=endpoint).inc()
+
+    def observe_removal(self, action: str, outcome: str, policy: str) -> None:
+        """Count one final outcome (`deleted`, `already_absent`, `failed`, `skipped_hold`)."""
+        self.removals.labels(action=action, outcome=outcome, policy=policy).inc()
+
+    def observe_scanned(self, sessions: int) -> None:
+        """Count the sessions one scan window returned."""
+        self.scan_sessions.inc(sessions)
+
+    def set_pending_intents(self, count: int) -> None:
+        """The number of intents still without an outcome."""
+        self.pending_intents.set(count)
+
+    def record_run(self, result: RunState, finished_at: datetime, duration_seconds: float) -> None:
+        """The end of a run: its result, end time and duration."""
+        self.runs.labels(result=result).inc()
+        self.last_run_result.state(result)
+        self.last_run_timestamp.set(finished_at.timestamp())
+        self.last_run_duration.set(duration_seconds)
+
+    def set_next_run(self, at: datetime | None) -> None:
+        """When the scheduler will run next (NaN when nothing is scheduled)."""
+        self.next_run_timestamp.set(math.nan if at is None else at.timestamp())
+
+    def set_refresh_token_issued(self, at: datetime | None) -> None:
+        """When the refresh token in use was obtained; its age is computed at each scrape."""
+        self._token_issued_at = at
+
+    def render(self) -> bytes:
+        """The registry in the Prometheus text exposition format."""
+        return generate_latest(self.registry)
+
+
+@dataclass
+class HealthState:
+    """What `/healthz` reports; the daemon updates it as the scheduler and runs change."""
+
+    scheduler_running: bool = False
+    last_run_result: RunState = "never"
+    last_run_at: datetime | None = None
+    next_run_at: datetime | None = None
+    last_error: str | None = None
+
+    def problems(self) -> list[str]:
+        """Why the service is unhealthy; empty when healthy.
+
+        A refused run (a cap or a changed plan) is not a failure of the service: it did
+        its job by stopping. It shows in `retention_last_run_result` for alerting.
+        """
+        found = []
+        if not self.scheduler_running:
+            found.append("scheduler is not running")
+        if self.last_run_result == "failed":
+            found.append("last run failed")
+        return found
+
+    def report(self) -> dict[str, Any]:
+        """The JSON body of `/healthz`."""
+        problems = self.problems()
+        return {
+            "status": "unhealthy" if problems else "ok",
+            "problems": problems,
+            "scheduler": "running" if self.scheduler_running else "stopped",
+            "last_run": {
+                "result": self.last_run_result,
+                "at": _iso(self.last_run_at),
+                "error": redact_text(self.last_error) if self.last_error else None,
+            },
+            "next_run": _iso(self.next_run_at),
+        }
+
+
+def _iso(at: datetime | None) -> str | None:
+    return at.isoformat() if at is not None else None
+
+
+def metrics_app(metrics: Metrics, health: HealthState) -> Starlette:
+    """The ASGI app serving `/metrics` and `/healthz`."""
+
+    async def serve_metrics(_request: Request) -> Response:
+        return Response(metrics.render(), media_type=CONTENT_TYPE_LATEST)
+
+    async def serve_health(_request: Request) -> Response:
+        report = health.report()
+        return JSONResponse(report, status_code=200 if report["status"] == "ok" else 503)
+
+    return Starlette(
+        routes=[
+            Route("/metrics", serve_metrics, methods=["GET"]),
+            Route("/healthz", serve_health, methods=["GET"]),
+        ]
+    )
+
+
+def parse_address(text: str) -> tuple[str, int]:
+    """`HOST:PORT` or `[IPv6]:PORT` into a host and port; SettingsError naming the setting."""
+    host, sep, port_text = text.strip().rpartition(":")
+    host = host.removeprefix("[").removesuffix("]")
+    if not sep or not host or not port_text.isdigit() or not 0 <= int(port_text) <= 65535:
+        raise SettingsError(
+            f"{ADDRESS_SETTING}: {text!r} is not HOST:PORT",
+            hint="write it as 127.0.0.1:9464 or [::1]:9464",
+        )
+    return host, int(port_text)
+
+
+def _bind(address: str) -> socket.socket:
+    host, port = parse_address(address)
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    try:
+        return socket.create_server((host, port), family=family)
+    except OSError as exc:
+        raise RuntimeFailure(
+            f"cannot serve metrics on {address} ({ADDRESS_SETTING}): {exc.strerror}",
+            hint=f"set {ADDRESS_SETTING} to a free local address and port",
+        ) from exc
+
+
+@asynccontextmanager
+async def serve_metrics(
+    address: str, metrics: Metrics, health: HealthState
+) -> AsyncIterator[tuple[str, int]]:
+    """Serve `/metrics` and `/healthz` on `address` for the `with` block; yields (host, port).
+
+    The socket is bound before anything else so that a taken port is reported at start-up.
+    uvicorn's startup/shutdown are called directly instead of `serve()`, which would take
+    over SIGINT/SIGTERM that belong to the daemon and wake the loop ten times a second.
+    """
+    sock = _bind(address)
+    config = uvicorn.Config(
+        metrics_app(metrics, health),
+        lifespan="off",
+        access_log=False,
+        log_config=None,
+        timeout_graceful_shutdown=2,
+    )
+    config.load()
+    server = uvicorn.Server(config)
+    # The one step of serve() that startup() needs; lifespan is "off", so it does nothing else.
+    server.lifespan = config.lifespan_class(config)
+    try:
+        await server.startup(sockets=[sock])
+    except BaseException:
+        sock.close()
+        raise
+    try:
+        host, port = sock.getsockname()[:2]
+        yield host, port
+    finally:
+        await server.shutdown(sockets=[sock])
+        sock.close()
