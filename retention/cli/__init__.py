@@ -10,6 +10,7 @@ from retention.cli.app import cli
 # fmt: off
 # (command modules)
 from retention.cli import policy  # noqa: F401  # isort: skip
+from retention.cli import config  # noqa: F401  # isort: skip
 # fmt: on
 
 

@@ -1,0 +1,137 @@
+"""`retention config show`: effective values, secrets masked, and the source of each one."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+
+import retention.cli.config  # noqa: F401  (attaches `config` to the root group)
+from retention.cli.app import cli
+
+SECRET = "canary-config-secret-51ab3e"
+TOKEN = "canary-config-refresh-0d77c2"
+
+
+@pytest.fixture(autouse=True)
+def clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
+    """No RETENTION_* or credentials from the outer environment; an empty TOML file in force."""
+    for name in list(os.environ):
+        if name.startswith("RETENTION_") or name == "CREDENTIALS_DIRECTORY":
+            monkeypatch.delenv(name)
+    empty = tmp_path / "empty.toml"
+    empty.write_text("")
+    monkeypatch.setenv("RETENTION_CONFIG", str(empty))
+    return empty
+
+
+def show_json(env: dict[str, str] | None = None) -> dict[str, dict[str, Any]]:
+    result = CliRunner().invoke(cli, ["config", "show", "--format", "json"], env=env)
+    assert result.exit_code == 0, result.output
+    return {row["name"]: row for row in json.loads(result.output)["settings"]}
+
+
+def test_untouched_settings_are_reported_as_defaults() -> None:
+    rows = show_json()
+    assert rows["rate_limit"] == {
+        "name": "rate_limit",
+        "env": "RETENTION_RATE_LIMIT",
+        "value": 10.0,
+        "source": "default",
+        "from": None,
+    }
+    assert rows["client_secret"]["value"] is None
+    assert rows["state_dir"]["value"] == "/var/lib/retention"
+
+
+def test_environment_values_are_named_by_their_variable_and_secrets_masked() -> None:
+    rows = show_json({"RETENTION_RATE_LIMIT": "4.5", "RETENTION_CLIENT_SECRET": SECRET})
+    assert rows["rate_limit"]["value"] == 4.5
+    assert (rows["rate_limit"]["source"], rows["rate_limit"]["from"]) == (
+        "environment",
+        "RETENTION_RATE_LIMIT",
+    )
+    assert rows["client_secret"]["value"] == "********"
+    assert rows["client_secret"]["source"] == "environment"
+
+
+def test_toml_values_name_the_file_and_the_environment_overrides_it(tmp_path: Path) -> None:
+    toml = tmp_path / "retention.toml"
+    toml.write_text('concurrency = 3\nstate_dir = "/srv/retention"\nrate_limit = 2.0\n')
+    rows = show_json({"RETENTION_CONFIG": str(toml), "RETENTION_RATE_LIMIT": "7"})
+    assert rows["concurrency"]["value"] == 3
+    assert (rows["concurrency"]["source"], rows["concurrency"]["from"]) == ("file", str(toml))
+    assert rows["state_dir"]["value"] == "/srv/retention"
+    assert rows["rate_limit"]["value"] == 7.0
+    assert rows["rate_limit"]["source"] == "environment"
+    assert rows["config"]["value"] == str(toml)
+
+
+def test_credentials_directory_secrets_are_masked_and_attributed(tmp_path: Path) -> None:
+    credentials = tmp_path / "credentials"
+    credentials.mkdir()
+    (credentials / "refresh_token").write_text(TOKEN + "\n")
+    result = CliRunner().invoke(
+        cli, ["config", "show"], env={"CREDENTIALS_DIRECTORY": str(credentials)}
+    )
+    assert result.exit_code == 0
+    assert TOKEN not in result.output
+    line = next(line for line in result.output.splitlines() if line.startswith("refresh_token"))
+    assert line.split() == ["refresh_token", "********", "credentials", f"({credentials})"]
+
+
+def test_table_lists_every_setting_with_its_source(tmp_path: Path) -> None:
+    result = CliRunner().invoke(cli, ["config", "show"], env={"RETENTION_CLIENT_ID": "acme"})
+    assert result.exit_code == 0
+    lines = result.output.splitlines()
+    assert lines[0].split() == ["SETTING", "VALUE", "SOURCE"]
+    assert "client_id              acme" in result.output
+    by_name = {line.split()[0]: line.split()[1:] for line in lines[1:]}
+    assert by_name["client_id"] == ["acme", "environment", "(RETENTION_CLIENT_ID)"]
+    assert by_name["signing_key"] == ["(unset)", "default"]
+    assert len(by_name) == 20
+
+
+def run_cli(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """`retention config show` as an operator runs it: a real process."""
+    base = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith("RETENTION_") and k != "CREDENTIALS_DIRECTORY"
+    }
+    return subprocess.run(
+        [sys.executable, "-m", "retention", "config", "show"],
+        env={**base, **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def test_invalid_setting_is_one_message_naming_it_with_exit_2(clean_environment: Path) -> None:
+    result = run_cli({"RETENTION_CONFIG": str(clean_environment), "RETENTION_CONCURRENCY": "many"})
+    assert result.returncode == 2
+    assert result.stderr.startswith("error: invalid settings: RETENTION_CONCURRENCY: ")
+    assert "Traceback" not in result.stderr
+
+
+def test_malformed_toml_file_is_named_with_exit_2(tmp_path: Path) -> None:
+    broken = tmp_path / "broken.toml"
+    broken.write_text("rate_limit = = 3\n")
+    result = run_cli({"RETENTION_CONFIG": str(broken)})
+    assert result.returncode == 2
+    assert f"RETENTION_CONFIG: {broken} is not valid TOML" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_missing_config_file_is_named_with_exit_2(tmp_path: Path) -> None:
+    result = run_cli({"RETENTION_CONFIG": str(tmp_path / "absent.toml")})
+    assert result.returncode == 2
+    assert f"RETENTION_CONFIG names {tmp_path / 'absent.toml'}" in result.stderr
