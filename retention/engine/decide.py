@@ -9,7 +9,7 @@ can only ever keep a session, never delete it.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from retention.engine.records import SessionRecord
@@ -17,6 +17,7 @@ from retention.policy import PolicySet
 from retention.policy.durations import Duration
 from retention.policy.matching import (
     Check,
+    CompiledHold,
     Scope,
     Truth,
     compile_checks,
@@ -90,28 +91,26 @@ class _Rule:
     scope: Scope | None
     checks: tuple[tuple[str, Check], ...]
 
-    def conditions(self, session: SessionRecord, unknown: list[str]) -> Truth:
-        result: Truth = True
-        for field, check in self.checks:
-            found = check(session)
-            if found is False:
-                return False
-            if found is None:
-                result = None
-                unknown.append(field)
-        return result
+
+# A rule whose scope may cover an organizer: the rule, the scope's truth, unknown scope fields.
+_Candidate = tuple[_Rule, Truth, tuple[str, ...]]
+# Per organizer: candidate rules, delete rules surely in scope, holds whose scope may cover it.
+_ScopeEntry = tuple[tuple[_Candidate, ...], tuple[str, ...], tuple[CompiledHold, ...]]
 
 
 @dataclass
 class _Findings:
     """What the rules found for one session, before conflicts are resolved."""
 
-    matched: list[str]
-    due: list[tuple[str, str]]
-    retains: list[_Rule]
-    waiting: list[_Rule]
-    unknown: dict[str, set[str]]
-    noop: list[str]
+    matched: list[str] = field(default_factory=list)
+    due: list[tuple[str, str]] = field(default_factory=list)
+    retains: list[_Rule] = field(default_factory=list)
+    waiting: list[_Rule] = field(default_factory=list)
+    unknown: dict[str, set[str]] = field(default_factory=dict)
+    noop: list[str] = field(default_factory=list)
+
+    def add_unknown(self, action: str, fields: Iterable[str]) -> None:
+        self.unknown.setdefault(action, set()).update(fields)
 
 
 class _Engine:
@@ -120,7 +119,8 @@ class _Engine:
     def __init__(self, policy_set: PolicySet, as_of: datetime) -> None:
         if as_of.tzinfo is None:
             raise ValueError("as_of must be an aware datetime")
-        policies = sorted(policy_set.enabled_policies, key=lambda policy: policy.name)
+        # Rules in name order: matches then come out sorted and the first due rule per action
+        # is the first by name, whatever the order of files and rules.
         self.rules = tuple(
             _Rule(
                 p.name,
@@ -130,29 +130,30 @@ class _Engine:
                 compile_scope(p.scope),
                 compile_checks(p),
             )
-            for p in policies
+            for p in sorted(policy_set.enabled_policies, key=lambda policy: policy.name)
         )
         active = [
-            compile_hold(hold)
+            hold
             for hold in sorted(policy_set.holds, key=lambda hold: hold.id)
             if hold.expires is None or as_of < day_start(hold.expires) + timedelta(days=1)
         ]
-        by_id = {hold.id: hold for hold in policy_set.holds}
-        self.holds = {hold.hold_id: hold for hold in active}
+        self.holds = {hold.id: compile_hold(hold) for hold in active}
         self.by_session: dict[int, list[str]] = {}
         self.by_meeting: dict[int, list[str]] = {}
         for hold in active:
-            for session_id in by_id[hold.hold_id].sessions or ():
-                self.by_session.setdefault(session_id, []).append(hold.hold_id)
-            for meeting_id in by_id[hold.hold_id].meetings or ():
-                self.by_meeting.setdefault(meeting_id, []).append(hold.hold_id)
+            for session_id in hold.sessions or ():
+                self.by_session.setdefault(session_id, []).append(hold.id)
+            for meeting_id in hold.meetings or ():
+                self.by_meeting.setdefault(meeting_id, []).append(hold.id)
         self.filter_holds = tuple(
-            hold for hold in active if hold.everything or by_id[hold.hold_id].has_filter
+            self.holds[hold.id] for hold in active if hold.all_sessions or hold.has_filter
         )
-        self.scope_cache: dict[ScopeKey, tuple[tuple[_Rule, Truth, tuple[str, ...]], ...]] = {}
+        self.scope_cache: dict[ScopeKey, _ScopeEntry] = {}
 
-    def in_scope(self, session: SessionRecord) -> tuple[tuple[_Rule, Truth, tuple[str, ...]], ...]:
-        """Rules whose scope may cover the session's organizer, cached per organizer and group."""
+    def in_scope(self, session: SessionRecord) -> _ScopeEntry:
+        """Rules and filter holds whose scope may cover the organizer, and the delete rules
+        whose scope surely does. Cached per organizer and group: scope depends on nothing else.
+        """
         key = (
             session.organizer_key,
             session.organizer_email,
@@ -168,101 +169,111 @@ class _Engine:
                 truth, unknown = (True, ()) if rule.scope is None else rule.scope.truth(session)
                 if truth is not False:
                     entries.append((rule, truth, unknown))
-            found = self.scope_cache[key] = tuple(entries)
+            certain = tuple(r.name for r, truth, _ in entries if truth and r.action != "retain")
+            holds = tuple(hold for hold in self.filter_holds if hold.scope_allows(session))
+            found = self.scope_cache[key] = (tuple(entries), certain, holds)
         return found
 
-    def holds_covering(self, session: SessionRecord) -> list[str]:
-        ids = set(self.by_session.get(session.session_id, ()))
-        ids.update(self.by_meeting.get(session.meeting_id, ()))
-        ids.update(hold.hold_id for hold in self.filter_holds if hold.covers(session))
-        return sorted(ids)
+    def holds_covering(
+        self, session: SessionRecord, filter_holds: tuple[CompiledHold, ...]
+    ) -> tuple[str, ...]:
+        ids = self.by_session.get(session.session_id, []) + self.by_meeting.get(
+            session.meeting_id, []
+        )
+        ids.extend(hold.hold_id for hold in filter_holds if hold.filter_allows(session))
+        return tuple(sorted(set(ids))) if ids else ()
 
-    def findings(self, session: SessionRecord) -> _Findings:
-        found = _Findings([], [], [], [], {}, [])
-        for rule, scope_truth, scope_unknown in self.in_scope(session):
-            unknown = list(scope_unknown)
-            truth = rule.conditions(session, unknown)
-            if truth is False:
-                continue
-            if rule.action == "retain":
-                found.matched.append(rule.name)
-                if session.end_time is None or session.end_time > rule.cutoff:
-                    found.retains.append(rule)
-                continue
-            if truth is None or scope_truth is None:
-                found.unknown.setdefault(rule.action, set()).update(unknown)
-                continue
-            found.matched.append(rule.name)
-            self.age_and_noop(session, rule, found)
+    def findings(self, session: SessionRecord, candidates: tuple[_Candidate, ...]) -> _Findings:
+        found = _Findings()
+        end = session.end_time
+        for rule, scope_truth, scope_unknown in candidates:
+            truth = scope_truth
+            unknown = scope_unknown
+            for field_name, check in rule.checks:
+                result = check(session)
+                if result is False:
+                    break
+                if result is None:
+                    truth = None
+                    unknown = (*unknown, field_name)
+            else:
+                if rule.action == "retain":
+                    found.matched.append(rule.name)
+                    if end is None or end > rule.cutoff:
+                        found.retains.append(rule)
+                elif truth is None:
+                    found.add_unknown(rule.action, unknown)
+                else:
+                    found.matched.append(rule.name)
+                    if end is not None and end <= rule.cutoff and rule.action == "delete_session":
+                        found.due.append((rule.action, rule.name))
+                    else:
+                        self.age_and_noop(session, rule, found)
         return found
 
     @staticmethod
     def age_and_noop(session: SessionRecord, rule: _Rule, found: _Findings) -> None:
         """Sort a matching delete rule into due, waiting, unknown or no-op."""
         if session.end_time is None:
-            found.unknown.setdefault(rule.action, set()).add("end_time")
+            found.add_unknown(rule.action, ("end_time",))
         elif session.end_time > rule.cutoff:
             found.waiting.append(rule)
         elif rule.action == "delete_recordings" and not session.has_recording:
             found.noop.append("no recording")
         elif rule.action == "delete_attendees" and session.attendee_count is None:
-            found.unknown.setdefault(rule.action, set()).add("attendee_count")
+            found.add_unknown(rule.action, ("attendee_count",))
         elif rule.action == "delete_attendees" and session.attendee_count == 0:
             found.noop.append("no attendees")
         else:
             found.due.append((rule.action, rule.name))
 
     def decide(self, session: SessionRecord) -> Decision:
-        found = self.findings(session)
-        holds = self.holds_covering(session)
+        candidates, in_scope, filter_holds = self.in_scope(session)
+        found = self.findings(session, candidates)
+        holds = self.holds_covering(session, filter_holds)
         wanted = _strongest(found.due)
-        covered = {"delete_session"} if "delete_session" in wanted else set(wanted)
+        covered = ACTION_ORDER if "delete_session" in wanted else tuple(wanted)
         unknown = sorted(
             {
-                field
-                for action, fields in found.unknown.items()
+                name
+                for action, names in found.unknown.items()
                 if action not in covered
-                for field in fields
+                for name in names
             }
         )
-        matched = tuple(sorted(found.matched))
-        blockers = self.blockers(session, holds, found.retains)
-        actions: tuple[Planned, ...] = ()
-        blocked: tuple[Blocked, ...] = ()
-        if blockers:
-            blocked = tuple(
-                Blocked(action, policy, by, until)
-                for action, policy in wanted.items()
-                for by, until in blockers
-            )
-        else:
-            actions = tuple(
+        matched = tuple(found.matched)
+        blockers = self.blockers(session, holds, found.retains) if wanted else []
+        blocked = tuple(
+            Blocked(action, policy, by, until)
+            for action, policy in wanted.items()
+            for by, until in blockers
+        )
+        actions = (
+            ()
+            if blockers
+            else tuple(
                 Planned(action, policy, tuple(name for name in matched if name != policy))
                 for action, policy in wanted.items()
             )
-        due_at = (
-            min((rule.after.due_at(session.end_time) for rule in found.waiting), default=None)
-            if session.end_time and not actions
-            else None
         )
+        end = session.end_time
+        due_at = None
+        if found.waiting and end is not None and not actions:
+            due_at = min(rule.after.due_at(end) for rule in found.waiting)
         return Decision(
             session=session,
             actions=actions,
             matched=matched,
-            holds=tuple(holds),
+            holds=holds,
             blocked=blocked,
-            in_scope=tuple(
-                rule.name
-                for rule, truth, _ in self.in_scope(session)
-                if truth and rule.action != "retain"
-            ),
+            in_scope=in_scope,
             reason=None if actions else _reason(holds, blocked, found, unknown, due_at),
             unknown_fields=tuple(unknown),
             due_at=due_at,
         )
 
     def blockers(
-        self, session: SessionRecord, holds: list[str], retains: list[_Rule]
+        self, session: SessionRecord, holds: tuple[str, ...], retains: list[_Rule]
     ) -> list[tuple[str, datetime | None]]:
         """Holds first, then the retain rules still running, the longest first."""
         found: list[tuple[str, datetime | None]] = [
@@ -295,7 +306,7 @@ def _strongest(due: list[tuple[str, str]]) -> dict[DeleteAction, str]:
 
 
 def _reason(
-    holds: list[str],
+    holds: tuple[str, ...],
     blocked: tuple[Blocked, ...],
     found: _Findings,
     unknown: list[str],
@@ -332,7 +343,7 @@ def scope_counts(
     engine = _Engine(policy_set, as_of)
     counts = {rule.name: 0 for rule in engine.rules if rule.action != "retain"}
     for session in sessions:
-        for rule, truth, _ in engine.in_scope(session):
+        for rule, truth, _ in engine.in_scope(session)[0]:
             if truth and rule.action != "retain":
                 counts[rule.name] += 1
     return counts

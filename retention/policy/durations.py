@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, time, timedelta
+from functools import lru_cache
 
 from dateutil.relativedelta import relativedelta
 
@@ -22,11 +23,17 @@ class Duration:
     years: int = 0
     months: int = 0
     days: int = 0
+    # Built once: decide adds the period to many end times.
+    delta: relativedelta = field(init=False, repr=False, compare=False)
+    negative: relativedelta = field(init=False, repr=False, compare=False)
+    fixed: timedelta | None = field(init=False, repr=False, compare=False)
 
-    @property
-    def delta(self) -> relativedelta:
-        """The period as a relativedelta."""
-        return relativedelta(years=self.years, months=self.months, days=self.days)
+    def __post_init__(self) -> None:
+        delta = relativedelta(years=self.years, months=self.months, days=self.days)
+        object.__setattr__(self, "delta", delta)
+        object.__setattr__(self, "negative", -delta)
+        fixed = timedelta(days=self.days) if not (self.years or self.months) else None
+        object.__setattr__(self, "fixed", fixed)
 
     @property
     def iso(self) -> str:
@@ -39,7 +46,7 @@ class Duration:
 
     def cutoff(self, as_of: datetime) -> datetime:
         """The latest end time a session may have and still be this old at `as_of`."""
-        return as_of - self.delta
+        return as_of + self.negative
 
     def due_at(self, end_time: datetime) -> datetime:
         """The first moment at which a session that ended at `end_time` is this old.
@@ -49,11 +56,23 @@ class Duration:
         month is 28 February, yet 28 February minus one month is 28 January): then the first
         moment is the start of the following month.
         """
-        candidate = end_time + self.delta
-        if candidate - self.delta >= end_time:
-            return candidate
-        first_of_month = candidate.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
-        return first_of_month + relativedelta(months=1)
+        if self.fixed is not None:
+            return end_time + self.fixed
+        # The calendar works on the date alone (the time of day is carried unchanged), so the
+        # answer is computed once per date: decide asks for it for many sessions.
+        due_day, clamped = _calendar_due(self, end_time.date())
+        if clamped:
+            return datetime.combine(due_day, time(0), tzinfo=end_time.tzinfo)
+        return end_time + (due_day - end_time.date())
+
+
+@lru_cache(maxsize=65_536)
+def _calendar_due(duration: Duration, day: date) -> tuple[date, bool]:
+    """The due date for a session ending on `day`, and whether month-end clamping moved it."""
+    candidate: date = day + duration.delta
+    if candidate + duration.negative >= day:
+        return candidate, False
+    return candidate.replace(day=1) + relativedelta(months=1), True
 
 
 def parse_duration(text: str) -> Duration:

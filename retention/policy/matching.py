@@ -183,12 +183,17 @@ class CompiledHold:
     after_last_day: datetime | None
     lapses: datetime | None
 
-    def covers(self, session: SessionFacts) -> bool:
-        """Filter part only (listed ids are looked up apart); unknown counts as covered."""
+    def scope_allows(self, session: SessionFacts) -> bool:
+        """Whether the organizer may be in the hold's scope (unknown counts as yes)."""
+        return self.everything or self.scope is None or self.scope.truth(session)[0] is not False
+
+    def filter_allows(self, session: SessionFacts) -> bool:
+        """Whether subject and dates may match, given `scope_allows`; unknown counts as yes.
+
+        Only meaningful for a hold with `all: true` or a filter; listed ids are looked up apart.
+        """
         if self.everything:
             return True
-        if self.scope is not None and self.scope.truth(session)[0] is False:
-            return False
         subject = session.subject
         if self.subject is not None and subject is not None and self.subject(subject) is None:
             return False
@@ -196,6 +201,10 @@ class CompiledHold:
         if self.first_day is not None and self.after_last_day is not None and start is not None:
             return self.first_day <= start < self.after_last_day
         return True
+
+    def covers(self, session: SessionFacts) -> bool:
+        """Whether the filter (scope, subject, dates) covers the session."""
+        return self.scope_allows(session) and self.filter_allows(session)
 
 
 def day_start(day: date) -> datetime:
