@@ -1,0 +1,227 @@
+"""Checkpoints: head hash and row count, Ed25519-signed, kept in the log and in a file outside it."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import structlog
+from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+
+from retention.audit.store import AuditError, AuditInputError, canonical_json
+
+PEM_MARKER = "-----BEGIN"
+_log = structlog.get_logger("retention.audit")
+
+
+@dataclass(frozen=True, slots=True)
+class Checkpoint:
+    """A seal over rows 1..rows of one log, whose last row hashes to `head`."""
+
+    log_id: str
+    rows: int
+    head: str
+    time: str
+    signature: str | None = None
+    key_id: str | None = None
+
+    def signed_bytes(self) -> bytes:
+        """The exact bytes the signature covers: canonical JSON of head, log_id, rows, time."""
+        return canonical_json(
+            {"head": self.head, "log_id": self.log_id, "rows": self.rows, "time": self.time}
+        )
+
+    def payload(self) -> dict[str, Any]:
+        """The checkpoint as stored in the log row's data and in the checkpoint file."""
+        return {
+            "log_id": self.log_id,
+            "rows": self.rows,
+            "head": self.head,
+            "time": self.time,
+            "signature": self.signature,
+            "key_id": self.key_id,
+        }
+
+    @classmethod
+    def from_payload(cls, payload: dict[str, Any]) -> Checkpoint:
+        """Read back a payload; raises KeyError or TypeError when it is malformed."""
+        if not isinstance(payload["rows"], int):
+            raise TypeError("rows must be an integer")
+        return cls(
+            log_id=str(payload["log_id"]),
+            rows=payload["rows"],
+            head=str(payload["head"]),
+            time=str(payload["time"]),
+            signature=payload.get("signature"),
+            key_id=payload.get("key_id"),
+        )
+
+    def signature_valid(self, public_key: Ed25519PublicKey) -> bool:
+        """Whether this checkpoint carries a valid signature by `public_key`."""
+        if not self.signature:
+            return False
+        try:
+            public_key.verify(base64.b64decode(self.signature, validate=True), self.signed_bytes())
+        except (InvalidSignature, ValueError):
+            return False
+        return True
+
+
+def key_id(public_key: Ed25519PublicKey) -> str:
+    """A short fingerprint naming a key: the first 16 hex digits of SHA-256 of its raw bytes."""
+    raw = public_key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+    return hashlib.sha256(raw).hexdigest()[:16]
+
+
+def seal(
+    *, log_id: str, rows: int, head: str, time: str, key: Ed25519PrivateKey | None
+) -> Checkpoint:
+    """A checkpoint of this head, signed when a key is given."""
+    unsigned = Checkpoint(log_id=log_id, rows=rows, head=head, time=time)
+    if key is None:
+        return unsigned
+    signature = base64.b64encode(key.sign(unsigned.signed_bytes())).decode()
+    return Checkpoint(
+        log_id=log_id,
+        rows=rows,
+        head=head,
+        time=time,
+        signature=signature,
+        key_id=key_id(key.public_key()),
+    )
+
+
+def load_signing_key(source: Path | str) -> Ed25519PrivateKey:
+    """The Ed25519 private key from PEM text or from a file holding it (0600, e.g. a credential)."""
+    if isinstance(source, str) and source.lstrip().startswith(PEM_MARKER):
+        text, origin = source.encode(), "the signing_key setting"
+    else:
+        path = Path(source)
+        origin = str(path)
+        try:
+            text = path.read_bytes()
+        except OSError as exc:
+            raise AuditInputError(
+                f"cannot read the signing key {path}: {exc.strerror}",
+                hint="point RETENTION_SIGNING_KEY or the signing_key credential at a PEM file",
+            ) from None
+    try:
+        key = serialization.load_pem_private_key(text, password=None)
+    except (ValueError, TypeError, UnsupportedAlgorithm):
+        key = None
+    if not isinstance(key, Ed25519PrivateKey):
+        raise AuditInputError(
+            f"{origin} is not an unencrypted Ed25519 private key in PEM form",
+            hint="create one with `retention audit keygen --out FILE`",
+        )
+    return key
+
+
+def load_public_key(path: Path) -> Ed25519PublicKey:
+    """An Ed25519 public key from a PEM file (as written by `retention audit keygen`)."""
+    try:
+        key = serialization.load_pem_public_key(path.read_bytes())
+    except OSError as exc:
+        raise AuditInputError(f"cannot read the public key {path}: {exc.strerror}") from None
+    except (ValueError, UnsupportedAlgorithm):
+        key = None
+    if not isinstance(key, Ed25519PublicKey):
+        raise AuditInputError(
+            f"{path} is not an Ed25519 public key in PEM form",
+            hint="pass the .pub file written by `retention audit keygen`",
+        )
+    return key
+
+
+def generate_key_pair(out: Path) -> tuple[Path, Ed25519PublicKey]:
+    """Write a new private key to `out` (0600, never overwritten) and its public key to out.pub."""
+    public_path = out.with_name(out.name + ".pub")
+    for path in (out, public_path):
+        if path.exists():
+            raise AuditInputError(
+                f"{path} already exists; refusing to overwrite a key",
+                hint="choose another --out path, or move the old key away first",
+            )
+    key = Ed25519PrivateKey.generate()
+    private_pem = key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
+    public_pem = key.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    _write_new(out, private_pem, 0o600)
+    _write_new(public_path, public_pem, 0o644)
+    return public_path, key.public_key()
+
+
+def _write_new(path: Path, content: bytes, mode: int) -> None:
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+    with os.fdopen(descriptor, "wb") as handle:
+        handle.write(content)
+        handle.flush()
+        os.fsync(handle.fileno())
+
+
+def append_to_file(path: Path, sealed: Checkpoint, *, seq: int) -> None:
+    """Append one JSON line to the external checkpoint file, fsynced before returning."""
+    line = canonical_json({**sealed.payload(), "seq": seq}) + b"\n"
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        descriptor = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        try:
+            os.write(descriptor, line)
+            os.fsync(descriptor)
+        finally:
+            os.close(descriptor)
+    except OSError as exc:
+        raise AuditError(
+            f"the checkpoint was stored in the log but not in {path}: {exc.strerror}",
+            hint="make the file writable, then run `retention audit checkpoint`",
+        ) from exc
+
+
+def read_checkpoint_file(path: Path) -> list[tuple[int, Checkpoint]]:
+    """Every checkpoint in a JSONL file with its line number; a bad line names FILE:LINE."""
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise AuditInputError(
+            f"cannot read the checkpoint file {path}: {exc}",
+            hint="pass the audit-checkpoints.jsonl file kept beside (or away from) the log",
+        ) from None
+    found = []
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            found.append((number, Checkpoint.from_payload(json.loads(line))))
+        except (ValueError, KeyError, TypeError) as exc:
+            raise AuditInputError(
+                f"{path}:{number}: not a checkpoint line ({exc})",
+                hint="each line must be a JSON object written by a checkpoint",
+            ) from None
+    return found
+
+
+def log_checkpoint(sealed: Checkpoint, *, seq: int, path: Path) -> None:
+    """The checkpoint as a log line, so a journal elsewhere holds a third copy."""
+    _log.info(
+        "audit_checkpoint",
+        log_id=sealed.log_id,
+        seq=seq,
+        rows=sealed.rows,
+        head=sealed.head,
+        time=sealed.time,
+        signed=sealed.signature is not None,
+        key_id=sealed.key_id,
+        checkpoint_file=str(path),
+    )

@@ -1,0 +1,352 @@
+"""The audit log writer: one typed method per event, each durable when it returns."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import sqlite3
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime
+from pathlib import Path
+from typing import Any, Literal, Self
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from retention.audit import checkpoint as checkpoints
+from retention.audit.store import (
+    COLUMNS,
+    GENESIS_HASH,
+    AuditError,
+    canonical_json,
+    connect_writer,
+    format_time,
+    read_meta,
+    row_hash,
+    schema_problems,
+)
+
+SubjectMode = Literal["keep", "hash", "omit"]
+Outcome = Literal["deleted", "already_absent", "failed", "skipped_hold", "skipped_changed"]
+_INSERT = f"INSERT INTO events ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))})"
+
+
+@dataclass(frozen=True, slots=True)
+class Head:
+    """The last row of the log: how many rows it holds and the hash that seals them."""
+
+    rows: int
+    hash: str
+
+
+@dataclass(frozen=True, slots=True)
+class Intent:
+    """A removal announced before its DELETE was sent, as crash recovery needs to reconcile it."""
+
+    seq: int
+    time: str
+    run: str
+    plan: str
+    policy: str
+    policy_hash: str
+    action: str
+    organizer_key: int
+    meeting_id: int
+    session_id: int
+    recording_ids: tuple[str, ...]
+    recording_bytes: int | None
+    attendee_count: int | None
+
+
+def _iso(moment: date | None) -> str | None:
+    if moment is None:
+        return None
+    if isinstance(moment, datetime):
+        return format_time(moment)
+    return moment.isoformat()
+
+
+class AuditLog:
+    """The append-only, hash-chained record of every removal; one writer per process."""
+
+    def __init__(
+        self,
+        db_conn: sqlite3.Connection,
+        *,
+        path: Path,
+        subject_mode: SubjectMode,
+        signing_key: Ed25519PrivateKey | None,
+        checkpoint_path: Path,
+        clock: Callable[[], datetime],
+    ) -> None:
+        self._conn = db_conn
+        self.path = path
+        self.subject_mode = subject_mode
+        self._signing_key = signing_key
+        self.checkpoint_path = checkpoint_path
+        self._clock = clock
+        meta = read_meta(db_conn)
+        self.log_id = meta["log_id"]
+        self._salt = bytes.fromhex(meta["subject_salt"])
+
+    @classmethod
+    def open(
+        cls,
+        path: Path,
+        *,
+        subject_mode: SubjectMode,
+        signing_key: Ed25519PrivateKey | None = None,
+        checkpoint_path: Path | None = None,
+        clock: Callable[[], datetime],
+    ) -> Self:
+        """Open or create the log at `path`; refuse one whose append-only schema was altered."""
+        db = connect_writer(path)
+        problems = schema_problems(db.conn)
+        if problems:
+            db.close()
+            raise AuditError(
+                f"the audit record {path} has an altered schema: {'; '.join(problems)}",
+                hint="run `retention audit verify` and keep this file as evidence;"
+                " start a new record only after investigating",
+            )
+        return cls(
+            db.conn,
+            path=path,
+            subject_mode=subject_mode,
+            signing_key=signing_key,
+            checkpoint_path=checkpoint_path or path.parent / "audit-checkpoints.jsonl",
+            clock=clock,
+        )
+
+    def close(self) -> None:
+        """Close the connection (every event is already committed)."""
+        self._conn.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"AuditLog(path={str(self.path)!r}, subject_mode={self.subject_mode!r})"
+
+    def _append(self, event: str, data: Mapping[str, Any], **columns: Any) -> int:
+        """Append one row in its own IMMEDIATE transaction, committed (fsynced) on return."""
+        conn = self._conn
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                seq = self._insert(event, data, columns)
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
+        except sqlite3.Error as exc:
+            raise AuditError(
+                f"the audit record {self.path} refused a {event} event: {exc}",
+                hint="nothing was removed for this event; check the disk and run"
+                " `retention audit verify`",
+            ) from exc
+        return seq
+
+    def _insert(self, event: str, data: Mapping[str, Any], columns: Mapping[str, Any]) -> int:
+        head = self._head()
+        row: dict[str, Any] = dict.fromkeys(COLUMNS)
+        row.update(columns)
+        row.update(
+            seq=head.rows + 1,
+            time=format_time(self._clock()),
+            event=event,
+            data=canonical_json(data).decode(),
+            prev_hash=head.hash,
+        )
+        row["hash"] = row_hash(head.hash, row)
+        self._conn.execute(_INSERT, [row[column] for column in COLUMNS])
+        return head.rows + 1
+
+    def _head(self) -> Head:
+        last = self._conn.execute(
+            "SELECT seq, hash FROM events ORDER BY seq DESC LIMIT 1"
+        ).fetchone()
+        return Head(0, GENESIS_HASH) if last is None else Head(last[0], last[1])
+
+    def head(self) -> Head:
+        """The current row count and head hash."""
+        return self._head()
+
+    def subject_value(self, subject: str | None) -> str | None:
+        """The subject as this log stores it: kept, HMAC-SHA256 with the log's salt, or omitted."""
+        if subject is None or self.subject_mode == "omit":
+            return None
+        if self.subject_mode == "keep":
+            return subject
+        return hmac.new(self._salt, subject.encode(), hashlib.sha256).hexdigest()
+
+    def run_started(self, *, run_id: str, trigger: str, settings_summary: Mapping[str, Any]) -> int:
+        """A run began: what started it and the settings that shape it (no secrets)."""
+        return self._append(
+            "run_started", {"trigger": trigger, "settings": dict(settings_summary)}, run=run_id
+        )
+
+    def policy_loaded(
+        self,
+        *,
+        run_id: str,
+        files: Sequence[tuple[str, str, str]],
+        policies: Sequence[tuple[str, str]],
+        holds: Sequence[tuple[str, str, date | None]],
+    ) -> int:
+        """The policy and hold files in force: (name, sha256, text), policies and holds."""
+        data = {
+            "files": [{"name": n, "sha256": h, "text": t} for n, h, t in files],
+            "policies": [{"name": n, "hash": h} for n, h in policies],
+            "holds": [{"id": i, "reason": r, "expires": _iso(e)} for i, r, e in holds],
+        }
+        return self._append("policy_loaded", data, run=run_id)
+
+    def plan_approved(self, *, run_id: str, plan_id: str, plan_hash: str, approved_by: str) -> int:
+        """A plan was approved for execution: by whom (a person or `--yes`/the schedule)."""
+        data = {"plan_hash": plan_hash, "approved_by": approved_by}
+        return self._append("plan_approved", data, run=run_id, plan=plan_id)
+
+    def intent(
+        self,
+        *,
+        run_id: str,
+        plan_id: str,
+        policy: str,
+        policy_hash: str,
+        action: str,
+        organizer_key: int,
+        meeting_id: int,
+        session_id: int,
+        subject: str | None,
+        start_time: datetime | None,
+        end_time: datetime | None,
+        recording_ids: Sequence[str],
+        recording_bytes: int | None,
+        attendee_count: int | None,
+    ) -> int:
+        """Record a removal about to be sent; returns its seq, for the matching outcome."""
+        data = {
+            "policy_hash": policy_hash,
+            "subject": self.subject_value(subject),
+            "subject_mode": self.subject_mode,
+            "start_time": _iso(start_time),
+            "end_time": _iso(end_time),
+            "recording_ids": list(recording_ids),
+            "recording_bytes": recording_bytes,
+            "attendee_count": attendee_count,
+        }
+        return self._append(
+            "intent",
+            data,
+            run=run_id,
+            plan=plan_id,
+            policy=policy,
+            action=action,
+            organizer_key=organizer_key,
+            meeting_id=meeting_id,
+            session_id=session_id,
+        )
+
+    def outcome(
+        self, *, intent_seq: int, outcome: Outcome, status: int | None, reason: str | None
+    ) -> int:
+        """Record what became of an intent; a second outcome for one intent is refused."""
+        if outcome == "failed" and not reason:
+            raise AuditError(f"a failed outcome for intent {intent_seq} needs a reason")
+        intent = self._conn.execute(
+            "SELECT run, plan, policy, action, organizer_key, meeting_id, session_id"
+            " FROM events WHERE seq = ? AND event = 'intent'",
+            [intent_seq],
+        ).fetchone()
+        if intent is None:
+            raise AuditError(f"outcome refused: row {intent_seq} is not an intent")
+        taken = self._conn.execute(
+            "SELECT seq FROM events WHERE event = 'outcome' AND intent_seq = ?", [intent_seq]
+        ).fetchone()
+        if taken is not None:
+            raise AuditError(
+                f"outcome refused: intent {intent_seq} already has its outcome (row {taken[0]})"
+            )
+        names = ("run", "plan", "policy", "action", "organizer_key", "meeting_id", "session_id")
+        return self._append(
+            "outcome",
+            {"status": status, "reason": reason},
+            intent_seq=intent_seq,
+            outcome=outcome,
+            **dict(zip(names, intent, strict=True)),
+        )
+
+    def refused(self, *, run_id: str, reason: str, details: Mapping[str, Any]) -> int:
+        """A safety cap or a changed plan stopped a run before any removal."""
+        return self._append("refused", {"reason": reason, "details": dict(details)}, run=run_id)
+
+    def hold_blocked(
+        self, *, run_id: str, hold_id: str, sessions: Sequence[int], actions: Mapping[str, int]
+    ) -> int:
+        """A legal hold kept these sessions; `actions` counts the removals it blocked, by kind."""
+        data = {"hold": hold_id, "sessions": sorted(sessions), "actions": dict(actions)}
+        return self._append("hold_blocked", data, run=run_id)
+
+    def run_finished(self, *, run_id: str, counts: Mapping[str, int], result: str) -> int:
+        """A run ended: its counts (planned, deleted, failed, …) and its result."""
+        return self._append("run_finished", {"counts": dict(counts), "result": result}, run=run_id)
+
+    def checkpoint(self) -> checkpoints.Checkpoint:
+        """Seal the rows so far: a row, a line in the checkpoint file, a log line; signed if keyed."""
+        conn = self._conn
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                head = self._head()
+                sealed = checkpoints.seal(
+                    log_id=self.log_id,
+                    rows=head.rows,
+                    head=head.hash,
+                    time=format_time(self._clock()),
+                    key=self._signing_key,
+                )
+                seq = self._insert("checkpoint", sealed.payload(), {})
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
+        except sqlite3.Error as exc:
+            raise AuditError(f"the audit record {self.path} refused a checkpoint: {exc}") from exc
+        checkpoints.append_to_file(self.checkpoint_path, sealed, seq=seq)
+        checkpoints.log_checkpoint(sealed, seq=seq, path=self.checkpoint_path)
+        return sealed
+
+    def pending_intents(self) -> list[Intent]:
+        """Intents without an outcome, oldest first: what crash recovery must reconcile."""
+        rows = self._conn.execute(
+            "SELECT i.seq, i.time, i.run, i.plan, i.policy, i.action, i.organizer_key,"
+            " i.meeting_id, i.session_id, i.data FROM events AS i"
+            " WHERE i.event = 'intent' AND NOT EXISTS (SELECT 1 FROM events AS o"
+            "  WHERE o.event = 'outcome' AND o.intent_seq = i.seq) ORDER BY i.seq"
+        ).fetchall()
+        return [_intent(row) for row in rows]
+
+
+def _intent(row: tuple[Any, ...]) -> Intent:
+    seq, time, run, plan, policy, action, organizer, meeting, session, data_text = row
+    data = json.loads(data_text)
+    return Intent(
+        seq=seq,
+        time=time,
+        run=run,
+        plan=plan,
+        policy=policy,
+        policy_hash=data["policy_hash"],
+        action=action,
+        organizer_key=organizer,
+        meeting_id=meeting,
+        session_id=session,
+        recording_ids=tuple(data["recording_ids"]),
+        recording_bytes=data["recording_bytes"],
+        attendee_count=data["attendee_count"],
+    )

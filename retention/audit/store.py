@@ -1,0 +1,233 @@
+"""The on-disk form of the record: schema, append-only triggers, connections and the hash recipe."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import secrets
+import sqlite3
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from sqlite_utils import Database
+from sqlite_utils.migrations import Migrations
+
+from retention.errors import InvalidInput, RuntimeFailure
+
+GENESIS_HASH = "0" * 64
+BUSY_TIMEOUT_MS = 30_000
+EVENT_KINDS = (
+    "run_started",
+    "policy_loaded",
+    "plan_approved",
+    "intent",
+    "outcome",
+    "refused",
+    "hold_blocked",
+    "run_finished",
+    "checkpoint",
+)
+OUTCOMES = ("deleted", "already_absent", "failed", "skipped_hold", "skipped_changed")
+# Every column of `events`; a row's hash covers all of them except `hash` itself.
+COLUMNS = (
+    "seq",
+    "time",
+    "event",
+    "run",
+    "plan",
+    "policy",
+    "action",
+    "organizer_key",
+    "meeting_id",
+    "session_id",
+    "intent_seq",
+    "outcome",
+    "data",
+    "prev_hash",
+    "hash",
+)
+HASHED_COLUMNS = tuple(sorted(c for c in COLUMNS if c != "hash"))
+
+_kinds = ", ".join(f"'{kind}'" for kind in EVENT_KINDS)
+_outcomes = ", ".join(f"'{outcome}'" for outcome in OUTCOMES)
+EVENTS_TABLE = f"""CREATE TABLE events (
+    seq INTEGER PRIMARY KEY,
+    time TEXT NOT NULL,
+    event TEXT NOT NULL CHECK (event IN ({_kinds})),
+    run TEXT,
+    plan TEXT,
+    policy TEXT,
+    action TEXT,
+    organizer_key INTEGER,
+    meeting_id INTEGER,
+    session_id INTEGER,
+    intent_seq INTEGER,
+    outcome TEXT CHECK (outcome IS NULL OR outcome IN ({_outcomes})),
+    data TEXT NOT NULL,
+    prev_hash TEXT NOT NULL,
+    hash TEXT NOT NULL
+) STRICT"""
+META_TABLE = "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) STRICT"
+# The triggers that make the record append-only; verify checks each one is present, unaltered.
+TRIGGERS = {
+    "events_no_update": """CREATE TRIGGER events_no_update BEFORE UPDATE ON events
+BEGIN SELECT RAISE(ABORT, 'audit record is append-only: UPDATE refused'); END""",
+    "events_no_delete": """CREATE TRIGGER events_no_delete BEFORE DELETE ON events
+BEGIN SELECT RAISE(ABORT, 'audit record is append-only: DELETE refused'); END""",
+    "events_chain": f"""CREATE TRIGGER events_chain BEFORE INSERT ON events
+BEGIN
+    SELECT RAISE(ABORT, 'audit record: seq must be the next sequence number')
+    WHERE NEW.seq IS NOT (SELECT coalesce(max(seq), 0) + 1 FROM events);
+    SELECT RAISE(ABORT, 'audit record: prev_hash must be the hash of the last row')
+    WHERE NEW.prev_hash IS NOT coalesce(
+        (SELECT hash FROM events ORDER BY seq DESC LIMIT 1), '{GENESIS_HASH}');
+    SELECT RAISE(ABORT, 'audit record: an outcome must name an intent')
+    WHERE NEW.event = 'outcome' AND NOT EXISTS (
+        SELECT 1 FROM events WHERE seq = NEW.intent_seq AND event = 'intent');
+END""",
+    "meta_no_update": """CREATE TRIGGER meta_no_update BEFORE UPDATE ON meta
+BEGIN SELECT RAISE(ABORT, 'audit record metadata is immutable'); END""",
+    "meta_no_delete": """CREATE TRIGGER meta_no_delete BEFORE DELETE ON meta
+BEGIN SELECT RAISE(ABORT, 'audit record metadata is immutable'); END""",
+}
+INDEXES = {
+    "events_one_outcome": "CREATE UNIQUE INDEX events_one_outcome ON events (intent_seq)"
+    " WHERE event = 'outcome'",
+    "events_session": "CREATE INDEX events_session ON events (session_id)",
+    "events_event": "CREATE INDEX events_event ON events (event, time)",
+}
+
+MIGRATIONS = Migrations("retention.audit")
+
+
+@MIGRATIONS()
+def m001_events(db: Database) -> None:
+    """The events table, its metadata, indexes and the append-only triggers."""
+    for statement in (EVENTS_TABLE, META_TABLE, *INDEXES.values(), *TRIGGERS.values()):
+        db.execute(statement)
+    # The salt keys the subject hash: equal subjects correlate within this log only.
+    db.execute(
+        "INSERT INTO meta (key, value) VALUES ('log_id', ?), ('subject_salt', ?)",
+        [secrets.token_hex(16), secrets.token_hex(32)],
+    )
+
+
+class AuditError(RuntimeFailure):
+    """The audit record refused an event or could not store it."""
+
+
+class AuditInputError(InvalidInput):
+    """An audit file or key given by the user cannot be read."""
+
+
+def canonical_json(value: Any) -> bytes:
+    """Sorted keys, no spaces, UTF-8: the one byte form every hash and signature is taken of."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def row_hash(prev_hash: str, row: dict[str, Any]) -> str:
+    """SHA-256 of the previous hash's 32 bytes followed by the canonical JSON of the row."""
+    body = {column: row[column] for column in HASHED_COLUMNS}
+    return hashlib.sha256(bytes.fromhex(prev_hash) + canonical_json(body)).hexdigest()
+
+
+def format_time(moment: datetime) -> str:
+    """An aware datetime as UTC ISO 8601 with microseconds and a Z."""
+    if moment.tzinfo is None or moment.utcoffset() is None:
+        raise AuditError(f"the audit clock gave a naive time ({moment}); it must be aware")
+    return moment.astimezone(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
+
+
+def connect_writer(path: Path) -> Database:
+    """Open (creating and migrating) the log for appending: WAL, synchronous=FULL, autocommit."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        conn = sqlite3.connect(path, isolation_level=None, timeout=BUSY_TIMEOUT_MS / 1000)
+        _durable(conn)
+        db = Database(conn)
+        # IMMEDIATE takes the write lock first, so two processes creating one log do not race.
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            MIGRATIONS.apply(db)
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+    except sqlite3.DatabaseError as exc:
+        raise AuditError(
+            f"cannot open the audit record {path}: {exc}",
+            hint="check the file is an audit database and the state directory is writable",
+        ) from exc
+    return db
+
+
+def connect_reader(path: Path) -> sqlite3.Connection:
+    """Open an existing log read-only (verify, export, report): never creates a file."""
+    if not path.is_file():
+        raise AuditInputError(
+            f"no audit record at {path}",
+            hint="pass --db FILE or set RETENTION_STATE_DIR to the directory holding audit.db",
+        )
+    try:
+        conn = sqlite3.connect(
+            f"{path.resolve().as_uri()}?mode=ro",
+            uri=True,
+            isolation_level=None,
+            timeout=BUSY_TIMEOUT_MS / 1000,
+        )
+        conn.execute("PRAGMA synchronous=FULL")
+        conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+    except sqlite3.DatabaseError as exc:
+        raise AuditInputError(
+            f"{path} is not a readable SQLite database: {exc}",
+            hint="pass the audit.db file of the state directory",
+        ) from exc
+    return conn
+
+
+def _durable(conn: sqlite3.Connection) -> None:
+    conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+    mode = conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+    if str(mode).lower() != "wal":
+        raise AuditError(f"the audit record cannot use WAL journaling (got {mode})")
+    conn.execute("PRAGMA synchronous=FULL")
+
+
+def _normalise_sql(sql: str | None) -> str:
+    return re.sub(r"\s+", " ", sql or "").strip()
+
+
+def schema_problems(conn: sqlite3.Connection) -> list[str]:
+    """Objects of the log's schema that are missing, altered or unexpected, as sentences."""
+    found = {
+        name: (kind, _normalise_sql(sql))
+        for kind, name, sql in conn.execute(
+            "SELECT type, name, sql FROM sqlite_master WHERE name NOT LIKE 'sqlite_%'"
+            " AND tbl_name IN ('events', 'meta')"
+        )
+    }
+    expected: dict[str, tuple[str, str]] = {
+        "events": ("table", _normalise_sql(EVENTS_TABLE)),
+        "meta": ("table", _normalise_sql(META_TABLE)),
+    }
+    expected |= {name: ("index", _normalise_sql(sql)) for name, sql in INDEXES.items()}
+    expected |= {name: ("trigger", _normalise_sql(sql)) for name, sql in TRIGGERS.items()}
+    problems = []
+    for name, (kind, sql) in expected.items():
+        if name not in found:
+            problems.append(f"{kind} {name} is missing")
+        elif found[name][1] != sql:
+            problems.append(f"{kind} {name} is altered")
+    problems.extend(
+        f"unexpected {kind} {name}"
+        for name, (kind, _sql) in found.items()
+        if name not in expected
+    )
+    return problems
+
+
+def read_meta(conn: sqlite3.Connection) -> dict[str, str]:
+    """The log's metadata: its id and the subject salt."""
+    return dict(conn.execute("SELECT key, value FROM meta").fetchall())
