@@ -1,4 +1,4 @@
-"""Checkpoints: head hash and row count, Ed25519-signed, kept in the log and in a file outside it."""
+"""Checkpoints: head hash and row count, Ed25519-signed, kept in the log and in a file beside."""
 
 from __future__ import annotations
 

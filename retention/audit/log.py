@@ -29,7 +29,8 @@ from retention.audit.store import (
 
 SubjectMode = Literal["keep", "hash", "omit"]
 Outcome = Literal["deleted", "already_absent", "failed", "skipped_hold", "skipped_changed"]
-_INSERT = f"INSERT INTO events ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))})"
+# Built from the fixed column list, never from input.
+_INSERT = f"INSERT INTO events ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))})"  # noqa: S608
 
 
 @dataclass(frozen=True, slots=True)
@@ -297,7 +298,7 @@ class AuditLog:
         return self._append("run_finished", {"counts": dict(counts), "result": result}, run=run_id)
 
     def checkpoint(self) -> checkpoints.Checkpoint:
-        """Seal the rows so far: a row, a line in the checkpoint file, a log line; signed if keyed."""
+        """Seal the rows so far as a row, a checkpoint-file line and a log line; signed if keyed."""
         conn = self._conn
         try:
             conn.execute("BEGIN IMMEDIATE")

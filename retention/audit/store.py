@@ -86,7 +86,7 @@ BEGIN
     SELECT RAISE(ABORT, 'audit record: an outcome must name an intent')
     WHERE NEW.event = 'outcome' AND NOT EXISTS (
         SELECT 1 FROM events WHERE seq = NEW.intent_seq AND event = 'intent');
-END""",
+END""",  # noqa: S608 (a constant, not input)
     "meta_no_update": """CREATE TRIGGER meta_no_update BEFORE UPDATE ON meta
 BEGIN SELECT RAISE(ABORT, 'audit record metadata is immutable'); END""",
     "meta_no_delete": """CREATE TRIGGER meta_no_delete BEFORE DELETE ON meta
@@ -221,9 +221,7 @@ def schema_problems(conn: sqlite3.Connection) -> list[str]:
         elif found[name][1] != sql:
             problems.append(f"{kind} {name} is altered")
     problems.extend(
-        f"unexpected {kind} {name}"
-        for name, (kind, _sql) in found.items()
-        if name not in expected
+        f"unexpected {kind} {name}" for name, (kind, _sql) in found.items() if name not in expected
     )
     return problems
 
