@@ -94,11 +94,15 @@ def effective_settings() -> list[dict[str, Any]]:
     """One row per setting: name, environment variable, value (masked), source."""
     origins = provenance()  # first: it reports a malformed TOML file by name
     settings = load_settings()
+    values = {name: getattr(settings, name) for name in Settings.model_fields}
+    if values["config"] is None:
+        # Without RETENTION_CONFIG the default file is still read when it exists: say so.
+        values["config"] = config_file_path()
     return [
         {
             "name": name,
             "env": f"RETENTION_{name.upper()}",
-            "value": _shown(getattr(settings, name)),
+            "value": _shown(values[name]),
             "source": origins[name].kind,
             "from": origins[name].detail,
         }
