@@ -110,3 +110,39 @@ def test_state_dir_that_cannot_be_created_is_a_clear_error(tmp_path: Path) -> No
     assert "not-a-dir/state/retention.lock" in failed.value.message
     assert failed.value.hint is not None
     assert "RETENTION_STATE_DIR" in failed.value.hint
+
+
+def blocked_on_a_lock(pid: int) -> bool:
+    """Whether `pid` waits for a lock: /proc/locks lists waiters with a `->` mark."""
+    return any(
+        line.split()[1] == "->" and line.split()[5] == str(pid)
+        for line in Path("/proc/locks").read_text().splitlines()
+        if len(line.split()) > 5
+    )
+
+
+@pytest.mark.skipif(not Path("/proc/locks").exists(), reason="needs Linux /proc/locks")
+def test_waiting_without_a_limit_blocks_until_the_holder_exits(
+    tmp_path: Path, holder: subprocess.Popen[str]
+) -> None:
+    waiter_code = (
+        "import sys; from pathlib import Path; from retention.service.lock import acquire\n"
+        "with acquire(Path(sys.argv[1]), wait=None, command='retention run'):\n"
+        "    print('acquired', flush=True)\n"
+    )
+    with subprocess.Popen(
+        [sys.executable, "-c", waiter_code, str(tmp_path / "state")],
+        stdout=subprocess.PIPE,
+        text=True,
+    ) as waiter:
+        deadline = time.monotonic() + 30
+        while not blocked_on_a_lock(waiter.pid):
+            assert waiter.poll() is None, "the waiter stopped instead of waiting"
+            assert time.monotonic() < deadline, "the waiter never blocked on the lock"
+            time.sleep(0.02)
+        assert holder.stdin is not None
+        holder.stdin.write("release\n")
+        holder.stdin.flush()
+        out, _ = waiter.communicate(timeout=30)
+    assert out == "acquired\n"
+    assert waiter.returncode == 0

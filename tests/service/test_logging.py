@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import pty
 import subprocess
 import sys
 from datetime import UTC, datetime
@@ -157,3 +158,27 @@ def test_dry_run_summary_says_so_in_its_event() -> None:
         log_run_summary(summary)
     assert captured[0]["event"] == "run finished (dry run)"
     assert captured[0]["log_level"] == "info"
+
+
+AUTO_FORMAT = """
+import sys, structlog
+from retention.service.logging import configure_logging
+configure_logging(stream=sys.stdout)
+structlog.get_logger("retention.test").info("format chosen")
+"""
+
+
+def test_output_is_json_off_a_terminal_and_console_on_one() -> None:
+    piped = subprocess.run(
+        [sys.executable, "-c", AUTO_FORMAT], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert json.loads(piped.stdout)["event"] == "format chosen"
+    controller, terminal = pty.openpty()
+    try:
+        subprocess.run([sys.executable, "-c", AUTO_FORMAT], stdout=terminal, timeout=60, check=True)
+        on_terminal = os.read(controller, 65536).decode()
+    finally:
+        os.close(controller)
+        os.close(terminal)
+    assert "format chosen" in on_terminal
+    assert not on_terminal.lstrip().startswith("{")
