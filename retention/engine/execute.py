@@ -1,0 +1,208 @@
+"""Execution: intent ► DELETE ► outcome for each plan item, bounded, breaker-guarded, stoppable.
+
+The write-ahead rule is the whole point: an intent is durable in the audit record before its
+DELETE is sent, and every intent gets exactly one outcome. A crash in between leaves a pending
+intent, which `reconcile` resolves at the next start by reading the API.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter, deque
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import structlog
+
+from retention.audit.log import AuditLog, Outcome
+from retention.engine import failpoints
+from retention.engine.plan import PlanItem
+from retention.engine.records import SessionRecord
+from retention.goto.errors import ApiError, NotFound
+
+log = structlog.get_logger(__name__)
+
+
+class Remover(Protocol):
+    """What sends the DELETE for one action on one session (the GoTo client's deletes)."""
+
+    async def remove(self, action: str, organizer_key: int, session_id: int) -> None: ...
+
+
+@dataclass
+class CircuitBreaker:
+    """Trips when failures, 403s or 404s exceed `threshold` of the last `window` calls.
+
+    Many 403s or 404s mean the service is pointed at the wrong account or base URL: every
+    further DELETE would be a blind one, so the run stops.
+    """
+
+    window: int = 20
+    threshold: float = 0.5
+    min_calls: int = 10
+    recent: deque[bool] = field(default_factory=deque)
+    tripped_reason: str | None = None
+
+    def record(self, *, bad: bool) -> None:
+        self.recent.append(bad)
+        if len(self.recent) > self.window:
+            self.recent.popleft()
+        bad_calls = sum(self.recent)
+        if (
+            self.tripped_reason is None
+            and len(self.recent) >= self.min_calls
+            and bad_calls > self.threshold * len(self.recent)
+        ):
+            self.tripped_reason = (
+                f"circuit breaker: {bad_calls} of the last {len(self.recent)} calls failed or "
+                f"answered 403/404 (threshold {self.threshold:.0%})"
+            )
+
+    @property
+    def tripped(self) -> bool:
+        return self.tripped_reason is not None
+
+
+@dataclass
+class ExecutionReport:
+    """What a run of the executor did."""
+
+    outcomes: Counter[str] = field(default_factory=Counter)
+    not_started: int = 0
+    halted: str | None = None
+    failures: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return self.halted is None and not self.outcomes.get("failed")
+
+
+HoldCheck = Callable[[PlanItem], str | None]
+Lookup = Callable[[int], SessionRecord | None]
+Removed = Callable[[PlanItem], None]
+
+
+@dataclass
+class Executor:
+    """Runs plan items through intent ► DELETE ► outcome with bounded concurrency."""
+
+    remover: Remover
+    audit: AuditLog
+    run_id: str
+    plan_id: str
+    held_by: HoldCheck
+    lookup: Lookup
+    on_removed: Removed
+    concurrency: int = 8
+    breaker: CircuitBreaker = field(default_factory=CircuitBreaker)
+    stop: asyncio.Event = field(default_factory=asyncio.Event)
+    on_progress: Callable[[int], None] | None = None
+    report: ExecutionReport = field(default_factory=ExecutionReport)
+
+    async def run(self, items: Sequence[PlanItem]) -> ExecutionReport:
+        """Execute every item; stop early on the breaker or `stop`, finishing calls in flight."""
+        groups = list(_by_session(items))
+        pending: Iterator[list[PlanItem]] = iter(groups)
+        workers = [
+            asyncio.create_task(self._worker(pending))
+            for _ in range(min(self.concurrency, len(groups)))
+        ]
+        await asyncio.gather(*workers)
+        done = sum(self.report.outcomes.values())
+        self.report.not_started = len(items) - done
+        if self.breaker.tripped:
+            self.report.halted = self.breaker.tripped_reason
+        elif self.stop.is_set() and self.report.not_started:
+            self.report.halted = "stopped by signal before every item was executed"
+        return self.report
+
+    def _halting(self) -> bool:
+        return self.stop.is_set() or self.breaker.tripped
+
+    async def _worker(self, pending: Iterator[list[PlanItem]]) -> None:
+        for group in pending:
+            for item in group:
+                if self._halting():
+                    return
+                await self._execute(item)
+
+    async def _execute(self, item: PlanItem) -> None:
+        record = self.lookup(item.session_id)
+        intent_seq = self.audit.intent(
+            run_id=self.run_id,
+            plan_id=self.plan_id,
+            policy=item.policy,
+            policy_hash=item.policy_hash,
+            action=item.action,
+            organizer_key=item.organizer_key,
+            meeting_id=item.meeting_id,
+            session_id=item.session_id,
+            subject=record.subject if record else None,
+            start_time=item.start_time,
+            end_time=item.end_time,
+            recording_ids=[item.recording_id] if item.recording_id else [],
+            recording_bytes=item.recording_bytes,
+            attendee_count=item.attendees,
+        )
+        failpoints.hit("after_intent")
+        hold = self.held_by(item)
+        if hold is not None:
+            self.record_outcome(item, intent_seq, "skipped_hold", None, f"held by {hold}")
+            return
+        await self.send(item, intent_seq)
+
+    async def send(self, item: PlanItem, intent_seq: int) -> None:
+        """Send the DELETE for an intent already recorded, and record its one outcome."""
+        try:
+            await self.remover.remove(item.action, item.organizer_key, item.session_id)
+        except NotFound:
+            failpoints.hit("after_response")
+            self.breaker.record(bad=True)
+            self.on_removed(item)
+            self.record_outcome(
+                item, intent_seq, "already_absent", 404, "not found: already removed"
+            )
+            return
+        except ApiError as exc:
+            self.breaker.record(bad=True)
+            self.record_outcome(item, intent_seq, "failed", exc.status, exc.message)
+            return
+        failpoints.hit("after_response")
+        self.breaker.record(bad=False)
+        self.on_removed(item)
+        self.record_outcome(item, intent_seq, "deleted", 204, None)
+
+    def record_outcome(
+        self,
+        item: PlanItem,
+        intent_seq: int,
+        outcome: Outcome,
+        status: int | None,
+        reason: str | None,
+    ) -> None:
+        self.audit.outcome(intent_seq=intent_seq, outcome=outcome, status=status, reason=reason)
+        self.report.outcomes[outcome] += 1
+        if outcome == "failed":
+            self.report.failures.append(
+                f"{item.action} session {item.session_id}: {status or '-'} {reason or ''}".strip()
+            )
+            log.warning(
+                "removal failed",
+                action=item.action,
+                session_id=item.session_id,
+                status=status,
+                reason=reason,
+            )
+        if self.on_progress is not None:
+            self.on_progress(1)
+
+
+def _by_session(items: Iterable[PlanItem]) -> Iterator[list[PlanItem]]:
+    """Items grouped per session, in plan order; a session delete makes the others moot."""
+    groups: dict[int, list[PlanItem]] = {}
+    for item in items:
+        groups.setdefault(item.session_id, []).append(item)
+    for group in groups.values():
+        session_delete = [item for item in group if item.action == "delete_session"]
+        yield session_delete[:1] if session_delete else group
