@@ -8,6 +8,7 @@ from typing import Any
 import click
 
 from retention.errors import RetentionError
+from retention.service.logging import redact_text
 
 
 class RetentionGroup(click.Group):
@@ -19,9 +20,9 @@ class RetentionGroup(click.Group):
         except RetentionError as exc:
             if ctx.obj and ctx.obj.get("debug"):
                 raise
-            click.echo(f"error: {exc.message}", err=True)
+            click.echo(f"error: {redact_text(exc.message)}", err=True)
             if exc.hint:
-                click.echo(f"hint: {exc.hint}", err=True)
+                click.echo(f"hint: {redact_text(exc.hint)}", err=True)
             sys.exit(exc.exit_code)
 
 
