@@ -1,0 +1,200 @@
+"""Reading the record back: filters, flat rows with stable columns, CSV, JSONL, recent outcomes."""
+
+from __future__ import annotations
+
+import csv
+import json
+import sqlite3
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any, TextIO
+
+from retention.audit.store import AuditInputError, format_time
+
+# The export's columns, in order: a contract with the spreadsheets and scripts that read it.
+EXPORT_COLUMNS = (
+    "seq",
+    "time",
+    "event",
+    "run",
+    "plan",
+    "policy",
+    "policyHash",
+    "action",
+    "organizerKey",
+    "meetingId",
+    "sessionId",
+    "subject",
+    "subjectMode",
+    "startTime",
+    "endTime",
+    "recordingIds",
+    "recordingBytes",
+    "attendeeCount",
+    "intent",
+    "outcome",
+    "status",
+    "reason",
+    "details",
+    "hash",
+    "prev_hash",
+)
+_FROM_COLUMNS = {
+    "seq": "seq",
+    "time": "time",
+    "event": "event",
+    "run": "run",
+    "plan": "plan",
+    "policy": "policy",
+    "action": "action",
+    "organizerKey": "organizer_key",
+    "meetingId": "meeting_id",
+    "sessionId": "session_id",
+    "intent": "intent_seq",
+    "outcome": "outcome",
+    "hash": "hash",
+    "prev_hash": "prev_hash",
+}
+_FROM_DATA = {
+    "policyHash": "policy_hash",
+    "subject": "subject",
+    "subjectMode": "subject_mode",
+    "startTime": "start_time",
+    "endTime": "end_time",
+    "recordingIds": "recording_ids",
+    "recordingBytes": "recording_bytes",
+    "attendeeCount": "attendee_count",
+    "status": "status",
+    "reason": "reason",
+}
+_SELECT = ", ".join(("data", *_FROM_COLUMNS.values()))
+# A cell starting with one of these is a formula to a spreadsheet; subjects are free text.
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+@dataclass(frozen=True, slots=True)
+class Filters:
+    """Which rows to read: time range [since, until), policy name, organizer key."""
+
+    since: str | None = None
+    until: str | None = None
+    policy: str | None = None
+    organizer: int | None = None
+
+    def where(self, table: str = "events") -> tuple[str, list[Any]]:
+        """A WHERE clause (always true when no filter is set) and its parameters."""
+        clauses, params = ["1 = 1"], []
+        for column, operator, value in (
+            ("time", ">=", self.since),
+            ("time", "<", self.until),
+            ("policy", "=", self.policy),
+            ("organizer_key", "=", self.organizer),
+        ):
+            if value is not None:
+                clauses.append(f"{table}.{column} {operator} ?")
+                params.append(value)
+        return " AND ".join(clauses), params
+
+
+def parse_when(text: str, *, option: str, end: bool = False) -> str:
+    """A date or ISO time as the log's time format; a bare date as `--until` includes that day."""
+    try:
+        if len(text) == 10:
+            day = date.fromisoformat(text)
+            moment = datetime.combine(day + timedelta(days=1 if end else 0), time(), UTC)
+        else:
+            moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+            if moment.tzinfo is None:
+                moment = moment.replace(tzinfo=UTC)
+    except ValueError:
+        raise AuditInputError(
+            f"{option} {text!r} is not a date or time",
+            hint="use YYYY-MM-DD or an ISO 8601 time such as 2026-05-01T00:00:00Z",
+        ) from None
+    return format_time(moment)
+
+
+def iter_export(conn: sqlite3.Connection, filters: Filters) -> Iterator[dict[str, Any]]:
+    """Every matching event as one flat dict with EXPORT_COLUMNS keys, streamed in seq order."""
+    where, params = filters.where()
+    cursor = conn.execute(
+        f"SELECT {_SELECT} FROM events WHERE {where} ORDER BY seq",  # noqa: S608
+        params,
+    )
+    names = tuple(_FROM_COLUMNS)
+    while batch := cursor.fetchmany(1024):
+        for data_text, *values in batch:
+            flat = dict.fromkeys(EXPORT_COLUMNS)
+            flat.update(zip(names, values, strict=True))
+            data = json.loads(data_text)
+            for column, key in _FROM_DATA.items():
+                flat[column] = data.pop(key, None)
+            flat["details"] = data or None
+            yield flat
+
+
+def write_jsonl(rows: Iterable[dict[str, Any]], out: TextIO) -> int:
+    """One JSON object per line, keys in EXPORT_COLUMNS order; returns the row count."""
+    count = 0
+    for row in rows:
+        out.write(json.dumps(row, ensure_ascii=False, separators=(",", ":")) + "\n")
+        count += 1
+    return count
+
+
+def write_csv(rows: Iterable[dict[str, Any]], out: TextIO) -> int:
+    """CSV with a UTF-8 byte-order mark and a header, for spreadsheets; returns the row count."""
+    out.write("\ufeff")
+    writer = csv.writer(out, lineterminator="\r\n")
+    writer.writerow(EXPORT_COLUMNS)
+    count = 0
+    for row in rows:
+        writer.writerow([_cell(row[column]) for column in EXPORT_COLUMNS])
+        count += 1
+    return count
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, list):
+        value = " ".join(str(item) for item in value)
+    elif isinstance(value, dict):
+        value = json.dumps(value, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
+    text = str(value)
+    return "'" + text if text.startswith(_FORMULA_START) else text
+
+
+@dataclass(frozen=True, slots=True)
+class Removal:
+    """One outcome with the facts of its intent: a line of `audit show`."""
+
+    seq: int
+    time: str
+    outcome: str
+    action: str
+    policy: str
+    organizer_key: int
+    meeting_id: int
+    session_id: int
+    start_time: str | None
+    recording_bytes: int | None
+    status: int | None
+    reason: str | None
+
+
+def recent_removals(conn: sqlite3.Connection, filters: Filters, limit: int) -> list[Removal]:
+    """The latest outcomes matching the filters, newest first."""
+    where, params = filters.where("o")
+    # The WHERE clause is built from fixed column names; values are parameters.
+    rows = conn.execute(
+        "SELECT o.seq, o.time, o.outcome, o.action, o.policy, o.organizer_key, o.meeting_id,"  # noqa: S608
+        " o.session_id, json_extract(i.data, '$.start_time'),"
+        " json_extract(i.data, '$.recording_bytes'), json_extract(o.data, '$.status'),"
+        " json_extract(o.data, '$.reason')"
+        " FROM events AS o JOIN events AS i ON i.seq = o.intent_seq"
+        f" WHERE o.event = 'outcome' AND {where} ORDER BY o.seq DESC LIMIT ?",
+        [*params, limit],
+    ).fetchall()
+    return [Removal(*row) for row in rows]
