@@ -1,8 +1,8 @@
 """Safe YAML reading that keeps the line and column of every value and refuses tricks.
 
 Only the plain YAML 1.2 types are accepted (no custom or Python tags, no merge keys), duplicate
-keys are refused, and aliases are expanded under a node budget so that an alias bomb is refused
-instead of exhausting memory.
+keys are refused, aliases are limited in number, and their expansion is bounded by a budget of
+values so that an alias bomb is refused instead of exhausting memory.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from typing import Any
 
 from ruamel.yaml import YAML
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
+from ruamel.yaml.events import AliasEvent
 from ruamel.yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from retention.policy.problems import Problem
@@ -26,6 +27,7 @@ MAX_ALIASES = 100
 _STANDARD = "tag:yaml.org,2002:"
 _SCALAR_TAGS = {f"{_STANDARD}{name}" for name in ("str", "int", "float", "bool", "null")}
 _TIMESTAMP_TAG = f"{_STANDARD}timestamp"
+_ALIAS_HINT = "write the values out instead of repeating anchors and aliases"
 _MAP_TAG = f"{_STANDARD}map"
 _SEQ_TAG = f"{_STANDARD}seq"
 
@@ -88,6 +90,11 @@ def read_yaml(text: str, path: str) -> tuple[ParsedYaml | None, list[Problem]]:
         return None, [Problem(path, 1, 1, f"invalid YAML: {exc}", "check the file's syntax")]
     if root is None:
         return ParsedYaml(data=None), []
+    aliases = [event for event in yaml.parse(text) if isinstance(event, AliasEvent)]
+    if len(aliases) > MAX_ALIASES:
+        mark = aliases[MAX_ALIASES].start_mark
+        message = f"more than {MAX_ALIASES} aliases"
+        return None, [Problem(path, mark.line + 1, mark.column + 1, message, _ALIAS_HINT)]
     walker = _Walker(yaml, path)
     try:
         data = walker.build(root, ())
@@ -124,9 +131,7 @@ class _Walker:
         self.values: dict[YamlPath, Position] = {}
         self.keys: dict[YamlPath, Position] = {}
         self.problems: list[Problem] = []
-        self.seen: set[int] = set()
         self.nodes = 0
-        self.aliases = 0
 
     def refuse(self, node: Node, message: str, hint: str) -> _Refused:
         line, col = _position(node)
@@ -141,31 +146,20 @@ class _Walker:
             return [self.build(item, (*where, index)) for index, item in enumerate(node.value)]
         if isinstance(node, ScalarNode) and node.tag in _SCALAR_TAGS | {_TIMESTAMP_TAG}:
             return self.build_scalar(node)
+        written = str(node.tag).replace(_STANDARD, "!!", 1)
         raise self.refuse(
             node,
-            f"YAML tag {node.tag!r} is not allowed",
+            f"YAML tag {written!r} is not allowed",
             "policy files use plain YAML values only: remove the tag",
         )
 
     def count(self, node: Node) -> None:
+        """Every value is counted each time an alias repeats it: the expanded size is bounded."""
         self.nodes += 1
         if self.nodes > MAX_NODES:
             raise self.refuse(
-                node,
-                f"document expands to more than {MAX_NODES} values (alias bomb?)",
-                "write the values out instead of repeating anchors and aliases",
+                node, f"document expands to more than {MAX_NODES} values (alias bomb?)", _ALIAS_HINT
             )
-        if isinstance(node, ScalarNode):
-            return
-        if id(node) in self.seen:
-            self.aliases += 1
-            if self.aliases > MAX_ALIASES:
-                raise self.refuse(
-                    node,
-                    f"more than {MAX_ALIASES} aliases",
-                    "write the values out instead of repeating anchors and aliases",
-                )
-        self.seen.add(id(node))
 
     def build_mapping(self, node: MappingNode, where: YamlPath) -> dict[str, Any]:
         result: dict[str, Any] = {}
