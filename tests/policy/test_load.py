@@ -1,0 +1,167 @@
+"""Loading policy sets: the shipped set, hashes and digest, all-or-nothing, the JSON Schema."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+
+import jsonschema
+import pytest
+from click.testing import CliRunner
+
+from retention.cli.app import cli
+from retention.policy import PolicyError, json_schema, load_policy_set, parse_duration
+from retention.policy.durations import Duration
+
+ROOT = Path(__file__).parents[2]
+SHIPPED = ROOT / "policies"
+SCHEMA = ROOT / "schema" / "policy.schema.json"
+RULE = (
+    "policies:\n  - name: {name}\n    description: d\n"
+    "    action: delete_recordings\n    after: {after}\n"
+)
+
+
+def test_shipped_policies_validate_through_the_cli() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "retention", "validate", str(SHIPPED)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("valid: 8 policies (8 enabled), 2 holds in 5 files")
+
+
+def test_shipped_files_point_editors_at_the_schema() -> None:
+    for path in SHIPPED.glob("*.yaml"):
+        first = path.read_text(encoding="utf-8").splitlines()[0]
+        assert first == "# yaml-language-server: $schema=../schema/policy.schema.json"
+
+
+def test_committed_schema_is_what_the_schema_command_prints() -> None:
+    result = CliRunner().invoke(cli, ["schema"])
+    assert result.exit_code == 0
+    assert json.loads(result.output) == json.loads(SCHEMA.read_text(encoding="utf-8"))
+    assert json.loads(result.output) == json_schema()
+
+
+def test_shipped_files_satisfy_the_json_schema_as_an_editor_reads_them() -> None:
+    validator = jsonschema.Draft202012Validator(json_schema())
+    for source in load_policy_set([SHIPPED]).files:
+        as_json = json.loads(json.dumps(source.parsed.data, default=str))
+        assert list(validator.iter_errors(as_json)) == [], source.path
+
+
+def test_schema_refuses_a_bare_number_duration() -> None:
+    validator = jsonschema.Draft202012Validator(json_schema())
+    document = {"policies": [{"name": "a", "description": "d", "action": "retain", "after": 90}]}
+    assert not validator.is_valid(document)
+
+
+def test_one_bad_file_means_nothing_is_loaded(tmp_path: Path) -> None:
+    (tmp_path / "a.yaml").write_text(RULE.format(name="good", after="90d"), encoding="utf-8")
+    (tmp_path / "b.yaml").write_text(RULE.format(name="bad", after="0d"), encoding="utf-8")
+    with pytest.raises(PolicyError) as caught:
+        load_policy_set([tmp_path])
+    assert [str(p) for p in caught.value.errors] == [
+        f"{tmp_path / 'b.yaml'}:5:12: after: '0d' is a zero duration:"
+        " a period must be at least one day"
+    ]
+
+
+def test_every_problem_is_reported_at_once(tmp_path: Path) -> None:
+    (tmp_path / "a.yaml").write_text(RULE.format(name="A", after="9"), encoding="utf-8")
+    (tmp_path / "b.yaml").write_text("holds:\n  - {id: H, reason: r}\n", encoding="utf-8")
+    with pytest.raises(PolicyError) as caught:
+        load_policy_set([tmp_path])
+    assert [(Path(p.path).name, p.line, p.col) for p in caught.value.errors] == [
+        ("a.yaml", 2, 11),
+        ("a.yaml", 5, 12),
+        ("b.yaml", 2, 5),
+    ]
+
+
+def test_digest_ignores_file_order_but_sees_any_change(tmp_path: Path) -> None:
+    copy = tmp_path / "copy"
+    shutil.copytree(SHIPPED, copy)
+    files = sorted(copy.glob("*.yaml"))
+    forward = load_policy_set(files)
+    backward = load_policy_set(list(reversed(files)))
+    assert forward.digest == backward.digest == load_policy_set([SHIPPED]).digest
+    holds = copy / "holds.yaml"
+    holds.write_text(holds.read_text(encoding="utf-8") + "# reviewed\n", encoding="utf-8")
+    assert load_policy_set(files).digest != forward.digest
+
+
+def test_content_hash_follows_the_definition_not_its_spelling(tmp_path: Path) -> None:
+    (tmp_path / "a.yaml").write_text(RULE.format(name="x", after="90d"), encoding="utf-8")
+    (tmp_path / "b.yaml").write_text(
+        "# a comment changes nothing\n" + RULE.format(name="x", after="P90D"), encoding="utf-8"
+    )
+    (tmp_path / "c.yaml").write_text(RULE.format(name="x", after="91d"), encoding="utf-8")
+    hashes = [
+        load_policy_set([tmp_path / n]).content_hash("x") for n in ("a.yaml", "b.yaml", "c.yaml")
+    ]
+    assert hashes[0] == hashes[1] != hashes[2]
+
+
+def test_missing_path_and_empty_folder_are_clear_errors(tmp_path: Path) -> None:
+    with pytest.raises(PolicyError, match="no such file or folder"):
+        load_policy_set([tmp_path / "nope"])
+    with pytest.raises(PolicyError, match=r"folder holds no \*\.yaml file"):
+        load_policy_set([tmp_path])
+
+
+def test_disabled_policy_is_a_warning_and_not_applied(tmp_path: Path) -> None:
+    path = tmp_path / "a.yaml"
+    path.write_text(RULE.format(name="x", after="90d") + "    enabled: false\n", encoding="utf-8")
+    policy_set = load_policy_set([path])
+    assert policy_set.enabled_policies == ()
+    assert [str(w) for w in policy_set.warnings] == [
+        f"{path}:6:5: warning: policy 'x' is disabled: it is ignored"
+        " (hint: set enabled: true (or remove the key) to apply it)"
+    ]
+
+
+def test_validate_without_paths_reads_the_policy_dir_setting(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "a.yaml").write_text(RULE.format(name="x", after="90d"), encoding="utf-8")
+    monkeypatch.setenv("RETENTION_POLICY_DIR", str(tmp_path))
+    monkeypatch.setenv("RETENTION_CONFIG", "")
+    result = CliRunner().invoke(cli, ["validate"])
+    assert result.exit_code == 0, result.output
+    assert result.output.startswith("valid: 1 policies (1 enabled), 0 holds in 1 files")
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("90d", Duration(days=90)),
+        ("2w", Duration(days=14)),
+        ("6m", Duration(months=6)),
+        ("7y", Duration(years=7)),
+        ("P1Y2M", Duration(years=1, months=2)),
+        ("P2W3D", Duration(days=17)),
+    ],
+)
+def test_durations_in_every_form(text: str, expected: Duration) -> None:
+    assert parse_duration(text) == expected
+
+
+@pytest.mark.parametrize("text", ["0d", "P0D", "-1d", "90", "90 d", "PT5H", "P", "101y"])
+def test_zero_negative_unitless_timed_and_endless_durations_are_refused(text: str) -> None:
+    with pytest.raises(ValueError, match=repr(text).replace("(", r"\(")):
+        parse_duration(text)
+
+
+def test_calendar_year_from_a_leap_day_waits_for_the_first_of_march() -> None:
+    end = datetime(2024, 2, 29, 15, 0, tzinfo=UTC)
+    assert parse_duration("1y").due_at(end) == datetime(2025, 3, 1, tzinfo=UTC)
+    assert parse_duration("1y").cutoff(datetime(2025, 3, 1, tzinfo=UTC)) >= end
