@@ -1,0 +1,308 @@
+"""`retention audit …`: verify, export, show, report, checkpoint and keygen for the audit record."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, TextIO
+
+import click
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from rich.console import Console
+from rich.table import Table
+
+from retention.audit.checkpoint import (
+    generate_key_pair,
+    key_id,
+    load_public_key,
+    load_signing_key,
+)
+from retention.audit.export import (
+    Filters,
+    iter_export,
+    parse_when,
+    recent_removals,
+    write_csv,
+    write_jsonl,
+)
+from retention.audit.log import AuditLog
+from retention.audit.report import render_report
+from retention.audit.store import AuditInputError, connect_reader
+from retention.audit.summary import summarise
+from retention.audit.verify import VerifyReport, verify_log
+from retention.cli.app import cli
+from retention.settings import Settings, load_settings
+
+CHECKPOINT_FILE = "audit-checkpoints.jsonl"
+_db_option = click.option(
+    "--db",
+    "db_path",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="The audit database (default: audit.db in RETENTION_STATE_DIR).",
+)
+_verify_options = [
+    click.option(
+        "--checkpoint",
+        "checkpoint_file",
+        type=click.Path(path_type=Path, dir_okay=False),
+        help=f"External checkpoint file (default: {CHECKPOINT_FILE} beside the database).",
+    ),
+    click.option(
+        "--public-key",
+        type=click.Path(path_type=Path, dir_okay=False),
+        help="PEM public key of the checkpoint signer (default: from the signing key setting).",
+    ),
+]
+
+
+def _with(options: list[Callable[[Any], Any]]) -> Callable[[Any], Any]:
+    def apply(function: Any) -> Any:
+        for option in reversed(options):
+            function = option(function)
+        return function
+
+    return apply
+
+
+def _filter_options(function: Any) -> Any:
+    for option in reversed(
+        [
+            click.option("--since", help="Only events at or after this date/time (UTC)."),
+            click.option("--until", help="Only events before this time; a date includes the day."),
+            click.option("--policy", help="Only events of this policy."),
+            click.option("--organizer", type=int, help="Only events of this organizer key."),
+        ]
+    ):
+        function = option(function)
+    return function
+
+
+def _filters(
+    since: str | None, until: str | None, policy: str | None, organizer: int | None
+) -> Filters:
+    return Filters(
+        since=parse_when(since, option="--since") if since else None,
+        until=parse_when(until, option="--until", end=True) if until else None,
+        policy=policy,
+        organizer=organizer,
+    )
+
+
+def _db(db_path: Path | None) -> Path:
+    return db_path if db_path is not None else load_settings().audit_db
+
+
+def _verify(db: Path, checkpoint_file: Path | None, public_key: Path | None) -> VerifyReport:
+    """Verify with the given inputs, or the defaults: the file beside the log, the settings key."""
+    if checkpoint_file is None and (db.parent / CHECKPOINT_FILE).is_file():
+        checkpoint_file = db.parent / CHECKPOINT_FILE
+    key: Ed25519PublicKey | None = None
+    if public_key is not None:
+        key = load_public_key(public_key)
+    else:
+        signing = load_settings().signing_key
+        if signing is not None:
+            key = load_signing_key(signing.get_secret_value()).public_key()
+    return verify_log(db, checkpoint_file=checkpoint_file, public_key=key)
+
+
+@cli.group()
+def audit() -> None:
+    """The audit record: verify it, export it, show recent removals, write a report."""
+
+
+@audit.command()
+@_db_option
+@_with(_verify_options)
+@click.option("--format", "output", type=click.Choice(["text", "json"]), default="text")
+def verify(
+    db_path: Path | None, checkpoint_file: Path | None, public_key: Path | None, output: str
+) -> None:
+    """Recompute the hash chain and check schema, checkpoints and outcomes.
+
+    Exit 0 only when everything is clean, 1 when anything is wrong, 2 when an input file
+    cannot be read.
+    """
+    report = _verify(_db(db_path), checkpoint_file, public_key)
+    if output == "json":
+        click.echo(json.dumps(report.to_json(), indent=2))
+    else:
+        click.echo(render_verify_text(report))
+    sys.exit(0 if report.clean else 1)
+
+
+def render_verify_text(report: VerifyReport) -> str:
+    """The report as CloudTrail-style lines: what was checked, what was found, the verdict."""
+    checkpoints = report.checkpoints
+    lines = [
+        f"Audit record {report.path} (log {report.log_id or 'unknown'})",
+        f"Rows checked: {report.first_seq or 0} to {report.last_seq or 0}"
+        f" ({report.first_time or '-'} to {report.last_time or '-'})",
+        f"Rows: {report.rows:,} found, {report.valid_rows:,} valid,"
+        f" {report.rows - report.valid_rows:,} invalid",
+        f"Head hash: {report.head_hash}",
+        f"Integrity check: {report.integrity}",
+        f"Schema and triggers: {'; '.join(report.schema) or 'intact'}",
+        f"Checkpoints in the log: {checkpoints.get('total', 0)}"
+        + (
+            f" ({checkpoints.get('valid', 0)} signatures valid, {checkpoints.get('invalid', 0)}"
+            f" invalid, {checkpoints.get('unsigned', 0)} unsigned)"
+            if report.signatures_checked
+            else " (signatures not checked: no public key)"
+        ),
+        f"External checkpoints: {report.external_checkpoints}"
+        + (
+            f", latest covers {report.latest_external['rows']:,} rows at"
+            f" {report.latest_external['time']}"
+            if report.latest_external
+            else ""
+        ),
+        f"Intents without outcome: {len(report.pending_intents)}",
+    ]
+    bad = report.first_bad_row
+    if bad is not None:
+        lines.append(f"First bad row: {bad.seq}: {bad.message}")
+        lines.append(f"  expected {bad.expected}")
+        lines.append(f"  found    {bad.found}")
+    lines.extend(f"FAIL [{finding.code}] {finding.message}" for finding in report.findings)
+    rate = f"{report.rows / report.seconds:,.0f} rows/s" if report.seconds else "-"
+    verdict = "CLEAN" if report.clean else f"NOT CLEAN ({len(report.findings)} findings)"
+    lines.append(f"Result: {verdict} in {report.seconds:.2f} s ({rate})")
+    return "\n".join(lines)
+
+
+@audit.command()
+@_db_option
+@click.option("--format", "output", type=click.Choice(["csv", "jsonl"]), required=True)
+@_filter_options
+@click.option("--out", type=click.Path(path_type=Path, dir_okay=False), help="Default: stdout.")
+def export(
+    *,
+    db_path: Path | None,
+    output: str,
+    since: str | None,
+    until: str | None,
+    policy: str | None,
+    organizer: int | None,
+    out: Path | None,
+) -> None:
+    """Every event as one row, streamed (columns are documented and stable)."""
+    filters = _filters(since, until, policy, organizer)
+    conn = connect_reader(_db(db_path))
+    writer = write_csv if output == "csv" else write_jsonl
+    try:
+        conn.execute("BEGIN")
+        if out is None:
+            count = writer(iter_export(conn, filters), sys.stdout)
+        else:
+            with _open_out(out) as handle:
+                count = writer(iter_export(conn, filters), handle)
+            click.echo(f"wrote {count:,} events to {out}", err=True)
+    finally:
+        conn.close()
+
+
+def _open_out(path: Path) -> TextIO:
+    try:
+        return path.open("w", encoding="utf-8", newline="")
+    except OSError as exc:
+        raise AuditInputError(f"cannot write {path}: {exc.strerror}") from None
+
+
+@audit.command()
+@_db_option
+@_filter_options
+@click.option("--limit", type=click.IntRange(min=1), default=20, show_default=True)
+def show(
+    *,
+    db_path: Path | None,
+    since: str | None,
+    until: str | None,
+    policy: str | None,
+    organizer: int | None,
+    limit: int,
+) -> None:
+    """The most recent removals (outcomes of intents), newest first."""
+    conn = connect_reader(_db(db_path))
+    try:
+        removals = recent_removals(conn, _filters(since, until, policy, organizer), limit)
+    finally:
+        conn.close()
+    table = Table(title=f"Recent removals ({len(removals)})")
+    for heading in ("row", "time", "outcome", "action", "policy", "organizer", "session"):
+        table.add_column(heading)
+    table.add_column("bytes", justify="right")
+    table.add_column("status / reason")
+    for item in removals:
+        detail = " ".join(str(part) for part in (item.status, item.reason) if part is not None)
+        table.add_row(
+            str(item.seq),
+            item.time[:19].replace("T", " "),
+            item.outcome,
+            item.action,
+            item.policy,
+            str(item.organizer_key),
+            str(item.session_id),
+            f"{item.recording_bytes:,}" if item.recording_bytes else "",
+            detail,
+        )
+    Console(soft_wrap=False).print(table)
+
+
+@audit.command()
+@_db_option
+@_with(_verify_options)
+@click.option("--out", type=click.Path(path_type=Path, dir_okay=False), required=True)
+def report(
+    db_path: Path | None, checkpoint_file: Path | None, public_key: Path | None, out: Path
+) -> None:
+    """Write a self-contained HTML report for the compliance officer (prints well)."""
+    db = _db(db_path)
+    verified = _verify(db, checkpoint_file, public_key)
+    conn = connect_reader(db)
+    try:
+        conn.execute("BEGIN")
+        summary = summarise(conn)
+    finally:
+        conn.close()
+    page = render_report(
+        summary, verified, generated=datetime.now(UTC).isoformat(timespec="seconds")
+    )
+    with _open_out(out) as handle:
+        handle.write(page)
+    state = "clean" if verified.clean else f"NOT clean ({len(verified.findings)} findings)"
+    click.echo(f"wrote {out}: {verified.rows:,} rows, verification {state}")
+
+
+@audit.command()
+def checkpoint() -> None:
+    """Seal the record now: a signed row, a line in the checkpoint file and a log line."""
+    settings = load_settings()
+    with _open_log(settings) as log:
+        sealed = log.checkpoint()
+    signed = f"signed by key {sealed.key_id}" if sealed.signature else "unsigned (no key set)"
+    click.echo(f"checkpoint: {sealed.rows:,} rows, head {sealed.head}, {signed}")
+    click.echo(f"appended to {log.checkpoint_path}")
+
+
+def _open_log(settings: Settings) -> AuditLog:
+    key = settings.signing_key
+    return AuditLog.open(
+        settings.audit_db,
+        subject_mode=settings.audit_subject,
+        signing_key=load_signing_key(key.get_secret_value()) if key else None,
+        checkpoint_path=settings.state_dir / CHECKPOINT_FILE,
+        clock=lambda: datetime.now(UTC),
+    )
+
+
+@audit.command()
+@click.option("--out", type=click.Path(path_type=Path, dir_okay=False), required=True)
+def keygen(out: Path) -> None:
+    """Write a new Ed25519 key pair: OUT (private, 0600) and OUT.pub (public)."""
+    public_path, public = generate_key_pair(out)
+    click.echo(f"private key: {out} (mode 0600; give it to the service as the signing_key)")
+    click.echo(f"public key:  {public_path} (key id {key_id(public)}; give it to auditors)")
