@@ -1,0 +1,327 @@
+"""The inventory in the state database: what scans write, what decide reads, what deletes mark.
+
+Times are stored as ISO 8601 UTC text (`2021-07-01T23:00:00+00:00`), which sorts as time does.
+NULL means unknown; a session with unknown fields keeps the list of its problems, so that the
+decision engine (for which unknown never matches) and the reports both see it.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from sqlite_utils import Database
+
+from retention.engine.records import SessionRecord
+from retention.goto.models import Group, HistoricalSession, ItemProblem, Organizer
+
+RemovalAction = Literal["delete_session", "delete_attendees", "delete_recordings"]
+_SESSION_FIELDS = (
+    "session_id, meeting_id, organizer_key, organizer_email, group_key, group_name, subject, "
+    "meeting_type, start_time, end_time, attendee_count, recording_id, recording_name, "
+    "recording_bytes, attendees_removed_at, recording_removed_at"
+)
+
+
+def to_text(moment: datetime | None) -> str | None:
+    """A datetime as stored: ISO 8601 in UTC, to the second."""
+    return None if moment is None else moment.astimezone(UTC).isoformat(timespec="seconds")
+
+
+def from_text(text: str | None) -> datetime | None:
+    """A stored time back as an aware UTC datetime."""
+    return None if text is None else datetime.fromisoformat(text)
+
+
+def store_directory(
+    db: Database, organizers: Iterable[Organizer], groups: Iterable[Group], now: datetime
+) -> None:
+    """Replace the organizers and groups tables with the account's current listing."""
+    seen = to_text(now)
+    with db.atomic():
+        db.execute("DELETE FROM organizers")
+        db.execute("DELETE FROM groups")
+        db.table("organizers").insert_all(
+            {
+                "organizer_key": organizer.organizer_key,
+                "email": organizer.email,
+                "group_key": organizer.group_key,
+                "group_name": organizer.group_name,
+                "status": organizer.status,
+                "seen_at": seen,
+            }
+            for organizer in organizers
+        )
+        db.table("groups").insert_all(
+            {
+                "group_key": group.group_key,
+                "name": group.group_name,
+                "parent_key": group.parent_key,
+                "status": group.status,
+                "num_organizers": group.num_organizers,
+                "seen_at": seen,
+            }
+            for group in groups
+        )
+
+
+@dataclass(frozen=True)
+class WindowResult:
+    """One organizer's sessions over one fully read window [start, end)."""
+
+    organizer: Organizer
+    start: datetime
+    end: datetime
+    sessions: list[HistoricalSession]
+    problems: list[ItemProblem] = field(default_factory=list)
+
+
+def store_window(db: Database, result: WindowResult, scan_id: int, now: datetime) -> int:
+    """Upsert the window's sessions and drop the organizer's stored ones it no longer lists.
+
+    A fully read window is authoritative for sessions that started inside it; sessions with an
+    unknown start are never dropped here (only a full scan can tell they are gone).
+    Returns the number of sessions dropped.
+    """
+    by_session: dict[int, list[str]] = {}
+    for problem in result.problems:
+        session_key = problem.keys.get("sessionId")
+        if not problem.dropped and session_key is not None:
+            by_session.setdefault(int(str(session_key)), []).append(problem.describe())
+    returned = {session.session_id for session in result.sessions}
+    with db.atomic():
+        for session in result.sessions:
+            _upsert_session(
+                db,
+                organizer=result.organizer,
+                session=session,
+                problems=by_session.get(session.session_id),
+                scan_id=scan_id,
+                now=now,
+            )
+        stale = [
+            row[0]
+            for row in db.execute(
+                "SELECT session_id FROM sessions WHERE organizer_key = ? "
+                "AND start_time >= ? AND start_time < ?",
+                [result.organizer.organizer_key, to_text(result.start), to_text(result.end)],
+            ).fetchall()
+            if row[0] not in returned
+        ]
+        for session_id in stale:
+            db.execute("DELETE FROM sessions WHERE session_id = ?", [session_id])
+    return len(stale)
+
+
+def _upsert_session(
+    db: Database,
+    *,
+    organizer: Organizer,
+    session: HistoricalSession,
+    problems: list[str] | None,
+    scan_id: int,
+    now: datetime,
+) -> None:
+    recording = session.recording
+    seen = to_text(now)
+    row: dict[str, Any] = {
+        "session_id": session.session_id,
+        "meeting_id": session.meeting_id,
+        "organizer_key": session.organizer_key,
+        "organizer_email": session.email or organizer.email,
+        "group_key": organizer.group_key,
+        "group_name": organizer.group_name,
+        "subject": session.subject,
+        "meeting_type": session.meeting_type,
+        "start_time": to_text(session.start_time),
+        "end_time": to_text(session.end_time),
+        "duration_minutes": session.duration,
+        "attendee_count": session.num_attendees,
+        "recording_id": recording.recording_id if recording else None,
+        "recording_name": recording.recording_name if recording else None,
+        "recording_bytes": recording.file_size if recording else None,
+        "has_transcript": int(recording.has_transcript) if recording else 0,
+        "problems": json.dumps(problems) if problems else None,
+        "last_seen": seen,
+        "last_scan": scan_id,
+        "removed_at": None,
+    }
+    previous = db.execute(
+        "SELECT first_seen, recording_id, recording_removed_at, attendees_removed_at "
+        "FROM sessions WHERE session_id = ?",
+        [session.session_id],
+    ).fetchone()
+    if previous is None:
+        row["first_seen"] = seen
+    else:
+        row["first_seen"] = previous[0]
+        # A removal already done stays done unless the API shows a different recording.
+        row["recording_removed_at"] = previous[2] if previous[1] == row["recording_id"] else None
+        row["attendees_removed_at"] = previous[3]
+    db.table("sessions").upsert(row, pk="session_id")
+
+
+def drop_unseen(db: Database, organizer_keys: Iterable[int], scan_id: int) -> int:
+    """After a complete full scan of these organizers: drop their sessions it did not see."""
+    dropped = 0
+    with db.atomic():
+        for key in organizer_keys:
+            cursor = db.execute(
+                "DELETE FROM sessions WHERE organizer_key = ? "
+                "AND (last_scan IS NULL OR last_scan != ?)",
+                [key, scan_id],
+            )
+            dropped += cursor.rowcount
+    return dropped
+
+
+def drop_organizers_gone(db: Database) -> int:
+    """Drop sessions of organizers the account no longer lists (after a full scan)."""
+    cursor = db.execute(
+        "DELETE FROM sessions WHERE organizer_key NOT IN (SELECT organizer_key FROM organizers)"
+    )
+    return cursor.rowcount
+
+
+def iter_sessions(db: Database) -> Iterator[SessionRecord]:
+    """Every session still present, streamed in session-id order (flat memory at any size)."""
+    cursor = db.execute(
+        f"SELECT {_SESSION_FIELDS} FROM sessions WHERE removed_at IS NULL ORDER BY session_id"  # noqa: S608  (constant)
+    )
+    for row in cursor:
+        recording_gone = row[15] is not None
+        yield SessionRecord(
+            session_id=row[0],
+            meeting_id=row[1],
+            organizer_key=row[2],
+            organizer_email=row[3],
+            group_key=row[4],
+            group_name=row[5],
+            subject=row[6],
+            meeting_type=row[7],
+            start_time=from_text(row[8]),
+            end_time=from_text(row[9]),
+            attendee_count=0 if row[14] is not None else row[10],
+            recording_id=None if recording_gone else row[11],
+            recording_name=None if recording_gone else row[12],
+            recording_bytes=None if recording_gone else row[13],
+        )
+
+
+def session_problems(db: Database) -> Iterator[tuple[int, list[str]]]:
+    """Sessions stored with unknown fields, and what was wrong with each."""
+    cursor = db.execute(
+        "SELECT session_id, problems FROM sessions WHERE problems IS NOT NULL ORDER BY session_id"
+    )
+    for session_id, problems in cursor:
+        yield session_id, json.loads(problems)
+
+
+def mark_removed(db: Database, session_id: int, action: RemovalAction, now: datetime) -> None:
+    """Record in the inventory that a DELETE for `action` on this session succeeded."""
+    column = {
+        "delete_session": "removed_at",
+        "delete_attendees": "attendees_removed_at",
+        "delete_recordings": "recording_removed_at",
+    }[action]
+    with db.atomic():
+        db.execute(
+            f"UPDATE sessions SET {column} = ? WHERE session_id = ?",  # noqa: S608  (a fixed name)
+            [to_text(now), session_id],
+        )
+
+
+@dataclass(frozen=True)
+class Counts:
+    """How much the inventory holds, over the account or one group."""
+
+    organizers: int = 0
+    sessions: int = 0
+    recordings: int = 0
+    recording_bytes: int = 0
+    attendee_lists: int = 0
+
+    def as_dict(self) -> dict[str, int]:
+        """The counts under their stable JSON names."""
+        return {
+            "organizers": self.organizers,
+            "sessions": self.sessions,
+            "recordings": self.recordings,
+            "recording_bytes": self.recording_bytes,
+            "attendee_lists": self.attendee_lists,
+        }
+
+
+@dataclass(frozen=True)
+class GroupCounts:
+    """Counts of one group (group_key None: organizers in no group)."""
+
+    group_key: int | None
+    name: str | None
+    counts: Counts
+
+
+@dataclass(frozen=True)
+class InventorySummary:
+    """The whole account's counts and each group's."""
+
+    total: Counts
+    groups: list[GroupCounts]
+
+    def as_json(self) -> dict[str, Any]:
+        """`{"organizers", "sessions", "recordings", "recording_bytes", "attendee_lists",
+        "groups": [{"group_key", "name", ...counts}]}`."""
+        groups = [
+            {"group_key": group.group_key, "name": group.name, **group.counts.as_dict()}
+            for group in self.groups
+        ]
+        return {**self.total.as_dict(), "groups": groups}
+
+
+_COUNT_SQL = """
+SELECT group_key,
+       COUNT(*),
+       SUM(recording_id IS NOT NULL AND recording_removed_at IS NULL),
+       COALESCE(SUM(CASE WHEN recording_removed_at IS NULL THEN recording_bytes END), 0),
+       SUM(attendee_count > 0 AND attendees_removed_at IS NULL)
+FROM sessions WHERE removed_at IS NULL GROUP BY group_key
+"""
+
+
+def count_summary(db: Database) -> InventorySummary:
+    """Organizers, sessions, recordings (count, bytes) and attendee lists: total and per group."""
+    organizers_by_group: dict[int | None, int] = dict(
+        db.execute("SELECT group_key, COUNT(*) FROM organizers GROUP BY group_key").fetchall()
+    )
+    names: dict[int | None, str | None] = dict(
+        db.execute("SELECT group_key, name FROM groups").fetchall()
+    )
+    sessions_by_group = {row[0]: row[1:] for row in db.execute(_COUNT_SQL).fetchall()}
+    groups = []
+    for key in sorted(set(names) | set(organizers_by_group) | set(sessions_by_group), key=_order):
+        sessions, recordings, recording_bytes, attendee_lists = sessions_by_group.get(
+            key, (0, 0, 0, 0)
+        )
+        counts = Counts(
+            organizers_by_group.get(key, 0),
+            sessions,
+            recordings or 0,
+            recording_bytes or 0,
+            attendee_lists or 0,
+        )
+        groups.append(GroupCounts(key, names.get(key), counts))
+    total = Counts(
+        sum(group.counts.organizers for group in groups),
+        sum(group.counts.sessions for group in groups),
+        sum(group.counts.recordings for group in groups),
+        sum(group.counts.recording_bytes for group in groups),
+        sum(group.counts.attendee_lists for group in groups),
+    )
+    return InventorySummary(total, groups)
+
+
+def _order(key: int | None) -> tuple[bool, int]:
+    return (key is None, key or 0)

@@ -1,0 +1,353 @@
+"""The scan: read every organizer's history in date windows into the inventory, failing closed.
+
+Per group of at most 50 organizers, one group-history call per window tells who met; only
+those organizers get per-organizer calls (group history has no session ids). A window that
+still fails after the client's retries is reported and never marked scanned: an error is not
+"no meetings". Watermarks per organizer make the next scan read only newer windows, plus a
+settle margin because recordings appear some hours after a meeting ends.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+import structlog
+from sqlite_utils import Database
+
+from retention.engine import inventory
+from retention.engine.inventory import WindowResult, from_text, to_text
+from retention.goto.client import GoToClient
+from retention.goto.errors import ApiError
+from retention.goto.models import Group, ItemProblem, Organizer
+from retention.goto.stats import RequestStats
+
+log = structlog.get_logger(__name__)
+GROUP_HISTORY_LIMIT = 50
+Progress = Callable[[int, int], None]
+
+
+@dataclass(frozen=True)
+class IncompleteWindow:
+    """A window (or a whole organizer) the scan could not read; it stays unscanned."""
+
+    organizer_key: int | None
+    start: datetime | None
+    end: datetime | None
+    error: str
+
+    def describe(self) -> str:
+        """One line for the report."""
+        who = f"organizer {self.organizer_key}" if self.organizer_key else "an organizer"
+        when = f" {to_text(self.start)} .. {to_text(self.end)}" if self.start else ""
+        return f"{who}{when}: {self.error}"
+
+
+@dataclass
+class ScanReport:
+    """What one scan read, skipped, dropped and could not read."""
+
+    scan_id: int
+    full: bool
+    organizers: int = 0
+    groups_prefiltered: int = 0
+    windows_read: int = 0
+    windows_skipped: int = 0
+    sessions_seen: int = 0
+    sessions_dropped: int = 0
+    problems: list[str] = field(default_factory=list)
+    incomplete: list[IncompleteWindow] = field(default_factory=list)
+    requests: RequestStats = field(default_factory=RequestStats)
+
+    @property
+    def complete(self) -> bool:
+        """Whether every window of every organizer was read."""
+        return not self.incomplete
+
+
+@dataclass(frozen=True)
+class _GroupWindow:
+    group: Group
+    members: list[Organizer]
+    start: datetime
+    end: datetime
+
+
+@dataclass(frozen=True)
+class _OrganizerWindow:
+    organizer: Organizer
+    start: datetime
+    end: datetime
+
+
+def windows(start: datetime, end: datetime, days: int) -> Iterator[tuple[datetime, datetime]]:
+    """Consecutive windows of `days` covering [start, end); the last one is cut at `end`."""
+    step = timedelta(days=days)
+    cursor = start
+    while cursor < end:
+        yield cursor, min(cursor + step, end)
+        cursor += step
+
+
+async def scan(
+    client: GoToClient,
+    db: Database,
+    *,
+    now: datetime,
+    window_days: int,
+    start: datetime,
+    settle: timedelta,
+    full: bool,
+    concurrency: int,
+    progress: Progress | None = None,
+) -> ScanReport:
+    """Scan the account into `db`; see the module docstring. Raises ApiError only when the
+    organizer or group listing itself cannot be read."""
+    before = client.stats.snapshot()
+    scan_id = _begin(db, now, full)
+    report = ScanReport(scan_id, full)
+    organizers = await client.organizers()
+    groups = await client.groups()
+    for problem in [*organizers.problems, *groups.problems]:
+        _note_problem(db, report, scan_id, problem, now)
+        if problem.dropped and problem.endpoint.endswith("/organizers"):
+            report.incomplete.append(IncompleteWindow(None, None, None, problem.describe()))
+    inventory.store_directory(db, organizers.items, groups.items, now)
+    report.organizers = len(organizers.items)
+    run = _Run(client, db, report, now=now, window_days=window_days, progress=progress)
+    run.plan(
+        organizers.items,
+        groups.items,
+        _needed_from(db, organizers.items, start=start, settle=settle, full=full, now=now),
+    )
+    await run.execute(concurrency)
+    run.finish(full)
+    report.requests = client.stats.since(before)
+    _end(db, report, now)
+    log.info(
+        "scan finished",
+        full=full,
+        organizers=report.organizers,
+        windows_read=report.windows_read,
+        windows_skipped=report.windows_skipped,
+        sessions=report.sessions_seen,
+        dropped=report.sessions_dropped,
+        incomplete=len(report.incomplete),
+        requests=report.requests.requests,
+    )
+    return report
+
+
+def _needed_from(
+    db: Database,
+    organizers: list[Organizer],
+    *,
+    start: datetime,
+    settle: timedelta,
+    full: bool,
+    now: datetime,
+) -> dict[int, datetime]:
+    """Where each organizer's reading starts: the scan start, or its watermark less the settle."""
+    marks = {
+        key: from_text(text)
+        for key, text in db.execute("SELECT organizer_key, scanned_through FROM watermarks")
+    }
+    needed: dict[int, datetime] = {}
+    for organizer in organizers:
+        mark = None if full else marks.get(organizer.organizer_key)
+        begin = start if mark is None else max(start, mark - settle)
+        if begin < now:
+            needed[organizer.organizer_key] = begin
+    return needed
+
+
+class _Run:
+    """One scan's work queue, its workers, and what they found."""
+
+    def __init__(
+        self,
+        client: GoToClient,
+        db: Database,
+        report: ScanReport,
+        *,
+        now: datetime,
+        window_days: int,
+        progress: Progress | None,
+    ) -> None:
+        self.client = client
+        self.db = db
+        self.report = report
+        self.now = now
+        self.window_days = window_days
+        self.progress = progress
+        self.queue: asyncio.Queue[_GroupWindow | _OrganizerWindow] = asyncio.Queue()
+        self.total = 0
+        self.done = 0
+        self.needed: dict[int, datetime] = {}
+        self.failed_from: dict[int, datetime] = {}
+
+    def plan(
+        self, organizers: list[Organizer], groups: list[Group], needed: dict[int, datetime]
+    ) -> None:
+        """Queue group windows for small groups, organizer windows for everyone else."""
+        self.needed = needed
+        members: dict[int, list[Organizer]] = {}
+        for organizer in organizers:
+            if organizer.group_key is not None:
+                members.setdefault(organizer.group_key, []).append(organizer)
+        prefiltered: set[int] = set()
+        for group in groups:
+            group_members = [
+                m for m in members.get(group.group_key, []) if m.organizer_key in needed
+            ]
+            if not group_members or not _prefilter_fits(group, members.get(group.group_key, [])):
+                continue
+            prefiltered.update(m.organizer_key for m in group_members)
+            self.report.groups_prefiltered += 1
+            begin = min(needed[m.organizer_key] for m in group_members)
+            for window_start, window_end in windows(begin, self.now, self.window_days):
+                self._put(_GroupWindow(group, group_members, window_start, window_end))
+        for organizer in organizers:
+            key = organizer.organizer_key
+            if key in needed and key not in prefiltered:
+                for window_start, window_end in windows(needed[key], self.now, self.window_days):
+                    self._put(_OrganizerWindow(organizer, window_start, window_end))
+
+    def _put(self, unit: _GroupWindow | _OrganizerWindow) -> None:
+        self.total += 1
+        self.queue.put_nowait(unit)
+
+    async def execute(self, concurrency: int) -> None:
+        """Run `concurrency` workers until the queue (which group windows refill) is empty."""
+        async with asyncio.TaskGroup() as tasks:
+            workers = [tasks.create_task(self._worker()) for _ in range(concurrency)]
+            await self.queue.join()
+            for worker in workers:
+                worker.cancel()
+
+    async def _worker(self) -> None:
+        while True:
+            unit = await self.queue.get()
+            try:
+                if isinstance(unit, _GroupWindow):
+                    await self._group_window(unit)
+                else:
+                    await self._organizer_window(unit)
+            finally:
+                self.done += 1
+                self.queue.task_done()
+                if self.progress is not None:
+                    self.progress(self.done, self.total)
+
+    async def _group_window(self, unit: _GroupWindow) -> None:
+        due = [m for m in unit.members if self.needed[m.organizer_key] < unit.end]
+        try:
+            result = await self.client.group_history(unit.group.group_key, unit.start, unit.end)
+        except ApiError as exc:
+            log.warning(
+                "group window unreadable, reading its organizers one by one", error=str(exc)
+            )
+            met = {m.organizer_key for m in due}
+        else:
+            met = {meeting.organizer_key for meeting in result.items}
+            if any(problem.dropped for problem in result.problems):
+                # A meeting whose organizer cannot be read could be anyone's.
+                met = {m.organizer_key for m in due}
+            for problem in result.problems:
+                _note_problem(self.db, self.report, self.report.scan_id, problem, self.now)
+        for organizer in due:
+            if organizer.organizer_key in met:
+                self._put(_OrganizerWindow(organizer, unit.start, unit.end))
+            else:
+                self.report.windows_skipped += 1
+                empty = WindowResult(organizer, unit.start, unit.end, [])
+                self.report.sessions_dropped += inventory.store_window(
+                    self.db, empty, self.report.scan_id, self.now
+                )
+
+    async def _organizer_window(self, unit: _OrganizerWindow) -> None:
+        key = unit.organizer.organizer_key
+        try:
+            result = await self.client.organizer_history(key, unit.start, unit.end)
+        except ApiError as exc:
+            self.report.incomplete.append(IncompleteWindow(key, unit.start, unit.end, str(exc)))
+            earliest = self.failed_from.get(key)
+            self.failed_from[key] = unit.start if earliest is None else min(earliest, unit.start)
+            return
+        window = WindowResult(unit.organizer, unit.start, unit.end, result.items, result.problems)
+        self.report.sessions_dropped += inventory.store_window(
+            self.db, window, self.report.scan_id, self.now
+        )
+        self.report.windows_read += 1
+        self.report.sessions_seen += len(result.items)
+        for problem in result.problems:
+            _note_problem(self.db, self.report, self.report.scan_id, problem, self.now)
+
+    def finish(self, full: bool) -> None:
+        """Advance watermarks over what was read; after a full scan drop what is gone."""
+        with self.db.atomic():
+            for key in self.needed:
+                failed = self.failed_from.get(key)
+                through = self.now if failed is None else failed
+                if failed is not None and through <= self.needed[key]:
+                    continue
+                self.db.table("watermarks").upsert(
+                    {
+                        "organizer_key": key,
+                        "scanned_through": to_text(through),
+                        "updated_at": to_text(self.now),
+                    },
+                    pk="organizer_key",
+                )
+        if full:
+            complete = [key for key in self.needed if key not in self.failed_from]
+            self.report.sessions_dropped += inventory.drop_unseen(
+                self.db, complete, self.report.scan_id
+            )
+            if self.report.complete:
+                self.report.sessions_dropped += inventory.drop_organizers_gone(self.db)
+
+
+def _prefilter_fits(group: Group, members: list[Organizer]) -> bool:
+    """Group history serves groups of at most 50, and only when the listing agrees on size."""
+    size = group.num_organizers
+    return size is not None and 0 < size <= GROUP_HISTORY_LIMIT and size == len(members)
+
+
+def _note_problem(
+    db: Database, report: ScanReport, scan_id: int, problem: ItemProblem, now: datetime
+) -> None:
+    report.problems.append(problem.describe())
+    if problem.dropped:
+        db.table("scan_problems").insert(
+            {
+                "scan_id": scan_id,
+                "endpoint": problem.endpoint,
+                "field": problem.name,
+                "problem": problem.problem,
+                "keys": json.dumps(problem.keys, default=str),
+                "seen_at": to_text(now),
+            }
+        )
+
+
+def _begin(db: Database, now: datetime, full: bool) -> int:
+    table = db.table("scans")
+    table.insert({"started_at": to_text(now), "full": int(full), "complete": 0})
+    return int(str(table.last_pk))
+
+
+def _end(db: Database, report: ScanReport, now: datetime) -> None:
+    incomplete = [window.describe() for window in report.incomplete]
+    db.table("scans").update(
+        report.scan_id,
+        {
+            "finished_at": to_text(now),
+            "calls": report.requests.calls,
+            "complete": int(report.complete),
+            "incomplete": json.dumps(incomplete),
+        },
+    )

@@ -1,0 +1,151 @@
+"""The working-state SQLite database: one function opens it, numbered migrations shape it."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable
+from pathlib import Path
+
+from sqlite_utils import Database
+
+from retention.errors import RuntimeFailure
+
+Migration = Callable[[Database], None]
+MIGRATIONS: list[tuple[int, str, Migration]] = []
+
+
+def migration(version: int, name: str) -> Callable[[Migration], Migration]:
+    """Register a migration; versions run in order, each in its own transaction."""
+
+    def register(function: Migration) -> Migration:
+        MIGRATIONS.append((version, name, function))
+        MIGRATIONS.sort(key=lambda entry: entry[0])
+        return function
+
+    return register
+
+
+@migration(1, "inventory")
+def _inventory(db: Database) -> None:
+    db.table("organizers").create(
+        {
+            "organizer_key": int,
+            "email": str,
+            "group_key": int,
+            "group_name": str,
+            "status": str,
+            "seen_at": str,
+        },
+        pk="organizer_key",
+    )
+    db.table("groups").create(
+        {
+            "group_key": int,
+            "name": str,
+            "parent_key": int,
+            "status": str,
+            "num_organizers": int,
+            "seen_at": str,
+        },
+        pk="group_key",
+    )
+    db.table("sessions").create(
+        {
+            "session_id": int,
+            "meeting_id": int,
+            "organizer_key": int,
+            "organizer_email": str,
+            "group_key": int,
+            "group_name": str,
+            "subject": str,
+            "meeting_type": str,
+            "start_time": str,
+            "end_time": str,
+            "duration_minutes": int,
+            "attendee_count": int,
+            "recording_id": str,
+            "recording_name": str,
+            "recording_bytes": int,
+            "has_transcript": int,
+            "problems": str,
+            "first_seen": str,
+            "last_seen": str,
+            "last_scan": int,
+            "recording_removed_at": str,
+            "attendees_removed_at": str,
+            "removed_at": str,
+        },
+        pk="session_id",
+    )
+    db.table("sessions").create_index(["organizer_key", "start_time"])
+    db.table("watermarks").create(
+        {"organizer_key": int, "scanned_through": str, "updated_at": str}, pk="organizer_key"
+    )
+    db.table("scan_problems").create(
+        {
+            "id": int,
+            "scan_id": int,
+            "endpoint": str,
+            "field": str,
+            "problem": str,
+            "keys": str,
+            "seen_at": str,
+        },
+        pk="id",
+    )
+    db.table("scans").create(
+        {
+            "id": int,
+            "started_at": str,
+            "finished_at": str,
+            "full": int,
+            "calls": int,
+            "complete": int,
+            "incomplete": str,
+        },
+        pk="id",
+    )
+
+
+def open_state_db(path: Path) -> Database:
+    """Open (creating if needed) the state database in WAL mode, migrated to the latest version."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        db = Database(path)
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("PRAGMA busy_timeout=10000")
+        db.execute("PRAGMA foreign_keys=ON")
+        _migrate(db)
+    except sqlite3.Error as exc:
+        raise RuntimeFailure(
+            f"cannot open the state database {path}: {exc}",
+            hint="check RETENTION_STATE_DIR and that no other program holds the file",
+        ) from exc
+    except OSError as exc:
+        raise RuntimeFailure(
+            f"cannot create the state directory {path.parent}: {exc.strerror}",
+            hint="check RETENTION_STATE_DIR and its permissions",
+        ) from exc
+    return db
+
+
+def schema_version(db: Database) -> int:
+    """The version of the last migration applied."""
+    return int(db.execute("PRAGMA user_version").fetchone()[0])
+
+
+def _migrate(db: Database) -> None:
+    current = schema_version(db)
+    latest = MIGRATIONS[-1][0]
+    if current > latest:
+        raise RuntimeFailure(
+            f"the state database is at schema version {current}, "
+            f"newer than this program knows ({latest})",
+            hint="run the newer retention version, or point RETENTION_STATE_DIR elsewhere",
+        )
+    for version, _name, function in MIGRATIONS:
+        if version <= current:
+            continue
+        with db.atomic():
+            function(db)
+            db.execute(f"PRAGMA user_version = {int(version)}")
