@@ -206,7 +206,8 @@ def _check_chain(conn: sqlite3.Connection, report: VerifyReport, state: _Checkpo
         expected_seq, previous = seq + 1, stored
     report.head_hash, report.valid_rows = previous, valid
     report.checkpoints = state.counts
-    if state.public_key is not None and state.counts["total"] and not state.seen_signed:
+    signed = state.counts["valid"] + state.counts["invalid"]
+    if state.public_key is not None and state.counts["total"] and not signed:
         report.add("checkpoint_unsigned", "no checkpoint in the log is signed by the given key")
 
 

@@ -140,3 +140,21 @@ def write_run() -> Callable[..., list[int]]:
 def auditor_hashes() -> Callable[[Path], list[tuple[int, str, str]]]:
     """The auditor's independent recomputation of every row's hash."""
     return _auditor_hashes
+
+
+@pytest.fixture
+def run_cli(monkeypatch: pytest.MonkeyPatch, db_path: Path) -> Callable[..., Any]:
+    """Invoke `retention audit …` in-process with the state directory of the test log."""
+    import retention.cli.audit  # noqa: F401  (registers the audit commands on the root group)
+    from click.testing import CliRunner
+
+    from retention.cli.app import cli
+
+    monkeypatch.setenv("RETENTION_STATE_DIR", str(db_path.parent))
+    for name in ("RETENTION_SIGNING_KEY", "RETENTION_CONFIG", "CREDENTIALS_DIRECTORY"):
+        monkeypatch.delenv(name, raising=False)
+
+    def invoke(*args: str) -> Any:
+        return CliRunner().invoke(cli, ["audit", *args], catch_exceptions=False)
+
+    return invoke
