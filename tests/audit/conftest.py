@@ -11,9 +11,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from click.testing import CliRunner
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+import retention.cli.audit  # noqa: F401  (registers the audit commands on the root group)
 from retention.audit import AuditLog
+from retention.cli.app import cli
 
 START = datetime(2026, 3, 30, 3, 0, tzinfo=UTC)
 POLICY_TEXT = "policies:\n  - name: recordings-90d\n    action: delete_recordings\n    after: 90d\n"
@@ -145,11 +148,6 @@ def auditor_hashes() -> Callable[[Path], list[tuple[int, str, str]]]:
 @pytest.fixture
 def run_cli(monkeypatch: pytest.MonkeyPatch, db_path: Path) -> Callable[..., Any]:
     """Invoke `retention audit …` in-process with the state directory of the test log."""
-    import retention.cli.audit  # noqa: F401  (registers the audit commands on the root group)
-    from click.testing import CliRunner
-
-    from retention.cli.app import cli
-
     monkeypatch.setenv("RETENTION_STATE_DIR", str(db_path.parent))
     for name in ("RETENTION_SIGNING_KEY", "RETENTION_CONFIG", "CREDENTIALS_DIRECTORY"):
         monkeypatch.delenv(name, raising=False)
