@@ -11,6 +11,7 @@ from retention.cli.app import cli
 # (command modules)
 from retention.cli import policy  # noqa: F401  # isort: skip
 from retention.cli import config  # noqa: F401  # isort: skip
+from retention.cli import sandbox  # noqa: F401  # isort: skip
 from retention.cli import audit  # noqa: F401  # isort: skip
 # fmt: on
 
