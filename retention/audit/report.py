@@ -62,9 +62,7 @@ def _bars(groups: Sequence[Group], label: str) -> str:
     height = row * len(groups)
     return (
         f'<svg role="img" aria-label="{escape(label)}" viewBox="0 0 {width} {height}"'
-        f' width="{width}" height="{height}" xmlns="http://www.w3.org/2000/svg">'
-        + "".join(bars)
-        + "</svg>"
+        f' width="{width}" height="{height}">' + "".join(bars) + "</svg>"
     )
 
 

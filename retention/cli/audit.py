@@ -249,7 +249,8 @@ def show(
             f"{item.recording_bytes:,}" if item.recording_bytes else "",
             detail,
         )
-    Console(soft_wrap=False).print(table)
+    # Piped output has no terminal width to wrap to: keep each removal on one line.
+    Console(width=None if sys.stdout.isatty() else 200).print(table)
 
 
 @audit.command()
