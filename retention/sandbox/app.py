@@ -23,7 +23,7 @@ from retention.sandbox.faults import (
 )
 from retention.sandbox.oauth import TokenStore, authorize_endpoint, token_endpoint
 
-_API_TABLE: list[tuple[str, api.Handler, str]] = [
+API_ROUTES: list[tuple[str, api.Handler, str]] = [
     ("/organizers", api.all_organizers, "GET"),
     ("/organizers/{organizerKey}", api.one_organizer, "GET"),
     ("/organizers/{organizerKey}/historicalMeetings", api.organizer_history, "GET"),
@@ -58,7 +58,7 @@ def create_app(account: Account, options: SandboxOptions | None = None) -> Starl
     options = options or SandboxOptions()
     controls = Controls.from_options(options)
     log = RequestLog()
-    routes = [Route(API_PREFIX + path, fn, methods=[verb]) for path, fn, verb in _API_TABLE]
+    routes = [Route(API_PREFIX + path, fn, methods=[verb]) for path, fn, verb in API_ROUTES]
     routes += [
         Route("/oauth/token", token_endpoint, methods=["POST"]),
         Route("/oauth/authorize", authorize_endpoint, methods=["GET"]),
