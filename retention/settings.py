@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
@@ -49,6 +50,10 @@ class Settings(BaseSettings):
     api_base_url: str = "https://api.getgo.com/G2M/rest"
     token_url: str = "https://authentication.logmeininc.com/oauth/token"  # noqa: S105
     authorize_url: str = "https://authentication.logmeininc.com/oauth/authorize"
+    redirect_uri: str = Field(
+        default="http://127.0.0.1:8765/callback",
+        description="OAuth redirect URI registered for the client (auth login)",
+    )
     client_id: str | None = None
     client_secret: SecretStr | None = None
     refresh_token: SecretStr | None = None
@@ -59,6 +64,9 @@ class Settings(BaseSettings):
     policy_dir: Path = Path("/etc/retention/policies")
     rate_limit: float = Field(default=10.0, gt=0, description="API requests per second")
     concurrency: int = Field(default=8, ge=1, le=256)
+    call_deadline: float = Field(
+        default=300.0, gt=0, description="seconds one API call may take, retries included"
+    )
     scan_window_days: int = Field(default=30, ge=1, le=60)
     scan_start: str = Field(default="2015-01-01", description="earliest date the scan reads")
     settle_hours: int = Field(default=24, ge=0, description="rescan margin for late recordings")
@@ -88,6 +96,18 @@ class Settings(BaseSettings):
     def state_db(self) -> Path:
         """The working state (inventory, plans, intents) database."""
         return self.state_dir / "state.db"
+
+    @property
+    def scan_start_time(self) -> datetime:
+        """`scan_start` as an aware UTC datetime (a date means its midnight, UTC)."""
+        try:
+            moment = datetime.fromisoformat(self.scan_start)
+        except ValueError:
+            raise SettingsError(
+                f"RETENTION_SCAN_START: {self.scan_start!r} is not an ISO 8601 date or time",
+                hint="use a date such as 2015-01-01",
+            ) from None
+        return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
     @property
     def audit_db(self) -> Path:

@@ -13,6 +13,7 @@ from retention.cli import policy  # noqa: F401  # isort: skip
 from retention.cli import config  # noqa: F401  # isort: skip
 from retention.cli import sandbox  # noqa: F401  # isort: skip
 from retention.cli import audit  # noqa: F401  # isort: skip
+from retention.cli import auth, inventory  # noqa: F401  # isort: skip
 # fmt: on
 
 
