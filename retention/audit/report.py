@@ -22,7 +22,7 @@ code, .hash { font-family: ui-monospace, monospace; font-size: .85em; word-break
 .figure b { display: block; font-size: 1.5rem; }
 table { border-collapse: collapse; width: 100%; margin: .6rem 0; }
 th, td { text-align: left; padding: .25rem .5rem; border-bottom: 1px solid #e3e5ea; }
-td.n { text-align: right; font-variant-numeric: tabular-nums; }
+td.n, th.n { text-align: right; font-variant-numeric: tabular-nums; }
 svg { max-width: 100%; height: auto; } svg text { font: 12px system-ui, sans-serif; }
 pre { background: #f5f6f8; padding: .6rem; overflow-x: auto; white-space: pre-wrap; }
 @media print {
@@ -74,8 +74,8 @@ def _group_table(table_id: str, attribute: str, title: str, groups: Sequence[Gro
         for g in groups
     )
     return (
-        f'<table id="{table_id}"><thead><tr><th>{title}</th><th>removals</th>'
-        f"<th>recording bytes</th></tr></thead><tbody>{rows}</tbody></table>"
+        f'<table id="{table_id}"><thead><tr><th>{title}</th><th class="n">removals</th>'
+        f'<th class="n">recording bytes</th></tr></thead><tbody>{rows}</tbody></table>'
     )
 
 
@@ -122,7 +122,7 @@ def _holds(summary: Summary) -> str:
     )
     return (
         '<table id="holds"><thead><tr><th>hold</th><th>reason</th><th>expires</th>'
-        "<th>sessions protected</th><th>removals blocked</th></tr></thead>"
+        '<th class="n">sessions protected</th><th>removals blocked</th></tr></thead>'
         f"<tbody>{rows}</tbody></table>"
     )
 
