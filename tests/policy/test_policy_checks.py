@@ -1,0 +1,71 @@
+"""Checks of a policy set against the inventory: unknown names, rules matching nothing, lapses."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+from retention.engine.policy_checks import check_against_inventory, lapsed_holds
+from retention.engine.records import SessionRecord
+from retention.policy import load_policy_set
+
+TEXT = """policies:
+  - name: sales-recordings
+    description: d
+    action: delete_recordings
+    after: 30d
+    scope: {groups: [Sales, Marketing], organizers: [ana@example.com, 9999]}
+  - name: hr-interviews
+    description: d
+    action: delete_session
+    after: 30d
+    match: {subject: (?i)interview}
+holds:
+  - {id: H-1, reason: r, sessions: [1]}
+  - {id: H-2, reason: r, meetings: [77], expires: 2026-01-31}
+"""
+SESSION = SessionRecord(
+    session_id=1,
+    meeting_id=10,
+    organizer_key=1001,
+    organizer_email="ana@example.com",
+    group_key=4411,
+    group_name="Sales",
+    subject="Weekly",
+    meeting_type="scheduled",
+    start_time=datetime(2025, 1, 1, 9, tzinfo=UTC),
+    end_time=datetime(2025, 1, 1, 10, tzinfo=UTC),
+    attendee_count=3,
+    recording_id="r",
+)
+
+
+def test_unknown_names_are_errors_and_idle_rules_are_warnings(tmp_path: Path) -> None:
+    path = tmp_path / "set.yaml"
+    path.write_text(TEXT, encoding="utf-8")
+    problems = check_against_inventory(
+        load_policy_set([path]),
+        [SESSION],
+        known_groups=[(4411, "sales")],
+        known_organizers=[(1001, "Ana@Example.com")],
+    )
+    assert [str(p) for p in problems] == [
+        f"{path}:6:29: unknown group 'Marketing': the inventory has no such group"
+        " (hint: check the spelling, or run a scan if the group is new)",
+        f"{path}:6:71: unknown organizer 9999: the inventory has no such organizer"
+        " (hint: check the spelling, or run a scan if the organizer is new)",
+        f"{path}:7:5: warning: policy 'hr-interviews' matches no session in the inventory"
+        " (hint: check its scope and conditions against `retention inventory`)",
+        f"{path}:14:6: warning: hold 'H-2' covers no session in the inventory"
+        " (hint: check the ids and filters it lists)",
+    ]
+
+
+def test_hold_past_its_expiry_day_is_reported(tmp_path: Path) -> None:
+    path = tmp_path / "set.yaml"
+    path.write_text(TEXT, encoding="utf-8")
+    policy_set = load_policy_set([path])
+    assert lapsed_holds(policy_set, datetime(2026, 1, 31, 23, 59, tzinfo=UTC)) == []
+    (lapsed,) = lapsed_holds(policy_set, datetime(2026, 2, 1, tzinfo=UTC))
+    assert (lapsed.line, lapsed.severity) == (14, "warning")
+    assert lapsed.message == "hold 'H-2' expired on 2026-01-31: it no longer protects anything"
