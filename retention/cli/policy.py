@@ -10,7 +10,9 @@ from pathlib import Path
 import click
 
 from retention.cli.app import cli
-from retention.engine.policy_checks import lapsed_holds
+from retention.engine.inventory import iter_sessions
+from retention.engine.policy_checks import check_against_inventory, lapsed_holds
+from retention.engine.state import open_state_db
 from retention.errors import InvalidInput
 from retention.policy import PolicyError, PolicySet, Problem, json_schema, load_policy_set
 from retention.settings import load_settings
@@ -35,17 +37,48 @@ def _load(paths: Sequence[Path]) -> PolicySet:
         ) from None
 
 
+def _inventory_problems(policy_set: PolicySet, state_db: Path) -> list[Problem]:
+    """Names the inventory does not know (errors), rules matching nothing there (warnings)."""
+    if not state_db.is_file():
+        return []
+    db = open_state_db(state_db)
+    try:
+        groups = [
+            (int(k), str(n)) for k, n in db.execute("SELECT group_key, name FROM groups") if n
+        ]
+        organizers = [
+            (int(k), str(e))
+            for k, e in db.execute("SELECT organizer_key, email FROM organizers")
+            if e
+        ]
+        return check_against_inventory(policy_set, iter_sessions(db), groups, organizers)
+    finally:
+        db.close()
+
+
 @cli.command()
 @click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
 def validate(paths: tuple[Path, ...]) -> None:
     """Check policy files (default: RETENTION_POLICY_DIR); exit 0 valid, 2 invalid.
 
     Every problem is printed as FILE:LINE:COL: message (hint: ...). Warnings do not fail.
+    When a scan has filled the inventory, group and organizer names are checked against it.
     """
-    chosen = list(paths) or [load_settings().policy_dir]
-    policy_set = _load(chosen)
-    warnings = [*policy_set.warnings, *lapsed_holds(policy_set, datetime.now(UTC))]
-    _report(warnings)
+    settings = load_settings()
+    policy_set = _load(list(paths) or [settings.policy_dir])
+    found = [
+        *policy_set.warnings,
+        *lapsed_holds(policy_set, datetime.now(UTC)),
+        *_inventory_problems(policy_set, settings.state_db),
+    ]
+    _report(found)
+    errors = sum(problem.severity == "error" for problem in found)
+    if errors:
+        raise InvalidInput(
+            f"policy files do not fit the inventory ({errors} {'error' if errors == 1 else 'errors'})",
+            hint="fix each line named above, or run a scan if the inventory is out of date",
+        )
+    warnings = [problem for problem in found if problem.severity == "warning"]
     enabled = len(policy_set.enabled_policies)
     click.echo(
         f"valid: {len(policy_set.policies)} policies ({enabled} enabled), "
