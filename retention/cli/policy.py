@@ -74,8 +74,9 @@ def validate(paths: tuple[Path, ...]) -> None:
     _report(found)
     errors = sum(problem.severity == "error" for problem in found)
     if errors:
+        noun = "error" if errors == 1 else "errors"
         raise InvalidInput(
-            f"policy files do not fit the inventory ({errors} {'error' if errors == 1 else 'errors'})",
+            f"policy files do not fit the inventory ({errors} {noun})",
             hint="fix each line named above, or run a scan if the inventory is out of date",
         )
     warnings = [problem for problem in found if problem.severity == "warning"]
