@@ -35,6 +35,7 @@ class SandboxServer:
     proc: subprocess.Popen[str]
     base_url: str
     output: list[str] = field(default_factory=list)
+    reader: threading.Thread | None = None
     client_id: str = "sandbox-client"
     client_secret: str = "sandbox-secret"
     refresh_token: str = "sandbox-refresh"
@@ -85,6 +86,10 @@ class SandboxServer:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
+        if self.reader is not None:
+            self.reader.join(timeout=10)
+        if self.proc.stdout is not None:
+            self.proc.stdout.close()
 
     def __enter__(self) -> SandboxServer:
         return self
@@ -115,12 +120,14 @@ def start_sandbox(args: tuple[str, ...], stderr_path: Path) -> SandboxServer:
             first_line.set()
         first_line.set()
 
-    threading.Thread(target=drain, daemon=True).start()
+    reader = threading.Thread(target=drain, daemon=True)
+    reader.start()
     if not first_line.wait(STARTUP_TIMEOUT) or not lines:
         proc.kill()
         proc.wait()
+        reader.join(timeout=10)
         pytest.fail(f"sandbox did not start: {stderr_path.read_text()}")
-    return SandboxServer(proc, lines[0], lines)
+    return SandboxServer(proc, lines[0], lines, reader=reader)
 
 
 @pytest.fixture
