@@ -1,0 +1,123 @@
+"""The state database and the inventory's reads and marks, on a real SQLite file."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from retention.engine.inventory import (
+    WindowResult,
+    count_summary,
+    iter_sessions,
+    mark_removed,
+    store_directory,
+    store_window,
+)
+from retention.engine.state import MIGRATIONS, open_state_db, schema_version
+from retention.goto.models import Group, HistoricalSession, Organizer, parse_items
+
+NOW = datetime(2026, 11, 23, tzinfo=UTC)
+WINDOW = (datetime(2026, 11, 1, tzinfo=UTC), NOW)
+ORGANIZER = Organizer(organizerKey=7, email="o@example.org", groupId=3, groupName="Sales")
+
+
+def sessions(*items: dict[str, object]) -> list[HistoricalSession]:
+    raw = [
+        {
+            "sessionId": str(item["id"]),
+            "meetingId": "500",
+            "organizerKey": "7",
+            "email": "o@example.org",
+            "subject": "Forecast",
+            "meetingType": "scheduled",
+            "startTime": item.get("start", "2026-11-10T09:00:00.+0000"),
+            "endTime": "2026-11-10T10:00:00.+0000",
+            "duration": "60",
+            "numAttendees": str(item.get("attendees", 3)),
+            **({"recording": item["recording"]} if "recording" in item else {}),
+        }
+        for item in items
+    ]
+    return parse_items(HistoricalSession, raw, "GET /test").items
+
+
+def seeded(tmp_path):
+    db = open_state_db(tmp_path / "state" / "state.db")
+    group = Group(groupkey=3, groupName="Sales", numOrganizers=1)
+    store_directory(db, [ORGANIZER], [group], NOW)
+    rows = sessions(
+        {"id": 1, "recording": {"recordingId": "r1", "fileSize": 1000}},
+        {"id": 2, "attendees": 0},
+        {"id": 3, "recording": {"recordingId": "r3", "fileSize": 24}},
+    )
+    store_window(db, WindowResult(ORGANIZER, *WINDOW, rows), scan_id=1, now=NOW)
+    return db
+
+
+def test_state_database_is_created_in_wal_mode_at_the_latest_schema(tmp_path):
+    db = open_state_db(tmp_path / "state" / "state.db")
+    assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert schema_version(db) == MIGRATIONS[-1][0]
+    reopened = open_state_db(tmp_path / "state" / "state.db")
+    assert schema_version(reopened) == MIGRATIONS[-1][0]
+
+
+def test_summary_counts_sessions_recordings_bytes_and_attendee_lists_per_group(tmp_path):
+    summary = count_summary(seeded(tmp_path)).as_json()
+    expected_counts = {
+        "organizers": 1,
+        "sessions": 3,
+        "recordings": 2,
+        "recording_bytes": 1024,
+        "attendee_lists": 2,
+    }
+    assert {k: summary[k] for k in expected_counts} == expected_counts
+    assert summary["groups"] == [{"group_key": 3, "name": "Sales", **expected_counts}]
+
+
+def test_marked_removals_change_what_decide_sees_and_what_is_counted(tmp_path):
+    db = seeded(tmp_path)
+    mark_removed(db, 1, "delete_recordings", NOW)
+    mark_removed(db, 3, "delete_attendees", NOW)
+    mark_removed(db, 2, "delete_session", NOW)
+    records = {r.session_id: r for r in iter_sessions(db)}
+    assert set(records) == {1, 3}
+    assert not records[1].has_recording
+    assert records[1].recording_bytes is None
+    assert records[3].attendee_count == 0
+    totals = count_summary(db).total
+    assert (totals.sessions, totals.recordings, totals.recording_bytes) == (2, 1, 24)
+    assert totals.attendee_lists == 1
+
+
+def test_a_rescan_keeps_an_attendee_list_removal_the_api_still_counts(tmp_path):
+    db = seeded(tmp_path)
+    mark_removed(db, 1, "delete_attendees", NOW)
+    rows = sessions({"id": 1, "recording": {"recordingId": "r1", "fileSize": 1000}})
+    store_window(db, WindowResult(ORGANIZER, *WINDOW, rows), scan_id=2, now=NOW)
+    records = {r.session_id: r for r in iter_sessions(db)}
+    assert records[1].attendee_count == 0
+
+
+def test_a_window_read_again_drops_sessions_it_no_longer_lists_but_not_unknown_starts(tmp_path):
+    db = seeded(tmp_path)
+    unknown_start = sessions({"id": 9, "start": ""})
+    dropped = store_window(db, WindowResult(ORGANIZER, *WINDOW, unknown_start), scan_id=2, now=NOW)
+    assert dropped == 3
+    assert {r.session_id for r in iter_sessions(db)} == {9}
+    rows = sessions({"id": 1})
+    dropped = store_window(db, WindowResult(ORGANIZER, *WINDOW, rows), scan_id=3, now=NOW)
+    assert dropped == 0
+    assert {r.session_id for r in iter_sessions(db)} == {1, 9}
+
+
+def test_session_records_round_trip_every_field(tmp_path):
+    db = seeded(tmp_path)
+    record = next(r for r in iter_sessions(db) if r.session_id == 1)
+    assert record.meeting_id == 500
+    assert record.organizer_key == 7
+    assert record.organizer_email == "o@example.org"
+    assert (record.group_key, record.group_name) == (3, "Sales")
+    assert (record.subject, record.meeting_type) == ("Forecast", "scheduled")
+    assert record.start_time == datetime(2026, 11, 10, 9, tzinfo=UTC)
+    assert record.end_time == datetime(2026, 11, 10, 10, tzinfo=UTC)
+    assert (record.attendee_count, record.recording_id, record.recording_bytes) == (3, "r1", 1000)
