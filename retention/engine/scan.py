@@ -103,9 +103,11 @@ async def scan(
     full: bool,
     concurrency: int,
     progress: Progress | None = None,
+    prefilter: bool = True,
 ) -> ScanReport:
     """Scan the account into `db`; see the module docstring. Raises ApiError only when the
-    organizer or group listing itself cannot be read."""
+    organizer or group listing itself cannot be read. `prefilter=False` reads every organizer's
+    every window (the benchmark's baseline)."""
     before = client.stats.snapshot()
     scan_id = _begin(db, now, full)
     report = ScanReport(scan_id, full)
@@ -120,7 +122,7 @@ async def scan(
     run = _Run(client, db, report, now=now, window_days=window_days, progress=progress)
     run.plan(
         organizers.items,
-        groups.items,
+        groups.items if prefilter else [],
         _needed_from(db, organizers.items, start=start, settle=settle, full=full, now=now),
     )
     await run.execute(concurrency)
