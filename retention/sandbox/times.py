@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import calendar
 import re
 import time
+from datetime import UTC, datetime
 
-_ISO = re.compile(
-    r"^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})(?:\.\d+)?(Z|[+-]\d{2}:?\d{2})?$"
-)
+_ISO = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d+)?(Z|[+-]\d{2}:?\d{2})?$")
 
 
 def parse_iso(text: str, *, zone_required: bool = True) -> int:
@@ -17,22 +15,19 @@ def parse_iso(text: str, *, zone_required: bool = True) -> int:
     Raises ValueError naming the text when it is not such a time. Without a zone the time is
     taken as UTC only when `zone_required` is false.
     """
+    # the pattern keeps out the looser forms fromisoformat also accepts (dates, spaces)
     match = _ISO.match(text)
     if match is None:
         raise ValueError(f"{text!r} is not an ISO 8601 time like 2021-07-01T22:00:00Z")
-    year, month, day, hour, minute, second = (int(part) for part in match.groups()[:6])
-    zone = match.group(7)
-    if zone is None and zone_required:
+    if match.group(1) is None and zone_required:
         raise ValueError(f"{text!r} has no time zone; add Z for UTC")
-    epoch = calendar.timegm((year, month, day, hour, minute, second, 0, 0, 0))
-    # timegm rolls 2021-02-30 over into March; a real date survives the round trip.
-    if hour > 23 or minute > 59 or second > 59 or time.gmtime(epoch)[1:3] != (month, day):
-        raise ValueError(f"{text!r} is not a real calendar date and time")
-    if zone and zone != "Z":
-        sign = -1 if zone[0] == "-" else 1
-        digits = zone[1:].replace(":", "")
-        epoch -= sign * (int(digits[:2]) * 3600 + int(digits[2:]) * 60)
-    return epoch
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError as exc:
+        raise ValueError(f"{text!r} is not a real calendar date and time") from exc
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return int(moment.timestamp())
 
 
 def _base(epoch: int) -> str:
