@@ -55,7 +55,7 @@ async def one_scan(base: str, state: Path, rate: float, *, now: datetime, start:
         base + "/oauth/token",
         "sandbox-client",
         SecretStr("sandbox-secret"),
-        TokenStore(state / "token.json"),
+        TokenStore(state.parent / "token.json"),
         SecretStr("sandbox-refresh"),
     )
     db = open_state_db(state / "state.db")

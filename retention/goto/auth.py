@@ -14,7 +14,7 @@ import structlog
 from pydantic import SecretStr
 
 from retention.goto.errors import ApiError, AuthError, TokenStoreError
-from retention.goto.limiter import RateLimiter
+from retention.goto.pacing import RateLimiter
 from retention.goto.tokenstore import StoredToken, TokenStore
 
 log = structlog.get_logger(__name__)

@@ -21,7 +21,6 @@ from retention.goto.errors import (
     NotFound,
     RateLimited,
 )
-from retention.goto.limiter import RateLimiter
 from retention.goto.models import (
     ApiModel,
     Attendee,
@@ -32,7 +31,7 @@ from retention.goto.models import (
     Parsed,
     parse_items,
 )
-from retention.goto.retry import DeadlineStop, Retryable, RetryWait, parse_retry_after
+from retention.goto.pacing import DeadlineStop, RateLimiter, Retryable, RetryWait, parse_retry_after
 from retention.goto.stats import RequestStats
 from retention.goto.times import format_query_time
 
