@@ -194,7 +194,7 @@ def _meetings(
 
 
 class _SessionBuilder:
-    """Adds sessions (and one-off meetings) in time order, so ids grow with start times."""
+    """Adds sessions (and one-off meetings) day by day, so session ids grow with the day."""
 
     def __init__(
         self,
