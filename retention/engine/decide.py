@@ -8,7 +8,7 @@ can only ever keep a session, never delete it.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
@@ -347,3 +347,15 @@ def scope_counts(
             if truth and rule.action != "retain":
                 counts[rule.name] += 1
     return counts
+
+
+def hold_checker(
+    policy_set: PolicySet, as_of: datetime
+) -> Callable[[SessionRecord], tuple[str, ...]]:
+    """The ids of the active holds covering a session, for re-checking at execution time."""
+    engine = _Engine(policy_set, as_of)
+
+    def covering(session: SessionRecord) -> tuple[str, ...]:
+        return engine.holds_covering(session, engine.in_scope(session)[2])
+
+    return covering

@@ -192,23 +192,36 @@ def iter_sessions(db: Database) -> Iterator[SessionRecord]:
         f"SELECT {_SESSION_FIELDS} FROM sessions WHERE removed_at IS NULL ORDER BY session_id"  # noqa: S608  (constant)
     )
     for row in cursor:
-        recording_gone = row[15] is not None
-        yield SessionRecord(
-            session_id=row[0],
-            meeting_id=row[1],
-            organizer_key=row[2],
-            organizer_email=row[3],
-            group_key=row[4],
-            group_name=row[5],
-            subject=row[6],
-            meeting_type=row[7],
-            start_time=from_text(row[8]),
-            end_time=from_text(row[9]),
-            attendee_count=0 if row[14] is not None else row[10],
-            recording_id=None if recording_gone else row[11],
-            recording_name=None if recording_gone else row[12],
-            recording_bytes=None if recording_gone else row[13],
-        )
+        yield _record(row)
+
+
+def session_record(db: Database, session_id: int) -> SessionRecord | None:
+    """One session as the inventory knows it, removed or not; None when it never was seen."""
+    row = db.execute(
+        f"SELECT {_SESSION_FIELDS} FROM sessions WHERE session_id = ?",  # noqa: S608  (constant)
+        [session_id],
+    ).fetchone()
+    return None if row is None else _record(row)
+
+
+def _record(row: tuple[Any, ...]) -> SessionRecord:
+    recording_gone = row[15] is not None
+    return SessionRecord(
+        session_id=row[0],
+        meeting_id=row[1],
+        organizer_key=row[2],
+        organizer_email=row[3],
+        group_key=row[4],
+        group_name=row[5],
+        subject=row[6],
+        meeting_type=row[7],
+        start_time=from_text(row[8]),
+        end_time=from_text(row[9]),
+        attendee_count=0 if row[14] is not None else row[10],
+        recording_id=None if recording_gone else row[11],
+        recording_name=None if recording_gone else row[12],
+        recording_bytes=None if recording_gone else row[13],
+    )
 
 
 def session_problems(db: Database) -> Iterator[tuple[int, list[str]]]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Callable
+from datetime import datetime
 from pathlib import Path
 
 from sqlite_utils import Database
@@ -105,6 +106,41 @@ def _inventory(db: Database) -> None:
         },
         pk="id",
     )
+
+
+@migration(2, "plans")
+def _plans(db: Database) -> None:
+    db.table("plans").create(
+        {"plan_id": str, "plan_hash": str, "created_at": str, "applied_by_run": str},
+        pk="plan_id",
+    )
+
+
+def record_plan(db: Database, plan_id: str, plan_hash: str, created_at: datetime) -> None:
+    """Remember a plan this state directory made, so that `apply` can tell it was not altered."""
+    with db.atomic():
+        db.execute(
+            "INSERT INTO plans (plan_id, plan_hash, created_at) VALUES (?, ?, ?)",
+            [plan_id, plan_hash, created_at.isoformat()],
+        )
+
+
+def known_plan_hash(db: Database, plan_id: str) -> str | None:
+    """The hash recorded when the plan was made here, or None for a plan made elsewhere."""
+    row = db.execute("SELECT plan_hash FROM plans WHERE plan_id = ?", [plan_id]).fetchone()
+    return None if row is None else str(row[0])
+
+
+def mark_plan_applied(db: Database, plan_id: str, run_id: str) -> None:
+    """Record the run that executed the plan: a plan is applied once."""
+    with db.atomic():
+        db.execute("UPDATE plans SET applied_by_run = ? WHERE plan_id = ?", [run_id, plan_id])
+
+
+def plan_applied_by(db: Database, plan_id: str) -> str | None:
+    """The run that already executed this plan, if one did."""
+    row = db.execute("SELECT applied_by_run FROM plans WHERE plan_id = ?", [plan_id]).fetchone()
+    return None if row is None or row[0] is None else str(row[0])
 
 
 def open_state_db(path: Path) -> Database:

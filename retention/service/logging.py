@@ -142,7 +142,7 @@ def configure_logging(
         logging.getLogger(noisy).setLevel(max(level, logging.WARNING))
 
 
-RunResult = Literal["ok", "failed", "refused"]
+RunResult = Literal["ok", "refused", "failed", "halted", "declined"]
 
 
 @dataclass(frozen=True)
@@ -166,7 +166,13 @@ class RunSummary:
 def log_run_summary(summary: RunSummary, logger: Any | None = None) -> None:
     """Emit the one canonical line of a run: info when ok, warning when refused, else error."""
     log = logger if logger is not None else structlog.get_logger("retention.run")
-    method = {"ok": log.info, "refused": log.warning, "failed": log.error}[summary.result]
+    method = {
+        "ok": log.info,
+        "declined": log.info,
+        "refused": log.warning,
+        "halted": log.error,
+        "failed": log.error,
+    }[summary.result]
     method(
         "run finished (dry run)" if summary.dry_run else "run finished",
         run_id=summary.run_id,

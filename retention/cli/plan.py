@@ -1,0 +1,207 @@
+"""`retention plan`, `apply` and `run`: preview, approve and execute removals."""
+
+from __future__ import annotations
+
+import asyncio
+import getpass
+import signal
+import socket
+import sys
+from collections.abc import Callable, Coroutine, Mapping
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskProgressColumn,
+    TimeRemainingColumn,
+    TransferSpeedColumn,
+)
+
+from retention.cli.app import cli
+from retention.cli.render import (
+    human_bytes,
+    render_execution,
+    render_plan_table,
+    write_plan_csv,
+    write_plan_json,
+)
+from retention.engine.plan import read_plan_file
+from retention.errors import InvalidInput, RuntimeFailure
+from retention.service.logging import configure_logging, register_settings_secrets
+from retention.service.pipeline import Pipeline, RunResult
+from retention.settings import load_settings
+
+T = TypeVar("T")
+
+
+def _parse_time(value: str | None) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        raise InvalidInput(
+            f"--as-of {value!r} is not a date or time",
+            hint="use ISO 8601, e.g. 2026-12-31 or 2026-12-31T00:00:00Z",
+        ) from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def _pipeline() -> Pipeline:
+    configure_logging()
+    settings = load_settings()
+    register_settings_secrets(settings)
+    return Pipeline(settings)
+
+
+def _run_with_signals(pipeline: Pipeline, job: Callable[[], Coroutine[Any, Any, T]]) -> T:
+    """Run a job; SIGINT/SIGTERM let calls in flight finish and record, then stop."""
+
+    async def main() -> T:
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, pipeline.stop.set)
+        return await job()
+
+    return asyncio.run(main())
+
+
+def _confirm(yes: bool, console: Console) -> Callable[[Mapping[str, Any]], bool] | None:
+    if yes:
+        return None
+    if not sys.stdin.isatty():
+        raise InvalidInput(
+            "refusing to remove anything without confirmation: standard input is not a terminal",
+            hint="review the plan, then pass --yes",
+        )
+
+    def ask(summary: Mapping[str, Any]) -> bool:
+        total = summary["total"]
+        console.print(
+            f"About to make [bold]{summary['items']}[/] removals: {total['sessions']} sessions, "
+            f"{total['recordings']} recordings ({human_bytes(total['recording_bytes'])}), "
+            f"{total['attendee_lists']} attendee lists. This cannot be undone."
+        )
+        return click.confirm("Proceed?", default=False)
+
+    return ask
+
+
+def _approver(yes: bool) -> str:
+    who = f"{getpass.getuser()}@{socket.gethostname()}"
+    return f"{who} (--yes)" if yes else f"{who} (confirmed at the prompt)"
+
+
+def _with_progress(pipeline: Pipeline, console: Console) -> Progress | None:
+    if not console.is_terminal:
+        return None
+    bar = Progress(
+        BarColumn(),
+        MofNCompleteColumn(),
+        TaskProgressColumn(),
+        TransferSpeedColumn(),
+        TimeRemainingColumn(),
+        console=console,
+        transient=True,
+    )
+    task = bar.add_task("removing", total=None)
+    pipeline.on_progress = lambda done, total: bar.update(task, completed=done, total=total)
+    return bar
+
+
+def _finish(result: RunResult, console: Console) -> None:
+    render_execution(result.execution, console)
+    if result.result in ("failed", "halted"):
+        raise RuntimeFailure(
+            f"run {result.run_id} ended {result.result}: "
+            + (result.execution.halted or f"{len(result.execution.failures)} removals failed"),
+            hint="see `retention audit show`; failed items are planned again next run",
+        )
+
+
+@cli.command("plan")
+@click.option("--policy", "policies", multiple=True, help="Only this policy's removals (repeat).")
+@click.option("--as-of", help="Preview as of this time (ISO 8601), e.g. next month.")
+@click.option("--format", "output", type=click.Choice(["table", "json", "csv"]), default="table")
+@click.option("--out", type=click.Path(path_type=Path, dir_okay=False), help="Write a plan file.")
+def plan_command(
+    policies: tuple[str, ...], as_of: str | None, output: str, out: Path | None
+) -> None:
+    """Preview what the policies would remove (a dry run); --out writes a plan to apply."""
+    pipeline = _pipeline()
+    moment = _parse_time(as_of)
+    plan = asyncio.run(
+        pipeline.preview(as_of=moment, selected=list(policies) or None, record=out is not None)
+    )
+    document = plan.document()
+    console = Console()
+    if out is not None:
+        with out.open("w", encoding="utf-8") as handle:
+            write_plan_json(document, handle)
+    if output == "json":
+        write_plan_json(document, sys.stdout)
+    elif output == "csv":
+        write_plan_csv(document, sys.stdout)
+    else:
+        policy_set = pipeline.load_policies()
+        violations = pipeline.violations(plan.items, policy_set, plan.in_scope)
+        render_plan_table(document, console, violations)
+        if out is not None:
+            console.print(f"plan written to {out} (hash {document['plan_hash'][:16]}…)")
+            console.print(f"apply it with: retention apply {out}")
+
+
+@cli.command("apply")
+@click.argument("plan_file", type=click.Path(path_type=Path, dir_okay=False))
+@click.option("--yes", is_flag=True, help="Approve without asking (for scripts).")
+def apply_command(plan_file: Path, yes: bool) -> None:
+    """Execute a saved plan: refused if altered, stale, or made under other policies (exit 3)."""
+    try:
+        text = plan_file.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise InvalidInput(
+            f"cannot read plan file {plan_file}: {exc.strerror}",
+            hint="pass a file written by `retention plan --out FILE`",
+        ) from None
+    loaded = read_plan_file(str(plan_file), text)
+    pipeline = _pipeline()
+    console = Console(stderr=True)
+    confirm = _confirm(yes, console)
+    bar = _with_progress(pipeline, console)
+    job = lambda: pipeline.apply(loaded, confirm=confirm, approved_by=_approver(yes))  # noqa: E731
+    if bar is None:
+        result = _run_with_signals(pipeline, job)
+    else:
+        with bar:
+            result = _run_with_signals(pipeline, job)
+    _finish(result, console)
+
+
+@cli.command("run")
+@click.option("--yes", is_flag=True, help="Approve without asking (timers and the daemon).")
+@click.option("--dry-run", is_flag=True, help="Only preview: the same as `retention plan`.")
+@click.pass_context
+def run_command(ctx: click.Context, yes: bool, dry_run: bool) -> None:
+    """Plan and apply in one step: reconcile, scan, decide, check caps, execute, record."""
+    if dry_run:
+        ctx.invoke(plan_command, policies=(), as_of=None, output="table", out=None)
+        return
+    pipeline = _pipeline()
+    console = Console(stderr=True)
+    confirm = _confirm(yes, console)
+    bar = _with_progress(pipeline, console)
+    job = lambda: pipeline.run(trigger="run", confirm=confirm, approved_by=_approver(yes))  # noqa: E731
+    if bar is None:
+        result = _run_with_signals(pipeline, job)
+    else:
+        with bar:
+            result = _run_with_signals(pipeline, job)
+    if result.plan is not None and not result.plan.items:
+        console.print("nothing to remove")
+    _finish(result, console)

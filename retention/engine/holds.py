@@ -1,0 +1,80 @@
+"""Legal holds re-checked at execution time: a hold placed after planning still wins.
+
+The policy folder is watched while a run executes: when a file changes, the set is reloaded and
+its holds apply from the next item on. A set that no longer loads stops the run (fail closed):
+without knowing the holds in force, no further removal is safe.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
+
+import structlog
+
+from retention.engine.decide import hold_checker
+from retention.engine.records import SessionRecord
+from retention.policy import PolicyError, load_policy_set
+
+log = structlog.get_logger(__name__)
+
+# How often, at most, the folder is looked at: a stat per file, not a reload.
+POLL_SECONDS = 1.0
+
+
+def _fingerprint(folder: Path) -> tuple[tuple[str, int, int], ...]:
+    return tuple(
+        (path.name, path.stat().st_mtime_ns, path.stat().st_size)
+        for path in sorted(folder.glob("*.yaml"))
+    )
+
+
+class HoldWatcher:
+    """Answers "which hold covers this session now?", reloading the holds when files change."""
+
+    def __init__(
+        self,
+        folder: Path,
+        clock: Callable[[], datetime],
+        *,
+        on_invalid: Callable[[], None],
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._folder = folder
+        self._clock = clock
+        self._on_invalid = on_invalid
+        self._monotonic = monotonic
+        self._checked_at = monotonic()
+        self._fingerprint = _fingerprint(folder)
+        self._covering = hold_checker(load_policy_set([folder]), clock())
+        self._broken: str | None = None
+
+    def _refresh(self) -> None:
+        now = self._monotonic()
+        if now - self._checked_at < POLL_SECONDS:
+            return
+        self._checked_at = now
+        fingerprint = _fingerprint(self._folder)
+        if fingerprint == self._fingerprint:
+            return
+        self._fingerprint = fingerprint
+        try:
+            self._covering = hold_checker(load_policy_set([self._folder]), self._clock())
+            self._broken = None
+            log.info("policy files changed during the run: holds reloaded")
+        except PolicyError as exc:
+            self._broken = f"policy files became invalid during the run: {exc.problems[0]}"
+            log.warning("policy files invalid during the run; stopping", error=str(exc))
+            self._on_invalid()
+
+    def held_by(self, record: SessionRecord | None) -> str | None:
+        """`hold:ID` of a hold covering the session, or a reason it cannot be told; else None."""
+        self._refresh()
+        if self._broken is not None:
+            return self._broken
+        if record is None:
+            return "unknown session: not in the inventory, holds cannot be checked"
+        covering = self._covering(record)
+        return f"hold:{covering[0]}" if covering else None
