@@ -65,7 +65,7 @@ _GROUPS = (
     "Marketing",
     "Finance",
     "Legal",
-    "People",
+    "HR",
     "Operations",
     "Research",
     "Customer Success",
