@@ -154,6 +154,7 @@ class Executor:
 
     async def send(self, item: PlanItem, intent_seq: int) -> None:
         """Send the DELETE for an intent already recorded, and record its one outcome."""
+        failpoints.hit("before_send")
         try:
             await self.remover.remove(item.action, item.organizer_key, item.session_id)
         except NotFound:

@@ -2,6 +2,12 @@
 
 Each named point counts its hits; on the given hit the process sends itself SIGKILL, exactly as
 an external `kill -9` would, so nothing (no finally, no atexit, no flush) runs after it.
+
+Points: `after_intent` (intent durable, no DELETE yet), `before_send` (about to send the
+DELETE), `after_send` (a DELETE's answer arrived, not yet looked at), `after_response` (a DELETE
+judged, outcome not yet recorded), `before_token_persist` (a rotated refresh token received, not
+yet stored), `after_token_persist` (stored, the new access token not yet used). The client in
+`goto/` calls in here too: this module is a leaf with no imports of the service.
 """
 
 from __future__ import annotations

@@ -13,6 +13,7 @@ import httpx
 import structlog
 from pydantic import SecretStr
 
+from retention.engine import failpoints
 from retention.goto.errors import ApiError, AuthError, TokenStoreError
 from retention.goto.pacing import RateLimiter
 from retention.goto.tokenstore import StoredToken, TokenStore
@@ -146,7 +147,9 @@ class TokenManager:
         if rotated:
             assert isinstance(new_refresh, str)
             self._on_secret(new_refresh)
+            failpoints.hit("before_token_persist")
             self._persist(StoredToken(new_refresh, self._wall_clock(), principal, account_key))
+            failpoints.hit("after_token_persist")
         elif previous_refresh is None:
             raise AuthError("POST", self.token_url, 200, detail="no refresh_token in the answer")
         expires_in = _expires_in(body.get("expires_in"))

@@ -13,6 +13,7 @@ import httpx
 import structlog
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type
 
+from retention.engine import failpoints
 from retention.goto.auth import TokenManager
 from retention.goto.errors import (
     ApiError,
@@ -283,6 +284,8 @@ class GoToClient:
         except (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError) as exc:
             self.stats.record_transport_error(method, template, type(exc).__name__)
             raise Retryable(None, "", type(exc).__name__) from exc
+        if method == "DELETE":
+            failpoints.hit("after_send")
         self.stats.record_response(method, template, response.status_code)
         return response
 
