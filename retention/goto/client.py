@@ -244,6 +244,7 @@ class GoToClient:
     def _note_retry(self, method: str, template: str) -> Callable[[RetryCallState], None]:
         def note(state: RetryCallState) -> None:
             self.stats.retries += 1
+            self.stats.retried[template] += 1
             failure = state.outcome.exception() if state.outcome is not None else None
             log.warning(
                 "retrying API call",

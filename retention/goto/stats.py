@@ -17,6 +17,7 @@ class RequestStats:
     token_retries: int = 0
     responses: Counter[tuple[str, str, int]] = field(default_factory=Counter)
     transport_errors: Counter[tuple[str, str, str]] = field(default_factory=Counter)
+    retried: Counter[str] = field(default_factory=Counter)
 
     def record_response(self, method: str, endpoint: str, status: int) -> None:
         """One HTTP answer arrived."""
@@ -40,6 +41,7 @@ class RequestStats:
             self.token_retries,
             Counter(self.responses),
             Counter(self.transport_errors),
+            Counter(self.retried),
         )
 
     def since(self, earlier: RequestStats) -> RequestStats:
@@ -52,6 +54,7 @@ class RequestStats:
             self.token_retries - earlier.token_retries,
             self.responses - earlier.responses,
             self.transport_errors - earlier.transport_errors,
+            self.retried - earlier.retried,
         )
 
     def by_endpoint(self) -> dict[str, int]:
