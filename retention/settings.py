@@ -71,7 +71,14 @@ class Settings(BaseSettings):
     scan_start: str = Field(default="2015-01-01", description="earliest date the scan reads")
     settle_hours: int = Field(default=24, ge=0, description="rescan margin for late recordings")
     audit_subject: Literal["keep", "hash", "omit"] = "hash"
-    default_schedule: str = "0 3 * * *"
+    default_schedule: str = Field(
+        default="0 3 * * *",
+        description="the daemon's schedule for policies naming none: a 5-field crontab (UTC),"
+        " or `@every N[s|m|h]` for trials and tests",
+    )
+    run_deadline: float = Field(
+        default=21600.0, gt=0, description="seconds a daemon run may take before it is stopped"
+    )
     plan_max_age_hours: float = Field(default=24.0, gt=0)
     max_deletions_per_run: int = Field(default=10_000, ge=0)
     metrics_address: str = "127.0.0.1:9464"
