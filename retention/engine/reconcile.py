@@ -18,7 +18,7 @@ import structlog
 from retention.audit.log import Intent
 from retention.engine.execute import Executor
 from retention.engine.plan import PlanItem
-from retention.goto.errors import ApiError
+from retention.goto.errors import ApiError, AuthError
 
 log = structlog.get_logger(__name__)
 
@@ -65,6 +65,10 @@ async def reconcile(
             still_there = await reader.present(
                 intent.action, intent.organizer_key, intent.meeting_id, intent.session_id
             )
+        except AuthError:
+            # No token, no reading: the auth error says what to do, one message per pending
+            # intent would only bury it.
+            raise
         except ApiError as exc:
             unresolved.append(f"intent {intent.seq} ({intent.action} {intent.session_id}): {exc}")
             continue

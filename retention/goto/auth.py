@@ -119,9 +119,15 @@ class TokenManager:
                 detail="no refresh token: none stored and RETENTION_REFRESH_TOKEN is unset",
                 hint="run `retention auth login`, or set RETENTION_REFRESH_TOKEN",
             )
-        body = await self._token_request(
-            {"grant_type": "refresh_token", "refresh_token": refresh_token}
-        )
+        try:
+            body = await self._token_request(
+                {"grant_type": "refresh_token", "refresh_token": refresh_token}
+            )
+        except AuthError as exc:
+            # A refused grant stays refused: every later caller gets this answer without
+            # asking the token endpoint again.
+            self._failure = exc
+            raise
         self._accept(body, previous_refresh=refresh_token)
 
     async def exchange_code(self, code: str, redirect_uri: str) -> TokenInfo:
