@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 # Each command module attaches its commands to `cli` when imported.
-from retention.cli import audit, auth, config, inventory, plan, policy, sandbox  # noqa: F401
+from retention.cli import audit, auth, config, demo, inventory, plan, policy, sandbox  # noqa: F401
 from retention.cli.app import cli
 
 

@@ -1,0 +1,30 @@
+"""`retention demo` tells the whole story against a sandbox and leaves a verified record."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def test_demo_runs_every_step_and_leaves_a_clean_record_and_a_report(tmp_path: Path) -> None:
+    workdir = tmp_path / "demo"
+    result = subprocess.run(
+        [sys.executable, "-m", "retention", "demo", "--dir", str(workdir)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    for step in range(9):
+        assert f"== {step}." in result.stdout
+    assert "Result: CLEAN" in result.stdout
+    assert "hold:LIT-2026-014" in result.stdout
+    assert "nothing to remove" in result.stderr
+    report = (workdir / "report.html").read_text()
+    assert report.startswith("<!DOCTYPE html>")
+    assert (workdir / "plan.json").is_file()
