@@ -3,7 +3,17 @@
 from __future__ import annotations
 
 # Each command module attaches its commands to `cli` when imported.
-from retention.cli import audit, auth, config, demo, inventory, plan, policy, sandbox  # noqa: F401
+from retention.cli import (  # noqa: F401
+    audit,
+    auth,
+    config,
+    daemon,
+    demo,
+    inventory,
+    plan,
+    policy,
+    sandbox,
+)
 from retention.cli.app import cli
 
 

@@ -1,0 +1,345 @@
+"""`retention daemon`: scheduled runs under systemd, with reload, graceful stop, metrics and health.
+
+    start-up: policies, schedules, metrics socket ► lock, databases, token, reconcile ► READY=1
+    each due schedule ► one full run (never two at once) ► metrics, health, STATUS=
+    SIGHUP ► reload policies (an invalid set is rejected, the old one stays)
+    SIGTERM ► STOPPING=1 ► the run in flight finishes its removals and records them ► exit 0
+
+The state directory's lock is held only while a run (or the start-up check) works, so that
+`retention plan`, `apply` and `run` can be used between scheduled runs; while a run holds it
+they stop with a message naming the daemon.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+import structlog
+from apscheduler.events import (
+    EVENT_JOB_ERROR,
+    EVENT_JOB_MAX_INSTANCES,
+    EVENT_JOB_MISSED,
+    JobExecutionEvent,
+)
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+
+from retention.errors import Refused, RetentionError, RuntimeFailure
+from retention.policy import PolicyError, PolicySet, load_policy_set
+from retention.service import runmetrics
+from retention.service.lock import InstanceLocked, acquire
+from retention.service.metrics import HealthState, Metrics, RunState, serve_metrics
+from retention.service.notify import Notifier, feed_watchdog, monotonic_usec
+from retention.service.pipeline import RunResult
+from retention.service.schedule import Schedule, parse_schedule, schedules_for
+from retention.service.scheduled import ScheduledPipeline
+from retention.settings import Settings
+
+log = structlog.get_logger("retention.daemon")
+
+# A run due while the loop was busy or the host asleep still happens within this delay.
+MISFIRE_GRACE_SECONDS = 3600
+LOCK_POLL_SECONDS = 1.0
+_RESULTS: dict[str, RunState] = {
+    "ok": "ok",
+    "declined": "ok",
+    "refused": "refused",
+    "halted": "failed",
+    "failed": "failed",
+}
+
+
+def _when(at: datetime | None) -> str:
+    return at.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%SZ") if at else "none"
+
+
+class Daemon:
+    """The long-running service: one instance per state directory."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        notifier: Notifier,
+        *,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self.settings = settings
+        self.notifier = notifier
+        self.clock = clock
+        self.metrics = Metrics(clock)
+        self.health = HealthState()
+        self.audit_follower = runmetrics.AuditFollower(settings)
+        self.policy_set: PolicySet | None = None
+        self.schedules: list[Schedule] = []
+        self.scheduler: AsyncIOScheduler | None = None
+        self.current: ScheduledPipeline | None = None
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self._terminating = asyncio.Event()
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._last: str = "no run yet"
+        self.crashed: Exception | None = None
+
+    # --- life cycle -----------------------------------------------------------------------
+
+    async def serve(self) -> None:
+        """Start, run the schedules until SIGTERM or SIGINT, then stop gracefully."""
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, self.terminate, signum)
+        loop.add_signal_handler(signal.SIGHUP, self._spawn_reload)
+        parse_schedule(self.settings.default_schedule)
+        self.policy_set = load_policy_set([self.settings.policy_dir])
+        self.schedules = schedules_for(self.policy_set, self.settings.default_schedule)
+        watchdog = asyncio.create_task(feed_watchdog(self.notifier))
+        try:
+            address = self.settings.metrics_address
+            async with serve_metrics(address, self.metrics, self.health) as (host, port):
+                log.info("metrics served", address=f"{host}:{port}", paths=["/metrics", "/healthz"])
+                if await self._start_up():
+                    self._start_scheduler(loop)
+                    await self._terminating.wait()
+                await self._stop()
+        finally:
+            watchdog.cancel()
+            self.notifier.close()
+
+    async def _start_up(self) -> bool:
+        """The databases, the token and recovery; False when a stop came first."""
+        self.notifier.status("start-up: checking databases and token")
+        if not await self._wait_for_lock("start-up"):
+            return False
+        self.audit_follower.skip_to_end()
+        pipeline = self._pipeline()
+        reconciled = await pipeline.start_up()
+        self._absorb(pipeline)
+        log.info("start-up checks passed", reconciled_intents=reconciled)
+        return not self._terminating.is_set()
+
+    def _start_scheduler(self, loop: asyncio.AbstractEventLoop) -> None:
+        scheduler = AsyncIOScheduler(event_loop=loop, timezone=UTC)
+        scheduler.add_listener(self._on_job_event, EVENT_JOB_MISSED | EVENT_JOB_ERROR)
+        scheduler.add_listener(self._on_job_event, EVENT_JOB_MAX_INSTANCES)
+        scheduler.start()
+        self.scheduler = scheduler
+        self._install_jobs()
+        self.health.scheduler_running = True
+        self.notifier.ready(self._status())
+        assert self.policy_set is not None
+        log.info(
+            "daemon ready",
+            policies=[policy.name for policy in self.policy_set.enabled_policies],
+            schedules={s.spec: list(s.policies) for s in self.schedules},
+            next_run=_when(self._next_run()),
+        )
+
+    def terminate(self, signum: int) -> None:
+        """SIGTERM/SIGINT: no new run starts; the one in flight stops after its removals."""
+        if self._terminating.is_set():
+            return
+        log.info("stopping", signal=signal.Signals(signum).name, run_in_flight=bool(self.current))
+        self._terminating.set()
+        if self.current is not None:
+            self.current.stop.set()
+        self.notifier.stopping("stopping: letting removals in flight finish")
+
+    async def _stop(self) -> None:
+        if self.scheduler is not None:
+            self.scheduler.pause()
+        # Before the scheduler's shutdown, which would cancel coroutines it started.
+        await self._idle.wait()
+        if self.scheduler is not None:
+            self.scheduler.shutdown(wait=False)
+        self.health.scheduler_running = False
+        log.info("daemon stopped", last=self._last)
+        if self.crashed is not None:
+            raise RuntimeFailure(
+                f"a scheduled run crashed: {self.crashed!r}",
+                hint="see the traceback in the log (journalctl -u retention)",
+            ) from self.crashed
+
+    # --- runs -----------------------------------------------------------------------------
+
+    def _pipeline(self) -> ScheduledPipeline:
+        return ScheduledPipeline(self.settings, clock=self.clock, policy_set=self.policy_set)
+
+    async def _due(self, spec: str) -> None:
+        """A schedule is due: start one run, unless one is in flight (it covers this one)."""
+        if self.current is not None or self._terminating.is_set():
+            log.info("schedule due while a run is in flight: covered by it", schedule=spec)
+            return
+        self.current = self._pipeline()
+        self._idle.clear()
+        task = asyncio.create_task(self._run(self.current, spec))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _run(self, pipeline: ScheduledPipeline, spec: str) -> None:
+        loop = asyncio.get_running_loop()
+        deadline = loop.call_later(self.settings.run_deadline, self._deadline_passed, pipeline)
+        started = self.clock()
+        result: RunResult | None = None
+        state: RunState = "failed"
+        error: str | None = None
+        try:
+            if await self._wait_for_lock("scheduled run", pipeline.stop):
+                log.info("scheduled run starting", schedule=spec)
+                result = await pipeline.run(trigger="daemon", confirm=None, approved_by="schedule")
+                state = _RESULTS[result.result]
+                error = result.execution.halted
+            else:
+                state, error = "failed", "stopped while waiting for the state directory"
+        except RetentionError as exc:
+            state = "refused" if isinstance(exc, Refused) else "failed"
+            error = exc.message
+            method = log.warning if state == "refused" else log.error
+            method("scheduled run did not complete", schedule=spec, result=state, error=error)
+        except Exception as exc:
+            # Unexpected: crash loudly, so that systemd restarts a fresh process.
+            log.exception("scheduled run crashed", schedule=spec)
+            error = repr(exc)
+            self.crashed = exc
+            self.terminate(signal.SIGTERM)
+        finally:
+            deadline.cancel()
+            self._record(pipeline, state, started, error, result)
+            self.current = None
+            self._idle.set()
+
+    def _deadline_passed(self, pipeline: ScheduledPipeline) -> None:
+        log.error(
+            "run deadline passed: no further removal is started",
+            run_deadline_s=self.settings.run_deadline,
+        )
+        pipeline.stop.set()
+
+    async def _wait_for_lock(self, purpose: str, stop: asyncio.Event | None = None) -> bool:
+        """Wait, without blocking the loop, until no manual run holds the state directory."""
+        told = False
+        while not self._terminating.is_set() and not (stop and stop.is_set()):
+            try:
+                with acquire(self.settings.state_dir, 0, command=f"retention daemon ({purpose})"):
+                    return True
+            except InstanceLocked as exc:
+                if not told:
+                    log.warning("waiting for the state directory", holder=exc.holder.describe())
+                    self.notifier.status(f"{purpose} waiting for {exc.holder.describe()}")
+                    told = True
+            await asyncio.sleep(LOCK_POLL_SECONDS)
+        return False
+
+    def _record(
+        self,
+        pipeline: ScheduledPipeline,
+        state: RunState,
+        started: datetime,
+        error: str | None,
+        result: RunResult | None,
+    ) -> None:
+        finished = self.clock()
+        self.metrics.record_run(state, finished, (finished - started).total_seconds())
+        self._absorb(pipeline)
+        self.health.last_run_result = state
+        self.health.last_run_at = finished
+        self.health.last_error = error
+        counts = result.counts() if result else {}
+        done = ", ".join(f"{counts[k]} {k}" for k in ("deleted", "already_absent") if counts.get(k))
+        self._last = f"last run {state} at {_when(finished)}" + (f" ({done})" if done else "")
+        self._publish_next_run()
+
+    def _absorb(self, pipeline: ScheduledPipeline) -> None:
+        for client in pipeline.clients:
+            runmetrics.absorb_requests(self.metrics, client.stats)
+        runmetrics.absorb_scans(self.metrics, pipeline.scans)
+        self.audit_follower.absorb(self.metrics)
+        runmetrics.absorb_token_age(self.metrics, self.settings)
+
+    # --- schedules and reload -------------------------------------------------------------
+
+    def _install_jobs(self) -> None:
+        """Make the scheduler's jobs match `self.schedules`; unchanged ones keep their timing."""
+        scheduler = self.scheduler
+        assert scheduler is not None
+        wanted = {schedule.job_id: schedule for schedule in self.schedules}
+        for job in scheduler.get_jobs():
+            if job.id not in wanted:
+                job.remove()
+        for job_id, schedule in wanted.items():
+            if scheduler.get_job(job_id) is None:
+                scheduler.add_job(
+                    self._due,
+                    schedule.trigger(),
+                    args=[schedule.spec],
+                    id=job_id,
+                    name=f"retention run ({schedule.spec})",
+                    coalesce=True,
+                    max_instances=1,
+                    misfire_grace_time=MISFIRE_GRACE_SECONDS,
+                )
+        if not wanted:
+            log.warning("no enabled delete policy: nothing is scheduled")
+        self._publish_next_run()
+
+    def _spawn_reload(self) -> None:
+        task = asyncio.create_task(self.reload())
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def reload(self) -> None:
+        """SIGHUP: load the policy folder again; a valid set replaces the old one and its jobs."""
+        self.notifier.reloading(monotonic_usec())
+        try:
+            policy_set = load_policy_set([self.settings.policy_dir])
+        except PolicyError as exc:
+            self._reject(exc)
+        else:
+            self.policy_set = policy_set
+            self.schedules = schedules_for(policy_set, self.settings.default_schedule)
+            if self.scheduler is not None:
+                self._install_jobs()
+            log.info(
+                "policies reloaded",
+                policies=[policy.name for policy in policy_set.enabled_policies],
+                schedules={s.spec: list(s.policies) for s in self.schedules},
+                digest=policy_set.digest,
+            )
+        self.notifier.ready(self._status())
+
+    def _reject(self, error: PolicyError) -> None:
+        """Log every problem of a rejected set, one line each, and that the old set stays."""
+        for problem in error.errors:
+            log.error("policy problem", problem=str(problem))
+        log.error(
+            "policy reload rejected: the previous set stays in force",
+            problems=len(error.errors),
+            schedules=[s.spec for s in self.schedules],
+        )
+
+    def _on_job_event(self, event: JobExecutionEvent) -> None:
+        if event.code == EVENT_JOB_MISSED:
+            log.warning(
+                "scheduled run missed", job=event.job_id, due=_when(event.scheduled_run_time)
+            )
+        elif event.code == EVENT_JOB_MAX_INSTANCES:
+            log.warning("scheduled run skipped: still running", job=event.job_id)
+        else:
+            log.error("scheduled job failed", job=event.job_id, error=repr(event.exception))
+
+    # --- status ---------------------------------------------------------------------------
+
+    def _next_run(self) -> datetime | None:
+        if self.scheduler is None:
+            return None
+        times = [job.next_run_time for job in self.scheduler.get_jobs() if job.next_run_time]
+        return min(times) if times else None
+
+    def _publish_next_run(self) -> None:
+        upcoming = self._next_run()
+        self.metrics.set_next_run(upcoming)
+        self.health.next_run_at = upcoming
+        self.notifier.status(self._status())
+
+    def _status(self) -> str:
+        return f"{self._last}; next run {_when(self._next_run())}"

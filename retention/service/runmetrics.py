@@ -1,0 +1,88 @@
+"""Feeding the daemon's metrics from what runs did: client stats, scans, the audit record, tokens.
+
+Removals are counted from the audit record's outcome rows, not from the run's own tallies: the
+record is the truth, and it also holds the outcomes that start-up reconciliation wrote for
+intents an earlier process left behind.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterable
+
+from retention.audit.store import connect_reader
+from retention.engine.scan import ScanReport
+from retention.goto.stats import RequestStats
+from retention.goto.tokenstore import TokenStore
+from retention.service.metrics import Metrics
+from retention.settings import Settings
+
+
+def absorb_requests(metrics: Metrics, stats: RequestStats) -> None:
+    """Add one client's request counts (answers, transport errors, 429s, retries)."""
+    for (_method, endpoint, status), count in stats.responses.items():
+        metrics.api_requests.labels(endpoint=endpoint, status=str(status)).inc(count)
+        if status == 429:
+            metrics.api_rate_limited.labels(endpoint=endpoint).inc(count)
+    for (_method, endpoint, _kind), count in stats.transport_errors.items():
+        metrics.api_requests.labels(endpoint=endpoint, status="error").inc(count)
+    for endpoint, count in stats.retried.items():
+        metrics.api_retries.labels(endpoint=endpoint).inc(count)
+
+
+def absorb_scans(metrics: Metrics, scans: Iterable[ScanReport]) -> None:
+    """Add the sessions the scans read."""
+    for report in scans:
+        metrics.observe_scanned(report.sessions_seen)
+
+
+class AuditFollower:
+    """Reads the audit record from where it last stopped: new outcomes, and intents pending."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._path = settings.audit_db
+        self._last_seq = 0
+
+    def _connect(self) -> sqlite3.Connection | None:
+        return connect_reader(self._path) if self._path.is_file() else None
+
+    def skip_to_end(self) -> None:
+        """Count only what is recorded from now on (the counters start at zero)."""
+        conn = self._connect()
+        if conn is None:
+            return
+        try:
+            self._last_seq = int(
+                conn.execute("SELECT coalesce(max(seq), 0) FROM events").fetchone()[0]
+            )
+        finally:
+            conn.close()
+
+    def absorb(self, metrics: Metrics) -> None:
+        """Count the outcomes recorded since the last call; set the pending-intents gauge."""
+        conn = self._connect()
+        if conn is None:
+            metrics.set_pending_intents(0)
+            return
+        try:
+            rows = conn.execute(
+                "SELECT action, outcome, coalesce(policy, ''), count(*), max(seq) FROM events"
+                " WHERE event = 'outcome' AND seq > ? GROUP BY action, outcome, policy",
+                [self._last_seq],
+            ).fetchall()
+            for action, outcome, policy, count, last in rows:
+                metrics.removals.labels(action=action, outcome=outcome, policy=policy).inc(count)
+                self._last_seq = max(self._last_seq, int(last))
+            pending = conn.execute(
+                "SELECT count(*) FROM events AS i WHERE i.event = 'intent' AND NOT EXISTS"
+                " (SELECT 1 FROM events AS o WHERE o.event = 'outcome' AND o.intent_seq = i.seq)"
+            ).fetchone()[0]
+        finally:
+            conn.close()
+        metrics.set_pending_intents(int(pending))
+
+
+def absorb_token_age(metrics: Metrics, settings: Settings) -> None:
+    """When the refresh token in use was obtained: the stored (rotated) one's time, else unknown."""
+    stored = TokenStore.in_state_dir(settings.state_dir).load()
+    metrics.set_refresh_token_issued(stored.obtained_at if stored is not None else None)

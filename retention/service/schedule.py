@@ -1,0 +1,80 @@
+"""The daemon's schedules: which crontabs the policies name, and the trigger of each.
+
+A policy's `schedule` is a 5-field crontab in UTC; policies without one use
+RETENTION_DEFAULT_SCHEDULE, which may also be `@every N[s|m|h]`: an interval meant for trials
+and tests (a crontab fires at most once a minute). Every schedule triggers the same full run:
+a schedule says when runs happen, not which policies a run applies (see docs/deploy.md).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import UTC
+
+from apscheduler.triggers.base import BaseTrigger
+from apscheduler.triggers.cron import CronTrigger
+from apscheduler.triggers.interval import IntervalTrigger
+
+from retention.errors import SettingsError
+from retention.policy import PolicySet
+
+_EVERY = re.compile(r"^@every\s+(\d+)\s*([smh])$")
+_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600}
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """One distinct schedule and the enabled policies that named it (or fell back to it)."""
+
+    spec: str
+    policies: tuple[str, ...]
+
+    @property
+    def job_id(self) -> str:
+        """The scheduler's id for this schedule's job."""
+        return f"schedule:{self.spec}"
+
+    def trigger(self) -> BaseTrigger:
+        """The APScheduler trigger (the spec was checked by parse_schedule already)."""
+        return parse_schedule(self.spec)
+
+
+def parse_schedule(spec: str, *, setting: str = "RETENTION_DEFAULT_SCHEDULE") -> BaseTrigger:
+    """A cron trigger for a 5-field crontab (UTC), an interval trigger for `@every N[s|m|h]`."""
+    text = spec.strip()
+    every = _EVERY.match(text)
+    if every:
+        seconds = int(every.group(1)) * _UNIT_SECONDS[every.group(2)]
+        if seconds < 1:
+            raise SettingsError(
+                f"{setting}: {spec!r} is an interval of zero",
+                hint="write e.g. @every 2s, @every 15m or @every 6h",
+            )
+        return IntervalTrigger(seconds=seconds, timezone=UTC)
+    if text.startswith("@") or len(text.split()) != 5:
+        raise SettingsError(
+            f"{setting}: {spec!r} is neither a 5-field crontab nor `@every N[s|m|h]`",
+            hint='write e.g. "0 3 * * *" (03:00 UTC daily) or "@every 15m"',
+        )
+    try:
+        return CronTrigger.from_crontab(text, timezone=UTC)
+    except ValueError as exc:
+        raise SettingsError(
+            f"{setting}: {spec!r} is not a valid crontab: {exc}",
+            hint='write minute hour day month weekday, e.g. "0 3 * * *"',
+        ) from None
+
+
+def schedules_for(policy_set: PolicySet, default: str) -> list[Schedule]:
+    """The distinct schedules of the enabled delete policies, each with its policies' names.
+
+    Retain policies only block removals: they never need a run of their own.
+    """
+    by_spec: dict[str, list[str]] = {}
+    for policy in policy_set.enabled_policies:
+        if policy.action == "retain":
+            continue
+        spec = policy.schedule or default
+        by_spec.setdefault(spec, []).append(policy.name)
+    return [Schedule(spec, tuple(sorted(names))) for spec, names in sorted(by_spec.items())]
