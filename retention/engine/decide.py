@@ -186,6 +186,7 @@ class _Engine:
     def findings(self, session: SessionRecord, candidates: tuple[_Candidate, ...]) -> _Findings:
         found = _Findings()
         end = session.end_time
+        unproven = _unproven_time(session)
         for rule, scope_truth, scope_unknown in candidates:
             truth = scope_truth
             unknown = scope_unknown
@@ -199,13 +200,15 @@ class _Engine:
             else:
                 if rule.action == "retain":
                     found.matched.append(rule.name)
-                    if end is None or end > rule.cutoff:
+                    if unproven or end is None or end > rule.cutoff:
                         found.retains.append(rule)
                 elif truth is None:
                     found.add_unknown(rule.action, unknown)
                 else:
                     found.matched.append(rule.name)
-                    if end is not None and end <= rule.cutoff and rule.action == "delete_session":
+                    if unproven:
+                        found.add_unknown(rule.action, (unproven,))
+                    elif end is not None and end <= rule.cutoff and rule.action == "delete_session":
                         found.due.append((rule.action, rule.name))
                     else:
                         self.age_and_noop(session, rule, found)
@@ -288,6 +291,20 @@ class _Engine:
 
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def _unproven_time(session: SessionRecord) -> str | None:
+    """The time field that keeps a session's age from being proven, or None when it is proven.
+
+    Age runs from the end, but an end is only believable with a known start no later than
+    it: a missing or malformed start, or one after the end, means the API's row is not to
+    be trusted, so no deletion can be justified from it.
+    """
+    if session.end_time is None:
+        return "end_time"
+    if session.start_time is None or session.start_time > session.end_time:
+        return "start_time"
+    return None
 
 
 def _strongest(due: list[tuple[str, str]]) -> dict[DeleteAction, str]:
