@@ -91,9 +91,10 @@ def store_window(db: Database, result: WindowResult, scan_id: int, now: datetime
         session_key = problem.keys.get("sessionId")
         if not problem.dropped and session_key is not None:
             by_session.setdefault(int(str(session_key)), []).append(problem.describe())
-    returned = {session.session_id for session in result.sessions}
+    sessions = _one_per_session(result.sessions, by_session)
+    returned = set(sessions)
     with db.atomic():
-        for session in result.sessions:
+        for session in sessions.values():
             _upsert_session(
                 db,
                 organizer=result.organizer,
@@ -114,6 +115,28 @@ def store_window(db: Database, result: WindowResult, scan_id: int, now: datetime
         for session_id in stale:
             db.execute("DELETE FROM sessions WHERE session_id = ?", [session_id])
     return len(stale)
+
+
+def _one_per_session(
+    listed: list[HistoricalSession], by_session: dict[int, list[str]]
+) -> dict[int, HistoricalSession]:
+    """One row per session id; an id listed twice with different contents gets unknown times.
+
+    The API contradicting itself proves nothing: whichever row came last must not decide the
+    session's age, so its times are stored as unknown and the conflict as a problem.
+    """
+    sessions: dict[int, HistoricalSession] = {}
+    for session in listed:
+        first = sessions.setdefault(session.session_id, session)
+        if first != session and first.end_time is not None:
+            sessions[session.session_id] = first.model_copy(
+                update={"start_time": None, "end_time": None}
+            )
+            by_session.setdefault(session.session_id, []).append(
+                f"sessionId {session.session_id} listed twice with different contents "
+                "(times stored as unknown)"
+            )
+    return sessions
 
 
 def _upsert_session(
