@@ -26,6 +26,8 @@ from retention.goto.models import Group, ItemProblem, Organizer
 from retention.goto.stats import RequestStats
 
 log = structlog.get_logger(__name__)
+# Each problem is logged up to this many; the scan_problems table keeps the dropped rows.
+_PROBLEMS_LOGGED = 20
 GROUP_HISTORY_LIMIT = 50
 Progress = Callable[[int, int], None]
 
@@ -138,8 +140,15 @@ async def scan(
         sessions=report.sessions_seen,
         dropped=report.sessions_dropped,
         incomplete=len(report.incomplete),
+        problems=len(report.problems),
         requests=report.requests.requests,
     )
+    for described in report.problems[:_PROBLEMS_LOGGED]:
+        log.warning("the API sent a row that could not be fully read", problem=described)
+    if len(report.problems) > _PROBLEMS_LOGGED:
+        log.warning(
+            "more rows could not be fully read", more=len(report.problems) - _PROBLEMS_LOGGED
+        )
     return report
 
 
