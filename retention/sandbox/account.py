@@ -6,6 +6,7 @@ import bisect
 import random
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from typing import Any
 
 ADMIN_SCOPE = "collab: identity:"
 
@@ -84,7 +85,9 @@ class Session:
     Generated sessions keep only `attendee_count` and synthesize their list on demand from
     the account's attendee seed (see `Account.attendees_of`), which keeps half a million
     sessions small in memory; sessions from a data file carry `attendees` explicitly.
-    `end` is None for a finished session whose end the data does not know.
+    `end` is None for a finished session whose end the data does not know. `raw` and
+    `omitted` bend its history rows on purpose (fields replaced as given, fields left out),
+    so that tests can serve data the API should never send.
     """
 
     session_id: int
@@ -95,6 +98,8 @@ class Session:
     attendee_count: int = 0
     attendees: tuple[Attendee, ...] | None = None
     recording: Recording | None = None
+    raw: dict[str, Any] | None = None
+    omitted: tuple[str, ...] = ()
 
 
 def _by_start(session: Session) -> tuple[int, int]:

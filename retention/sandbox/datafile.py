@@ -191,7 +191,14 @@ def _session(read: _Reader, entry: dict[str, Any], where: str, key: int) -> Sess
     if "recording" in entry:
         recording = _recording(read, entry["recording"], f"{where} recording")
     meeting_id = read.get(entry, where, "meetingId", int)
-    return Session(key, meeting_id, 0, start or 0, end, count, attendees, recording)
+    raw = read.get(entry, where, "_raw", dict, default=None)
+    omitted = read.get(entry, where, "_omit", list, default=[]) or []
+    if not all(isinstance(name, str) for name in omitted):
+        read.problems.append(f"{where}: '_omit' must list field names")
+    session = Session(key, meeting_id, 0, start or 0, end, count, attendees, recording)
+    session.raw = raw
+    session.omitted = tuple(str(name) for name in omitted)
+    return session
 
 
 def _attendee(read: _Reader, item: dict[str, Any], where: str) -> Attendee:
@@ -319,4 +326,8 @@ def _session_json(session: Session) -> dict[str, Any]:
             "transcript": recording.transcript,
             "aiSummary": recording.ai_summary,
         }
+    if session.raw is not None:
+        entry["_raw"] = session.raw
+    if session.omitted:
+        entry["_omit"] = list(session.omitted)
     return entry

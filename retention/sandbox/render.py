@@ -83,6 +83,15 @@ def history_row(account: Account, session: Session) -> dict[str, Any]:
             **({"transcriptUrl": f"{base}/transcript"} if recording.transcript else {}),
             **({"aiSummaryUrl": f"{base}/summary"} if recording.ai_summary else {}),
         }
+    return _bent(row, session)
+
+
+def _bent(row: dict[str, Any], session: Session) -> dict[str, Any]:
+    """The row with the session's deliberate overrides (`_raw`, `_omit`) applied."""
+    if session.raw:
+        row.update(session.raw)
+    for name in session.omitted:
+        row.pop(name, None)
     return row
 
 
