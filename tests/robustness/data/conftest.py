@@ -1,0 +1,173 @@
+"""Fixtures for the bad-data, bad-policy, two-instance, disk, audit and load scenarios.
+
+`service(*sandbox_args, policies=YAML)` starts a real sandbox subprocess and returns a
+`Service`: a state directory, a policy folder, and the environment that points the real CLI
+(`python -m retention`, a subprocess) at that sandbox. `account_file(sessions)` writes a small
+hand-made account whose sessions may carry the sandbox's `_raw` / `_omit` overrides.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[3]
+
+DELETE_OLDER_THAN_1D = """
+policies:
+  - name: everything-1d
+    description: Every session goes one day after it ended.
+    action: delete_session
+    after: 1d
+"""
+
+
+@dataclass
+class Service:
+    """A deployment of the service against one sandbox: run the CLI, read what it did."""
+
+    server: Any
+    root: Path
+    env: dict[str, str]
+
+    @property
+    def policy_dir(self) -> Path:
+        return Path(self.env["RETENTION_POLICY_DIR"])
+
+    @property
+    def state_dir(self) -> Path:
+        return Path(self.env["RETENTION_STATE_DIR"])
+
+    def cli(self, *args: str, timeout: float = 240, **env: str) -> subprocess.CompletedProcess[str]:
+        """Run `python -m retention ARGS` as a real subprocess; never raises on exit codes."""
+        return subprocess.run(
+            [sys.executable, "-m", "retention", *args],
+            env={**self.env, **env},
+            capture_output=True,
+            text=True,
+            cwd=REPO,
+            timeout=timeout,
+            check=False,
+        )
+
+    def popen(self, *args: str) -> subprocess.Popen[str]:
+        return subprocess.Popen(
+            [sys.executable, "-m", "retention", *args],
+            env=self.env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            cwd=REPO,
+        )
+
+    def events(self) -> list[dict[str, Any]]:
+        """Every audit event, read back through `retention audit export --format jsonl`."""
+        result = self.cli("audit", "export", "--format", "jsonl")
+        assert result.returncode == 0, result.stderr
+        return [json.loads(line) for line in result.stdout.splitlines() if line.strip()]
+
+    def deletes(self, since: int = 0) -> list[dict[str, Any]]:
+        """DELETE requests the sandbox received (from request index `since` on)."""
+        return [r for r in self.server.requests(since) if r["method"] == "DELETE"]
+
+
+def service_env(server: Any, root: Path, *, rate_limit: str = "100") -> dict[str, str]:
+    """The environment of a CLI subprocess pointed at `server`, with state under `root`."""
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith(("RETENTION_", "CREDENTIALS_DIRECTORY", "NOTIFY_SOCKET"))
+    }
+    env.update(
+        {
+            "RETENTION_API_BASE_URL": server.api_url,
+            "RETENTION_TOKEN_URL": server.token_url,
+            "RETENTION_CLIENT_ID": server.client_id,
+            "RETENTION_CLIENT_SECRET": server.client_secret,
+            "RETENTION_REFRESH_TOKEN": server.refresh_token,
+            "RETENTION_STATE_DIR": str(root / "state"),
+            "RETENTION_POLICY_DIR": str(root / "policies"),
+            "RETENTION_RATE_LIMIT": rate_limit,
+            "RETENTION_CONCURRENCY": "8",
+            "RETENTION_SCAN_START": "2026-06-01",
+            "PYTHONUNBUFFERED": "1",
+        }
+    )
+    return env
+
+
+@pytest.fixture
+def service(sandbox: Callable[..., Any], tmp_path: Path) -> Callable[..., Service]:
+    """Factory: a sandbox started with `args` and the service deployed against it."""
+
+    def build(*args: str, policies: str = DELETE_OLDER_THAN_1D, **env: str) -> Service:
+        server = sandbox(*args)
+        (tmp_path / "policies").mkdir(exist_ok=True)
+        (tmp_path / "policies" / "policies.yaml").write_text(policies)
+        return Service(server, tmp_path, {**service_env(server, tmp_path), **env})
+
+    return build
+
+
+def iso(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def session_entry(
+    session_id: int, ended_ago: timedelta, *, meeting_id: int = 100001, **extra: Any
+) -> dict[str, Any]:
+    """A 30-minute session of `meeting_id` that ended `ended_ago` before the real now."""
+    end = datetime.now(UTC).replace(microsecond=0) - ended_ago
+    return {
+        "sessionId": session_id,
+        "meetingId": meeting_id,
+        "startTime": iso(end - timedelta(minutes=30)),
+        "endTime": iso(end),
+        "attendeeCount": 2,
+        **extra,
+    }
+
+
+@pytest.fixture
+def account_file(tmp_path: Path) -> Callable[[list[dict[str, Any]]], Path]:
+    """Factory: an account file of two organizers in one group with these sessions."""
+
+    def write(sessions: list[dict[str, Any]]) -> Path:
+        document = {
+            "accountKey": "7000001",
+            "groups": [{"groupKey": 10, "groupName": "Sales"}],
+            "organizers": [
+                {
+                    "organizerKey": key,
+                    "email": f"o{key}@example.com",
+                    "firstName": "Ana",
+                    "lastName": "Lee",
+                    "groupKey": 10,
+                }
+                for key in (1001, 1002)
+            ],
+            "meetings": [
+                {
+                    "meetingId": meeting_id,
+                    "organizerKey": organizer,
+                    "subject": "Weekly sync",
+                    "meetingType": "recurring",
+                }
+                for meeting_id, organizer in ((100001, 1001), (100002, 1002))
+            ],
+            "sessions": sessions,
+        }
+        path = tmp_path / "account.json"
+        path.write_text(json.dumps(document))
+        return path
+
+    return write

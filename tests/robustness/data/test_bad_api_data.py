@@ -1,0 +1,99 @@
+"""Bad API data: rows the API should never send are not deleted, and each one is reported."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import subprocess
+import sys
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from .conftest import Service, iso, session_entry
+
+OLD = timedelta(days=20)
+FUTURE = iso(datetime.now(UTC) + timedelta(days=300)).replace("Z", ".+0000")
+RECENT = datetime.now(UTC) - timedelta(hours=2)
+
+CONTROL = 900001
+DUPLICATED = 900010
+# Each bent session and what its history rows carry instead of the truth (all ended 20 days ago).
+UNKNOWN_TIMES = {
+    900002: ("end_time", {"_raw": {"endTime": ""}}),
+    900003: ("start_time", {"_raw": {"startTime": "2026-13-45T99:00:00.+0000"}}),
+    900004: ("end_time", {"_omit": ["endTime"]}),
+    900006: ("start_time", {"_raw": {"startTime": FUTURE}}),
+}
+FUTURE_END = 900005
+DROPPED = {900007: {"_raw": {"sessionId": "../900001"}}, 900008: {"_omit": ["sessionId"]}}
+IMPOSTOR = 900009
+
+
+def bad_account(account_file: Callable[[list[dict[str, Any]]], Path]) -> Path:
+    sessions = [session_entry(CONTROL, OLD), session_entry(DUPLICATED, OLD)]
+    sessions += [session_entry(key, OLD, **bent) for key, (_, bent) in UNKNOWN_TIMES.items()]
+    sessions += [session_entry(key, OLD, **bent) for key, bent in DROPPED.items()]
+    sessions.append(session_entry(FUTURE_END, OLD, _raw={"endTime": FUTURE}))
+    # Served just before 900010's own row: a recent session claiming 900010's id, so the
+    # last row listed (the old one) would make 900010 look due if the conflict went unseen.
+    recent = {
+        "sessionId": str(DUPLICATED),
+        "startTime": iso(RECENT - timedelta(minutes=30)).replace("Z", ".+0000"),
+        "endTime": iso(RECENT).replace("Z", ".+0000"),
+    }
+    sessions.append(session_entry(IMPOSTOR, OLD + timedelta(hours=1), _raw=recent))
+    return account_file(sessions)
+
+
+def test_only_sessions_whose_eligibility_is_proven_are_deleted_and_the_rest_reported(
+    service: Callable[..., Service], account_file: Callable[[list[dict[str, Any]]], Path]
+) -> None:
+    deployed = service("--data", str(bad_account(account_file)))
+
+    planned = deployed.cli("plan", "--format", "json")
+    assert planned.returncode == 0, planned.stderr
+    plan = json.loads(planned.stdout)
+    assert [item["sessionId"] for item in plan["items"]] == [str(CONTROL)]
+    unknown = {int(entry["sessionId"]): entry["fields"] for entry in plan["unknown"]}
+    expected = {key: [field] for key, (field, _) in UNKNOWN_TIMES.items()}
+    assert unknown == {**expected, DUPLICATED: ["end_time"]}
+    logged = [json.loads(line) for line in planned.stderr.splitlines() if line.startswith("{")]
+    problems = [e["problem"] for e in logged if e.get("problem")]
+    assert any("'sessionId'" in p and "item skipped" in p for p in problems), problems
+    assert sum("item skipped" in p for p in problems) >= len(DROPPED)
+    with sqlite3.connect(deployed.state_dir / "state.db") as db:
+        stored = db.execute(
+            "SELECT problems FROM sessions WHERE session_id = ?", [DUPLICATED]
+        ).fetchone()
+    assert f"sessionId {DUPLICATED} listed twice" in stored[0]
+
+    table = deployed.cli("plan")
+    assert table.returncode == 0, table.stderr
+    assert f"{len(UNKNOWN_TIMES) + 1} sessions have unknown fields" in table.stdout
+
+    run = deployed.cli("run", "--yes")
+    assert run.returncode == 0, run.stderr
+    deletes = [r["path"] for r in deployed.deletes()]
+    assert deletes == [f"/G2M/rest/organizers/1001/sessions/{CONTROL}"]
+    assert not any(".." in r["path"] for r in deployed.server.requests())
+    left = set(deployed.server.state()["session_ids"])
+    never_deleted = {*UNKNOWN_TIMES, *DROPPED, FUTURE_END, IMPOSTOR, DUPLICATED}
+    assert never_deleted <= left
+    assert CONTROL not in left
+
+
+def test_a_data_file_with_a_bad_override_is_refused_naming_the_entry(
+    account_file: Callable[[list[dict[str, Any]]], Path],
+) -> None:
+    path = account_file([session_entry(CONTROL, OLD, _raw=["not", "an", "object"])])
+    result = subprocess.run(
+        [sys.executable, "-m", "retention", "sandbox", "--port", "0", "--data", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 2
+    assert f"sessions[0] (sessionId {CONTROL}): '_raw' must be dict" in result.stderr
