@@ -94,6 +94,10 @@ class TokenManager:
             assert self._access is not None
             return self._access
 
+    def is_fresh(self, token: str) -> bool:
+        """Whether `token` is the one in force and not due for a refresh yet."""
+        return token == self._access and self._clock() < self._refresh_at
+
     def invalidate(self, token: str) -> None:
         """The API refused `token`: the next caller refreshes, unless someone already did."""
         if self._access == token:

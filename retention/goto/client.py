@@ -260,21 +260,24 @@ class GoToClient:
     async def _attempt(
         self, method: str, template: str, path: str, query: dict[str, str]
     ) -> httpx.Response:
-        token = await self.auth.access_token()
-        response = await self._send(method, template, path, query, token)
+        response, token = await self._send(method, template, path, query)
         if _token_refused(response):
             # Expired or revoked: refresh (once for all concurrent callers) and try again.
             self.auth.invalidate(token)
             self.stats.token_retries += 1
-            response = await self._send(
-                method, template, path, query, await self.auth.access_token()
-            )
+            response, _ = await self._send(method, template, path, query)
         return self._judge(method, path, response)
 
     async def _send(
-        self, method: str, template: str, path: str, query: dict[str, str], token: str
-    ) -> httpx.Response:
+        self, method: str, template: str, path: str, query: dict[str, str]
+    ) -> tuple[httpx.Response, str]:
+        token = await self.auth.access_token()
         await self.limiter.acquire()
+        while not self.auth.is_fresh(token):
+            # It expired while this call waited for its turn. The turn is given up too: the
+            # limiter counted it as sent, and a refresh in between would make a burst of it.
+            token = await self.auth.access_token()
+            await self.limiter.acquire()
         try:
             response = await self._http.request(
                 method,
@@ -288,7 +291,7 @@ class GoToClient:
         if method == "DELETE":
             failpoints.hit("after_send")
         self.stats.record_response(method, template, response.status_code)
-        return response
+        return response, token
 
     def _judge(self, method: str, path: str, response: httpx.Response) -> httpx.Response:
         status = response.status_code
