@@ -12,7 +12,7 @@ from typing import Any
 
 from ruamel.yaml import YAML
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
-from ruamel.yaml.events import AliasEvent
+from ruamel.yaml.events import AliasEvent, CollectionEndEvent, CollectionStartEvent
 from ruamel.yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from retention.policy.problems import Problem
@@ -21,6 +21,7 @@ YamlPath = tuple[str | int, ...]
 Position = tuple[int, int]
 
 MAX_FILE_BYTES = 1024 * 1024
+MAX_DEPTH = 64
 MAX_NODES = 50_000
 MAX_ALIASES = 100
 
@@ -83,6 +84,11 @@ def read_yaml(text: str, path: str) -> tuple[ParsedYaml | None, list[Problem]]:
         return None, tabs
     yaml = YAML(typ="safe", pure=True)
     try:
+        # Events first: the parser does not recurse, the composer does, so a deeply nested
+        # document is refused here before it can exhaust Python's recursion.
+        shape = _shape_problems(yaml, text, path)
+        if shape:
+            return None, shape
         root = yaml.compose(text)
     except MarkedYAMLError as exc:
         return None, [_syntax_problem(exc, path)]
@@ -90,11 +96,6 @@ def read_yaml(text: str, path: str) -> tuple[ParsedYaml | None, list[Problem]]:
         return None, [Problem(path, 1, 1, f"invalid YAML: {exc}", "check the file's syntax")]
     if root is None:
         return ParsedYaml(data=None), []
-    aliases = [event for event in yaml.parse(text) if isinstance(event, AliasEvent)]
-    if len(aliases) > MAX_ALIASES:
-        mark = aliases[MAX_ALIASES].start_mark
-        message = f"more than {MAX_ALIASES} aliases"
-        return None, [Problem(path, mark.line + 1, mark.column + 1, message, _ALIAS_HINT)]
     walker = _Walker(yaml, path)
     try:
         data = walker.build(root, ())
@@ -103,6 +104,27 @@ def read_yaml(text: str, path: str) -> tuple[ParsedYaml | None, list[Problem]]:
     if walker.problems:
         return None, walker.problems
     return ParsedYaml(data, walker.values, walker.keys), []
+
+
+def _shape_problems(yaml: YAML, text: str, path: str) -> list[Problem]:
+    """Too many aliases, or collections nested deeper than MAX_DEPTH, found in the events."""
+    aliases = 0
+    depth = 0
+    for event in yaml.parse(text):
+        mark = event.start_mark
+        if isinstance(event, AliasEvent):
+            aliases += 1
+            if aliases > MAX_ALIASES:
+                message = f"more than {MAX_ALIASES} aliases"
+                return [Problem(path, mark.line + 1, mark.column + 1, message, _ALIAS_HINT)]
+        elif isinstance(event, CollectionStartEvent):
+            depth += 1
+            if depth > MAX_DEPTH:
+                message = f"values nested more than {MAX_DEPTH} levels deep"
+                return [Problem(path, mark.line + 1, mark.column + 1, message, "flatten it")]
+        elif isinstance(event, CollectionEndEvent):
+            depth -= 1
+    return []
 
 
 def _syntax_problem(exc: MarkedYAMLError, path: str) -> Problem:
@@ -132,6 +154,7 @@ class _Walker:
         self.keys: dict[YamlPath, Position] = {}
         self.problems: list[Problem] = []
         self.nodes = 0
+        self.open: set[int] = set()
 
     def refuse(self, node: Node, message: str, hint: str) -> _Refused:
         line, col = _position(node)
@@ -140,14 +163,30 @@ class _Walker:
     def build(self, node: Node, where: YamlPath) -> Any:
         self.count(node)
         self.values.setdefault(where, _position(node))
-        if isinstance(node, MappingNode) and node.tag == _MAP_TAG:
-            return self.build_mapping(node, where)
-        if isinstance(node, SequenceNode) and node.tag == _SEQ_TAG:
-            return [self.build(item, (*where, index)) for index, item in enumerate(node.value)]
+        if isinstance(node, MappingNode | SequenceNode):
+            return self.build_collection(node, where)
         if isinstance(node, ScalarNode) and node.tag in _SCALAR_TAGS | {_TIMESTAMP_TAG}:
             return self.build_scalar(node)
+        raise self.refuse_tag(node)
+
+    def build_collection(self, node: MappingNode | SequenceNode, where: YamlPath) -> Any:
+        """A mapping or a list; refuses one that contains itself through an alias (building it
+        would never end: Python's recursion would run out)."""
+        if id(node) in self.open:
+            raise self.refuse(node, "an alias refers to a value that contains it", _ALIAS_HINT)
+        self.open.add(id(node))
+        try:
+            if isinstance(node, MappingNode) and node.tag == _MAP_TAG:
+                return self.build_mapping(node, where)
+            if isinstance(node, SequenceNode) and node.tag == _SEQ_TAG:
+                return [self.build(item, (*where, index)) for index, item in enumerate(node.value)]
+        finally:
+            self.open.discard(id(node))
+        raise self.refuse_tag(node)
+
+    def refuse_tag(self, node: Node) -> _Refused:
         written = str(node.tag).replace(_STANDARD, "!!", 1)
-        raise self.refuse(
+        return self.refuse(
             node,
             f"YAML tag {written!r} is not allowed",
             "policy files use plain YAML values only: remove the tag",
