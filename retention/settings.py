@@ -88,6 +88,13 @@ class Settings(BaseSettings):
     )
     plan_max_age_hours: float = Field(default=24.0, gt=0)
     max_deletions_per_run: int = Field(default=10_000, ge=0)
+    breaker_window: int = Field(default=20, ge=1, description="recent removals the breaker weighs")
+    breaker_threshold: float = Field(
+        default=0.5, gt=0, lt=1, description="share of failed, 403 or 404 answers that stops a run"
+    )
+    breaker_min_calls: int = Field(
+        default=10, ge=1, description="removals answered before the breaker may trip"
+    )
     metrics_address: str = "127.0.0.1:9464"
 
     @classmethod
@@ -112,6 +119,15 @@ class Settings(BaseSettings):
         # capped a 50/s limit at 27/s at 300 ms. Extra workers only queue at the limiter.
         if "concurrency" not in self.model_fields_set:
             self.concurrency = min(256, max(8, math.ceil(2 * self.rate_limit)))
+        return self
+
+    @model_validator(mode="after")
+    def _breaker_can_trip(self) -> Self:
+        if self.breaker_min_calls > self.breaker_window:
+            raise ValueError(
+                f"breaker_min_calls ({self.breaker_min_calls}) exceeds breaker_window "
+                f"({self.breaker_window}): the circuit breaker could never trip"
+            )
         return self
 
     @property

@@ -359,7 +359,11 @@ class Pipeline:
             lookup=lambda session_id: inventory.session_record(db, session_id),
             on_removed=on_removed,
             concurrency=self.settings.concurrency,
-            breaker=CircuitBreaker(),
+            breaker=CircuitBreaker(
+                window=self.settings.breaker_window,
+                threshold=self.settings.breaker_threshold,
+                min_calls=self.settings.breaker_min_calls,
+            ),
             stop=self.stop,
         )
 
