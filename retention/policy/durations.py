@@ -79,6 +79,21 @@ def parse_duration(text: str) -> Duration:
     """Read a duration, raising ValueError with a message meant for a compliance officer."""
     if text.startswith("-"):
         raise ValueError(f"{text!r} is negative: a period must be at least one day")
+    try:
+        return _parse_bounded(text)
+    except OverflowError:
+        # A count too big for the calendar (99999999999y) is far past any bound.
+        raise ValueError(_too_long(text)) from None
+
+
+def _too_long(text: str) -> str:
+    return (
+        f"{text!r} is longer than {MAX_YEARS} years: such a period never ends in practice;"
+        " use a legal hold to keep something indefinitely"
+    )
+
+
+def _parse_bounded(text: str) -> Duration:
     short = _SHORT.fullmatch(text)
     if short:
         count, unit = int(short["count"]), short["unit"]
@@ -106,7 +121,4 @@ def _check_bounds(text: str, duration: Duration) -> None:
         raise ValueError(f"{text!r} is a zero duration: a period must be at least one day")
     reference = datetime(2000, 1, 1, tzinfo=UTC)
     if reference + duration.delta > reference + timedelta(days=366 * MAX_YEARS):
-        raise ValueError(
-            f"{text!r} is longer than {MAX_YEARS} years: such a period never ends in practice;"
-            " use a legal hold to keep something indefinitely"
-        )
+        raise ValueError(_too_long(text))
