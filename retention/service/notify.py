@@ -70,8 +70,10 @@ class Notifier:
         payload = "\n".join(f"{key}={_one_line(value)}" for key, value in fields.items())
         try:
             if self._socket is None:
+                # Non-blocking: a full receive queue (10 datagrams by default) must drop the
+                # message, not block the event loop that feeds the watchdog and runs removals.
                 self._socket = socket.socket(
-                    socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC
+                    socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC | socket.SOCK_NONBLOCK
                 )
             self._socket.sendto(payload.encode(), _socket_address(self.address))
         except OSError:
