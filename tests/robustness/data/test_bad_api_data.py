@@ -20,7 +20,7 @@ RECENT = datetime.now(UTC) - timedelta(hours=2)
 CONTROL = 900001
 DUPLICATED = 900010
 # Each bent session and what its history rows carry instead of the truth (all ended 20 days ago).
-UNKNOWN_TIMES = {
+UNKNOWN_TIMES: dict[int, tuple[str, dict[str, Any]]] = {
     900002: ("end_time", {"_raw": {"endTime": ""}}),
     900003: ("start_time", {"_raw": {"startTime": "2026-13-45T99:00:00.+0000"}}),
     900004: ("end_time", {"_omit": ["endTime"]}),
