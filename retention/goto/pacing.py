@@ -5,7 +5,8 @@ full bucket to be spent at once after an idle spell, which a server counting req
 second sees as more than the limit; neither slows down on a 429 nor pauses every caller for a
 Retry-After. So this is a sliding-window log: a request may go only when the `count`-th
 previous one left at least `period` + `margin` seconds ago, which is the server's "no more
-than N in any second" with a margin for the jitter between leaving here and arriving there.
+than N in any second" with a margin for the jitter between leaving here and arriving there;
+and requests are spaced at least 1/rate apart, so that jitter stays small.
 
 On 429 the rate halves (down to a tenth of the configured one) and every caller waits out the
 Retry-After; each success then wins back a fiftieth of the configured rate.
@@ -53,6 +54,7 @@ class RateLimiter:
         self._count = max(1, math.floor(rate))
         self._sent: deque[float] = deque(maxlen=self._count)
         self._paused_until = 0.0
+        self._next_slot = 0.0
         self._clock = clock
         self._sleep = sleep
         self._lock = asyncio.Lock()
@@ -71,16 +73,34 @@ class RateLimiter:
             while True:
                 wait = self._wait_needed(self._clock())
                 if wait <= 0:
-                    self._sent.append(self._clock())
+                    self._record_send(self._clock())
                     return
                 await self._sleep(wait)
 
     def _wait_needed(self, now: float) -> float:
         if self._paused_until > now:
             return self._paused_until - now
-        if len(self._sent) < self._count:
+        if not self._sent:
             return 0.0
-        return self._sent[0] + self.period - now
+        # Evenly spaced (a GCRA allowing a burst of a tenth of `count`), not a burst of
+        # `count`: a burst leaves the process over tens of milliseconds of event-loop work, so
+        # its members reach the server late by different amounts and the next burst lands
+        # inside the server's second (measured: 13 429s in 400 DELETEs at 50/s before, none
+        # after).
+        spacing = self._next_slot - self._tolerance - now
+        if len(self._sent) < self._count:
+            return spacing
+        return max(spacing, self._sent[0] + self.period - now)
+
+    @property
+    def _tolerance(self) -> float:
+        return (max(2, self._count // 10) - 1) / self.current_rate
+
+    def _record_send(self, now: float) -> None:
+        self._sent.append(now)
+        # Scheduled from the previous slot, not from the moment a sleep ended, so late
+        # wake-ups within the tolerance do not add up.
+        self._next_slot = max(self._next_slot, now) + 1 / self.current_rate
 
     def slow_down(self, pause: float | None = None) -> None:
         """A 429 came back: lower the rate, and pause everyone for `pause` seconds if given."""
