@@ -43,7 +43,7 @@ def most_in_one_second(times: list[float]) -> int:
     return max(bisect.bisect_left(times, t + 1.0) - i for i, t in enumerate(times))
 
 
-async def test_limiter_spaces_requests_instead_of_releasing_the_whole_second_at_once():
+async def test_limiter_spaces_requests_instead_of_releasing_the_whole_second_at_once() -> None:
     clock = Clock()
     limiter = RateLimiter(50, clock=clock, sleep=clock.sleep)
     times = await send_times(limiter, clock, callers=100, each=3)
@@ -52,7 +52,7 @@ async def test_limiter_spaces_requests_instead_of_releasing_the_whole_second_at_
     assert most_in_one_second(times) <= 50
 
 
-async def test_limiter_keeps_the_rate_when_every_sleep_wakes_late():
+async def test_limiter_keeps_the_rate_when_every_sleep_wakes_late() -> None:
     clock = Clock(oversleep=0.004)
     limiter = RateLimiter(50, margin=0.02, clock=clock, sleep=clock.sleep)
     times = await send_times(limiter, clock, callers=60, each=10)
