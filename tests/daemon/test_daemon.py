@@ -1,0 +1,226 @@
+"""The daemon as a subprocess against the sandbox: readiness, schedule, metrics, reload, stop."""
+
+from __future__ import annotations
+
+import math
+import signal
+import time
+from collections import Counter
+from typing import Any
+
+from prometheus_client.parser import text_string_to_metric_families
+
+RECORDINGS = """
+policies:
+  - name: recordings-30d
+    description: Recordings go 30 days after the session ended.
+    action: delete_recordings
+    after: 30d
+    match: {has_recording: true}
+"""
+SESSIONS = """
+policies:
+  - name: sessions-90d
+    description: Whole sessions go after 90 days.
+    action: delete_session
+    after: 90d
+  - name: attendees-60d
+    description: Attendee lists go after 60 days, at 04:00.
+    action: delete_attendees
+    after: 60d
+    match: {min_attendees: 1}
+    schedule: "0 4 * * *"
+"""
+# Three problems: a misspelt key (so `after` is missing too) and a duration without a unit.
+INVALID = """
+policies:
+  - name: sessions-90d
+    description: Whole sessions go after 90 days.
+    action: delete_session
+    afer: 90d
+  - name: attendees-60d
+    description: Attendee lists go after 60 days.
+    action: delete_attendees
+    after: 60
+"""
+
+
+def samples(text: str) -> dict[str, list[tuple[dict[str, str], float]]]:
+    """Every sample of a Prometheus exposition, by sample name."""
+    found: dict[str, list[tuple[dict[str, str], float]]] = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            found.setdefault(sample.name, []).append((dict(sample.labels), sample.value))
+    return found
+
+
+def outcomes_by_intent(events: list[dict[str, Any]]) -> Counter[int]:
+    return Counter(int(e["intent"]) for e in events if e["event"] == "outcome")
+
+
+def test_daemon_notifies_ready_runs_on_schedule_and_serves_metrics_and_health(
+    deployment: Any, daemon: Any, notify_socket: Any
+) -> None:
+    dep = deployment(RECORDINGS)
+    proc = daemon(dep)
+
+    ready = notify_socket.wait_for("READY")
+    assert "next run" in ready["STATUS"]
+    notify_socket.wait_for("WATCHDOG")
+    summary = proc.wait_for_run()
+    assert summary["result"] == "ok"
+    assert summary["counts"]["deleted"] > 0
+    deletes = dep.deletes()
+    assert len(deletes) == summary["counts"]["deleted"]
+    assert all(d["path"].endswith("/recordings") for d in deletes)
+    proc.wait_for_run(after=len(proc.events()))  # a second run: nothing left to remove
+
+    exposition = proc.get("/metrics")
+    assert exposition.status_code == 200
+    found = samples(exposition.text)
+    removals = {
+        (labels["action"], labels["outcome"], labels["policy"]): value
+        for labels, value in found["retention_removals_total"]
+    }
+    assert removals == {("delete_recordings", "deleted", "recordings-30d"): len(deletes)}
+    answered_204 = sum(
+        v for labels, v in found["retention_api_requests_total"] if labels["status"] == "204"
+    )
+    assert answered_204 == len(deletes)
+    assert found["retention_pending_intents"] == [({}, 0.0)]
+    last = {
+        labels["retention_last_run_result"]: v for labels, v in found["retention_last_run_result"]
+    }
+    assert last["ok"] == 1.0
+    assert sum(v for _labels, v in found["retention_scan_sessions_total"]) > 0
+    ((_labels, token_age),) = found["retention_refresh_token_age_seconds"]
+    assert math.isfinite(token_age), "the sandbox rotates refresh tokens: the age is known"
+    assert token_age >= 0
+    health = proc.get("/healthz")
+    assert health.status_code == 200
+    assert health.json()["status"] == "ok"
+
+    assert proc.stop() == 0
+    notify_socket.wait_for("STOPPING")
+    statuses = [m["STATUS"] for m in notify_socket.messages if "STATUS" in m]
+    assert any(s.startswith("last run ok at ") for s in statuses), statuses
+    verify = dep.cli("audit", "verify")
+    assert verify.returncode == 0, verify.stdout + verify.stderr
+
+
+def test_sighup_with_a_valid_set_replaces_the_policies_and_their_schedules(
+    deployment: Any, daemon: Any, notify_socket: Any
+) -> None:
+    dep = deployment(RECORDINGS)
+    proc = daemon(dep)
+    notify_socket.wait_for("READY")
+    proc.wait_for_run()
+    mark = len(dep.server.requests())
+
+    dep.policy_file.write_text(SESSIONS)
+    seen = len(proc.events())
+    proc.signal(signal.SIGHUP)
+    reloaded = proc.wait_for_event(lambda e: e["event"] == "policies reloaded", after=seen)
+    assert reloaded["schedules"] == {
+        "0 4 * * *": ["attendees-60d"],
+        "@every 2s": ["sessions-90d"],
+    }
+    notify_socket.wait_for("RELOADING")
+    summary = proc.wait_for_run(after=len(proc.events()))
+    assert summary["result"] == "ok"
+    assert summary["counts"]["deleted"] > 0
+    assert proc.stop() == 0
+
+    new_deletes = dep.deletes(mark)
+    assert new_deletes
+    assert not any(d["path"].endswith("/recordings") for d in new_deletes)
+    policies = {e["policy"] for e in dep.audit_events() if e["event"] == "intent"}
+    assert "sessions-90d" in policies
+
+
+def test_sighup_with_an_invalid_set_logs_every_problem_keeps_the_old_set_and_removes_nothing(
+    deployment: Any, daemon: Any, notify_socket: Any
+) -> None:
+    dep = deployment(RECORDINGS)
+    proc = daemon(dep)
+    notify_socket.wait_for("READY")
+    proc.wait_for_run()
+
+    dep.policy_file.write_text(INVALID)
+    seen = len(proc.events())
+    proc.signal(signal.SIGHUP)
+    rejected = proc.wait_for_event(
+        lambda e: e["event"].startswith("policy reload rejected"), after=seen
+    )
+    assert rejected["schedules"] == ["@every 2s"], "the old schedules stay"
+    problems = [e["problem"] for e in proc.events()[seen:] if e["event"] == "policy problem"]
+    assert len(problems) == 3, problems
+    assert any("unknown key 'afer'" in p for p in problems)
+    assert any("missing" in p and ":3:5:" in p for p in problems), "the policy lacking `after`"
+    assert any("has no unit" in p for p in problems)
+    assert all(p.startswith(str(dep.policy_file)) for p in problems)
+
+    # The old set runs on, but holds cannot be known from an invalid folder: fail closed.
+    mark = len(dep.server.requests())
+    failed = proc.wait_for_run(after=len(proc.events()))
+    assert failed["result"] == "failed"
+    assert dep.deletes(mark) == []
+    assert proc.get("/healthz").status_code == 503
+    assert proc.proc.poll() is None, "the daemon keeps running"
+    assert proc.stop() == 0
+
+
+def test_sigterm_during_a_run_stops_within_seconds_with_every_intent_given_its_outcome(
+    deployment: Any, daemon: Any, notify_socket: Any
+) -> None:
+    dep = deployment(SESSIONS)
+    proc = daemon(dep)
+    notify_socket.wait_for("READY")
+    dep.server.control(latency_ms=150)
+    proc.wait_for_event(lambda e: e["event"] == "scheduled run starting")
+    while not dep.deletes():
+        assert proc.proc.poll() is None, proc.output()
+        time.sleep(0.05)
+    proc.signal(signal.SIGTERM)
+
+    assert proc.stop() == 0, proc.output()
+    notify_socket.wait_for("STOPPING")
+    summary = proc.wait_for_run()
+    assert summary["counts"]["not_started"] > 0, "the run stopped before its end"
+    events = dep.audit_events()
+    intents = [int(e["seq"]) for e in events if e["event"] == "intent"]
+    assert intents
+    assert outcomes_by_intent(events) == Counter(intents), "exactly one outcome per intent"
+    finished = [e for e in events if e["event"] == "run_finished"]
+    assert finished[-1]["details"]["result"] == "halted"
+
+
+def test_secrets_never_appear_in_the_daemon_output(
+    deployment: Any, daemon: Any, notify_socket: Any
+) -> None:
+    dep = deployment(RECORDINGS, "--token-ttl", "2")
+    proc = daemon(dep)
+    notify_socket.wait_for("READY")
+    proc.wait_for_run()
+    dep.server.control(revoke_tokens=True)
+    proc.wait_for_run(after=len(proc.events()))
+    assert proc.stop() == 0
+
+    output = proc.output()
+    stored = (dep.state_dir / "refresh_token.json").read_text()
+    rotated = stored.split('"refresh_token": "')[1].split('"')[0]
+    refreshes = [r for r in dep.server.requests() if r["path"].endswith("/oauth/token")]
+    assert len(refreshes) >= 3, "tokens were refreshed and rotated during the test"
+    for secret in (dep.env["RETENTION_CLIENT_SECRET"], dep.env["RETENTION_REFRESH_TOKEN"], rotated):
+        assert secret not in output
+    # Access tokens are 32 URL-safe characters; the log's own ids are hex (log_id, hashes).
+    words = {w.strip('"{},:') for w in output.split()}
+    token_like = [
+        w
+        for w in words
+        if len(w) == 32
+        and w.isascii()
+        and not all(c in "0123456789abcdef" for c in w)
+        and all(c.isalnum() or c in "-_" for c in w)
+    ]
+    assert token_like == []
