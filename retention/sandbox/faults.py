@@ -140,13 +140,18 @@ class Gate:
                 entry["status"] = message["status"]
             await send(message)
 
+        # Counted on arrival, as a gateway does, not after the added latency: a sleep that
+        # wakes late under load would otherwise bunch requests the client had spaced out.
+        api = path.startswith(API_PREFIX)
+        limit = self.controls.rate_limit
+        over_limit = self._admit(client[0], limit) if api and limit is not None else None
         if self.controls.latency_ms > 0:
             await self.sleep(self.controls.latency_ms / 1000)
-        if path.startswith(API_PREFIX) and await self._intercept(entry, client[0], logged_send):
+        if api and await self._intercept(entry, over_limit, logged_send):
             return
         await self.app(scope, receive, logged_send)
 
-    async def _intercept(self, entry: dict[str, Any], client: str, send: Send) -> bool:
+    async def _intercept(self, entry: dict[str, Any], over_limit: float | None, send: Send) -> bool:
         """Answer the request here (hang, 429, fault) and return True, or let it through."""
         await self.controls.released.wait()
         controls = self.controls
@@ -154,11 +159,9 @@ class Gate:
             controls.burst_429 -= 1
             await self._too_many(send, 1.0)
             return True
-        if controls.rate_limit is not None:
-            wait = self._admit(client, controls.rate_limit)
-            if wait is not None:
-                await self._too_many(send, wait)
-                return True
+        if over_limit is not None:
+            await self._too_many(send, over_limit)
+            return True
         if controls.fault_rate > 0 and self.rng.random() < controls.fault_rate:
             fault = self.rng.choice((*FAULT_STATUSES, 0))
             if fault == 0:
