@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sqlite3
 import sys
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -191,7 +192,7 @@ def export(
 ) -> None:
     """Every event as one row, streamed (columns are documented and stable)."""
     filters = _filters(since, until, policy, organizer)
-    conn = connect_reader(_db(db_path))
+    conn = _open_record(_db(db_path))
     writer = write_csv if output == "csv" else write_jsonl
     try:
         conn.execute("BEGIN")
@@ -203,6 +204,23 @@ def export(
             click.echo(f"wrote {count:,} events to {out}", err=True)
     finally:
         conn.close()
+
+
+def _open_record(path: Path) -> sqlite3.Connection:
+    """Open the log for reading; refuses a database without the events table (a log whose
+    creation failed, e.g. on a full disk, or another file) instead of failing mid-query."""
+    conn = connect_reader(path)
+    found = conn.execute(
+        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'events'"
+    ).fetchone()
+    if found is None:
+        conn.close()
+        raise AuditInputError(
+            f"{path} holds no audit record (it has no events table)",
+            hint="it was never written to, or is not an audit database; "
+            "`retention audit verify` tells which",
+        )
+    return conn
 
 
 def _open_out(path: Path) -> TextIO:
@@ -226,7 +244,7 @@ def show(
     limit: int,
 ) -> None:
     """The most recent removals (outcomes of intents), newest first."""
-    conn = connect_reader(_db(db_path))
+    conn = _open_record(_db(db_path))
     try:
         removals = recent_removals(conn, _filters(since, until, policy, organizer), limit)
     finally:
@@ -263,7 +281,7 @@ def report(
     """Write a self-contained HTML report for the compliance officer (prints well)."""
     db = _db(db_path)
     verified = _verify(db, checkpoint_file, public_key)
-    conn = connect_reader(db)
+    conn = _open_record(db)
     try:
         conn.execute("BEGIN")
         summary = summarise(conn)
