@@ -94,6 +94,7 @@ class Executor:
     held_by: HoldCheck
     lookup: Lookup
     on_removed: Removed
+    on_absent: Removed
     concurrency: int = 8
     breaker: CircuitBreaker = field(default_factory=CircuitBreaker)
     stop: asyncio.Event = field(default_factory=asyncio.Event)
@@ -160,7 +161,7 @@ class Executor:
         except NotFound:
             failpoints.hit("after_response")
             self.breaker.record(bad=True)
-            self.on_removed(item)
+            self.on_absent(item)
             self.record_outcome(
                 item, intent_seq, "already_absent", 404, "not found: already removed"
             )

@@ -270,6 +270,16 @@ def mark_removed(db: Database, session_id: int, action: RemovalAction, now: date
         )
 
 
+def read_again_from(db: Database, organizer_key: int, start: datetime) -> None:
+    """Move the organizer's watermark back to `start`: its next scan reads from there again."""
+    with db.atomic():
+        db.execute(
+            "UPDATE watermarks SET scanned_through = ? "
+            "WHERE organizer_key = ? AND scanned_through > ?",
+            [to_text(start), organizer_key, to_text(start)],
+        )
+
+
 @dataclass(frozen=True)
 class Counts:
     """How much the inventory holds, over the account or one group."""
