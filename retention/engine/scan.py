@@ -3,8 +3,13 @@
 Per group of at most 50 organizers, one group-history call per window tells who met; only
 those organizers get per-organizer calls (group history has no session ids). A window that
 still fails after the client's retries is reported and never marked scanned: an error is not
-"no meetings". Watermarks per organizer make the next scan read only newer windows, plus a
-settle margin because recordings appear some hours after a meeting ends.
+"no meetings". Watermarks per organizer make the next scan read only newer windows.
+
+Below its watermark an organizer is read again only when the group history shows a reason:
+a meeting the inventory does not hold (one still running at the last scan shows up now, up to
+`RUNNING_LOOKBACK` back), or one that had ended less than `settle` before the last scan and was
+stored without a recording (recordings appear after a meeting ends). Organizers outside the
+prefilter re-read the whole lookback.
 """
 
 from __future__ import annotations
@@ -22,13 +27,15 @@ from retention.engine import inventory
 from retention.engine.inventory import WindowResult, from_text, to_text
 from retention.goto.client import GoToClient
 from retention.goto.errors import ApiError
-from retention.goto.models import Group, ItemProblem, Organizer
+from retention.goto.models import Group, GroupMeeting, ItemProblem, Organizer
 from retention.goto.stats import RequestStats
 
 log = structlog.get_logger(__name__)
 # Each problem is logged up to this many; the scan_problems table keeps the dropped rows.
 _PROBLEMS_LOGGED = 20
 GROUP_HISTORY_LIMIT = 50
+# How far back before a watermark a meeting may have started and still have been running then.
+RUNNING_LOOKBACK = timedelta(hours=24)
 Progress = Callable[[int, int], None]
 
 
@@ -122,10 +129,12 @@ async def scan(
     inventory.store_directory(db, organizers.items, groups.items, now)
     report.organizers = len(organizers.items)
     run = _Run(client, db, report, now=now, window_days=window_days, progress=progress)
+    run.settle = settle
+    run.marks = {} if full else _watermarks(db)
     run.plan(
         organizers.items,
         groups.items if prefilter else [],
-        _needed_from(db, organizers.items, start=start, settle=settle, full=full, now=now),
+        _needed_from(run.marks, organizers.items, start=start, settle=settle, now=now),
     )
     await run.execute(concurrency)
     run.finish(full)
@@ -152,24 +161,29 @@ async def scan(
     return report
 
 
+def _watermarks(db: Database) -> dict[int, datetime]:
+    return {
+        key: mark
+        for key, text in db.execute("SELECT organizer_key, scanned_through FROM watermarks")
+        if (mark := from_text(text)) is not None
+    }
+
+
 def _needed_from(
-    db: Database,
+    marks: dict[int, datetime],
     organizers: list[Organizer],
     *,
     start: datetime,
     settle: timedelta,
-    full: bool,
     now: datetime,
 ) -> dict[int, datetime]:
-    """Where each organizer's reading starts: the scan start, or its watermark less the settle."""
-    marks = {
-        key: from_text(text)
-        for key, text in db.execute("SELECT organizer_key, scanned_through FROM watermarks")
-    }
+    """Where each organizer's reading starts: the scan start, or its watermark less the
+    lookback (the longer of the settle margin and `RUNNING_LOOKBACK`)."""
+    lookback = max(settle, RUNNING_LOOKBACK)
     needed: dict[int, datetime] = {}
     for organizer in organizers:
-        mark = None if full else marks.get(organizer.organizer_key)
-        begin = start if mark is None else max(start, mark - settle)
+        mark = marks.get(organizer.organizer_key)
+        begin = start if mark is None else max(start, mark - lookback)
         if begin < now:
             needed[organizer.organizer_key] = begin
     return needed
@@ -199,6 +213,8 @@ class _Run:
         self.done = 0
         self.needed: dict[int, datetime] = {}
         self.failed_from: dict[int, datetime] = {}
+        self.marks: dict[int, datetime] = {}
+        self.settle = timedelta(0)
 
     def plan(
         self, organizers: list[Organizer], groups: list[Group], needed: dict[int, datetime]
@@ -261,23 +277,43 @@ class _Run:
             log.warning(
                 "group window unreadable, reading its organizers one by one", error=str(exc)
             )
-            met = {m.organizer_key for m in due}
+            met = to_read = {m.organizer_key for m in due}
         else:
             met = {meeting.organizer_key for meeting in result.items}
+            to_read = self._to_read(unit, result.items)
             if any(problem.dropped for problem in result.problems):
                 # A meeting whose organizer cannot be read could be anyone's.
-                met = {m.organizer_key for m in due}
+                met = to_read = {m.organizer_key for m in due}
             for problem in result.problems:
                 _note_problem(self.db, self.report, self.report.scan_id, problem, self.now)
         for organizer in due:
-            if organizer.organizer_key in met:
+            if organizer.organizer_key in to_read:
                 self._put(_OrganizerWindow(organizer, unit.start, unit.end))
+            elif organizer.organizer_key in met:
+                # Met, but only in meetings the inventory already holds, settled.
+                self.report.windows_skipped += 1
             else:
                 self.report.windows_skipped += 1
                 empty = WindowResult(organizer, unit.start, unit.end, [])
                 self.report.sessions_dropped += inventory.store_window(
                     self.db, empty, self.report.scan_id, self.now
                 )
+
+    def _to_read(self, unit: _GroupWindow, meetings: list[GroupMeeting]) -> set[int]:
+        """Organizers whose history in this window may differ from what the inventory holds."""
+        held = _held_sessions(self.db, [m.organizer_key for m in unit.members], unit.start)
+        to_read: set[int] = set()
+        for meeting in meetings:
+            key = meeting.organizer_key
+            mark = self.marks.get(key)
+            if mark is None or meeting.start_time is None or meeting.start_time >= mark:
+                to_read.add(key)
+                continue
+            stored = held.get((key, meeting.meeting_id, to_text(meeting.start_time)))
+            settling = meeting.end_time is None or meeting.end_time > mark - self.settle
+            if stored is None or (settling and not stored):
+                to_read.add(key)
+        return to_read
 
     async def _organizer_window(self, unit: _OrganizerWindow) -> None:
         key = unit.organizer.organizer_key
@@ -320,6 +356,16 @@ class _Run:
             )
             if self.report.complete:
                 self.report.sessions_dropped += inventory.drop_organizers_gone(self.db)
+
+
+def _held_sessions(
+    db: Database, organizer_keys: list[int], since: datetime
+) -> dict[tuple[int, int | None, str | None], bool]:
+    """(organizer, meeting id, start) of the sessions stored from `since` on: has a recording."""
+    marks = ",".join("?" * len(organizer_keys))
+    query = f"SELECT organizer_key, meeting_id, start_time, recording_id IS NOT NULL FROM sessions WHERE organizer_key IN ({marks}) AND start_time >= ?"  # noqa: E501, S608  (placeholders only)
+    rows = db.execute(query, [*organizer_keys, to_text(since)])
+    return {(key, meeting, start): bool(recorded) for key, meeting, start, recorded in rows}
 
 
 def _prefilter_fits(group: Group, members: list[Organizer]) -> bool:

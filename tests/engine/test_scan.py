@@ -20,6 +20,7 @@ from retention.goto.auth import TokenManager
 from retention.goto.client import GoToClient
 from retention.goto.tokenstore import TokenStore
 from retention.sandbox import Account, create_app, generate_account
+from retention.sandbox.account import Recording
 
 pytestmark = pytest.mark.anyio
 NOW = datetime(2026, 11, 23, tzinfo=UTC)
@@ -150,7 +151,9 @@ async def test_prefilter_calls_only_organizers_that_met_in_a_window(tmp_path):
     assert report.windows_skipped == sum(len(acct.group_members(k)) for k in small) * 3 - met
 
 
-async def test_next_day_incremental_scan_reads_only_the_new_day_and_the_settle_margin(tmp_path):
+async def test_next_day_incremental_scan_reads_only_organizers_with_new_or_unsettled_meetings(
+    tmp_path,
+):
     acct = account(organizers=40, groups=2)
     app = create_app(acct)
     yesterday = NOW - timedelta(days=1)
@@ -158,14 +161,56 @@ async def test_next_day_incremental_scan_reads_only_the_new_day_and_the_settle_m
     before = len(app.state.log.entries)
     db, report = await run_scan(app, tmp_path, now=NOW)
     paths = api_paths(app, before)
-    since = (yesterday - SETTLE).timestamp()
-    met_since = {s.organizer_key for s in finished(acct).values() if s.start >= since}
+    mark, settling_from = yesterday.timestamp(), (yesterday - SETTLE).timestamp()
+    # Worked out from the account: new since the watermark, not yet ended at the last scan, or
+    # ended within the settle margin before it without a recording.
+    to_read = {
+        s.organizer_key
+        for s in finished(acct).values()
+        if s.start >= mark
+        or (s.start >= mark - 86_400 and s.end is not None and s.end > mark)
+        or (s.end is not None and s.end > settling_from and s.recording is None)
+    }
+    met_new_day = {s.organizer_key for s in finished(acct).values() if s.start >= mark}
     organizer_calls = [p for p in paths if p.startswith("/G2M/rest/organizers/")]
     group_calls = [p for p in paths if "/groups/" in p]
     assert report.complete
     assert len(group_calls) == len(acct.groups)
-    assert len(organizer_calls) == len(met_since)
+    assert len(organizer_calls) == len(to_read)
+    assert met_new_day <= to_read
     assert {r.session_id for r in iter_sessions(db)} == set(finished(acct))
+
+
+async def test_recording_that_appears_within_the_settle_margin_is_picked_up_next_day(tmp_path):
+    acct = account(organizers=40, groups=2)
+    app = create_app(acct)
+    yesterday = NOW - timedelta(days=1)
+    late = max(
+        (s for s in finished(acct, yesterday).values() if s.recording is None and s.end),
+        key=lambda s: s.end,
+    )
+    assert late.end > (yesterday - SETTLE).timestamp(), "the account has a session to settle"
+    await run_scan(app, tmp_path, now=yesterday)
+    late.recording = Recording("rec-late", "late", 5_000_000)
+    db, report = await run_scan(app, tmp_path, now=NOW)
+    stored = {r.session_id: r for r in iter_sessions(db)}
+    assert report.complete
+    assert stored[late.session_id].recording_id == "rec-late"
+    assert stored[late.session_id].recording_bytes == 5_000_000
+
+
+async def test_meeting_running_at_the_last_scan_is_stored_by_the_next(tmp_path):
+    acct = account(organizers=40, groups=2)
+    app = create_app(acct)
+    yesterday = NOW - timedelta(days=1)
+    running = next(s for s in finished(acct).values() if s.start >= yesterday.timestamp() and s.end)
+    acct.now = running.start + 60  # the sandbox's clock: the meeting is still running
+    db, _ = await run_scan(app, tmp_path, now=datetime.fromtimestamp(acct.now, UTC))
+    assert running.session_id not in {r.session_id for r in iter_sessions(db)}
+    acct.now = int(NOW.timestamp())
+    db, report = await run_scan(app, tmp_path, now=NOW)
+    assert report.complete
+    assert running.session_id in {r.session_id for r in iter_sessions(db)}
 
 
 def failing(app: ASGIApp, fragment: str) -> ASGIApp:
