@@ -141,6 +141,7 @@ def test_a_hundred_thousand_rows_verify_and_export_in_flat_memory(tmp_path: Path
 
 
 @pytest.mark.torture
+@pytest.mark.timeout(1800)
 def test_a_million_rows_verify_and_export_in_flat_memory(tmp_path: Path) -> None:
     small_rss, large_rss = check_scale(tmp_path, 500_000)
     small_mb, large_mb = small_rss / 1024, large_rss / 1024

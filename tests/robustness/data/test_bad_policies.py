@@ -139,8 +139,9 @@ def test_fuzzed_policy_yaml_validates_or_is_refused_with_file_line_problems(text
 
 
 @pytest.mark.torture
+@pytest.mark.timeout(3600)
 @settings(
-    max_examples=20_000,
+    max_examples=5_000,
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
