@@ -170,7 +170,7 @@ def test_sighup_with_an_invalid_set_logs_every_problem_keeps_the_old_set_and_rem
     assert proc.stop() == 0
 
 
-def test_sigterm_during_a_run_stops_within_seconds_with_every_intent_given_its_outcome(
+def test_manual_run_is_refused_during_a_daemon_run_and_sigterm_stops_it_with_outcomes_recorded(
     deployment: Any, daemon: Any, notify_socket: Any
 ) -> None:
     dep = deployment(SESSIONS)
@@ -181,6 +181,9 @@ def test_sigterm_during_a_run_stops_within_seconds_with_every_intent_given_its_o
     while not dep.deletes():
         assert proc.proc.poll() is None, proc.output()
         time.sleep(0.05)
+    manual = dep.cli("run", "--yes")
+    assert manual.returncode == 1
+    assert f"in use by pid {proc.proc.pid} (retention daemon" in manual.stderr
     proc.signal(signal.SIGTERM)
 
     assert proc.stop() == 0, proc.output()
