@@ -12,7 +12,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from retention.sandbox import api, deletions
-from retention.sandbox.account import Account
+from retention.sandbox.account import Account, Session
 from retention.sandbox.faults import (
     API_PREFIX,
     RETRY_AFTER_MODES,
@@ -78,12 +78,14 @@ def create_app(account: Account, options: SandboxOptions | None = None) -> Starl
     return app
 
 
-def account_state(account: Account) -> dict[str, Any]:
-    """Counts and id lists of what the account still holds."""
-    sessions = list(account.iter_sessions())
+def account_state(account: Account, now: int | None = None) -> dict[str, Any]:
+    """Counts and id lists of what the account still holds; with `now`, of what history serves
+    then (finished sessions), the others counted apart as `ongoing` and `upcoming`."""
+    every = list(account.iter_sessions())
+    sessions = every if now is None else [s for s in every if _finished_by(s, now)]
     recorded = [s for s in sessions if s.recording is not None]
     with_attendees = [s for s in sessions if s.attendee_count > 0]
-    return {
+    state: dict[str, Any] = {
         "organizers": len(account.organizers),
         "groups": len(account.groups),
         "meetings": len(account.meetings),
@@ -95,11 +97,19 @@ def account_state(account: Account) -> dict[str, Any]:
         "recording_session_ids": [s.session_id for s in recorded],
         "attendee_session_ids": [s.session_id for s in with_attendees],
     }
+    if now is not None:
+        state["upcoming"] = sum(1 for s in every if s.start > now)
+        state["ongoing"] = len(every) - len(sessions) - state["upcoming"]
+    return state
+
+
+def _finished_by(session: Session, now: int) -> bool:
+    return session.start <= now and (session.end is None or session.end <= now)
 
 
 async def state_endpoint(request: Request) -> JSONResponse:
-    """GET /_sandbox/state: what the account holds now."""
-    return JSONResponse(account_state(request.app.state.account))
+    """GET /_sandbox/state: what history serves now, plus the ongoing and upcoming counts."""
+    return JSONResponse(account_state(request.app.state.account, api.now_of(request)))
 
 
 async def requests_endpoint(request: Request) -> JSONResponse:
