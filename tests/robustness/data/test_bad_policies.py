@@ -129,7 +129,7 @@ def load_one(text: str) -> PolicySet | PolicyError:
 
 
 @settings(
-    max_examples=300,
+    max_examples=200,
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
