@@ -10,11 +10,13 @@ a full scan of the default account takes hours; set a smaller size for a quick f
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import subprocess
 import sys
 import tempfile
 import time
+from collections import Counter
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -25,23 +27,48 @@ from retention.engine.state import open_state_db
 from retention.goto.auth import TokenManager
 from retention.goto.client import GoToClient
 from retention.goto.tokenstore import TokenStore
+from retention.settings import Settings
 
 NOW = datetime(2026, 11, 23, tzinfo=UTC)
-SETTLE = timedelta(hours=24)
+SETTLE = timedelta(hours=Settings.model_fields["settle_hours"].default)
 WINDOW_DAYS = 30
+GROUP_LIMIT = 50
 
 
 def _env(name: str, default: float) -> float:
     return float(os.environ.get(f"BENCH_SCAN_{name}", default))
 
 
-def start_sandbox(
-    organizers: int, groups: int, days: int, per_day: int, rate: float, latency: float
-):
+def account_file(folder: Path, organizers: int, groups: int, days: int, per_day: int) -> Path:
+    """The generated account, with every group at most 50 organizers as the issue's shape has.
+
+    The generator puts 51 organizers in the first group to exercise the fallback; one of them
+    moves to the smallest other group so that the group prefilter applies everywhere.
+    """
+    path = folder / "account.json"
     command = [
-        sys.executable, "-m", "retention", "sandbox", "--port", "0",
+        sys.executable, "-m", "retention", "sandbox", "generate", "--out", str(path),
         "--organizers", str(organizers), "--groups", str(groups), "--days", str(days),
         "--sessions-per-day", str(per_day), "--now", NOW.isoformat(),
+    ]  # fmt: skip
+    subprocess.run(command, check=True)
+    data = json.loads(path.read_text())
+    sizes = Counter(o["groupKey"] for o in data["organizers"])
+    for group, size in list(sizes.items()):
+        if size > GROUP_LIMIT:
+            movers = [o for o in data["organizers"] if o["groupKey"] == group][GROUP_LIMIT:]
+            for organizer in movers:
+                target = min(sizes, key=lambda key: sizes[key])
+                organizer["groupKey"] = target
+                sizes[group] -= 1
+                sizes[target] += 1
+    path.write_text(json.dumps(data))
+    return path
+
+
+def start_sandbox(account: Path, rate: float, latency: float):
+    command = [
+        sys.executable, "-m", "retention", "sandbox", "--port", "0", "--data", str(account),
         "--rate-limit", str(rate), "--latency-ms", str(latency),
     ]  # fmt: skip
     proc = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
@@ -88,11 +115,12 @@ def main() -> None:
     latency = _env("LATENCY_MS", 300)
     print(f"account: {organizers} organizers, {groups} groups, {days} days, {per_day}/day; "
           f"rate {rate}/s, latency {latency} ms")  # fmt: skip
-    proc, base = start_sandbox(organizers, groups, days, per_day, rate, latency)
     start = NOW - timedelta(days=days + 1)
     yesterday = NOW - timedelta(days=1)
-    try:
-        with tempfile.TemporaryDirectory() as folder:
+    with tempfile.TemporaryDirectory() as folder:
+        account = account_file(Path(folder), organizers, groups, days, per_day)
+        proc, base = start_sandbox(account, rate, latency)
+        try:
             for prefilter in (False, True):
                 state = Path(folder) / f"full-{prefilter}"
                 report, wall = asyncio.run(one_scan(base, state, rate, now=yesterday, start=start,
@@ -102,9 +130,9 @@ def main() -> None:
                                                 full=False, prefilter=True))  # fmt: skip
             describe("next-day incremental scan", report, wall, rate)
             _per_met(state, yesterday, report, groups)
-    finally:
-        proc.terminate()
-        proc.wait()
+        finally:
+            proc.terminate()
+            proc.wait()
 
 
 def _per_met(state: Path, yesterday: datetime, report: ScanReport, groups: int) -> None:

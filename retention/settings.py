@@ -76,7 +76,12 @@ class Settings(BaseSettings):
     )
     scan_window_days: int = Field(default=30, ge=1, le=60)
     scan_start: str = Field(default="2015-01-01", description="earliest date the scan reads")
-    settle_hours: int = Field(default=24, ge=0, description="rescan margin for late recordings")
+    settle_hours: int = Field(
+        default=6,
+        ge=0,
+        description="hours after a meeting ends in which its recording may still appear (GoTo:"
+        " minutes); such meetings are read again by the next scan",
+    )
     audit_subject: Literal["keep", "hash", "omit"] = "hash"
     default_schedule: str = Field(
         default="0 3 * * *",
