@@ -94,7 +94,7 @@ class Executor:
     held_by: HoldCheck
     lookup: Lookup
     on_removed: Removed
-    on_absent: Removed
+    read_again: Removed
     concurrency: int = 8
     breaker: CircuitBreaker = field(default_factory=CircuitBreaker)
     stop: asyncio.Event = field(default_factory=asyncio.Event)
@@ -161,13 +161,16 @@ class Executor:
         except NotFound:
             failpoints.hit("after_response")
             self.breaker.record(bad=True)
-            self.on_absent(item)
+            self.read_again(item)
             self.record_outcome(
                 item, intent_seq, "already_absent", 404, "not found: already removed"
             )
             return
         except ApiError as exc:
             self.breaker.record(bad=True)
+            if exc.status is None or exc.status >= 500:
+                # No answer, or a server error: the DELETE may have been carried out anyway.
+                self.read_again(item)
             self.record_outcome(item, intent_seq, "failed", exc.status, exc.message)
             return
         failpoints.hit("after_response")

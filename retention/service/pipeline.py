@@ -350,10 +350,11 @@ class Pipeline:
         def on_removed(item: PlanItem) -> None:
             inventory.mark_removed(db, item.session_id, item.action, self.clock())  # type: ignore[arg-type]
 
-        def on_absent(item: PlanItem) -> None:
-            # A 404 is taken at its word for the outcome, but not for the inventory: a wrong
-            # account or URL answers 404 too. The next scan reads the session's window again,
-            # and the listing decides: gone, it is dropped; still there, it is planned again.
+        def read_again(item: PlanItem) -> None:
+            # A 404, or a DELETE without an answer, proves nothing about the account (a wrong
+            # account or URL answers 404 too; a timed-out DELETE may have been done). The next
+            # scan reads the session's window again, and the listing decides: gone, it is
+            # dropped; still there, it is planned again.
             record = inventory.session_record(db, item.session_id)
             if record is not None and record.start_time is not None:
                 inventory.read_again_from(db, item.organizer_key, record.start_time)
@@ -366,7 +367,7 @@ class Pipeline:
             held_by=held_by,
             lookup=lambda session_id: inventory.session_record(db, session_id),
             on_removed=on_removed,
-            on_absent=on_absent,
+            read_again=read_again,
             concurrency=self.settings.concurrency,
             breaker=CircuitBreaker(
                 window=self.settings.breaker_window,
