@@ -130,17 +130,21 @@ class Stage:
         """DELETE requests the sandbox received (from request index `since` on)."""
         return [r for r in self.requests(since) if r["method"] == "DELETE"]
 
-    def kill_when(self, proc: subprocess.Popen[str], deletes_seen: int, limit: float) -> bool:
-        """SIGKILL `proc` after `deletes_seen` more DELETEs reach the sandbox; False if it ended."""
+    def wait_for_deletes(self, proc: subprocess.Popen[str], count: int, limit: float) -> bool:
+        """Wait until `count` more DELETEs reach the sandbox; False if `proc` ended first."""
         mark = len(self.requests())
         seen = 0
         stop_at = time.monotonic() + limit
-        while time.monotonic() < stop_at and proc.poll() is None and seen < deletes_seen:
+        while time.monotonic() < stop_at and proc.poll() is None and seen < count:
             fresh = self.requests(mark)
             mark += len(fresh)
             seen += sum(1 for entry in fresh if entry["method"] == "DELETE")
             time.sleep(0.01)
-        if proc.poll() is not None:
+        return proc.poll() is None
+
+    def kill_when(self, proc: subprocess.Popen[str], deletes_seen: int, limit: float) -> bool:
+        """SIGKILL `proc` after `deletes_seen` more DELETEs reach the sandbox; False if it ended."""
+        if not self.wait_for_deletes(proc, deletes_seen, limit):
             return False
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait(timeout=30)
