@@ -136,8 +136,8 @@ def check_scale(tmp_path: Path, pairs: int) -> tuple[int, int]:
     return small_rss, large_rss
 
 
-def test_a_hundred_thousand_rows_verify_and_export_in_flat_memory(tmp_path: Path) -> None:
-    check_scale(tmp_path, 50_000)
+def test_fifty_thousand_rows_verify_and_export_in_flat_memory(tmp_path: Path) -> None:
+    check_scale(tmp_path, 25_000)
 
 
 @pytest.mark.torture
