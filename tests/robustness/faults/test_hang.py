@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
-DEADLINE = {"RETENTION_CALL_DEADLINE": "3"}
+DEADLINE = {"RETENTION_CALL_DEADLINE": "2"}
 
 
 def test_a_hung_api_mid_run_fails_calls_at_their_deadline_and_the_next_run_completes(
@@ -39,7 +39,7 @@ def test_a_hung_api_mid_run_fails_calls_at_their_deadline_and_the_next_run_compl
     assert sorted(e["intent"] for e in outcomes) == sorted(intents), "one outcome per intent"
     failed = [e for e in outcomes if e["outcome"] == "failed"]
     assert failed, "the calls the hang caught failed"
-    assert all(e["reason"].endswith("no answer within the call's 3 s deadline") for e in failed)
+    assert all(e["reason"].endswith("no answer within the call's 2 s deadline") for e in failed)
     print(f"\nFIGURES hang outcomes={dict(Counter(e['outcome'] for e in outcomes))}")
 
     mark = len(dep.requests())
