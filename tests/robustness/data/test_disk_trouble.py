@@ -89,7 +89,7 @@ def test_full_disk_stops_the_run_and_every_delete_sent_has_a_durable_intent(
     first = deployed.cli("run", "--yes")  # the inventory and the audit record exist
     assert first.returncode == 0, first.stderr
     (deployed.policy_dir / "policies.yaml").write_text(DELETE_OLDER_THAN_1D)
-    deployed.server.control(latency_ms=20)
+    deployed.server.control(latency_ms=100)  # the run lasts seconds, not a blink
     run = deployed.popen("run", "--yes")
     deadline = time.monotonic() + 120
     while len(deployed.deletes()) < 10 and run.poll() is None and time.monotonic() < deadline:
