@@ -43,10 +43,10 @@ class ReconcileReport:
 async def reconcile(
     pending: Sequence[Intent], reader: StateReader, executor: Executor
 ) -> ReconcileReport:
-    """Resolve each pending intent; one that cannot be read stays pending and is reported."""
+    """Resolve each pending intent; from the first that cannot be read on, all stay pending."""
     before = Counter(executor.report.outcomes)
     unresolved: list[str] = []
-    for intent in pending:
+    for index, intent in enumerate(pending):
         item = PlanItem(
             organizer_key=intent.organizer_key,
             meeting_id=intent.meeting_id,
@@ -71,7 +71,13 @@ async def reconcile(
             raise
         except ApiError as exc:
             unresolved.append(f"intent {intent.seq} ({intent.action} {intent.session_id}): {exc}")
-            continue
+            # The API could not answer after its retries: the others are left pending too
+            # rather than each waiting out its own deadline (minutes apiece) to the same end.
+            unresolved.extend(
+                f"intent {later.seq} ({later.action} {later.session_id}): not read after that"
+                for later in pending[index + 1 :]
+            )
+            break
         if still_there:
             log.info("reconcile: sending again", intent=intent.seq, action=intent.action)
             await executor.send(item, intent.seq)
