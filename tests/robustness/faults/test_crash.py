@@ -105,3 +105,25 @@ def test_torture_kill_9_and_failpoints_over_a_1000_item_plan_lose_nothing(
         f"intents={recovery.intents} outcomes={dict(recovery.outcomes)} "
         f"max_deletes_per_item={recovery.max_deletes_per_item} resent={recovery.resent}"
     )
+
+
+def test_a_restart_while_the_api_fails_sends_nothing_new_until_it_can_reconcile(
+    stage: Any,
+) -> None:
+    dep = stage("--days", "50", "--sessions-per-day", "4")
+    items = dep.plan()
+    crashed = dep.cli("apply", plan_file(dep), "--yes", extra_env={FAILPOINTS: "after_intent=20"})
+    assert crashed.returncode == KILLED, crashed.stderr[-2000:]
+    dep.server.control(fault_rate=1.0)
+    mark = len(dep.requests())
+
+    refused = dep.cli("run", "--yes", extra_env={"RETENTION_CALL_DEADLINE": "2"})
+
+    assert refused.returncode == 1, refused.stderr[-2000:]
+    assert "pending intent(s) could not be reconciled" in refused.stderr
+    assert "not read after that" in refused.stderr, "one unreadable intent stops the reading"
+    assert "Traceback" not in refused.stderr
+    assert dep.deletes(mark) == []
+    dep.server.control(fault_rate=0)
+    finish(dep)
+    dep.assert_recovered(items)
