@@ -164,7 +164,9 @@ class TokenManager:
             raise AuthError("POST", self.token_url, 200, detail="no refresh_token in the answer")
         expires_in = _expires_in(body.get("expires_in"))
         self._access = access
-        self._refresh_at = self._clock() + expires_in - min(_MAX_EARLY_REFRESH, expires_in / 10)
+        # A quarter of a short lifetime, at most a minute of a long one: a token must not expire
+        # between its rate-limit turn and the server reading it, even on a loaded host.
+        self._refresh_at = self._clock() + expires_in - min(_MAX_EARLY_REFRESH, expires_in / 4)
         self.refreshes += 1
         self.principal = principal or self.principal
         log.info("access token obtained", rotated=rotated, expires_in=expires_in)
