@@ -15,8 +15,8 @@ from typing import Protocol
 
 import structlog
 
+from retention import failpoints
 from retention.audit.log import AuditLog, Outcome
-from retention.engine import failpoints
 from retention.engine.plan import PlanItem
 from retention.engine.records import SessionRecord
 from retention.goto.errors import ApiError, NotFound

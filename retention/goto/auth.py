@@ -13,7 +13,7 @@ import httpx
 import structlog
 from pydantic import SecretStr
 
-from retention.engine import failpoints
+from retention import failpoints
 from retention.goto.errors import ApiError, AuthError, TokenStoreError
 from retention.goto.pacing import RateLimiter
 from retention.goto.tokenstore import StoredToken, TokenStore

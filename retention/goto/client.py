@@ -13,7 +13,7 @@ import httpx
 import structlog
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type
 
-from retention.engine import failpoints
+from retention import failpoints
 from retention.goto.auth import TokenManager
 from retention.goto.errors import (
     ApiError,
