@@ -144,7 +144,15 @@ def connect_writer(path: Path) -> Database:
     """Open (creating and migrating) the log for appending: WAL, synchronous=FULL, autocommit."""
     path.parent.mkdir(parents=True, exist_ok=True)
     try:
-        conn = sqlite3.connect(path, isolation_level=None, timeout=BUSY_TIMEOUT_MS / 1000)
+        # check_same_thread=False: the executor appends from one writer thread, so that an
+        # fsync never stalls the event loop; appends stay serialized (one thread, one process
+        # lock per transaction).
+        conn = sqlite3.connect(
+            path,
+            isolation_level=None,
+            timeout=BUSY_TIMEOUT_MS / 1000,
+            check_same_thread=False,
+        )
         _durable(conn)
         db = Database(conn)
         # IMMEDIATE takes the write lock first, so two processes creating one log do not race.

@@ -10,8 +10,10 @@ from __future__ import annotations
 import asyncio
 from collections import Counter, deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Protocol
+from functools import partial
+from typing import Any, Protocol
 
 import structlog
 
@@ -100,6 +102,9 @@ class Executor:
     stop: asyncio.Event = field(default_factory=asyncio.Event)
     on_progress: Callable[[int], None] | None = None
     report: ExecutionReport = field(default_factory=ExecutionReport)
+    _writer: ThreadPoolExecutor = field(
+        default_factory=lambda: ThreadPoolExecutor(max_workers=1, thread_name_prefix="audit")
+    )
 
     async def run(self, items: Sequence[PlanItem]) -> ExecutionReport:
         """Execute every item; stop early on the breaker or `stop`, finishing calls in flight."""
@@ -109,7 +114,10 @@ class Executor:
             asyncio.create_task(self._worker(pending))
             for _ in range(min(self.concurrency, len(groups)))
         ]
-        await asyncio.gather(*workers)
+        try:
+            await asyncio.gather(*workers)
+        finally:
+            self.close()
         done = sum(self.report.outcomes.values())
         self.report.not_started = len(items) - done
         if self.breaker.tripped:
@@ -128,9 +136,19 @@ class Executor:
                     return
                 await self._execute(item)
 
+    def close(self) -> None:
+        """Finish the audit writes under way and stop the writer thread."""
+        self._writer.shutdown(wait=True)
+
+    async def _written(self, append: Callable[..., int], **fields: Any) -> int:
+        """Append to the audit record on its writer thread; durable when this returns."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._writer, partial(append, **fields))
+
     async def _execute(self, item: PlanItem) -> None:
         record = self.lookup(item.session_id)
-        intent_seq = self.audit.intent(
+        intent_seq = await self._written(
+            self.audit.intent,
             run_id=self.run_id,
             plan_id=self.plan_id,
             policy=item.policy,
@@ -149,7 +167,7 @@ class Executor:
         failpoints.hit("after_intent")
         hold = self.held_by(item)
         if hold is not None:
-            self.record_outcome(item, intent_seq, "skipped_hold", None, f"held by {hold}")
+            await self.record_outcome(item, intent_seq, "skipped_hold", None, f"held by {hold}")
             return
         await self.send(item, intent_seq)
 
@@ -162,7 +180,7 @@ class Executor:
             failpoints.hit("after_response")
             self.breaker.record(bad=True)
             self.read_again(item)
-            self.record_outcome(
+            await self.record_outcome(
                 item, intent_seq, "already_absent", 404, "not found: already removed"
             )
             return
@@ -171,14 +189,14 @@ class Executor:
             if exc.status is None or exc.status >= 500:
                 # No answer, or a server error: the DELETE may have been carried out anyway.
                 self.read_again(item)
-            self.record_outcome(item, intent_seq, "failed", exc.status, exc.message)
+            await self.record_outcome(item, intent_seq, "failed", exc.status, exc.message)
             return
         failpoints.hit("after_response")
         self.breaker.record(bad=False)
         self.on_removed(item)
-        self.record_outcome(item, intent_seq, "deleted", 204, None)
+        await self.record_outcome(item, intent_seq, "deleted", 204, None)
 
-    def record_outcome(
+    async def record_outcome(
         self,
         item: PlanItem,
         intent_seq: int,
@@ -186,7 +204,9 @@ class Executor:
         status: int | None,
         reason: str | None,
     ) -> None:
-        self.audit.outcome(intent_seq=intent_seq, outcome=outcome, status=status, reason=reason)
+        await self._written(
+            self.audit.outcome, intent_seq=intent_seq, outcome=outcome, status=status, reason=reason
+        )
         self.report.outcomes[outcome] += 1
         if outcome == "failed":
             self.report.failures.append(

@@ -83,7 +83,7 @@ async def reconcile(
             await executor.send(item, intent.seq)
         else:
             executor.on_removed(item)
-            executor.record_outcome(
+            await executor.record_outcome(
                 item, intent.seq, "deleted", None, "reconciled: gone when read after a restart"
             )
     outcomes = executor.report.outcomes - before

@@ -58,7 +58,7 @@ class GoToClient:
         backoff_initial: float = 0.5,
         backoff_max: float = 30.0,
         retry_after_cap: float = 120.0,
-        limiter_margin: float = 0.05,
+        limiter_margin: float = 0.02,
         clock: Callable[[], float] = time.monotonic,
         wall_clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,

@@ -330,7 +330,10 @@ class Pipeline:
             return None
         log.warning("reconciling intents left without an outcome", pending=len(pending))
         executor = self._executor(client, db, audit, result.run_id, "reconcile")
-        report = await reconcile(pending, ApiStateReader(client, db), executor)
+        try:
+            report = await reconcile(pending, ApiStateReader(client, db), executor)
+        finally:
+            executor.close()
         if report.unresolved:
             raise RuntimeFailure(
                 f"{len(report.unresolved)} pending intent(s) could not be reconciled: "
