@@ -59,6 +59,7 @@ class GoToClient:
         backoff_max: float = 30.0,
         retry_after_cap: float = 120.0,
         limiter_margin: float = 0.02,
+        max_connections: int = 64,
         clock: Callable[[], float] = time.monotonic,
         wall_clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
@@ -80,7 +81,11 @@ class GoToClient:
             transport=transport,
             timeout=timeout,
             headers={"Accept": "application/json"},
-            limits=httpx.Limits(max_connections=64, max_keepalive_connections=32),
+            # As many connections as calls in flight, no more: httpcore's pool walks every
+            # connection on each request, so a pool larger than needed costs CPU per call.
+            limits=httpx.Limits(
+                max_connections=max_connections, max_keepalive_connections=max_connections
+            ),
         )
 
     def __repr__(self) -> str:

@@ -50,4 +50,5 @@ def client_from_settings(
         settings.rate_limit,
         transport,
         call_deadline=settings.call_deadline,
+        max_connections=settings.concurrency,
     )
