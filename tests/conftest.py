@@ -65,6 +65,37 @@ class SandboxServer:
         """POST /_sandbox/control: change faults, limits, tokens at run time."""
         return self._call("POST", "/_sandbox/control", json=changes)  # type: ignore[no-any-return]
 
+    def service_env(self, state_dir: Path, policy_dir: Path, **settings: str) -> dict[str, str]:
+        """The environment of a `retention` subprocess pointed at this sandbox.
+
+        The caller's RETENTION_*, credential and systemd variables are dropped; `settings`
+        (e.g. `RETENTION_RATE_LIMIT="50"`) override the defaults.
+        """
+        env = {
+            key: value
+            for key, value in os.environ.items()
+            if not key.startswith(
+                ("RETENTION_", "CREDENTIALS_DIRECTORY", "NOTIFY_SOCKET", "WATCHDOG_")
+            )
+        }
+        env.update(
+            {
+                "RETENTION_API_BASE_URL": self.api_url,
+                "RETENTION_TOKEN_URL": self.token_url,
+                "RETENTION_CLIENT_ID": self.client_id,
+                "RETENTION_CLIENT_SECRET": self.client_secret,
+                "RETENTION_REFRESH_TOKEN": self.refresh_token,
+                "RETENTION_STATE_DIR": str(state_dir),
+                "RETENTION_POLICY_DIR": str(policy_dir),
+                "RETENTION_RATE_LIMIT": "100",
+                "RETENTION_CONCURRENCY": "8",
+                "RETENTION_SCAN_START": "2026-06-01",
+                "PYTHONUNBUFFERED": "1",
+                **settings,
+            }
+        )
+        return env
+
     def access_token(self) -> str:
         """A fresh access token (refreshing with, and rotating, the current refresh token)."""
         response = httpx.post(

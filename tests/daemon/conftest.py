@@ -79,26 +79,7 @@ def deployment(sandbox: Callable[..., Any], tmp_path: Path) -> Callable[..., Dep
         policy_dir = tmp_path / "policies"
         policy_dir.mkdir()
         (policy_dir / "policies.yaml").write_text(policies)
-        env = {
-            key: value
-            for key, value in os.environ.items()
-            if not key.startswith(("RETENTION_", "CREDENTIALS_DIRECTORY", "NOTIFY_SOCKET"))
-            and not key.startswith("WATCHDOG_")
-        }
-        env.update(
-            {
-                "RETENTION_API_BASE_URL": server.api_url,
-                "RETENTION_TOKEN_URL": server.token_url,
-                "RETENTION_CLIENT_ID": server.client_id,
-                "RETENTION_CLIENT_SECRET": server.client_secret,
-                "RETENTION_REFRESH_TOKEN": server.refresh_token,
-                "RETENTION_STATE_DIR": str(tmp_path / "state"),
-                "RETENTION_POLICY_DIR": str(policy_dir),
-                "RETENTION_RATE_LIMIT": "100",
-                "RETENTION_SCAN_START": "2026-06-01",
-                "PYTHONUNBUFFERED": "1",
-            }
-        )
+        env = server.service_env(tmp_path / "state", policy_dir, RETENTION_CONCURRENCY="200")
         return Deployment(server, env)
 
     return build

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from collections.abc import Callable
@@ -99,26 +98,7 @@ def deployment(sandbox: Callable[..., Any], tmp_path: Path) -> Callable[..., Dep
         policy_dir = tmp_path / "policies"
         policy_dir.mkdir(exist_ok=True)
         (policy_dir / "policies.yaml").write_text(policies)
-        env = {
-            key: value
-            for key, value in os.environ.items()
-            if not key.startswith(("RETENTION_", "CREDENTIALS_DIRECTORY", "NOTIFY_SOCKET"))
-        }
-        env.update(
-            {
-                "RETENTION_API_BASE_URL": server.api_url,
-                "RETENTION_TOKEN_URL": server.token_url,
-                "RETENTION_CLIENT_ID": server.client_id,
-                "RETENTION_CLIENT_SECRET": server.client_secret,
-                "RETENTION_REFRESH_TOKEN": server.refresh_token,
-                "RETENTION_STATE_DIR": str(tmp_path / "state"),
-                "RETENTION_POLICY_DIR": str(policy_dir),
-                "RETENTION_RATE_LIMIT": rate_limit,
-                "RETENTION_CONCURRENCY": "8",
-                "RETENTION_SCAN_START": "2026-06-01",
-                "PYTHONUNBUFFERED": "1",
-            }
-        )
+        env = server.service_env(tmp_path / "state", policy_dir, RETENTION_RATE_LIMIT=rate_limit)
         return Deployment(server, tmp_path, env)
 
     return build

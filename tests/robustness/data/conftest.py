@@ -9,7 +9,6 @@ hand-made account whose sessions may carry the sandbox's `_raw` / `_omit` overri
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from collections.abc import Callable
@@ -80,31 +79,6 @@ class Service:
         return [r for r in self.server.requests(since) if r["method"] == "DELETE"]
 
 
-def service_env(server: Any, root: Path, *, rate_limit: str = "100") -> dict[str, str]:
-    """The environment of a CLI subprocess pointed at `server`, with state under `root`."""
-    env = {
-        key: value
-        for key, value in os.environ.items()
-        if not key.startswith(("RETENTION_", "CREDENTIALS_DIRECTORY", "NOTIFY_SOCKET"))
-    }
-    env.update(
-        {
-            "RETENTION_API_BASE_URL": server.api_url,
-            "RETENTION_TOKEN_URL": server.token_url,
-            "RETENTION_CLIENT_ID": server.client_id,
-            "RETENTION_CLIENT_SECRET": server.client_secret,
-            "RETENTION_REFRESH_TOKEN": server.refresh_token,
-            "RETENTION_STATE_DIR": str(root / "state"),
-            "RETENTION_POLICY_DIR": str(root / "policies"),
-            "RETENTION_RATE_LIMIT": rate_limit,
-            "RETENTION_CONCURRENCY": "8",
-            "RETENTION_SCAN_START": "2026-06-01",
-            "PYTHONUNBUFFERED": "1",
-        }
-    )
-    return env
-
-
 @pytest.fixture
 def service(sandbox: Callable[..., Any], tmp_path: Path) -> Callable[..., Service]:
     """Factory: a sandbox started with `args` and the service deployed against it."""
@@ -113,7 +87,9 @@ def service(sandbox: Callable[..., Any], tmp_path: Path) -> Callable[..., Servic
         server = sandbox(*args)
         (tmp_path / "policies").mkdir(exist_ok=True)
         (tmp_path / "policies" / "policies.yaml").write_text(policies)
-        return Service(server, tmp_path, {**service_env(server, tmp_path), **env})
+        return Service(
+            server, tmp_path, server.service_env(tmp_path / "state", tmp_path / "policies", **env)
+        )
 
     return build
 

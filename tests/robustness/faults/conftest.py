@@ -224,27 +224,7 @@ def stage(sandbox: Callable[..., Any], tmp_path: Path) -> Callable[..., Stage]:
         policy_dir = root / "policies"
         policy_dir.mkdir(parents=True)
         (policy_dir / "policies.yaml").write_text(POLICY_SETS[policies])
-        base = {
-            key: value
-            for key, value in os.environ.items()
-            if not key.startswith(("RETENTION_", "CREDENTIALS_DIRECTORY", "NOTIFY_SOCKET"))
-        }
-        base.update(
-            {
-                "RETENTION_API_BASE_URL": server.api_url,
-                "RETENTION_TOKEN_URL": server.token_url,
-                "RETENTION_CLIENT_ID": server.client_id,
-                "RETENTION_CLIENT_SECRET": server.client_secret,
-                "RETENTION_REFRESH_TOKEN": server.refresh_token,
-                "RETENTION_STATE_DIR": str(root / "state"),
-                "RETENTION_POLICY_DIR": str(policy_dir),
-                "RETENTION_RATE_LIMIT": "100",
-                "RETENTION_CONCURRENCY": "8",
-                "RETENTION_SCAN_START": "2026-06-01",
-                "PYTHONUNBUFFERED": "1",
-                **(env or {}),
-            }
-        )
+        base = server.service_env(root / "state", policy_dir, **(env or {}))
         made.append(Stage(server, root, base))
         return made[-1]
 
