@@ -29,15 +29,14 @@ from retention.audit.export import (
     write_csv,
     write_jsonl,
 )
-from retention.audit.log import AuditLog
 from retention.audit.report import render_report
 from retention.audit.store import AuditInputError, connect_reader
 from retention.audit.summary import summarise
 from retention.audit.verify import VerifyReport, verify_log
 from retention.cli.app import cli
-from retention.settings import Settings, load_settings
+from retention.service.record import CHECKPOINT_FILE, open_audit
+from retention.settings import load_settings
 
-CHECKPOINT_FILE = "audit-checkpoints.jsonl"
 _db_option = click.option(
     "--db",
     "db_path",
@@ -300,22 +299,11 @@ def report(
 def checkpoint() -> None:
     """Seal the record now: a signed row, a line in the checkpoint file and a log line."""
     settings = load_settings()
-    with _open_log(settings) as log:
+    with open_audit(settings, lambda: datetime.now(UTC)) as log:
         sealed = log.checkpoint()
     signed = f"signed by key {sealed.key_id}" if sealed.signature else "unsigned (no key set)"
     click.echo(f"checkpoint: {sealed.rows:,} rows, head {sealed.head}, {signed}")
     click.echo(f"appended to {log.checkpoint_path}")
-
-
-def _open_log(settings: Settings) -> AuditLog:
-    key = settings.signing_key
-    return AuditLog.open(
-        settings.audit_db,
-        subject_mode=settings.audit_subject,
-        signing_key=load_signing_key(key.get_secret_value()) if key else None,
-        checkpoint_path=settings.state_dir / CHECKPOINT_FILE,
-        clock=lambda: datetime.now(UTC),
-    )
 
 
 @audit.command()

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections import Counter, defaultdict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -20,7 +19,6 @@ import httpx
 import structlog
 from sqlite_utils import Database
 
-from retention.audit.checkpoint import load_signing_key
 from retention.audit.log import AuditLog
 from retention.engine import inventory
 from retention.engine.decide import decide
@@ -50,6 +48,7 @@ from retention.errors import InvalidInput, Refused, RuntimeFailure
 from retention.goto.client import GoToClient
 from retention.goto.factory import client_from_settings
 from retention.policy import PolicySet, load_policy_set
+from retention.service import record
 from retention.service.lock import acquire
 from retention.service.logging import RunResult as RunState
 from retention.service.logging import RunSummary, log_run_summary, register_secret
@@ -57,30 +56,12 @@ from retention.settings import Settings
 
 log = structlog.get_logger(__name__)
 
-CHECKPOINT_FILE = "audit-checkpoints.jsonl"
 Clock = Callable[[], datetime]
 Confirm = Callable[[Mapping[str, Any]], bool]
 
 
 class ScanIncomplete(RuntimeFailure):
     """Some organizers or windows could not be read: nothing is planned from a partial view."""
-
-
-def open_audit(settings: Settings, clock: Clock) -> AuditLog:
-    """The audit record of this state directory, with its signing key when one is configured."""
-    key = settings.signing_key
-    return AuditLog.open(
-        settings.audit_db,
-        subject_mode=settings.audit_subject,
-        signing_key=load_signing_key(key.get_secret_value()) if key else None,
-        checkpoint_path=settings.state_dir / CHECKPOINT_FILE,
-        clock=clock,
-    )
-
-
-def new_run_id(now: datetime) -> str:
-    """A run id that sorts by time and is unique: run-20261123T030000Z-1a2b3c4d."""
-    return f"run-{now:%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:8]}"
 
 
 @dataclass
@@ -197,13 +178,13 @@ class Pipeline:
         policy_set = self.load_policies()
         with acquire(self.settings.state_dir, self.lock_wait, command=f"retention {trigger}"):
             db = open_state_db(self.settings.state_db)
-            with open_audit(self.settings, self.clock) as audit:
+            with record.open_audit(self.settings, self.clock) as audit:
                 started = self.clock()
-                result = RunResult(new_run_id(started), started)
+                result = RunResult(record.new_run_id(started), started)
                 audit.run_started(
                     run_id=result.run_id, trigger=trigger, settings_summary=self._summary()
                 )
-                _policy_loaded(audit, result.run_id, policy_set)
+                record.policy_loaded(audit, result.run_id, policy_set)
                 try:
                     async with self.client() as client:
                         result.reconciled = await self._reconcile(client, db, audit, result)
@@ -225,7 +206,7 @@ class Pipeline:
                             await self._execute(
                                 client, db, audit, result, items=plan.items, plan_id=plan.plan_id
                             )
-                            _holds_blocked(audit, result.run_id, plan.blocked)
+                            record.holds_blocked(audit, result.run_id, plan.blocked)
                             mark_plan_applied(db, plan.plan_id, result.run_id)
                 except BaseException as exc:
                     result.result = "refused" if isinstance(exc, Refused) else "failed"
@@ -241,13 +222,13 @@ class Pipeline:
         policy_set = self.load_policies()
         with acquire(self.settings.state_dir, self.lock_wait, command="retention apply"):
             db = open_state_db(self.settings.state_db)
-            with open_audit(self.settings, self.clock) as audit:
+            with record.open_audit(self.settings, self.clock) as audit:
                 started = self.clock()
-                result = RunResult(new_run_id(started), started)
+                result = RunResult(record.new_run_id(started), started)
                 audit.run_started(
                     run_id=result.run_id, trigger="apply", settings_summary=self._summary()
                 )
-                _policy_loaded(audit, result.run_id, policy_set)
+                record.policy_loaded(audit, result.run_id, policy_set)
                 try:
                     result.planned = len(loaded.items)
                     self._refuse_changed(audit, result, loaded, db, policy_set)
@@ -265,7 +246,7 @@ class Pipeline:
                         await self._execute(
                             client, db, audit, result, items=loaded.items, plan_id=loaded.plan_id
                         )
-                    _holds_blocked(audit, result.run_id, list(loaded.document["blocked"]))
+                    record.holds_blocked(audit, result.run_id, list(loaded.document["blocked"]))
                     mark_plan_applied(db, loaded.plan_id, result.run_id)
                 except BaseException as exc:
                     result.result = "refused" if isinstance(exc, Refused) else "failed"
@@ -432,31 +413,3 @@ class Pipeline:
             "max_deletions_per_run": settings.max_deletions_per_run,
             "audit_subject": settings.audit_subject,
         }
-
-
-def _policy_loaded(audit: AuditLog, run_id: str, policy_set: PolicySet) -> None:
-    audit.policy_loaded(
-        run_id=run_id,
-        files=[(f.path.name, f.sha256, f.text) for f in policy_set.files],
-        policies=sorted(policy_set.content_hashes.items()),
-        holds=[(hold.id, hold.reason, hold.expires) for hold in policy_set.holds],
-    )
-
-
-def _holds_blocked(audit: AuditLog, run_id: str, blocked: list[dict[str, Any]]) -> None:
-    """One hold_blocked summary per hold: which sessions it kept and how many removals."""
-    sessions: dict[str, set[int]] = defaultdict(set)
-    actions: dict[str, Counter[str]] = defaultdict(Counter)
-    for entry in blocked:
-        by = str(entry["by"])
-        if by.startswith("hold:"):
-            hold_id = by.removeprefix("hold:")
-            sessions[hold_id].add(int(entry["sessionId"]))
-            actions[hold_id][str(entry["action"])] += 1
-    for hold_id in sorted(sessions):
-        audit.hold_blocked(
-            run_id=run_id,
-            hold_id=hold_id,
-            sessions=sorted(sessions[hold_id]),
-            actions=dict(actions[hold_id]),
-        )

@@ -20,7 +20,8 @@ from retention.errors import RuntimeFailure
 from retention.goto.client import GoToClient
 from retention.policy import PolicySet
 from retention.service.lock import acquire
-from retention.service.pipeline import Pipeline, RunResult, new_run_id, open_audit
+from retention.service.pipeline import Pipeline, RunResult
+from retention.service.record import new_run_id, open_audit
 
 
 class RunStopped(RuntimeFailure):
