@@ -33,8 +33,9 @@ bench: $(STAMP)
 torture: $(STAMP)
 	$(BIN)/pytest -q -m torture tests/robustness
 
-lock:
-	uv pip compile pyproject.toml --extra dev --generate-hashes --python-version 3.11 -o requirements.lock -q
+lock: $(STAMP)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check uv
+	$(BIN)/uv pip compile pyproject.toml --extra dev --generate-hashes --python-version 3.11 -o requirements.lock -q
 
 clean:
 	rm -rf $(VENV) demo-state
