@@ -2,17 +2,12 @@
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
-
-REPO = Path(__file__).resolve().parents[2]
+from support import Deployment
 
 POLICIES = """
 policies:
@@ -31,62 +26,6 @@ policies:
     action: delete_session
     after: 90d
 """
-
-
-@dataclass
-class Deployment:
-    """A state directory, a policy folder and the environment that points the CLI at a sandbox."""
-
-    server: Any
-    root: Path
-    env: dict[str, str]
-
-    @property
-    def policy_dir(self) -> Path:
-        return Path(self.env["RETENTION_POLICY_DIR"])
-
-    @property
-    def state_dir(self) -> Path:
-        return Path(self.env["RETENTION_STATE_DIR"])
-
-    def cli(
-        self, *args: str, check: bool = False, **kwargs: Any
-    ) -> subprocess.CompletedProcess[str]:
-        """Run `python -m retention ARGS` as a real subprocess against the sandbox."""
-        result = subprocess.run(
-            [sys.executable, "-m", "retention", *args],
-            env=self.env,
-            capture_output=True,
-            text=True,
-            cwd=REPO,
-            timeout=240,
-            check=False,
-            **kwargs,
-        )
-        if check and result.returncode != 0:
-            raise AssertionError(
-                f"retention {' '.join(args)} exited {result.returncode}:\n{result.stderr}"
-            )
-        return result
-
-    def popen(self, *args: str, extra_env: dict[str, str] | None = None) -> subprocess.Popen[str]:
-        return subprocess.Popen(
-            [sys.executable, "-m", "retention", *args],
-            env={**self.env, **(extra_env or {})},
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            cwd=REPO,
-        )
-
-    def events(self) -> list[dict[str, Any]]:
-        """Every audit event, read back through `retention audit export --format jsonl`."""
-        out = self.cli("audit", "export", "--format", "jsonl", check=True).stdout
-        return [json.loads(line) for line in out.splitlines() if line.strip()]
-
-    def deletes(self, since: int = 0) -> list[dict[str, Any]]:
-        """DELETE requests the sandbox received (from request index `since` on)."""
-        return [r for r in self.server.requests(since) if r["method"] == "DELETE"]
 
 
 @pytest.fixture

@@ -9,17 +9,13 @@ hand-made account whose sessions may carry the sandbox's `_raw` / `_omit` overri
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
-
-REPO = Path(__file__).resolve().parents[3]
+from support import Deployment as Service
 
 DELETE_OLDER_THAN_1D = """
 policies:
@@ -28,55 +24,6 @@ policies:
     action: delete_session
     after: 1d
 """
-
-
-@dataclass
-class Service:
-    """A deployment of the service against one sandbox: run the CLI, read what it did."""
-
-    server: Any
-    root: Path
-    env: dict[str, str]
-
-    @property
-    def policy_dir(self) -> Path:
-        return Path(self.env["RETENTION_POLICY_DIR"])
-
-    @property
-    def state_dir(self) -> Path:
-        return Path(self.env["RETENTION_STATE_DIR"])
-
-    def cli(self, *args: str, timeout: float = 240, **env: str) -> subprocess.CompletedProcess[str]:
-        """Run `python -m retention ARGS` as a real subprocess; never raises on exit codes."""
-        return subprocess.run(
-            [sys.executable, "-m", "retention", *args],
-            env={**self.env, **env},
-            capture_output=True,
-            text=True,
-            cwd=REPO,
-            timeout=timeout,
-            check=False,
-        )
-
-    def popen(self, *args: str) -> subprocess.Popen[str]:
-        return subprocess.Popen(
-            [sys.executable, "-m", "retention", *args],
-            env=self.env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            cwd=REPO,
-        )
-
-    def events(self) -> list[dict[str, Any]]:
-        """Every audit event, read back through `retention audit export --format jsonl`."""
-        result = self.cli("audit", "export", "--format", "jsonl")
-        assert result.returncode == 0, result.stderr
-        return [json.loads(line) for line in result.stdout.splitlines() if line.strip()]
-
-    def deletes(self, since: int = 0) -> list[dict[str, Any]]:
-        """DELETE requests the sandbox received (from request index `since` on)."""
-        return [r for r in self.server.requests(since) if r["method"] == "DELETE"]
 
 
 @pytest.fixture

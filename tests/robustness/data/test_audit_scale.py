@@ -13,10 +13,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from support import REPO
 
 from retention.audit import AuditLog
-
-from .conftest import REPO
 
 GENESIS = "0" * 64
 # Peak RSS may differ this much between exporting a small and a large log (allocator noise);

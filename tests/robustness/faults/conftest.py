@@ -13,7 +13,6 @@ import os
 import re
 import signal
 import subprocess
-import sys
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable
@@ -22,10 +21,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from support import Deployment
 
-REPO = Path(__file__).resolve().parents[3]
 SANDBOX_NOW = "2026-11-23T00:00:00Z"
-CLI_TIMEOUT = 300
 
 # Whole sessions go after 30 days: one DELETE per planned item, and "removed" is plain to see.
 SESSIONS_30D = """
@@ -76,37 +74,8 @@ class Recovery:
     resent: int
 
 
-@dataclass
-class Stage:
-    """A sandbox, a state directory and a policy folder, and the environment tying them."""
-
-    server: Any
-    root: Path
-    env: dict[str, str]
-
-    def cli(
-        self, *args: str, extra_env: dict[str, str] | None = None, timeout: float = CLI_TIMEOUT
-    ) -> subprocess.CompletedProcess[str]:
-        """Run `python -m retention ARGS` as a real subprocess against the sandbox."""
-        return subprocess.run(
-            [sys.executable, "-m", "retention", *args],
-            env={**self.env, **(extra_env or {})},
-            capture_output=True,
-            text=True,
-            cwd=REPO,
-            timeout=timeout,
-            check=False,
-        )
-
-    def popen(self, *args: str, extra_env: dict[str, str] | None = None) -> subprocess.Popen[str]:
-        return subprocess.Popen(
-            [sys.executable, "-m", "retention", *args],
-            env={**self.env, **(extra_env or {})},
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            text=True,
-            cwd=REPO,
-        )
+class Stage(Deployment):
+    """A deployment with the checks of the crash and fault scenarios."""
 
     def plan(self) -> list[dict[str, Any]]:
         """The items of a plan file made now (a dry run: it sends no DELETE)."""
@@ -115,20 +84,6 @@ class Stage:
         assert done.returncode == 0, done.stderr
         items: list[dict[str, Any]] = json.loads(out.read_text())["items"]
         return items
-
-    def events(self) -> list[dict[str, Any]]:
-        """Every audit event, read back through `retention audit export --format jsonl`."""
-        done = self.cli("audit", "export", "--format", "jsonl")
-        assert done.returncode == 0, done.stderr
-        return [json.loads(line) for line in done.stdout.splitlines() if line.strip()]
-
-    def requests(self, since: int = 0) -> list[dict[str, Any]]:
-        result: list[dict[str, Any]] = self.server.requests(since)
-        return result
-
-    def deletes(self, since: int = 0) -> list[dict[str, Any]]:
-        """DELETE requests the sandbox received (from request index `since` on)."""
-        return [r for r in self.requests(since) if r["method"] == "DELETE"]
 
     def wait_for_deletes(self, proc: subprocess.Popen[str], count: int, limit: float) -> bool:
         """Wait until `count` more DELETEs reach the sandbox; False if `proc` ended first."""

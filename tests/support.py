@@ -1,0 +1,79 @@
+"""Test support shared by the suites that run the real CLI against a sandbox subprocess."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@dataclass
+class Deployment:
+    """A sandbox, a state directory and a policy folder, and the environment tying them."""
+
+    server: Any
+    root: Path
+    env: dict[str, str]
+
+    @property
+    def policy_dir(self) -> Path:
+        return Path(self.env["RETENTION_POLICY_DIR"])
+
+    @property
+    def state_dir(self) -> Path:
+        return Path(self.env["RETENTION_STATE_DIR"])
+
+    def cli(
+        self,
+        *args: str,
+        check: bool = False,
+        timeout: float = 240,
+        extra_env: dict[str, str] | None = None,
+        **kwargs: Any,
+    ) -> subprocess.CompletedProcess[str]:
+        """Run `python -m retention ARGS` as a real subprocess against the sandbox."""
+        result = subprocess.run(
+            [sys.executable, "-m", "retention", *args],
+            env={**self.env, **(extra_env or {})},
+            capture_output=True,
+            text=True,
+            cwd=REPO,
+            timeout=timeout,
+            check=False,
+            **kwargs,
+        )
+        if check and result.returncode != 0:
+            raise AssertionError(
+                f"retention {' '.join(args)} exited {result.returncode}:\n{result.stderr}"
+            )
+        return result
+
+    def popen(self, *args: str, extra_env: dict[str, str] | None = None) -> subprocess.Popen[str]:
+        """Start `python -m retention ARGS` in the background; its stderr is kept."""
+        return subprocess.Popen(
+            [sys.executable, "-m", "retention", *args],
+            env={**self.env, **(extra_env or {})},
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+            cwd=REPO,
+        )
+
+    def events(self) -> list[dict[str, Any]]:
+        """Every audit event, read back through `retention audit export --format jsonl`."""
+        done = self.cli("audit", "export", "--format", "jsonl", check=True)
+        return [json.loads(line) for line in done.stdout.splitlines() if line.strip()]
+
+    def requests(self, since: int = 0) -> list[dict[str, Any]]:
+        """Every request the sandbox received (from request index `since` on)."""
+        received: list[dict[str, Any]] = self.server.requests(since)
+        return received
+
+    def deletes(self, since: int = 0) -> list[dict[str, Any]]:
+        """DELETE requests the sandbox received (from request index `since` on)."""
+        return [r for r in self.requests(since) if r["method"] == "DELETE"]
