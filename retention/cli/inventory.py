@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
-from datetime import UTC, datetime, timedelta
 
 import click
 from rich.console import Console
@@ -15,21 +14,14 @@ from sqlite_utils import Database
 
 from retention.cli.app import cli
 from retention.engine.inventory import InventorySummary, count_summary
-from retention.engine.scan import Progress as ScanProgress
-from retention.engine.scan import ScanReport, scan
+from retention.engine.scan import ScanReport
 from retention.engine.state import open_state_db
-from retention.errors import RuntimeFailure
-from retention.goto.client import GoToClient
-from retention.goto.factory import client_from_settings
 from retention.service.lock import acquire
-from retention.service.logging import configure_logging, register_secret, register_settings_secrets
-from retention.settings import Settings, load_settings
+from retention.service.logging import configure_logging, register_settings_secrets
+from retention.service.pipeline import Pipeline, ScanIncomplete
+from retention.settings import load_settings
 
 _SHOWN_INCOMPLETE = 10
-
-
-class ScanIncomplete(RuntimeFailure):
-    """Some organizers or windows could not be read; their watermarks did not move."""
 
 
 @cli.command("inventory")
@@ -46,10 +38,9 @@ def inventory_command(full: bool, output: str) -> None:
     configure_logging()
     settings = load_settings()
     register_settings_secrets(settings)
-    start = settings.scan_start_time
     with acquire(settings.state_dir, command="retention inventory"):
         db = open_state_db(settings.state_db)
-        report = asyncio.run(_scan(settings, db, full=full, start=start))
+        report = asyncio.run(_scan(Pipeline(settings), db, full=full))
         summary = count_summary(db)
     if output == "json":
         click.echo(json.dumps(summary.as_json(), indent=2))
@@ -66,10 +57,10 @@ def inventory_command(full: bool, output: str) -> None:
         )
 
 
-async def _scan(settings: Settings, db: Database, *, full: bool, start: datetime) -> ScanReport:
-    async with client_from_settings(settings, on_secret=register_secret) as client:
+async def _scan(pipeline: Pipeline, db: Database, *, full: bool) -> ScanReport:
+    async with pipeline.client() as client:
         if not sys.stderr.isatty():
-            return await _run(client, db, settings, full=full, start=start)
+            return await pipeline.scan_inventory(client, db, full=full)
         columns = (BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
         with Progress(*columns, console=Console(stderr=True), transient=True) as bar:
             task = bar.add_task("scanning", total=None)
@@ -77,30 +68,7 @@ async def _scan(settings: Settings, db: Database, *, full: bool, start: datetime
             def advance(done: int, total: int) -> None:
                 bar.update(task, completed=done, total=total)
 
-            return await _run(client, db, settings, full=full, start=start, progress=advance)
-
-
-async def _run(
-    client: GoToClient,
-    db: Database,
-    settings: Settings,
-    *,
-    full: bool,
-    start: datetime,
-    progress: ScanProgress | None = None,
-) -> ScanReport:
-    return await scan(
-        client,
-        db,
-        # The command is the edge where the clock is read; everything below takes it as input.
-        now=datetime.now(UTC),
-        window_days=settings.scan_window_days,
-        start=start,
-        settle=timedelta(hours=settings.settle_hours),
-        full=full,
-        concurrency=settings.concurrency,
-        progress=progress,
-    )
+            return await pipeline.scan_inventory(client, db, full=full, progress=advance)
 
 
 def _print_table(summary: InventorySummary) -> None:

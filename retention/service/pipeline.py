@@ -36,6 +36,7 @@ from retention.engine.plan import (
 )
 from retention.engine.reconcile import ReconcileReport, reconcile
 from retention.engine.removal import ApiRemover, ApiStateReader
+from retention.engine.scan import Progress as ScanProgress
 from retention.engine.scan import ScanReport, scan
 from retention.engine.state import (
     known_plan_hash,
@@ -61,7 +62,7 @@ Confirm = Callable[[Mapping[str, Any]], bool]
 
 
 class ScanIncomplete(RuntimeFailure):
-    """Some organizers or windows could not be read: nothing is planned from a partial view."""
+    """Some organizers or windows could not be read; their watermarks did not move."""
 
 
 @dataclass
@@ -105,19 +106,31 @@ class Pipeline:
             self.settings, transport=self.transport, on_secret=register_secret
         )
 
-    async def refresh(self, client: GoToClient, db: Database) -> ScanReport:
-        """Bring the inventory up to date; refuse to go on from an incomplete one."""
+    async def scan_inventory(
+        self,
+        client: GoToClient,
+        db: Database,
+        *,
+        full: bool = False,
+        progress: ScanProgress | None = None,
+    ) -> ScanReport:
+        """Scan the account into the inventory with the settings' windows, start and margin."""
         settings = self.settings
-        report = await scan(
+        return await scan(
             client,
             db,
             now=self.clock(),
             window_days=settings.scan_window_days,
             start=settings.scan_start_time,
             settle=timedelta(hours=settings.settle_hours),
-            full=False,
+            full=full,
             concurrency=settings.concurrency,
+            progress=progress,
         )
+
+    async def refresh(self, client: GoToClient, db: Database) -> ScanReport:
+        """Bring the inventory up to date; refuse to go on from an incomplete one."""
+        report = await self.scan_inventory(client, db)
         if not report.complete:
             shown = "; ".join(window.describe() for window in report.incomplete[:5])
             raise ScanIncomplete(

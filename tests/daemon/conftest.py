@@ -27,47 +27,9 @@ from typing import Any
 
 import httpx
 import pytest
+from support import REPO, Deployment
 
-REPO = Path(__file__).resolve().parents[2]
 WAIT_SECONDS = 60.0
-
-
-@dataclass
-class Deployment:
-    """A sandbox, a state directory and a policy folder, and the environment naming them."""
-
-    server: Any
-    env: dict[str, str]
-
-    @property
-    def policy_file(self) -> Path:
-        return Path(self.env["RETENTION_POLICY_DIR"]) / "policies.yaml"
-
-    @property
-    def state_dir(self) -> Path:
-        return Path(self.env["RETENTION_STATE_DIR"])
-
-    def cli(self, *args: str) -> subprocess.CompletedProcess[str]:
-        """Run `python -m retention ARGS` against the sandbox."""
-        return subprocess.run(
-            [sys.executable, "-m", "retention", *args],
-            env=self.env,
-            capture_output=True,
-            text=True,
-            cwd=REPO,
-            timeout=120,
-            check=False,
-        )
-
-    def audit_events(self) -> list[dict[str, Any]]:
-        """Every audit event, through `retention audit export --format jsonl`."""
-        result = self.cli("audit", "export", "--format", "jsonl")
-        assert result.returncode == 0, result.stderr
-        return [json.loads(line) for line in result.stdout.splitlines() if line.strip()]
-
-    def deletes(self, since: int = 0) -> list[dict[str, Any]]:
-        """DELETE requests the sandbox received from request index `since` on."""
-        return [r for r in self.server.requests(since) if r["method"] == "DELETE"]
 
 
 @pytest.fixture
@@ -80,7 +42,7 @@ def deployment(sandbox: Callable[..., Any], tmp_path: Path) -> Callable[..., Dep
         policy_dir.mkdir()
         (policy_dir / "policies.yaml").write_text(policies)
         env = server.service_env(tmp_path / "state", policy_dir, RETENTION_CONCURRENCY="200")
-        return Deployment(server, env)
+        return Deployment(server, tmp_path, env)
 
     return build
 

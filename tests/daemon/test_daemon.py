@@ -117,7 +117,7 @@ def test_sighup_with_a_valid_set_replaces_the_policies_and_their_schedules(
     proc.wait_for_run()
     mark = len(dep.server.requests())
 
-    dep.policy_file.write_text(SESSIONS)
+    (dep.policy_dir / "policies.yaml").write_text(SESSIONS)
     seen = len(proc.events())
     proc.signal(signal.SIGHUP)
     reloaded = proc.wait_for_event(lambda e: e["event"] == "policies reloaded", after=seen)
@@ -134,7 +134,7 @@ def test_sighup_with_a_valid_set_replaces_the_policies_and_their_schedules(
     new_deletes = dep.deletes(mark)
     assert new_deletes
     assert not any(d["path"].endswith("/recordings") for d in new_deletes)
-    policies = {e["policy"] for e in dep.audit_events() if e["event"] == "intent"}
+    policies = {e["policy"] for e in dep.events() if e["event"] == "intent"}
     assert "sessions-90d" in policies
 
 
@@ -146,7 +146,7 @@ def test_sighup_with_an_invalid_set_logs_every_problem_keeps_the_old_set_and_rem
     notify_socket.wait_for("READY")
     proc.wait_for_run()
 
-    dep.policy_file.write_text(INVALID)
+    (dep.policy_dir / "policies.yaml").write_text(INVALID)
     seen = len(proc.events())
     proc.signal(signal.SIGHUP)
     rejected = proc.wait_for_event(
@@ -158,7 +158,7 @@ def test_sighup_with_an_invalid_set_logs_every_problem_keeps_the_old_set_and_rem
     assert any("unknown key 'afer'" in p for p in problems)
     assert any("missing" in p and ":3:5:" in p for p in problems), "the policy lacking `after`"
     assert any("has no unit" in p for p in problems)
-    assert all(p.startswith(str(dep.policy_file)) for p in problems)
+    assert all(p.startswith(str(dep.policy_dir / "policies.yaml")) for p in problems)
 
     # The old set runs on, but holds cannot be known from an invalid folder: fail closed.
     mark = len(dep.server.requests())
@@ -190,7 +190,7 @@ def test_manual_run_is_refused_during_a_daemon_run_and_sigterm_stops_it_with_out
     notify_socket.wait_for("STOPPING")
     summary = proc.wait_for_run()
     assert summary["counts"]["not_started"] > 0, "the run stopped before its end"
-    events = dep.audit_events()
+    events = dep.events()
     intents = [int(e["seq"]) for e in events if e["event"] == "intent"]
     assert intents
     assert outcomes_by_intent(events) == Counter(intents), "exactly one outcome per intent"
