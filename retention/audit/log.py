@@ -6,7 +6,8 @@ import hashlib
 import hmac
 import json
 import sqlite3
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
@@ -90,6 +91,7 @@ class AuditLog:
         meta = read_meta(db_conn)
         self.log_id = meta["log_id"]
         self._salt = bytes.fromhex(meta["subject_salt"])
+        self._in_transaction = False
 
     @classmethod
     def open(
@@ -133,24 +135,38 @@ class AuditLog:
     def __repr__(self) -> str:
         return f"AuditLog(path={str(self.path)!r}, subject_mode={self.subject_mode!r})"
 
-    def _append(self, event: str, data: Mapping[str, Any], **columns: Any) -> int:
-        """Append one row in its own IMMEDIATE transaction, committed (fsynced) on return."""
+    @contextmanager
+    def transaction(self, what: str) -> Iterator[None]:
+        """The appends inside are one IMMEDIATE transaction: all committed (fsynced), or none.
+
+        Nested blocks join the outer one. `what` names the appends in the error if it fails.
+        """
+        if self._in_transaction:
+            yield
+            return
         conn = self._conn
         try:
             conn.execute("BEGIN IMMEDIATE")
+            self._in_transaction = True
             try:
-                seq = self._insert(event, data, columns)
+                yield
             except BaseException:
                 conn.execute("ROLLBACK")
                 raise
+            finally:
+                self._in_transaction = False
             conn.execute("COMMIT")
         except sqlite3.Error as exc:
             raise AuditError(
-                f"the audit record {self.path} refused a {event} event: {exc}",
+                f"the audit record {self.path} refused {what}: {exc}",
                 hint="nothing was removed for this event; check the disk and run"
                 " `retention audit verify`",
             ) from exc
-        return seq
+
+    def _append(self, event: str, data: Mapping[str, Any], **columns: Any) -> int:
+        """Append one row, in its own transaction unless inside `transaction`."""
+        with self.transaction(f"a {event} event"):
+            return self._insert(event, data, columns)
 
     def _insert(self, event: str, data: Mapping[str, Any], columns: Mapping[str, Any]) -> int:
         head = self._head()
@@ -299,25 +315,16 @@ class AuditLog:
 
     def checkpoint(self) -> checkpoints.Checkpoint:
         """Seal the rows so far as a row, a checkpoint-file line and a log line; signed if keyed."""
-        conn = self._conn
-        try:
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                head = self._head()
-                sealed = checkpoints.seal(
-                    log_id=self.log_id,
-                    rows=head.rows,
-                    head=head.hash,
-                    time=format_time(self._clock()),
-                    key=self._signing_key,
-                )
-                seq = self._insert("checkpoint", sealed.payload(), {})
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
-            conn.execute("COMMIT")
-        except sqlite3.Error as exc:
-            raise AuditError(f"the audit record {self.path} refused a checkpoint: {exc}") from exc
+        with self.transaction("a checkpoint"):
+            head = self._head()
+            sealed = checkpoints.seal(
+                log_id=self.log_id,
+                rows=head.rows,
+                head=head.hash,
+                time=format_time(self._clock()),
+                key=self._signing_key,
+            )
+            seq = self._insert("checkpoint", sealed.payload(), {})
         checkpoints.append_to_file(self.checkpoint_path, sealed, seq=seq)
         checkpoints.log_checkpoint(sealed, seq=seq, path=self.checkpoint_path)
         return sealed

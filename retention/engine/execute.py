@@ -2,7 +2,8 @@
 
 The write-ahead rule is the whole point: an intent is durable in the audit record before its
 DELETE is sent, and every intent gets exactly one outcome. A crash in between leaves a pending
-intent, which `reconcile` resolves at the next start by reading the API.
+intent, which `reconcile` resolves at the next start by reading the API. The writes themselves
+go through the `Journal`, which commits them in groups.
 """
 
 from __future__ import annotations
@@ -10,15 +11,14 @@ from __future__ import annotations
 import asyncio
 from collections import Counter, deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from functools import partial
-from typing import Any, Protocol
+from typing import Protocol
 
 import structlog
 
 from retention import failpoints
 from retention.audit.log import AuditLog, Outcome
+from retention.engine.journal import Journal
 from retention.engine.plan import PlanItem
 from retention.engine.records import SessionRecord
 from retention.goto.errors import ApiError, NotFound
@@ -80,7 +80,7 @@ class ExecutionReport:
         return self.halted is None and not self.outcomes.get("failed")
 
 
-HoldCheck = Callable[[PlanItem], str | None]
+HoldCheck = Callable[[SessionRecord | None], str | None]
 Lookup = Callable[[int], SessionRecord | None]
 Removed = Callable[[PlanItem], None]
 
@@ -102,9 +102,10 @@ class Executor:
     stop: asyncio.Event = field(default_factory=asyncio.Event)
     on_progress: Callable[[int], None] | None = None
     report: ExecutionReport = field(default_factory=ExecutionReport)
-    _writer: ThreadPoolExecutor = field(
-        default_factory=lambda: ThreadPoolExecutor(max_workers=1, thread_name_prefix="audit")
-    )
+    journal: Journal = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.journal = Journal(self.audit)
 
     async def run(self, items: Sequence[PlanItem]) -> ExecutionReport:
         """Execute every item; stop early on the breaker or `stop`, finishing calls in flight."""
@@ -116,6 +117,12 @@ class Executor:
         ]
         try:
             await asyncio.gather(*workers)
+        except BaseException:
+            # One worker failed (the audit record refused a write): the others finish the calls
+            # they have in flight and record them, and take nothing new.
+            self.stop.set()
+            await asyncio.gather(*workers, return_exceptions=True)
+            raise
         finally:
             self.close()
         done = sum(self.report.outcomes.values())
@@ -130,25 +137,26 @@ class Executor:
         return self.stop.is_set() or self.breaker.tripped
 
     async def _worker(self, pending: Iterator[list[PlanItem]]) -> None:
-        for group in pending:
-            for item in group:
-                if self._halting():
-                    return
-                await self._execute(item)
+        try:
+            for group in pending:
+                for item in group:
+                    if self._halting():
+                        return
+                    await self._execute(item)
+        finally:
+            await self.flush()
 
     def close(self) -> None:
-        """Finish the audit writes under way and stop the writer thread."""
-        self._writer.shutdown(wait=True)
+        """Commit the outcomes not yet written, and stop the audit writer."""
+        self.journal.close()
 
-    async def _written(self, append: Callable[..., int], **fields: Any) -> int:
-        """Append to the audit record on its writer thread; durable when this returns."""
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._writer, partial(append, **fields))
+    async def flush(self) -> None:
+        """Commit the outcomes recorded so far; durable when this returns."""
+        await self.journal.flush()
 
     async def _execute(self, item: PlanItem) -> None:
         record = self.lookup(item.session_id)
-        intent_seq = await self._written(
-            self.audit.intent,
+        intent_seq = await self.journal.intent(
             run_id=self.run_id,
             plan_id=self.plan_id,
             policy=item.policy,
@@ -165,9 +173,9 @@ class Executor:
             attendee_count=item.attendees,
         )
         failpoints.hit("after_intent")
-        hold = self.held_by(item)
+        hold = self.held_by(record)
         if hold is not None:
-            await self.record_outcome(item, intent_seq, "skipped_hold", None, f"held by {hold}")
+            self.record_outcome(item, intent_seq, "skipped_hold", None, f"held by {hold}")
             return
         await self.send(item, intent_seq)
 
@@ -180,7 +188,7 @@ class Executor:
             failpoints.hit("after_response")
             self.breaker.record(bad=True)
             self.read_again(item)
-            await self.record_outcome(
+            self.record_outcome(
                 item, intent_seq, "already_absent", 404, "not found: already removed"
             )
             return
@@ -189,14 +197,14 @@ class Executor:
             if exc.status is None or exc.status >= 500:
                 # No answer, or a server error: the DELETE may have been carried out anyway.
                 self.read_again(item)
-            await self.record_outcome(item, intent_seq, "failed", exc.status, exc.message)
+            self.record_outcome(item, intent_seq, "failed", exc.status, exc.message)
             return
         failpoints.hit("after_response")
         self.breaker.record(bad=False)
         self.on_removed(item)
-        await self.record_outcome(item, intent_seq, "deleted", 204, None)
+        self.record_outcome(item, intent_seq, "deleted", 204, None)
 
-    async def record_outcome(
+    def record_outcome(
         self,
         item: PlanItem,
         intent_seq: int,
@@ -204,9 +212,8 @@ class Executor:
         status: int | None,
         reason: str | None,
     ) -> None:
-        await self._written(
-            self.audit.outcome, intent_seq=intent_seq, outcome=outcome, status=status, reason=reason
-        )
+        """Take an intent's one outcome, committed with the next intent or by `flush`."""
+        self.journal.outcome(intent_seq=intent_seq, outcome=outcome, status=status, reason=reason)
         self.report.outcomes[outcome] += 1
         if outcome == "failed":
             self.report.failures.append(

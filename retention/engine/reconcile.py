@@ -78,13 +78,19 @@ async def reconcile(
                 for later in pending[index + 1 :]
             )
             break
-        if still_there:
-            log.info("reconcile: sending again", intent=intent.seq, action=intent.action)
-            await executor.send(item, intent.seq)
-        else:
+        if not still_there:
             executor.on_removed(item)
-            await executor.record_outcome(
+            executor.record_outcome(
                 item, intent.seq, "deleted", None, "reconciled: gone when read after a restart"
             )
+            continue
+        # The crash may have come before the intent's hold check: a hold placed since still wins.
+        hold = executor.held_by(executor.lookup(intent.session_id))
+        if hold is not None:
+            executor.record_outcome(item, intent.seq, "skipped_hold", None, f"held by {hold}")
+            continue
+        log.info("reconcile: sending again", intent=intent.seq, action=intent.action)
+        await executor.send(item, intent.seq)
+    await executor.flush()
     outcomes = executor.report.outcomes - before
     return ReconcileReport(pending=len(pending), outcomes=outcomes, unresolved=unresolved)

@@ -341,9 +341,6 @@ class Pipeline:
     ) -> Executor:
         watcher = HoldWatcher(self.settings.policy_dir, self.clock, on_invalid=self.stop.set)
 
-        def held_by(item: PlanItem) -> str | None:
-            return watcher.held_by(inventory.session_record(db, item.session_id))
-
         def on_removed(item: PlanItem) -> None:
             inventory.mark_removed(db, item.session_id, item.action, self.clock())  # type: ignore[arg-type]
 
@@ -361,7 +358,7 @@ class Pipeline:
             audit=audit,
             run_id=run_id,
             plan_id=plan_id,
-            held_by=held_by,
+            held_by=watcher.held_by,
             lookup=lambda session_id: inventory.session_record(db, session_id),
             on_removed=on_removed,
             read_again=read_again,

@@ -126,7 +126,13 @@ def test_sighup_with_a_valid_set_replaces_the_policies_and_their_schedules(
         "@every 2s": ["sessions-90d"],
     }
     notify_socket.wait_for("RELOADING")
-    summary = proc.wait_for_run(after=len(proc.events()))
+    # A run under way at the reload finishes under the set it started with; the next one to
+    # start is under the new set.
+    reloaded_at = proc.events().index(reloaded)
+    started = proc.wait_for_event(
+        lambda e: e["event"] == "scheduled run starting", after=reloaded_at
+    )
+    summary = proc.wait_for_run(after=proc.events().index(started))
     assert summary["result"] == "ok"
     assert summary["counts"]["deleted"] > 0
     assert proc.stop() == 0

@@ -108,13 +108,14 @@ async def test_rotated_refresh_token_is_stored_before_the_access_token_is_used(
     store = TokenStore(tmp_path / "t.json")
     seen_on_disk: list[str | None] = []
 
-    async def remember_store_on_api_request(request: httpx.Request) -> None:
-        if "/G2M/rest" in request.url.path:
-            stored = store.load()
-            seen_on_disk.append(stored.refresh_token if stored else None)
+    class RememberStoreOnApiRequest(httpx.AsyncBaseTransport):
+        async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+            if "/G2M/rest" in request.url.path:
+                stored = store.load()
+                seen_on_disk.append(stored.refresh_token if stored else None)
+            return await sandbox.transport.handle_async_request(request)
 
-    async with make_client(sandbox.transport, store.path) as client:
-        client._http.event_hooks["request"].append(remember_store_on_api_request)
+    async with make_client(RememberStoreOnApiRequest(), store.path) as client:
         await client.groups()
     live_refresh_tokens = sandbox.app.state.tokens.refresh
     assert seen_on_disk

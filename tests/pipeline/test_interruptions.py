@@ -85,3 +85,35 @@ def test_hold_placed_while_a_plan_executes_wins_over_the_plan(
     deleted_paths = {r["path"] for r in dep.deletes()}
     assert not any(f"/sessions/{last['sessionId']}/" in path for path in deleted_paths)
     assert int(last["sessionId"]) in dep.server.state()["recording_session_ids"]
+
+
+def test_hold_placed_after_a_crash_wins_over_the_intent_it_left_pending(
+    deployment: Any, tmp_path: Path
+) -> None:
+    dep = deployment(policies=ONE_ORGANIZER)
+    plan_file = tmp_path / "plan.json"
+    dep.cli("plan", "--out", str(plan_file), check=True)
+    first = json.loads(plan_file.read_text())["items"][0]
+    dep.env["RETENTION_CONCURRENCY"] = "1"
+    # Killed with the first intent durable and its hold check not yet made.
+    crashed = dep.cli(
+        "apply", str(plan_file), "--yes", extra_env={"RETENTION_FAILPOINTS": "after_intent=1"}
+    )
+    assert crashed.returncode == -signal.SIGKILL
+    assert not dep.deletes()
+    (dep.policy_dir / "hold.yaml").write_text(
+        "holds:\n"
+        "  - id: HOLD-AFTER-CRASH\n"
+        "    reason: Placed while the service was down.\n"
+        f"    sessions: [{first['sessionId']}]\n"
+    )
+
+    dep.cli("run", "--yes", check=True)
+
+    held = [e for e in dep.events() if e["event"] == "outcome" and e["outcome"] == "skipped_hold"]
+    assert [(e["sessionId"], e["reason"]) for e in held] == [
+        (int(first["sessionId"]), "held by hold:HOLD-AFTER-CRASH")
+    ]
+    assert not any(f"/sessions/{first['sessionId']}/" in r["path"] for r in dep.deletes())
+    assert int(first["sessionId"]) in dep.server.state()["recording_session_ids"]
+    assert dep.cli("audit", "verify").returncode == 0
