@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import time
+import urllib.parse
+import urllib.request
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from functools import partial
@@ -83,9 +85,10 @@ class GoToClient:
         # Requests go straight to the transport: the API needs none of httpx.AsyncClient's
         # cookies, redirects or auth flows, which cost a third of a DELETE's CPU. The default
         # transport is aiohttp's pool and parser under httpx's types (half the CPU of
-        # httpcore's pool); it takes HTTPS_PROXY and NO_PROXY from the environment.
+        # httpcore's pool), through the proxy the environment names, if any.
         self._transport = transport or AiohttpTransport(
-            client=partial(_aiohttp_session, max_connections)
+            limits=httpx.Limits(max_connections=max_connections),
+            proxy=environment_proxy(self.base_url),
         )
         self._timeout = httpx.Timeout(timeout).as_dict()
 
@@ -364,9 +367,18 @@ class GoToClient:
         return response
 
 
-def _aiohttp_session(max_connections: int) -> aiohttp.ClientSession:
-    connector = aiohttp.TCPConnector(limit=max_connections, keepalive_timeout=5.0)
-    return aiohttp.ClientSession(connector=connector, trust_env=True)
+def environment_proxy(url: str) -> httpx.Proxy | None:
+    """The proxy HTTPS_PROXY, HTTP_PROXY or ALL_PROXY name for `url`, unless NO_PROXY exempts it.
+
+    Read once here rather than by aiohttp's `trust_env`, which also looks for a .netrc file on
+    a worker thread before every request.
+    """
+    parts = urllib.parse.urlsplit(url)
+    if parts.hostname is None or urllib.request.proxy_bypass(parts.hostname):
+        return None
+    proxies = urllib.request.getproxies_environment()
+    proxy = proxies.get(parts.scheme) or proxies.get("all")
+    return httpx.Proxy(proxy) if proxy else None
 
 
 def _token_refused(response: httpx.Response) -> bool:
