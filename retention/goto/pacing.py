@@ -6,7 +6,7 @@ second sees as more than the limit; neither slows down on a 429 nor pauses every
 Retry-After. So this is a sliding-window log: a request may go only when the `count`-th
 previous one left at least `period` + `margin` seconds ago, which is the server's "no more
 than N in any second" with a margin for the jitter between leaving here and arriving there;
-and requests leave in small groups (a tenth of the rate, at least 2, at most N) spaced
+and requests leave in small groups (up to a tenth of the rate, a divisor of N) spaced
 group/rate apart, so that the jitter stays small. A group, not one request at a time: each
 wake-up of a sleeping process costs about 0.2 ms of CPU on a virtual machine, and the requests
 of a group (and their answers, a latency later) share one.
@@ -36,6 +36,8 @@ Sleep = Callable[[float], Awaitable[None]]
 _SLOWDOWN_FACTOR = 0.5
 _FLOOR_FRACTION = 0.1
 _RECOVERY_STEPS = 50
+# A wait shorter than this is rounding error in the slot arithmetic: the turn has come.
+_NOW = 1e-6
 
 
 class RateLimiter:
@@ -55,7 +57,13 @@ class RateLimiter:
         self.margin = margin
         self.current_rate = rate
         self._count = max(1, math.floor(rate))
-        self.group = min(self._count, max(2, self._count // 10))
+        # Groups of up to a tenth of the limit, of a size that divides it: whole groups fill the
+        # server's second, and each group's window is counted from one earlier group.
+        most = max(2, self._count // 10)
+        self.group = max(d for d in range(1, most + 1) if self._count % d == 0)
+        # How many may leave at once ahead of the schedule: one group, and at least 2 so that
+        # late wake-ups are absorbed rather than added up when requests go one by one.
+        self._burst = max(2, self.group)
         self._sent: deque[float] = deque(maxlen=self._count)
         self._paused_until = 0.0
         self._next_slot = 0.0
@@ -76,7 +84,7 @@ class RateLimiter:
         async with self._lock:
             while True:
                 now = self._clock()
-                if self._wait_needed(now, 0) <= 0:
+                if self._wait_needed(now, 0) <= _NOW:
                     self._record_send(now)
                     return
                 # Sleep until a whole group may go: the callers queued behind this one then
@@ -100,7 +108,7 @@ class RateLimiter:
 
     @property
     def _tolerance(self) -> float:
-        return (self.group - 1) / self.current_rate
+        return (self._burst - 1) / self.current_rate
 
     def _record_send(self, now: float) -> None:
         self._sent.append(now)

@@ -65,7 +65,12 @@ async def test_limiter_keeps_the_rate_when_every_sleep_wakes_late() -> None:
     assert most_in_one_second(times) <= 50
 
 
-@pytest.mark.parametrize(("rate", "group"), [(50, 5), (10, 2), (200, 20), (1, 1)])
+@pytest.mark.parametrize(
+    ("rate", "group"),
+    # A tenth of the limit, at least 2, and a divisor of it (else whole groups cannot fill the
+    # server's second and the rate drops: 67% at 3/s with groups of 2).
+    [(1, 1), (3, 1), (7, 1), (10, 2), (15, 1), (25, 1), (33, 3), (50, 5), (64, 4), (200, 20)],
+)
 async def test_limiter_lets_a_group_go_per_wake_up_at_the_full_rate(rate: int, group: int) -> None:
     clock = Clock()
     limiter = RateLimiter(rate, margin=0.02, clock=clock, sleep=clock.sleep)
@@ -73,7 +78,6 @@ async def test_limiter_lets_a_group_go_per_wake_up_at_the_full_rate(rate: int, g
     times = await send_times(limiter, clock, callers=2 * rate, each=5)
     # One wake-up per group, not per request: each costs CPU on a virtual machine.
     assert clock.sleeps <= len(times) / group + 1
-    assert max(times.count(t) for t in set(times)) == group
     assert most_in_one_second(times) <= rate
     achieved = (len(times) - 1) / (times[-1] - times[0])
-    assert achieved >= 0.95 * rate
+    assert achieved >= 0.97 * rate
