@@ -6,10 +6,10 @@ second sees as more than the limit; neither slows down on a 429 nor pauses every
 Retry-After. So this is a sliding-window log: a request may go only when the `count`-th
 previous one left at least `period` + `margin` seconds ago, which is the server's "no more
 than N in any second" with a margin for the jitter between leaving here and arriving there;
-and requests leave in small groups (up to a tenth of the rate, a divisor of N) spaced
-group/rate apart, so that the jitter stays small. A group, not one request at a time: each
-wake-up of a sleeping process costs about 0.2 ms of CPU on a virtual machine, and the requests
-of a group (and their answers, a latency later) share one.
+and requests leave in small groups (up to 5, or a tenth of N when that is more, and a divisor
+of N) spaced group/rate apart, so that the jitter stays small. A group, not one request at a
+time: each wake-up of a sleeping process costs about 0.2 ms of CPU on a virtual machine, and
+the requests of a group (and their answers, a latency later) share one.
 
 On 429 the rate halves (down to a tenth of the configured one) and every caller waits out the
 Retry-After; each success then wins back a fiftieth of the configured rate.
@@ -57,9 +57,10 @@ class RateLimiter:
         self.margin = margin
         self.current_rate = rate
         self._count = max(1, math.floor(rate))
-        # Groups of up to a tenth of the limit, of a size that divides it: whole groups fill the
-        # server's second, and each group's window is counted from one earlier group.
-        most = max(2, self._count // 10)
+        # Groups of up to 5 (at most half the limit), or a tenth of the limit when that is more,
+        # of a size that divides it: whole groups fill the server's second, and each group's
+        # window is counted from one earlier group.
+        most = max(1, self._count // 10, min(5, self._count // 2))
         self.group = max(d for d in range(1, most + 1) if self._count % d == 0)
         # How many may leave at once ahead of the schedule: one group, and at least 2 so that
         # late wake-ups are absorbed rather than added up when requests go one by one.

@@ -67,9 +67,9 @@ async def test_limiter_keeps_the_rate_when_every_sleep_wakes_late() -> None:
 
 @pytest.mark.parametrize(
     ("rate", "group"),
-    # A tenth of the limit, at least 2, and a divisor of it (else whole groups cannot fill the
-    # server's second and the rate drops: 67% at 3/s with groups of 2).
-    [(1, 1), (3, 1), (7, 1), (10, 2), (15, 1), (25, 1), (33, 3), (50, 5), (64, 4), (200, 20)],
+    # Up to 5 (at most half the limit) or a tenth of it, and a divisor of it (else whole groups
+    # cannot fill the server's second and the rate drops: 67% at 3/s with groups of 2).
+    [(1, 1), (3, 1), (4, 2), (7, 1), (10, 5), (15, 5), (33, 3), (50, 5), (64, 4), (200, 20)],
 )
 async def test_limiter_lets_a_group_go_per_wake_up_at_the_full_rate(rate: int, group: int) -> None:
     clock = Clock()
