@@ -1,6 +1,6 @@
 """The exception tree every layer raises from, and the exit code each kind maps to.
 
-RetentionError                      root; carries a message and a hint for the user
+RetentionError                      root; a message, a hint and a reason code for the user
 ├── InvalidInput (exit 2)           bad settings, policy files, plan files, arguments
 │   ├── SettingsError
 │   └── PolicyError                 carries every problem found, each with FILE:LINE:COL
@@ -12,16 +12,39 @@ RetentionError                      root; carries a message and a hint for the u
 
 from __future__ import annotations
 
+from typing import Literal
+
+# Machine-readable reasons a run is refused: in `refused` events, /healthz, alerts and the
+# report's `data-reason` (the message says the rest, for people).
+ReasonCode = Literal[
+    "cap",
+    "global_cap",
+    "clock_skew",
+    "preview_plan",
+    "changed_plan",
+    "stale_plan",
+    "applied_before",
+    "other_account",
+    "unknown_name",
+    "audit_unverified",
+    "approvals",
+    "invalid_policies",
+    "declined",
+]
+
 
 class RetentionError(Exception):
     """Root of every error the service reports to a user."""
 
     exit_code = 1
 
-    def __init__(self, message: str, *, hint: str | None = None) -> None:
+    def __init__(
+        self, message: str, *, hint: str | None = None, reason: ReasonCode | None = None
+    ) -> None:
         super().__init__(message)
         self.message = message
         self.hint = hint
+        self.reason = reason
 
     def __str__(self) -> str:
         return self.message

@@ -1,18 +1,20 @@
-"""Execution: intent ► DELETE ► outcome for each plan item, bounded, breaker-guarded, stoppable.
+"""Execution: intent ► decide again ► DELETE ► outcome, bounded, breaker-guarded, stoppable.
 
 The write-ahead rule is the whole point: an intent is durable in the audit record before its
 DELETE is sent, and every intent gets exactly one outcome. A crash in between leaves a pending
-intent, which `reconcile` resolves at the next start by reading the API. The writes themselves
-go through the `Journal`, which commits them in groups.
+intent, which `reconcile` resolves at the next start by reading the API; the executor carries
+out its resolutions as it carries out plan items. The writes go through the `Journal`, which
+commits them in groups. Just before each DELETE the `gate` decides the item again (holds in
+force today): send it, or skip it with an outcome and a reason.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections import Counter, deque
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Literal, Protocol, TypeVar
 
 import structlog
 
@@ -20,16 +22,49 @@ from retention import failpoints
 from retention.audit.log import AuditLog, Outcome
 from retention.engine.journal import Journal
 from retention.engine.plan import PlanItem
-from retention.engine.records import SessionRecord
 from retention.goto.errors import ApiError, NotFound
 
 log = structlog.get_logger(__name__)
 
+U = TypeVar("U")
 
-class Remover(Protocol):
-    """What sends the DELETE for one action on one session (the GoTo client's deletes)."""
 
-    async def remove(self, action: str, organizer_key: int, session_id: int) -> None: ...
+class RemovalPort(Protocol):
+    """The account as execution sees it: send one removal; read whether its target is there."""
+
+    async def remove(self, action: str, organizer_key: int, session_id: int) -> None:
+        """Send the DELETE for one action; raises NotFound or ApiError as the API answers."""
+        ...
+
+    async def present(
+        self, action: str, organizer_key: int, meeting_id: int, session_id: int
+    ) -> bool:
+        """Whether what `action` removes from the session is still in the account."""
+        ...
+
+
+Decision = Literal["send", "deleted", "skipped_hold", "skipped_changed"]
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """What to do with one item now: send its DELETE, or end its intent with this outcome."""
+
+    decision: Decision
+    reason: str | None = None
+
+
+SEND = Verdict("send")
+Gate = Callable[[PlanItem], Verdict]
+
+
+@dataclass(frozen=True)
+class Resolution:
+    """A decision reached for an intent already recorded (by reconciliation after a crash)."""
+
+    item: PlanItem
+    intent_seq: int
+    verdict: Verdict
 
 
 @dataclass
@@ -80,23 +115,26 @@ class ExecutionReport:
         return self.halted is None and not self.outcomes.get("failed")
 
 
-HoldCheck = Callable[[SessionRecord | None], str | None]
-Lookup = Callable[[int], SessionRecord | None]
+Subject = Callable[[int], str | None]
 Removed = Callable[[PlanItem], None]
+
+
+def _ignore(_item: PlanItem) -> None:
+    return None
 
 
 @dataclass
 class Executor:
-    """Runs plan items through intent ► DELETE ► outcome with bounded concurrency."""
+    """Carries out plan items and resolutions through the port, with bounded concurrency."""
 
-    remover: Remover
+    removals: RemovalPort
     audit: AuditLog
     run_id: str
     plan_id: str
-    held_by: HoldCheck
-    lookup: Lookup
-    on_removed: Removed
-    read_again: Removed
+    gate: Gate = lambda _item: SEND
+    subject_of: Subject = lambda _session_id: None
+    on_removed: Removed = _ignore
+    read_again: Removed = _ignore
     concurrency: int = 8
     breaker: CircuitBreaker = field(default_factory=CircuitBreaker)
     stop: asyncio.Event = field(default_factory=asyncio.Event)
@@ -110,41 +148,16 @@ class Executor:
     async def run(self, items: Sequence[PlanItem]) -> ExecutionReport:
         """Execute every item; stop early on the breaker or `stop`, finishing calls in flight."""
         groups = list(_by_session(items))
-        pending: Iterator[list[PlanItem]] = iter(groups)
-        workers = [
-            asyncio.create_task(self._worker(pending))
-            for _ in range(min(self.concurrency, len(groups)))
-        ]
-        try:
-            await asyncio.gather(*workers)
-        except BaseException:
-            # One worker failed (the audit record refused a write): the others finish the calls
-            # they have in flight and record them, and take nothing new.
-            self.stop.set()
-            await asyncio.gather(*workers, return_exceptions=True)
-            raise
-        finally:
-            self.close()
-        done = sum(self.report.outcomes.values())
-        self.report.not_started = len(items) - done
-        if self.breaker.tripped:
-            self.report.halted = self.breaker.tripped_reason
-        elif self.stop.is_set() and self.report.not_started:
-            self.report.halted = "stopped by signal before every item was executed"
+        await self._drain(groups, self._execute)
+        self._conclude(len(items))
         return self.report
 
-    def _halting(self) -> bool:
-        return self.stop.is_set() or self.breaker.tripped
-
-    async def _worker(self, pending: Iterator[list[PlanItem]]) -> None:
-        try:
-            for group in pending:
-                for item in group:
-                    if self._halting():
-                        return
-                    await self._execute(item)
-        finally:
-            await self.flush()
+    async def resolve(self, resolutions: Sequence[Resolution]) -> ExecutionReport:
+        """Carry out reconciliation's resolutions, each under the intent it resolves."""
+        units = [[resolution] for resolution in resolutions]
+        await self._drain(units, lambda r: self._carry_out(r.item, r.intent_seq, r.verdict))
+        self._conclude(len(resolutions))
+        return self.report
 
     def close(self) -> None:
         """Commit the outcomes not yet written, and stop the audit writer."""
@@ -154,8 +167,45 @@ class Executor:
         """Commit the outcomes recorded so far; durable when this returns."""
         await self.journal.flush()
 
+    async def _drain(self, units: list[list[U]], handle: Callable[[U], Awaitable[None]]) -> None:
+        pending = iter(units)
+        workers = [
+            asyncio.create_task(self._worker(pending, handle))
+            for _ in range(min(self.concurrency, len(units)))
+        ]
+        try:
+            await asyncio.gather(*workers)
+        except BaseException:
+            # One worker failed (the audit record refused a write): the others finish the calls
+            # they have in flight and record them, and take nothing new.
+            self.stop.set()
+            await asyncio.gather(*workers, return_exceptions=True)
+            raise
+
+    def _conclude(self, total: int) -> None:
+        done = sum(self.report.outcomes.values())
+        self.report.not_started = max(total - done, 0)
+        if self.breaker.tripped:
+            self.report.halted = self.breaker.tripped_reason
+        elif self.stop.is_set() and self.report.not_started:
+            self.report.halted = "stopped by signal before every item was executed"
+
+    def _halting(self) -> bool:
+        return self.stop.is_set() or self.breaker.tripped
+
+    async def _worker(
+        self, pending: Iterator[list[U]], handle: Callable[[U], Awaitable[None]]
+    ) -> None:
+        try:
+            for unit in pending:
+                for entry in unit:
+                    if self._halting():
+                        return
+                    await handle(entry)
+        finally:
+            await self.flush()
+
     async def _execute(self, item: PlanItem) -> None:
-        record = self.lookup(item.session_id)
         intent_seq = await self.journal.intent(
             run_id=self.run_id,
             plan_id=self.plan_id,
@@ -165,7 +215,7 @@ class Executor:
             organizer_key=item.organizer_key,
             meeting_id=item.meeting_id,
             session_id=item.session_id,
-            subject=record.subject if record else None,
+            subject=self.subject_of(item.session_id),
             start_time=item.start_time,
             end_time=item.end_time,
             recording_ids=[item.recording_id] if item.recording_id else [],
@@ -173,17 +223,21 @@ class Executor:
             attendee_count=item.attendees,
         )
         failpoints.hit("after_intent")
-        hold = self.held_by(record)
-        if hold is not None:
-            self.record_outcome(item, intent_seq, "skipped_hold", None, f"held by {hold}")
-            return
-        await self.send(item, intent_seq)
+        await self._carry_out(item, intent_seq, self.gate(item))
 
-    async def send(self, item: PlanItem, intent_seq: int) -> None:
+    async def _carry_out(self, item: PlanItem, intent_seq: int, verdict: Verdict) -> None:
+        if verdict.decision == "send":
+            await self._send(item, intent_seq)
+            return
+        if verdict.decision == "deleted":
+            self.on_removed(item)
+        self.record_outcome(item, intent_seq, verdict.decision, None, verdict.reason)
+
+    async def _send(self, item: PlanItem, intent_seq: int) -> None:
         """Send the DELETE for an intent already recorded, and record its one outcome."""
         failpoints.hit("before_send")
         try:
-            await self.remover.remove(item.action, item.organizer_key, item.session_id)
+            await self.removals.remove(item.action, item.organizer_key, item.session_id)
         except NotFound:
             failpoints.hit("after_response")
             self.breaker.record(bad=True)

@@ -15,6 +15,8 @@ from pathlib import Path
 import structlog
 
 from retention.engine.decide import hold_checker
+from retention.engine.execute import SEND, Gate, Verdict
+from retention.engine.plan import PlanItem
 from retention.engine.records import SessionRecord
 from retention.policy import PolicyError, load_policy_set
 
@@ -78,3 +80,12 @@ class HoldWatcher:
             return "unknown session: not in the inventory, holds cannot be checked"
         covering = self._covering(record)
         return f"hold:{covering[0]}" if covering else None
+
+    def gate(self, lookup: Callable[[int], SessionRecord | None]) -> Gate:
+        """The executor's check before each DELETE: `skipped_hold` while a hold covers it."""
+
+        def check(item: PlanItem) -> Verdict:
+            hold = self.held_by(lookup(item.session_id))
+            return SEND if hold is None else Verdict("skipped_hold", f"held by {hold}")
+
+        return check

@@ -1,68 +1,66 @@
-"""Reconciliation: intents a crash left without an outcome are resolved by reading the API.
+"""Reconciliation: intents a crash left without an outcome, resolved from what the API shows.
 
-For each pending intent the API is asked whether what the action removes is still there. Gone:
-the DELETE went through before the crash, the outcome is `deleted`. Still there: the DELETE is
-sent again under the same intent. Either way the intent ends with exactly one outcome, and no
-DELETE is sent more than twice for one item (once before the crash, once here).
+`reconcile` only reads and decides; it returns one resolution per intent it could read, as data:
+
+    gone        the DELETE went through before the crash ► outcome `deleted`
+    still there and now held                             ► outcome `skipped_hold`
+    still there                                          ► send again under the same intent
+
+The executor carries the resolutions out (`Executor.resolve`) as it carries out plan items. Either
+way the intent ends with exactly one outcome, and no item gets more than two DELETEs (once before
+the crash, once here). From the first intent that cannot be read on, all stay pending.
 """
 
 from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Protocol
-
-import structlog
+from dataclasses import dataclass, field
 
 from retention.audit.log import Intent
-from retention.engine.execute import Executor
+from retention.engine.execute import Gate, RemovalPort, Resolution, Verdict
 from retention.engine.plan import PlanItem
 from retention.goto.errors import ApiError, AuthError
 
-log = structlog.get_logger(__name__)
-
-
-class StateReader(Protocol):
-    """Reads whether the thing an action removes is still present in the account."""
-
-    async def present(
-        self, action: str, organizer_key: int, meeting_id: int, session_id: int
-    ) -> bool: ...
+GONE = Verdict("deleted", "reconciled: gone when read after a restart")
 
 
 @dataclass
 class ReconcileReport:
-    """What reconciliation found and did."""
+    """What reconciliation read and decided; `outcomes` once the executor carried it out."""
 
     pending: int
-    outcomes: Counter[str]
+    resolutions: list[Resolution]
     unresolved: list[str]
+    outcomes: Counter[str] = field(default_factory=Counter)
 
 
-async def reconcile(
-    pending: Sequence[Intent], reader: StateReader, executor: Executor
-) -> ReconcileReport:
-    """Resolve each pending intent; from the first that cannot be read on, all stay pending."""
-    before = Counter(executor.report.outcomes)
+def intent_item(intent: Intent) -> PlanItem:
+    """The plan item an intent announced, rebuilt from the audit record."""
+    return PlanItem(
+        organizer_key=intent.organizer_key,
+        meeting_id=intent.meeting_id,
+        session_id=intent.session_id,
+        action=intent.action,
+        policy=intent.policy,
+        policy_hash=intent.policy_hash,
+        also_matched=(),
+        start_time=None,
+        end_time=None,
+        recording_id=intent.recording_ids[0] if intent.recording_ids else None,
+        recording_bytes=intent.recording_bytes,
+        attendees=intent.attendee_count,
+    )
+
+
+async def reconcile(pending: Sequence[Intent], port: RemovalPort, gate: Gate) -> ReconcileReport:
+    """Read each pending intent's target and decide what ends it; nothing is sent here."""
+    resolutions: list[Resolution] = []
     unresolved: list[str] = []
     for index, intent in enumerate(pending):
-        item = PlanItem(
-            organizer_key=intent.organizer_key,
-            meeting_id=intent.meeting_id,
-            session_id=intent.session_id,
-            action=intent.action,
-            policy=intent.policy,
-            policy_hash=intent.policy_hash,
-            also_matched=(),
-            start_time=None,
-            end_time=None,
-            recording_id=intent.recording_ids[0] if intent.recording_ids else None,
-            recording_bytes=intent.recording_bytes,
-            attendees=intent.attendee_count,
-        )
+        item = intent_item(intent)
         try:
-            still_there = await reader.present(
+            still_there = await port.present(
                 intent.action, intent.organizer_key, intent.meeting_id, intent.session_id
             )
         except AuthError:
@@ -78,19 +76,7 @@ async def reconcile(
                 for later in pending[index + 1 :]
             )
             break
-        if not still_there:
-            executor.on_removed(item)
-            executor.record_outcome(
-                item, intent.seq, "deleted", None, "reconciled: gone when read after a restart"
-            )
-            continue
-        # The crash may have come before the intent's hold check: a hold placed since still wins.
-        hold = executor.held_by(executor.lookup(intent.session_id))
-        if hold is not None:
-            executor.record_outcome(item, intent.seq, "skipped_hold", None, f"held by {hold}")
-            continue
-        log.info("reconcile: sending again", intent=intent.seq, action=intent.action)
-        await executor.send(item, intent.seq)
-    await executor.flush()
-    outcomes = executor.report.outcomes - before
-    return ReconcileReport(pending=len(pending), outcomes=outcomes, unresolved=unresolved)
+        # The crash may have come before the intent's own check: a hold placed since still wins.
+        verdict = GONE if not still_there else gate(item)
+        resolutions.append(Resolution(item, intent.seq, verdict))
+    return ReconcileReport(pending=len(pending), resolutions=resolutions, unresolved=unresolved)

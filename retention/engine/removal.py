@@ -1,23 +1,32 @@
-"""The GoTo client seen by execution and reconciliation: send a removal, read what is left."""
+"""The GoTo client as execution's removal port: send a removal, read what is left of a session.
+
+What is left is read from the ORGANIZER's own history for a window around the session's start:
+an admin may read that for any organizer, whereas meeting-id history answers only for the
+admin's own meetings (an empty answer there would prove nothing). One call per organizer and
+window serves every pending intent in it.
+"""
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from sqlite_utils import Database
 
 from retention.engine import inventory
 from retention.goto.client import GoToClient
+from retention.goto.models import HistoricalSession
 
-# Meeting-id history is read around the session's start, the way the API expects small windows.
+# History is read around the session's start, the way the API expects small windows.
 _AROUND = timedelta(days=2)
 
 
-class ApiRemover:
-    """Sends the DELETE for one action; NotFound and ApiError come through as the client raises."""
+class ApiRemovals:
+    """Sends DELETEs through the client; NotFound and ApiError come through as it raises them."""
 
-    def __init__(self, client: GoToClient) -> None:
+    def __init__(self, client: GoToClient, db: Database) -> None:
         self._client = client
+        self._db = db
+        self._read: dict[tuple[int, datetime], list[HistoricalSession]] = {}
 
     async def remove(self, action: str, organizer_key: int, session_id: int) -> None:
         if action == "delete_session":
@@ -29,14 +38,6 @@ class ApiRemover:
         else:
             raise ValueError(f"unknown removal action {action!r}")
 
-
-class ApiStateReader:
-    """Whether what an action removes is still in the account, read from meeting-id history."""
-
-    def __init__(self, client: GoToClient, db: Database) -> None:
-        self._client = client
-        self._db = db
-
     async def present(
         self, action: str, organizer_key: int, meeting_id: int, session_id: int
     ) -> bool:
@@ -45,11 +46,8 @@ class ApiStateReader:
             # Without a start time there is no window to read: report it present, so the
             # DELETE is sent again and a 404 answers "already absent".
             return True
-        start = record.start_time - _AROUND
-        end = record.start_time + _AROUND
-        history = await self._client.meeting_history(meeting_id, start, end)
-        for session in history.items:
-            if session.session_id != session_id or session.organizer_key != organizer_key:
+        for session in await self._history(organizer_key, record.start_time):
+            if session.session_id != session_id or session.meeting_id != meeting_id:
                 continue
             if action == "delete_session":
                 return True
@@ -57,3 +55,14 @@ class ApiStateReader:
                 return session.recording is not None
             return session.num_attendees is None or session.num_attendees > 0
         return False
+
+    async def _history(self, organizer_key: int, start: datetime) -> list[HistoricalSession]:
+        # Windows are aligned to whole days so that intents of one organizer share a read.
+        day = start.replace(hour=0, minute=0, second=0, microsecond=0)
+        key = (organizer_key, day)
+        if key not in self._read:
+            answer = await self._client.organizer_history(
+                organizer_key, day - _AROUND, day + _AROUND + timedelta(days=1)
+            )
+            self._read[key] = list(answer.items)
+        return self._read[key]

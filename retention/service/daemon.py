@@ -7,7 +7,9 @@
 
 The state directory's lock is held only while a run (or the start-up check) works, so that
 `retention plan`, `apply` and `run` can be used between scheduled runs; while a run holds it
-they stop with a message naming the daemon.
+they stop with a message naming the daemon. A daemon run that finds a manual one holding it
+waits inside its session's opening until the lock is free (or a stop comes), and then holds it
+for the whole run.
 """
 
 from __future__ import annotations
@@ -29,22 +31,23 @@ from apscheduler.events import (
 )
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
+from retention.engine.scan import ScanReport
 from retention.errors import Refused, RetentionError, RuntimeFailure
+from retention.goto.client import GoToClient
 from retention.policy import PolicyError, PolicySet, load_policy_set
 from retention.service import runmetrics
-from retention.service.lock import InstanceLocked, acquire
+from retention.service.lock import InstanceLocked
 from retention.service.metrics import HealthState, Metrics, RunState, serve_metrics
 from retention.service.notify import Notifier, feed_watchdog, monotonic_usec
-from retention.service.pipeline import RunResult
+from retention.service.pipeline import Pipeline, RunResult
 from retention.service.schedule import Schedule, parse_schedule, schedules_for
-from retention.service.scheduled import ScheduledPipeline
+from retention.service.session import LockWait, RunStopped
 from retention.settings import Settings
 
 log = structlog.get_logger("retention.daemon")
 
 # A run due while the loop was busy or the host asleep still happens within this delay.
 MISFIRE_GRACE_SECONDS = 3600
-LOCK_POLL_SECONDS = 1.0
 _RESULTS: dict[str, RunState] = {
     "ok": "ok",
     "declined": "ok",
@@ -87,12 +90,15 @@ class Daemon:
         self.policy_set: PolicySet | None = None
         self.schedules: list[Schedule] = []
         self.scheduler: AsyncIOScheduler | None = None
-        self.current: ScheduledPipeline | None = None
+        self.current: Pipeline | None = None
         self._idle = asyncio.Event()
         self._idle.set()
         self._terminating = asyncio.Event()
         self._tasks: set[asyncio.Task[None]] = set()
         self._last: str = "no run yet"
+        # What the clients and scans of the run in flight did, for the metrics at its end.
+        self._clients: list[GoToClient] = []
+        self._scans: list[ScanReport] = []
         self.crashed: Exception | None = None
 
     # --- life cycle -----------------------------------------------------------------------
@@ -122,12 +128,15 @@ class Daemon:
     async def _start_up(self) -> bool:
         """The databases, the token and recovery; False when a stop came first."""
         self.notifier.status("start-up: checking databases and token")
-        if not await self._wait_for_lock("start-up"):
-            return False
         self.audit_follower.skip_to_end()
-        pipeline = self._pipeline()
-        reconciled = await pipeline.start_up()
-        self._absorb(pipeline)
+        self.current = pipeline = self._pipeline("start-up")
+        try:
+            reconciled = await pipeline.start_up()
+        except RunStopped:
+            return False
+        finally:
+            self.current = None
+            self._absorb()
         log.info("start-up checks passed", reconciled_intents=reconciled)
         return not self._terminating.is_set()
 
@@ -175,21 +184,38 @@ class Daemon:
 
     # --- runs -----------------------------------------------------------------------------
 
-    def _pipeline(self) -> ScheduledPipeline:
-        return ScheduledPipeline(self.settings, clock=self.clock, policy_set=self.policy_set)
+    def _pipeline(self, purpose: str) -> Pipeline:
+        """A pipeline with the set in force that waits for the lock, stops on SIGTERM, counts."""
+
+        def waiting(exc: InstanceLocked) -> None:
+            log.warning("waiting for the state directory", holder=exc.holder.describe())
+            self.notifier.status(f"{purpose} waiting for {exc.holder.describe()}")
+
+        pipeline = Pipeline(
+            self.settings,
+            clock=self.clock,
+            policy_set=self.policy_set,
+            lock=LockWait(None, on_wait=waiting),
+            stoppable_scan=True,
+            on_client=self._clients.append,
+            on_scan=self._scans.append,
+        )
+        if self._terminating.is_set():
+            pipeline.stop.set()
+        return pipeline
 
     async def _due(self, spec: str) -> None:
         """A schedule is due: start one run, unless one is in flight (it covers this one)."""
         if self.current is not None or self._terminating.is_set():
             log.info("schedule due while a run is in flight: covered by it", schedule=spec)
             return
-        self.current = self._pipeline()
+        self.current = self._pipeline("scheduled run")
         self._idle.clear()
         task = asyncio.create_task(self._run(self.current, spec))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def _run(self, pipeline: ScheduledPipeline, spec: str) -> None:
+    async def _run(self, pipeline: Pipeline, spec: str) -> None:
         loop = asyncio.get_running_loop()
         deadline = loop.call_later(self.settings.run_deadline, self._deadline_passed, pipeline)
         started = self.clock()
@@ -197,13 +223,12 @@ class Daemon:
         state: RunState = "failed"
         error: str | None = None
         try:
-            if await self._wait_for_lock("scheduled run", pipeline.stop):
-                log.info("scheduled run starting", schedule=spec)
-                result = await pipeline.run(trigger="daemon", confirm=None, approved_by="schedule")
-                state = _RESULTS[result.result]
-                error = result.execution.halted
-            else:
-                state, error = "failed", "stopped while waiting for the state directory"
+            log.info("scheduled run starting", schedule=spec)
+            result = await pipeline.run(trigger="daemon", confirm=None, approved_by="schedule")
+            state = _RESULTS[result.result]
+            error = result.execution.halted
+        except RunStopped as exc:
+            state, error = "failed", exc.message
         except RetentionError as exc:
             state = "refused" if isinstance(exc, Refused) else "failed"
             error = exc.message
@@ -217,35 +242,19 @@ class Daemon:
             self.terminate(signal.SIGTERM)
         finally:
             deadline.cancel()
-            self._record(pipeline, state, started, error, result)
+            self._record(state, started, error, result)
             self.current = None
             self._idle.set()
 
-    def _deadline_passed(self, pipeline: ScheduledPipeline) -> None:
+    def _deadline_passed(self, pipeline: Pipeline) -> None:
         log.error(
             "run deadline passed: no further removal is started",
             run_deadline_s=self.settings.run_deadline,
         )
         pipeline.stop.set()
 
-    async def _wait_for_lock(self, purpose: str, stop: asyncio.Event | None = None) -> bool:
-        """Wait, without blocking the loop, until no manual run holds the state directory."""
-        told = False
-        while not self._terminating.is_set() and not (stop and stop.is_set()):
-            try:
-                with acquire(self.settings.state_dir, 0, command=f"retention daemon ({purpose})"):
-                    return True
-            except InstanceLocked as exc:
-                if not told:
-                    log.warning("waiting for the state directory", holder=exc.holder.describe())
-                    self.notifier.status(f"{purpose} waiting for {exc.holder.describe()}")
-                    told = True
-            await asyncio.sleep(LOCK_POLL_SECONDS)
-        return False
-
     def _record(
         self,
-        pipeline: ScheduledPipeline,
         state: RunState,
         started: datetime,
         error: str | None,
@@ -253,7 +262,7 @@ class Daemon:
     ) -> None:
         finished = self.clock()
         self.metrics.record_run(state, finished, (finished - started).total_seconds())
-        self._absorb(pipeline)
+        self._absorb()
         self.health.last_run_result = state
         self.health.last_run_at = finished
         self.health.last_error = error
@@ -263,10 +272,12 @@ class Daemon:
         self._publish_next_run()
         _return_memory()
 
-    def _absorb(self, pipeline: ScheduledPipeline) -> None:
-        for client in pipeline.clients:
+    def _absorb(self) -> None:
+        for client in self._clients:
             runmetrics.absorb_requests(self.metrics, client.stats)
-        runmetrics.absorb_scans(self.metrics, pipeline.scans)
+        runmetrics.absorb_scans(self.metrics, self._scans)
+        self._clients.clear()
+        self._scans.clear()
         self.audit_follower.absorb(self.metrics)
         runmetrics.absorb_token_age(self.metrics, self.settings)
 

@@ -1,16 +1,19 @@
 """The main job, one function for `retention run`, `apply` and the daemon: wiring and sequence.
 
-    lock ► reconcile ► scan ► decide ► plan ► caps ► approve ► execute ► record ► checkpoint
+    session (lock, databases, preflight) ► reconcile ► scan ► decide ► plan ► caps ► approve ►
+    execute ► record ► session end (run_finished, checkpoint)
 
 Everything with a side effect (settings, clock, HTTP transport, confirmation, progress, stop
-signal) comes in from the caller, so the CLI, the daemon and the tests run the same code.
+signal, the policy set in force) comes in from the caller, so the CLI, the daemon and the tests
+run the same code; the daemon sets parameters, it does not subclass.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -19,46 +22,43 @@ import httpx
 import structlog
 from sqlite_utils import Database
 
-from retention.audit.log import AuditLog
 from retention.engine import inventory
 from retention.engine.decide import decide
 from retention.engine.execute import CircuitBreaker, ExecutionReport, Executor
 from retention.engine.holds import HoldWatcher
-from retention.engine.plan import (
-    CapExceeded,
-    CapViolation,
-    LoadedPlan,
-    Plan,
-    PlanItem,
-    build_plan,
-    cap_violations,
-    plan_refusals,
-)
+from retention.engine.plan import CapViolation, LoadedPlan, Plan, PlanItem, build_plan
 from retention.engine.reconcile import ReconcileReport, reconcile
-from retention.engine.removal import ApiRemover, ApiStateReader
+from retention.engine.records import SessionRecord
+from retention.engine.removal import ApiRemovals
 from retention.engine.scan import Progress as ScanProgress
 from retention.engine.scan import ScanReport, scan
-from retention.engine.state import (
-    known_plan_hash,
-    mark_plan_applied,
-    open_state_db,
-    plan_applied_by,
-    record_plan,
-)
-from retention.errors import InvalidInput, Refused, RuntimeFailure
+from retention.engine.state import mark_plan_applied, open_state_db, record_plan
+from retention.errors import InvalidInput, RuntimeFailure
 from retention.goto.client import GoToClient
 from retention.goto.factory import client_from_settings
 from retention.policy import PolicySet, load_policy_set
-from retention.service import record
+from retention.service import preflight, record
 from retention.service.lock import acquire
 from retention.service.logging import RunResult as RunState
-from retention.service.logging import RunSummary, log_run_summary, register_secret
+from retention.service.logging import register_secret
+from retention.service.session import (
+    PREFLIGHT,
+    Check,
+    LockWait,
+    Opening,
+    RunStopped,
+    RunTally,
+    Session,
+    open_session,
+)
 from retention.settings import Settings
 
 log = structlog.get_logger(__name__)
 
 Clock = Callable[[], datetime]
 Confirm = Callable[[Mapping[str, Any]], bool]
+# Calls in flight after a stop get at most this long (DECISIONS: below TimeoutStopSec=120).
+STOP_GRACE_SECONDS = 30.0
 
 
 class ScanIncomplete(RuntimeFailure):
@@ -71,11 +71,26 @@ class RunResult:
 
     run_id: str
     started_at: datetime
+    tally: RunTally = field(default_factory=RunTally)
     plan: Plan | None = None
     reconciled: ReconcileReport | None = None
     execution: ExecutionReport = field(default_factory=ExecutionReport)
-    result: RunState = "ok"
     planned: int = 0
+
+    @classmethod
+    def of(cls, session: Session) -> RunResult:
+        """The result of this session's run; the session records what it says at its end."""
+        result = cls(session.run_id, session.started_at, session.tally)
+        session.counts = result.counts
+        return result
+
+    @property
+    def result(self) -> RunState:
+        return self.tally.result
+
+    @result.setter
+    def result(self, value: RunState) -> None:
+        self.tally.result = value
 
     def counts(self) -> dict[str, int]:
         """Counts for the run_finished event and the summary line."""
@@ -87,24 +102,53 @@ class RunResult:
         return counts
 
 
+def _quiet(_value: object) -> None:
+    return None
+
+
 @dataclass
 class Pipeline:
-    """One run of the job against the account the settings name."""
+    """One run of the job against the account the settings name.
+
+    `policy_set` is the set in force (the daemon's last good load); None reads the folder at
+    each run. `stoppable_scan` abandons a scan when `stop` is set (nothing is removed yet).
+    `on_client` and `on_scan` see each client made and each scan done (the daemon's metrics).
+    """
 
     settings: Settings
     clock: Clock = lambda: datetime.now(UTC)
     transport: httpx.AsyncBaseTransport | None = None
     stop: asyncio.Event = field(default_factory=asyncio.Event)
     on_progress: Callable[[int, int], None] | None = None
-    lock_wait: float | None = 0
+    lock: LockWait = field(default_factory=LockWait)
+    policy_set: PolicySet | None = None
+    stoppable_scan: bool = False
+    on_client: Callable[[GoToClient], None] = _quiet
+    on_scan: Callable[[ScanReport], None] = _quiet
+    stop_grace: float = STOP_GRACE_SECONDS
 
     def load_policies(self) -> PolicySet:
+        if self.policy_set is not None:
+            return self.policy_set
         return load_policy_set([self.settings.policy_dir])
 
     def client(self) -> GoToClient:
-        return client_from_settings(
+        client = client_from_settings(
             self.settings, transport=self.transport, on_secret=register_secret
         )
+        self.on_client(client)
+        return client
+
+    @contextlib.asynccontextmanager
+    async def _api(self) -> AsyncIterator[GoToClient]:
+        """A client for the run; once `stop` is set, its calls get at most the stop grace."""
+        async with self.client() as client:
+            waiting = asyncio.ensure_future(self.stop.wait())
+            waiting.add_done_callback(lambda done: _shorten(done, client, self.stop_grace))
+            try:
+                yield client
+            finally:
+                waiting.cancel()
 
     async def scan_inventory(
         self,
@@ -130,7 +174,11 @@ class Pipeline:
 
     async def refresh(self, client: GoToClient, db: Database) -> ScanReport:
         """Bring the inventory up to date; refuse to go on from an incomplete one."""
-        report = await self.scan_inventory(client, db)
+        if self.stoppable_scan:
+            report = await self._stoppable(self.scan_inventory(client, db))
+        else:
+            report = await self.scan_inventory(client, db)
+        self.on_scan(report)
         if not report.complete:
             shown = "; ".join(window.describe() for window in report.incomplete[:5])
             raise ScanIncomplete(
@@ -139,6 +187,25 @@ class Pipeline:
                 hint="check the API's health and run again; unread windows are retried",
             )
         return report
+
+    async def _stoppable(self, scanning: Coroutine[Any, Any, ScanReport]) -> ScanReport:
+        """Scan, unless a stop comes first: reading is safe to abandon, nothing is removed yet."""
+        scan_task: asyncio.Future[ScanReport] = asyncio.ensure_future(scanning)
+        stopping: asyncio.Future[Any] = asyncio.ensure_future(self.stop.wait())
+        racing: set[asyncio.Future[Any]] = {scan_task, stopping}
+        try:
+            await asyncio.wait(racing, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stopping.cancel()
+        if not scan_task.done():
+            scan_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await scan_task
+            raise RunStopped(
+                "the run was stopped while reading the inventory; nothing was removed",
+                hint="the next run reads it again",
+            )
+        return scan_task.result()
 
     def make_plan(
         self,
@@ -170,7 +237,7 @@ class Pipeline:
     ) -> Plan:
         """`retention plan`: refresh the inventory, decide, and (with --out) record the plan."""
         policy_set = self.load_policies()
-        with acquire(self.settings.state_dir, self.lock_wait, command="retention plan"):
+        with acquire(self.settings.state_dir, self.lock.seconds, command="retention plan"):
             db = open_state_db(self.settings.state_db)
             async with self.client() as client:
                 await self.refresh(client, db)
@@ -182,50 +249,48 @@ class Pipeline:
     def violations(
         self, plan_items: list[PlanItem], policy_set: PolicySet, in_scope: Mapping[str, int]
     ) -> list[CapViolation]:
-        return cap_violations(
-            plan_items, policy_set, in_scope, max_per_run=self.settings.max_deletions_per_run
+        opening = Opening(self.settings, self.clock, Database(memory=True), policy_set)
+        return preflight.violations(opening, plan_items, policy_set, in_scope)
+
+    def _session(
+        self,
+        policy_set: PolicySet,
+        trigger: str,
+        checks: Sequence[Check] = PREFLIGHT,
+        **options: Any,
+    ) -> contextlib.AbstractAsyncContextManager[Session | None]:
+        return open_session(
+            self.settings,
+            policy_set,
+            trigger=trigger,
+            clock=self.clock,
+            stop=self.stop,
+            checks=checks,
+            lock=self.lock,
+            **options,
         )
 
     async def run(self, *, trigger: str, confirm: Confirm | None, approved_by: str) -> RunResult:
         """`retention run` and the daemon's job: reconcile, scan, plan, caps, approve, execute."""
         policy_set = self.load_policies()
-        with acquire(self.settings.state_dir, self.lock_wait, command=f"retention {trigger}"):
-            db = open_state_db(self.settings.state_db)
-            with record.open_audit(self.settings, self.clock) as audit:
-                started = self.clock()
-                result = RunResult(record.new_run_id(started), started)
-                audit.run_started(
-                    run_id=result.run_id, trigger=trigger, settings_summary=self._summary()
-                )
-                record.policy_loaded(audit, result.run_id, policy_set)
-                try:
-                    async with self.client() as client:
-                        result.reconciled = await self._reconcile(client, db, audit, result)
-                        await self.refresh(client, db)
-                        plan = result.plan = self.make_plan(db, policy_set, as_of=self.clock())
-                        document = plan.document()
-                        result.planned = len(plan.items)
-                        self._refuse_over_caps(audit, result, plan, policy_set)
-                        if confirm is not None and not confirm(document["summary"]):
-                            result.result = "declined"
-                        else:
-                            record_plan(db, plan.plan_id, document["plan_hash"], plan.created_at)
-                            audit.plan_approved(
-                                run_id=result.run_id,
-                                plan_id=plan.plan_id,
-                                plan_hash=document["plan_hash"],
-                                approved_by=approved_by,
-                            )
-                            await self._execute(
-                                client, db, audit, result, items=plan.items, plan_id=plan.plan_id
-                            )
-                            record.holds_blocked(audit, result.run_id, plan.blocked)
-                            mark_plan_applied(db, plan.plan_id, result.run_id)
-                except BaseException as exc:
-                    result.result = "refused" if isinstance(exc, Refused) else "failed"
-                    raise
-                finally:
-                    self._finish(audit, result)
+        async with self._session(policy_set, trigger) as session:
+            assert session is not None
+            result = RunResult.of(session)
+            async with self._api() as client:
+                result.reconciled = await self._reconcile(session, client)
+                await self.refresh(client, session.db)
+                plan = result.plan = self.make_plan(session.db, policy_set, as_of=self.clock())
+                document = plan.document()
+                result.planned = len(plan.items)
+                self._refuse_over_caps(session, plan, policy_set)
+                if confirm is not None and not confirm(document["summary"]):
+                    result.result = "declined"
+                    return result
+                record_plan(session.db, plan.plan_id, document["plan_hash"], plan.created_at)
+                self._approve(session, plan.plan_id, document["plan_hash"], approved_by)
+                await self._execute(session, client, result, plan.items, plan.plan_id)
+            record.holds_blocked(session.audit, session.run_id, plan.blocked)
+            mark_plan_applied(session.db, plan.plan_id, session.run_id)
         return result
 
     async def apply(
@@ -233,99 +298,67 @@ class Pipeline:
     ) -> RunResult:
         """`retention apply PLAN_FILE`: check the plan, approve it, execute it."""
         policy_set = self.load_policies()
-        with acquire(self.settings.state_dir, self.lock_wait, command="retention apply"):
-            db = open_state_db(self.settings.state_db)
-            with record.open_audit(self.settings, self.clock) as audit:
-                started = self.clock()
-                result = RunResult(record.new_run_id(started), started)
-                audit.run_started(
-                    run_id=result.run_id, trigger="apply", settings_summary=self._summary()
-                )
-                record.policy_loaded(audit, result.run_id, policy_set)
-                try:
-                    result.planned = len(loaded.items)
-                    self._refuse_changed(audit, result, loaded, db, policy_set)
-                    if confirm is not None and not confirm(loaded.document["summary"]):
-                        result.result = "declined"
-                        return result
-                    audit.plan_approved(
-                        run_id=result.run_id,
-                        plan_id=loaded.plan_id,
-                        plan_hash=loaded.recorded_hash,
-                        approved_by=approved_by,
-                    )
-                    async with self.client() as client:
-                        result.reconciled = await self._reconcile(client, db, audit, result)
-                        await self._execute(
-                            client, db, audit, result, items=loaded.items, plan_id=loaded.plan_id
-                        )
-                    record.holds_blocked(audit, result.run_id, list(loaded.document["blocked"]))
-                    mark_plan_applied(db, loaded.plan_id, result.run_id)
-                except BaseException as exc:
-                    result.result = "refused" if isinstance(exc, Refused) else "failed"
-                    raise
-                finally:
-                    self._finish(audit, result)
+        checks = [*PREFLIGHT, *preflight.plan_checks(loaded)]
+        async with self._session(policy_set, "apply", checks) as session:
+            assert session is not None
+            result = RunResult.of(session)
+            result.planned = len(loaded.items)
+            if confirm is not None and not confirm(loaded.document["summary"]):
+                result.result = "declined"
+                return result
+            self._approve(session, loaded.plan_id, loaded.recorded_hash, approved_by)
+            async with self._api() as client:
+                result.reconciled = await self._reconcile(session, client)
+                await self._execute(session, client, result, loaded.items, loaded.plan_id)
+            record.holds_blocked(session.audit, session.run_id, list(loaded.document["blocked"]))
+            mark_plan_applied(session.db, loaded.plan_id, session.run_id)
         return result
 
-    def _refuse_changed(
-        self,
-        audit: AuditLog,
-        result: RunResult,
-        loaded: LoadedPlan,
-        db: Database,
-        policy_set: PolicySet,
-    ) -> None:
-        applied_by = plan_applied_by(db, loaded.plan_id)
-        reasons = plan_refusals(
-            loaded,
-            known_hash=known_plan_hash(db, loaded.plan_id),
-            policies_digest=policy_set.digest,
-            now=self.clock(),
-            max_age=timedelta(hours=self.settings.plan_max_age_hours),
+    async def start_up(self) -> int:
+        """The daemon's start-up check: databases and token; reconcile intents left pending.
+
+        Returns how many pending intents were reconciled; a start-up with none records no run.
+        Raises when the databases cannot be opened, no access token can be had, or a pending
+        intent cannot be resolved.
+        """
+        policy_set = self.load_policies()
+        pending = lambda audit: bool(audit.pending_intents())  # noqa: E731
+        opening = self._session(policy_set, "daemon start-up", opens_run=pending)
+        async with opening as session, self._api() as client:
+            await client.auth.access_token()
+            if session is None:
+                return 0
+            result = RunResult.of(session)
+            result.reconciled = await self._reconcile(session, client)
+            return result.reconciled.pending if result.reconciled else 0
+
+    def _approve(self, session: Session, plan_id: str, plan_hash: str, approved_by: str) -> None:
+        session.audit.plan_approved(
+            run_id=session.run_id, plan_id=plan_id, plan_hash=plan_hash, approved_by=approved_by
         )
-        if applied_by:
-            reasons.append(f"plan {loaded.plan_id} was already applied by {applied_by}")
-        in_scope = loaded.document["summary"].get("per_policy", {})
-        scope_counts = {name: totals.get("in_scope", 0) for name, totals in in_scope.items()}
-        violations = self.violations(loaded.items, policy_set, scope_counts)
-        reasons.extend(v.describe() for v in violations)
-        if reasons:
-            audit.refused(
-                run_id=result.run_id,
-                reason="plan refused",
-                details={"plan_id": loaded.plan_id, "file": loaded.path, "reasons": reasons},
-            )
-            raise Refused(
-                f"plan {loaded.plan_id} refused: " + "; ".join(reasons),
-                hint="make a new plan with `retention plan --out FILE` and review it",
-            )
 
-    def _refuse_over_caps(
-        self, audit: AuditLog, result: RunResult, plan: Plan, policy_set: PolicySet
-    ) -> None:
-        violations = self.violations(plan.items, policy_set, plan.in_scope)
-        if violations:
-            audit.refused(
-                run_id=result.run_id,
-                reason="safety cap",
-                details={
-                    "plan_id": plan.plan_id,
-                    "violations": [v.describe() for v in violations],
-                },
+    def _refuse_over_caps(self, session: Session, plan: Plan, policy_set: PolicySet) -> None:
+        found = self.violations(plan.items, policy_set, plan.in_scope)
+        if found:
+            refusal = preflight.cap_refusal(found, "plan refused by safety caps: ")
+            session.audit.refused(
+                run_id=session.run_id,
+                reason=refusal.reason or "cap",
+                details={"plan_id": plan.plan_id, "violations": [v.describe() for v in found]},
             )
-            raise CapExceeded(violations)
+            raise refusal
 
-    async def _reconcile(
-        self, client: GoToClient, db: Database, audit: AuditLog, result: RunResult
-    ) -> ReconcileReport | None:
-        pending = audit.pending_intents()
+    async def _reconcile(self, session: Session, client: GoToClient) -> ReconcileReport | None:
+        pending = session.audit.pending_intents()
         if not pending:
             return None
         log.warning("reconciling intents left without an outcome", pending=len(pending))
-        executor = self._executor(client, db, audit, result.run_id, "reconcile")
+        executor = self._executor(session, client, "reconcile")
         try:
-            report = await reconcile(pending, ApiStateReader(client, db), executor)
+            report = await reconcile(pending, executor.removals, executor.gate)
+            before = executor.report.outcomes.copy()
+            await executor.resolve(report.resolutions)
+            report.outcomes = executor.report.outcomes - before
         finally:
             executor.close()
         if report.unresolved:
@@ -336,10 +369,12 @@ class Pipeline:
             )
         return report
 
-    def _executor(
-        self, client: GoToClient, db: Database, audit: AuditLog, run_id: str, plan_id: str
-    ) -> Executor:
+    def _executor(self, session: Session, client: GoToClient, plan_id: str) -> Executor:
+        db = session.db
         watcher = HoldWatcher(self.settings.policy_dir, self.clock, on_invalid=self.stop.set)
+
+        def lookup(session_id: int) -> SessionRecord | None:
+            return inventory.session_record(db, session_id)
 
         def on_removed(item: PlanItem) -> None:
             inventory.mark_removed(db, item.session_id, item.action, self.clock())  # type: ignore[arg-type]
@@ -349,17 +384,21 @@ class Pipeline:
             # account or URL answers 404 too; a timed-out DELETE may have been done). The next
             # scan reads the session's window again, and the listing decides: gone, it is
             # dropped; still there, it is planned again.
-            record = inventory.session_record(db, item.session_id)
-            if record is not None and record.start_time is not None:
-                inventory.read_again_from(db, item.organizer_key, record.start_time)
+            found = lookup(item.session_id)
+            if found is not None and found.start_time is not None:
+                inventory.read_again_from(db, item.organizer_key, found.start_time)
+
+        def subject_of(session_id: int) -> str | None:
+            found = lookup(session_id)
+            return found.subject if found else None
 
         return Executor(
-            remover=ApiRemover(client),
-            audit=audit,
-            run_id=run_id,
+            removals=ApiRemovals(client, db),
+            audit=session.audit,
+            run_id=session.run_id,
             plan_id=plan_id,
-            held_by=watcher.held_by,
-            lookup=lambda session_id: inventory.session_record(db, session_id),
+            gate=watcher.gate(lookup),
+            subject_of=subject_of,
             on_removed=on_removed,
             read_again=read_again,
             concurrency=self.settings.concurrency,
@@ -373,15 +412,13 @@ class Pipeline:
 
     async def _execute(
         self,
+        session: Session,
         client: GoToClient,
-        db: Database,
-        audit: AuditLog,
         result: RunResult,
-        *,
         items: list[PlanItem],
         plan_id: str,
     ) -> None:
-        executor = self._executor(client, db, audit, result.run_id, plan_id)
+        executor = self._executor(session, client, plan_id)
         total = len(items)
         if self.on_progress is not None:
             progress = self.on_progress
@@ -393,33 +430,23 @@ class Pipeline:
                 progress(done, total)
 
             executor.on_progress = advance
-        result.execution = await executor.run(items)
+        try:
+            result.execution = await executor.run(items)
+        finally:
+            executor.close()
+        session.tally.error = result.execution.halted
         if result.execution.halted:
             result.result = "halted"
         elif not result.execution.ok:
             result.result = "failed"
 
-    def _finish(self, audit: AuditLog, result: RunResult) -> None:
-        audit.run_finished(run_id=result.run_id, counts=result.counts(), result=result.result)
-        audit.checkpoint()
-        halted = result.execution.halted
-        log_run_summary(
-            RunSummary(
-                run_id=result.run_id,
-                result=result.result,
-                started_at=result.started_at,
-                finished_at=self.clock(),
-                counts=result.counts(),
-                error=halted,
-            )
-        )
 
-    def _summary(self) -> dict[str, Any]:
-        settings = self.settings
-        return {
-            "api_base_url": settings.api_base_url,
-            "rate_limit": settings.rate_limit,
-            "concurrency": settings.concurrency,
-            "max_deletions_per_run": settings.max_deletions_per_run,
-            "audit_subject": settings.audit_subject,
-        }
+def _shorten(stopped: asyncio.Future[Any], client: GoToClient, grace: float) -> None:
+    """On a stop, no call waits longer than the grace; the client's own `stop` event, when it
+    has one, also prevents retries and new attempts."""
+    if stopped.cancelled():
+        return
+    client.call_deadline = min(client.call_deadline, grace)
+    stop = getattr(client, "stop", None)
+    if isinstance(stop, asyncio.Event):
+        stop.set()

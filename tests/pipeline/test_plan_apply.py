@@ -136,7 +136,7 @@ policies:
     assert "over its max_deletions of 5" in result.stderr
     assert dep.deletes() == []
     refused = [e for e in dep.events() if e["event"] == "refused"]
-    assert [e["reason"] for e in refused] == ["safety cap"]
+    assert [e["reason"] for e in refused] == ["cap"]
 
 
 def test_apply_without_yes_and_without_a_terminal_removes_nothing(
