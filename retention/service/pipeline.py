@@ -19,16 +19,13 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
-import structlog
 from sqlite_utils import Database
 
 from retention.engine import inventory
 from retention.engine.decide import decide
-from retention.engine.execute import CircuitBreaker, ExecutionReport, Executor
-from retention.engine.holds import HoldWatcher
+from retention.engine.execute import ExecutionReport, Executor
 from retention.engine.plan import CapViolation, LoadedPlan, Plan, PlanItem, build_plan
-from retention.engine.reconcile import ReconcileReport, reconcile
-from retention.engine.records import SessionRecord
+from retention.engine.reconcile import ReconcileReport
 from retention.engine.removal import ApiRemovals
 from retention.engine.scan import Progress as ScanProgress
 from retention.engine.scan import ScanReport, scan
@@ -37,7 +34,7 @@ from retention.errors import InvalidInput, RuntimeFailure
 from retention.goto.client import GoToClient
 from retention.goto.factory import client_from_settings
 from retention.policy import PolicySet, load_policy_set
-from retention.service import preflight, record
+from retention.service import execution, preflight, record
 from retention.service.lock import acquire
 from retention.service.logging import RunResult as RunState
 from retention.service.logging import register_secret
@@ -52,8 +49,6 @@ from retention.service.session import (
     open_session,
 )
 from retention.settings import Settings
-
-log = structlog.get_logger(__name__)
 
 Clock = Callable[[], datetime]
 Confirm = Callable[[Mapping[str, Any]], bool]
@@ -349,66 +344,12 @@ class Pipeline:
             raise refusal
 
     async def _reconcile(self, session: Session, client: GoToClient) -> ReconcileReport | None:
-        pending = session.audit.pending_intents()
-        if not pending:
-            return None
-        log.warning("reconciling intents left without an outcome", pending=len(pending))
-        executor = self._executor(session, client, "reconcile")
-        try:
-            report = await reconcile(pending, executor.removals, executor.gate)
-            before = executor.report.outcomes.copy()
-            await executor.resolve(report.resolutions)
-            report.outcomes = executor.report.outcomes - before
-        finally:
-            executor.close()
-        if report.unresolved:
-            raise RuntimeFailure(
-                f"{len(report.unresolved)} pending intent(s) could not be reconciled: "
-                + "; ".join(report.unresolved[:3]),
-                hint="nothing new is done until they are; check the API and run again",
-            )
-        return report
+        return await execution.reconcile_pending(session, lambda: self._executor(session, client))
 
-    def _executor(self, session: Session, client: GoToClient, plan_id: str) -> Executor:
-        db = session.db
-        watcher = HoldWatcher(self.settings.policy_dir, self.clock, on_invalid=self.stop.set)
-
-        def lookup(session_id: int) -> SessionRecord | None:
-            return inventory.session_record(db, session_id)
-
-        def on_removed(item: PlanItem) -> None:
-            inventory.mark_removed(db, item.session_id, item.action, self.clock())  # type: ignore[arg-type]
-
-        def read_again(item: PlanItem) -> None:
-            # A 404, or a DELETE without an answer, proves nothing about the account (a wrong
-            # account or URL answers 404 too; a timed-out DELETE may have been done). The next
-            # scan reads the session's window again, and the listing decides: gone, it is
-            # dropped; still there, it is planned again.
-            found = lookup(item.session_id)
-            if found is not None and found.start_time is not None:
-                inventory.read_again_from(db, item.organizer_key, found.start_time)
-
-        def subject_of(session_id: int) -> str | None:
-            found = lookup(session_id)
-            return found.subject if found else None
-
-        return Executor(
-            removals=ApiRemovals(client, db),
-            audit=session.audit,
-            run_id=session.run_id,
-            plan_id=plan_id,
-            gate=watcher.gate(lookup),
-            subject_of=subject_of,
-            on_removed=on_removed,
-            read_again=read_again,
-            concurrency=self.settings.concurrency,
-            breaker=CircuitBreaker(
-                window=self.settings.breaker_window,
-                threshold=self.settings.breaker_threshold,
-                min_calls=self.settings.breaker_min_calls,
-            ),
-            stop=self.stop,
-        )
+    def _executor(
+        self, session: Session, client: GoToClient, plan_id: str = "reconcile"
+    ) -> Executor:
+        return execution.build_executor(session, ApiRemovals(client, session.db), plan_id)
 
     async def _execute(
         self,
@@ -419,21 +360,7 @@ class Pipeline:
         plan_id: str,
     ) -> None:
         executor = self._executor(session, client, plan_id)
-        total = len(items)
-        if self.on_progress is not None:
-            progress = self.on_progress
-            done = 0
-
-            def advance(count: int) -> None:
-                nonlocal done
-                done += count
-                progress(done, total)
-
-            executor.on_progress = advance
-        try:
-            result.execution = await executor.run(items)
-        finally:
-            executor.close()
+        result.execution = await execution.execute(executor, items, self.on_progress)
         session.tally.error = result.execution.halted
         if result.execution.halted:
             result.result = "halted"

@@ -187,13 +187,17 @@ def test_manual_run_is_refused_during_a_daemon_run_and_sigterm_stops_it_with_out
     while not dep.deletes():
         assert proc.proc.poll() is None, proc.output()
         time.sleep(0.05)
+    # Held mid-run, so that the run is still in flight however long the manual command takes
+    # to start: otherwise it may end first, and the manual run finds the directory free.
+    dep.server.control(hang=True)
     manual = dep.cli("run", "--yes")
     assert manual.returncode == 1
     assert f"in use by pid {proc.proc.pid} (retention daemon" in manual.stderr
     proc.signal(signal.SIGTERM)
+    notify_socket.wait_for("STOPPING")
+    dep.server.control(hang=False)
 
     assert proc.stop() == 0, proc.output()
-    notify_socket.wait_for("STOPPING")
     summary = proc.wait_for_run()
     assert summary["counts"]["not_started"] > 0, "the run stopped before its end"
     events = dep.events()
