@@ -2,12 +2,14 @@
 
 It holds which removals are still possible (a session, its recording, its attendee list),
 answers DELETEs as the API does (204 once, 404 after; a chosen status or no answer for the
-sessions told to fail) and reads what is left. `before_send` runs just before each DELETE is
-answered, so a test can look at the audit record at that moment or place a hold, or stop a run.
+sessions told to fail; none at all while hung) and reads what is left. `before_send` runs just
+before each DELETE is answered, so a test can look at the audit record then, place a hold, or
+stop a run.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -47,6 +49,8 @@ class FakeAccount:
     fail_with: dict[int, int | None] = field(default_factory=dict)
     reads_fail_from: int | None = None
     before_send: Callable[[str, int], None] | None = None
+    hung: asyncio.Event | None = None  # while set, DELETEs wait for `released`
+    released: asyncio.Event = field(default_factory=asyncio.Event)
 
     @classmethod
     def with_sessions(cls, *session_ids: int) -> FakeAccount:
@@ -56,6 +60,8 @@ class FakeAccount:
         self.sent.append((action, session_id))
         if self.before_send is not None:
             self.before_send(action, session_id)
+        if self.hung is not None and self.hung.is_set():
+            await self.released.wait()
         path = f"/organizers/{organizer_key}/sessions/{session_id}"
         if session_id in self.fail_with:
             raise ApiError("DELETE", path, self.fail_with[session_id], "failing on purpose")

@@ -11,6 +11,7 @@ force today): send it, or skip it with an outcome and a reason.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections import Counter, deque
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -138,6 +139,7 @@ class Executor:
     concurrency: int = 8
     breaker: CircuitBreaker = field(default_factory=CircuitBreaker)
     stop: asyncio.Event = field(default_factory=asyncio.Event)
+    stop_grace: float | None = None
     on_progress: Callable[[int], None] | None = None
     report: ExecutionReport = field(default_factory=ExecutionReport)
     journal: Journal = field(init=False)
@@ -237,7 +239,9 @@ class Executor:
         """Send the DELETE for an intent already recorded, and record its one outcome."""
         failpoints.hit("before_send")
         try:
-            await self.removals.remove(item.action, item.organizer_key, item.session_id)
+            await self._within_grace(
+                self.removals.remove(item.action, item.organizer_key, item.session_id), item
+            )
         except NotFound:
             failpoints.hit("after_response")
             self.breaker.record(bad=True)
@@ -257,6 +261,31 @@ class Executor:
         self.breaker.record(bad=False)
         self.on_removed(item)
         self.record_outcome(item, intent_seq, "deleted", 204, None)
+
+    async def _within_grace(self, call: Awaitable[None], item: PlanItem) -> None:
+        """The call, given at most `stop_grace` seconds once a stop comes (then: no answer)."""
+        if self.stop_grace is None:
+            await call
+            return
+        sending = asyncio.ensure_future(call)
+        stopping = asyncio.ensure_future(self.stop.wait())
+        try:
+            await asyncio.wait({sending, stopping}, return_when=asyncio.FIRST_COMPLETED)
+            if not sending.done():
+                await asyncio.wait({sending}, timeout=self.stop_grace)
+        finally:
+            stopping.cancel()
+        if not sending.done():
+            sending.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await sending
+            raise ApiError(
+                "DELETE",
+                f"session {item.session_id} ({item.action})",
+                None,
+                detail=f"no answer within the {self.stop_grace:g} s stop grace",
+            )
+        sending.result()
 
     def record_outcome(
         self,

@@ -23,8 +23,11 @@ from retention.service.session import Session
 log = structlog.get_logger(__name__)
 
 
-def build_executor(session: Session, removals: RemovalPort, plan_id: str) -> Executor:
-    """An executor for this session's run, sending through `removals`."""
+def build_executor(
+    session: Session, removals: RemovalPort, plan_id: str, *, stop_grace: float | None = None
+) -> Executor:
+    """An executor for this session's run, sending through `removals`; after a stop, a DELETE
+    in flight gets at most `stop_grace` seconds."""
     db, settings, clock = session.db, session.settings, session.clock
     watcher = HoldWatcher(settings.policy_dir, clock, on_invalid=session.stop.set)
 
@@ -63,6 +66,7 @@ def build_executor(session: Session, removals: RemovalPort, plan_id: str) -> Exe
             min_calls=settings.breaker_min_calls,
         ),
         stop=session.stop,
+        stop_grace=stop_grace,
     )
 
 

@@ -349,7 +349,9 @@ class Pipeline:
     def _executor(
         self, session: Session, client: GoToClient, plan_id: str = "reconcile"
     ) -> Executor:
-        return execution.build_executor(session, ApiRemovals(client, session.db), plan_id)
+        return execution.build_executor(
+            session, ApiRemovals(client, session.db), plan_id, stop_grace=self.stop_grace
+        )
 
     async def _execute(
         self,

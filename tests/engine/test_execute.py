@@ -136,6 +136,28 @@ async def test_a_stop_lets_calls_in_flight_finish_and_starts_nothing_new(
     assert audit.pending_intents() == []
 
 
+async def test_after_a_stop_a_hung_delete_gets_only_the_stop_grace_and_ends_failed(
+    audit: AuditLog,
+) -> None:
+    account = FakeAccount.with_sessions(*range(1, 11))
+    account.hung = asyncio.Event()
+    account.hung.set()
+    stop = asyncio.Event()
+    run = executor(account, audit, concurrency=2, stop=stop, stop_grace=0.05)
+
+    running = asyncio.create_task(run.run([item(n) for n in range(1, 11)]))
+    while len(account.sent) < 2:
+        await asyncio.sleep(0.01)
+    stop.set()
+    report = await asyncio.wait_for(running, timeout=5)
+    run.close()
+
+    assert len(account.sent) == 2, "nothing new after the stop"
+    assert report.outcomes == Counter({"failed": 2})
+    assert all("0.05 s stop grace" in failure for failure in report.failures)
+    assert audit.pending_intents() == [], "each hung DELETE still ends with its outcome"
+
+
 async def test_a_hold_placed_mid_run_skips_the_sessions_it_covers(
     audit: AuditLog, tmp_path: Path
 ) -> None:
