@@ -339,7 +339,11 @@ class Pipeline:
             session.audit.refused(
                 run_id=session.run_id,
                 reason=refusal.reason or "cap",
-                details={"plan_id": plan.plan_id, "violations": [v.describe() for v in found]},
+                details={
+                    "message": refusal.message,
+                    "plan_id": plan.plan_id,
+                    "violations": [v.describe() for v in found],
+                },
             )
             raise refusal
 
