@@ -42,7 +42,6 @@ from retention.service.session import (
     PREFLIGHT,
     Check,
     LockWait,
-    Opening,
     RunStopped,
     RunTally,
     Session,
@@ -244,8 +243,7 @@ class Pipeline:
     def violations(
         self, plan_items: list[PlanItem], policy_set: PolicySet, in_scope: Mapping[str, int]
     ) -> list[CapViolation]:
-        opening = Opening(self.settings, self.clock, Database(memory=True), policy_set)
-        return preflight.violations(opening, plan_items, policy_set, in_scope)
+        return preflight.violations(self.settings, plan_items, policy_set, in_scope)
 
     def _session(
         self,

@@ -15,6 +15,7 @@ from retention.engine.state import known_plan_hash, plan_applied_by
 from retention.errors import ReasonCode, Refused
 from retention.policy import PolicySet
 from retention.service.session import Check, Opening
+from retention.settings import Settings
 
 _NEW_PLAN = "make a new plan with `retention plan --out FILE` and review it"
 
@@ -24,15 +25,13 @@ def _refuse(loaded: LoadedPlan, reason: ReasonCode, why: str) -> Refused:
 
 
 def violations(
-    opening: Opening,
+    settings: Settings,
     items: list[PlanItem],
     policy_set: PolicySet,
     in_scope: Mapping[str, int],
 ) -> list[CapViolation]:
     """The caps these items go over, with the run's own cap from the settings."""
-    return cap_violations(
-        items, policy_set, in_scope, max_per_run=opening.settings.max_deletions_per_run
-    )
+    return cap_violations(items, policy_set, in_scope, max_per_run=settings.max_deletions_per_run)
 
 
 def cap_refusal(found: list[CapViolation], why: str) -> Refused:
@@ -98,7 +97,7 @@ def plan_checks(loaded: LoadedPlan) -> list[Check]:
     def within_caps(opening: Opening) -> None:
         per_policy = loaded.document["summary"].get("per_policy", {})
         in_scope = {name: totals.get("in_scope", 0) for name, totals in per_policy.items()}
-        found = violations(opening, loaded.items, opening.policy_set, in_scope)
+        found = violations(opening.settings, loaded.items, opening.policy_set, in_scope)
         if found:
             raise cap_refusal(found, f"plan {loaded.plan_id} refused by safety caps: ")
 

@@ -237,3 +237,29 @@ def test_secrets_never_appear_in_the_daemon_output(
         and all(c.isalnum() or c in "-_" for c in w)
     ]
     assert token_like == []
+
+
+def test_the_daemon_waits_for_a_manual_run_holding_the_state_directory_then_runs(
+    deployment: Any, daemon: Any, notify_socket: Any
+) -> None:
+    dep = deployment(RECORDINGS)
+    dep.server.control(hang=True)
+    manual = dep.popen("run", "--yes")
+    lock_file = dep.state_dir / "retention.lock"
+    deadline = time.monotonic() + 60
+    while '"retention run"' not in (lock_file.read_text() if lock_file.exists() else ""):
+        assert manual.poll() is None, manual.stderr.read() if manual.stderr else ""
+        assert time.monotonic() < deadline, "the manual run never took the lock"
+        time.sleep(0.05)
+
+    proc = daemon(dep)
+    waiting = proc.wait_for_event(lambda e: e["event"] == "waiting for the state directory")
+    assert "retention run" in waiting["holder"]
+    dep.server.control(hang=False)
+    _, stderr = manual.communicate(timeout=120)
+    assert manual.returncode == 0, stderr[-2000:]
+
+    notify_socket.wait_for("READY")
+    summary = proc.wait_for_run()
+    assert summary["result"] == "ok", proc.output()
+    assert proc.stop() == 0, proc.output()
