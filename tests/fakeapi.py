@@ -18,6 +18,13 @@ from retention.engine.plan import PlanItem
 from retention.goto.errors import ApiError, NotFound
 
 WHEN = datetime(2026, 3, 1, 10, 0, tzinfo=UTC)
+POLICY = """
+policies:
+  - name: sessions-90d
+    description: Whole sessions go after 90 days.
+    action: delete_session
+    after: 90d
+"""
 ACTIONS = ("delete_session", "delete_recordings", "delete_attendees")
 
 

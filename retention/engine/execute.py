@@ -11,7 +11,6 @@ force today): send it, or skip it with an outcome and a reason.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections import Counter, deque
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -23,6 +22,7 @@ from retention import failpoints
 from retention.audit.log import AuditLog, Outcome
 from retention.engine.journal import Journal
 from retention.engine.plan import PlanItem
+from retention.engine.stopping import GraceExpired, within_grace
 from retention.goto.errors import ApiError, NotFound
 
 log = structlog.get_logger(__name__)
@@ -267,25 +267,15 @@ class Executor:
         if self.stop_grace is None:
             await call
             return
-        sending = asyncio.ensure_future(call)
-        stopping = asyncio.ensure_future(self.stop.wait())
         try:
-            await asyncio.wait({sending, stopping}, return_when=asyncio.FIRST_COMPLETED)
-            if not sending.done():
-                await asyncio.wait({sending}, timeout=self.stop_grace)
-        finally:
-            stopping.cancel()
-        if not sending.done():
-            sending.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await sending
+            await within_grace(call, self.stop, self.stop_grace)
+        except GraceExpired:
             raise ApiError(
                 "DELETE",
                 f"session {item.session_id} ({item.action})",
                 None,
                 detail=f"no answer within the {self.stop_grace:g} s stop grace",
-            )
-        sending.result()
+            ) from None
 
     def record_outcome(
         self,

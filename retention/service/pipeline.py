@@ -30,6 +30,7 @@ from retention.engine.removal import ApiRemovals
 from retention.engine.scan import Progress as ScanProgress
 from retention.engine.scan import ScanReport, scan
 from retention.engine.state import mark_plan_applied, open_state_db, record_plan
+from retention.engine.stopping import GraceExpired, within_grace
 from retention.errors import InvalidInput, RuntimeFailure
 from retention.goto.client import GoToClient
 from retention.goto.factory import client_from_settings
@@ -184,22 +185,13 @@ class Pipeline:
 
     async def _stoppable(self, scanning: Coroutine[Any, Any, ScanReport]) -> ScanReport:
         """Scan, unless a stop comes first: reading is safe to abandon, nothing is removed yet."""
-        scan_task: asyncio.Future[ScanReport] = asyncio.ensure_future(scanning)
-        stopping: asyncio.Future[Any] = asyncio.ensure_future(self.stop.wait())
-        racing: set[asyncio.Future[Any]] = {scan_task, stopping}
         try:
-            await asyncio.wait(racing, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            stopping.cancel()
-        if not scan_task.done():
-            scan_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await scan_task
+            return await within_grace(scanning, self.stop, 0)
+        except GraceExpired:
             raise RunStopped(
                 "the run was stopped while reading the inventory; nothing was removed",
                 hint="the next run reads it again",
-            )
-        return scan_task.result()
+            ) from None
 
     def make_plan(
         self,

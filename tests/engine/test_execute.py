@@ -5,12 +5,11 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 from collections import Counter
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from fakeapi import FakeAccount, item
+from fakeapi import POLICY, FakeAccount, item
 
 from retention.audit import AuditLog
 from retention.audit.store import connect_reader
@@ -20,22 +19,6 @@ from retention.engine.plan import PlanItem
 from retention.engine.records import SessionRecord
 
 pytestmark = pytest.mark.anyio
-POLICY = """
-policies:
-  - name: sessions-90d
-    description: Whole sessions go after 90 days.
-    action: delete_session
-    after: 90d
-"""
-
-
-@pytest.fixture
-def audit(tmp_path: Path) -> Iterator[AuditLog]:
-    opened = AuditLog.open(
-        tmp_path / "audit.db", subject_mode="omit", clock=lambda: datetime.now(UTC)
-    )
-    yield opened
-    opened.close()
 
 
 def reader(audit_path: Path) -> sqlite3.Connection:

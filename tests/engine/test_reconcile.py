@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterator
-from datetime import UTC, datetime
-from pathlib import Path
 
 import pytest
 from fakeapi import WHEN, FakeAccount
@@ -17,15 +14,6 @@ from retention.engine.reconcile import reconcile
 from retention.goto.errors import AuthError
 
 pytestmark = pytest.mark.anyio
-
-
-@pytest.fixture
-def audit(tmp_path: Path) -> Iterator[AuditLog]:
-    opened = AuditLog.open(
-        tmp_path / "audit.db", subject_mode="omit", clock=lambda: datetime.now(UTC)
-    )
-    yield opened
-    opened.close()
 
 
 def left_pending(audit: AuditLog, *session_ids: int, action: str = "delete_session") -> None:

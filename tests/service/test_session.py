@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from fakeapi import POLICY
 
 from retention.audit.store import connect_reader
 from retention.errors import Refused, RuntimeFailure
@@ -19,13 +20,6 @@ from retention.service.session import Check, LockWait, Opening, RunStopped, open
 from retention.settings import Settings
 
 pytestmark = pytest.mark.anyio
-POLICY = """
-policies:
-  - name: sessions-90d
-    description: Whole sessions go after 90 days.
-    action: delete_session
-    after: 90d
-"""
 
 
 @pytest.fixture
