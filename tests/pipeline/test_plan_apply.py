@@ -86,8 +86,11 @@ def test_apply_refuses_an_altered_plan_with_exit_3_and_records_it(
     assert "the plan file was altered" in result.stderr
     assert "Traceback" not in result.stderr
     assert dep.deletes() == []
-    refused = [e for e in dep.events() if e["event"] == "refused"]
+    events = dep.events()
+    refused = [e for e in events if e["event"] == "refused"]
     assert len(refused) == 1
+    assert refused[0]["reason"] == "changed_plan"
+    assert [e["event"] for e in events if e["run"] == refused[0]["run"]][-1] == "run_finished"
 
 
 def test_apply_refuses_a_plan_whose_policies_changed(deployment: Any, tmp_path: Path) -> None:
@@ -116,6 +119,8 @@ def test_apply_refuses_a_plan_applied_before(deployment: Any, tmp_path: Path) ->
     assert result.returncode == 3
     assert "already applied" in result.stderr
     assert dep.deletes(mark) == []
+    refused = [e for e in dep.events() if e["event"] == "refused"]
+    assert [e["reason"] for e in refused] == ["applied_before"]
 
 
 def test_run_over_a_cap_is_refused_whole_before_any_delete(deployment: Any) -> None:
