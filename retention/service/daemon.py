@@ -229,6 +229,7 @@ class Daemon:
             error = result.execution.halted
         except RunStopped as exc:
             state, error = "failed", exc.message
+            log.info("scheduled run stopped before its removals", schedule=spec, error=error)
         except RetentionError as exc:
             state = "refused" if isinstance(exc, Refused) else "failed"
             error = exc.message
