@@ -6,7 +6,6 @@ Pure: the plan id, creation time and as-of time are arguments. The JSON form
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
@@ -14,6 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+from retention.canonical import canonical_hash
 from retention.engine.decide import Decision
 from retention.errors import InvalidInput, Refused
 from retention.policy import PolicySet
@@ -162,9 +162,7 @@ class Plan:
 
 def plan_hash(document: Mapping[str, Any]) -> str:
     """sha256 of the canonical JSON of a plan document without its `plan_hash` field."""
-    body = {key: value for key, value in document.items() if key != "plan_hash"}
-    canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+    return canonical_hash({key: value for key, value in document.items() if key != "plan_hash"})
 
 
 def build_plan(
