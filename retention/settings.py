@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 import os
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal, Self
 
@@ -17,6 +17,7 @@ from pydantic_settings import (
 )
 
 from retention.errors import SettingsError
+from retention.times import parse_user_time
 
 DEFAULT_CONFIG_FILE = Path("/etc/retention/retention.toml")
 SECRET_FIELDS = ("client_secret", "refresh_token", "signing_key")
@@ -143,14 +144,7 @@ class Settings(BaseSettings):
     @property
     def scan_start_time(self) -> datetime:
         """`scan_start` as an aware UTC datetime (a date means its midnight, UTC)."""
-        try:
-            moment = datetime.fromisoformat(self.scan_start)
-        except ValueError:
-            raise SettingsError(
-                f"RETENTION_SCAN_START: {self.scan_start!r} is not an ISO 8601 date or time",
-                hint="use a date such as 2015-01-01",
-            ) from None
-        return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+        return parse_user_time(self.scan_start, option="RETENTION_SCAN_START")
 
     @property
     def audit_db(self) -> Path:

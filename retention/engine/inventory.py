@@ -17,6 +17,7 @@ from sqlite_utils import Database
 
 from retention.engine.records import SessionRecord
 from retention.goto.models import Group, HistoricalSession, ItemProblem, Organizer
+from retention.times import parse_stored_time
 
 RemovalAction = Literal["delete_session", "delete_attendees", "delete_recordings"]
 _SESSION_FIELDS = (
@@ -33,7 +34,7 @@ def to_text(moment: datetime | None) -> str | None:
 
 def from_text(text: str | None) -> datetime | None:
     """A stored time back as an aware UTC datetime."""
-    return None if text is None else datetime.fromisoformat(text)
+    return None if text is None else parse_stored_time(text)
 
 
 def store_directory(

@@ -17,6 +17,7 @@ from retention.canonical import canonical_hash
 from retention.engine.decide import Decision
 from retention.errors import InvalidInput, Refused
 from retention.policy import PolicySet
+from retention.times import parse_stored_time
 
 PLAN_FORMAT = "goto-retention-plan/1"
 
@@ -308,9 +309,7 @@ def _iso(value: datetime | None) -> str | None:
 
 
 def _parse_iso(value: str | None) -> datetime | None:
-    if value is None:
-        return None
-    return datetime.fromisoformat(value)
+    return None if value is None else parse_stored_time(value)
 
 
 def _optional_int(value: Any) -> int | None:
@@ -350,7 +349,7 @@ def read_plan_file(path: str, text: str) -> LoadedPlan:
         )
     try:
         items = [PlanItem.from_json(item) for item in document["items"]]
-        datetime.fromisoformat(str(document["created_at"]))
+        parse_stored_time(str(document["created_at"]))
         str(document["plan_id"])
         str(document["policies_digest"])
     except (KeyError, TypeError, ValueError) as exc:
@@ -387,7 +386,7 @@ def plan_refusals(
             f"(digest {str(plan.document.get('policies_digest'))[:16]}… then, "
             f"{policies_digest[:16]}… now)"
         )
-    created = datetime.fromisoformat(str(plan.document["created_at"]))
+    created = parse_stored_time(str(plan.document["created_at"]))
     if now - created > max_age:
         hours = (now - created).total_seconds() / 3600
         reasons.append(
