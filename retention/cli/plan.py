@@ -25,7 +25,6 @@ from rich.progress import (
 
 from retention.cli.app import cli
 from retention.cli.render import (
-    human_bytes,
     render_execution,
     render_plan_table,
     write_plan_csv,
@@ -37,6 +36,7 @@ from retention.service.logging import configure_logging, register_settings_secre
 from retention.service.pipeline import Pipeline, RunResult
 from retention.settings import load_settings
 from retention.times import parse_user_time
+from retention.units import format_bytes
 
 T = TypeVar("T")
 
@@ -77,7 +77,7 @@ def _confirm(yes: bool, console: Console) -> Callable[[Mapping[str, Any]], bool]
         total = summary["total"]
         console.print(
             f"About to make [bold]{summary['items']}[/] removals: {total['sessions']} sessions, "
-            f"{total['recordings']} recordings ({human_bytes(total['recording_bytes'])}), "
+            f"{total['recordings']} recordings ({format_bytes(total['recording_bytes'])}), "
             f"{total['attendee_lists']} attendee lists. This cannot be undone."
         )
         return click.confirm("Proceed?", default=False)
