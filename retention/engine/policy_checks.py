@@ -100,21 +100,25 @@ def _matching_nothing(policy_set: PolicySet, sessions: Iterable[SessionRecord]) 
         if not unmatched and not uncovered:
             break
     problems = [
-        policy_set.locate("policy", name).problem(
-            ("name",),
-            f"policy {name!r} matches no session in the inventory",
+        _unused(
+            policy_set,
+            "policy",
+            name,
+            "matches",
             "check its scope and conditions against `retention inventory`",
-            "warning",
         )
         for name in sorted(unmatched)
     ]
     problems.extend(
-        policy_set.locate("hold", hold_id).problem(
-            ("id",),
-            f"hold {hold_id!r} covers no session in the inventory",
-            "check the ids and filters it lists",
-            "warning",
-        )
+        _unused(policy_set, "hold", hold_id, "covers", "check the ids and filters it lists")
         for hold_id in sorted(uncovered)
     )
     return problems
+
+
+def _unused(policy_set: PolicySet, kind: ItemKind, name: str, verb: str, hint: str) -> Problem:
+    """A warning on a policy or hold that no session of the inventory is subject to."""
+    key = "name" if kind == "policy" else "id"
+    return policy_set.locate(kind, name).problem(
+        (key,), f"{kind} {name!r} {verb} no session in the inventory", hint, "warning"
+    )
