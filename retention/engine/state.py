@@ -5,6 +5,7 @@ from __future__ import annotations
 import sqlite3
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from sqlite_utils import Database
 from sqlite_utils.migrations import Migrations
@@ -121,8 +122,8 @@ def record_plan(db: Database, plan_id: str, plan_hash: str, created_at: datetime
 
 def known_plan_hash(db: Database, plan_id: str) -> str | None:
     """The hash recorded when the plan was made here, or None for a plan made elsewhere."""
-    row = db.execute("SELECT plan_hash FROM plans WHERE plan_id = ?", [plan_id]).fetchone()
-    return None if row is None else str(row[0])
+    row = _plan(db, plan_id)
+    return None if row is None else str(row["plan_hash"])
 
 
 def mark_plan_applied(db: Database, plan_id: str, run_id: str) -> None:
@@ -133,8 +134,13 @@ def mark_plan_applied(db: Database, plan_id: str, run_id: str) -> None:
 
 def plan_applied_by(db: Database, plan_id: str) -> str | None:
     """The run that already executed this plan, if one did."""
-    row = db.execute("SELECT applied_by_run FROM plans WHERE plan_id = ?", [plan_id]).fetchone()
-    return None if row is None or row[0] is None else str(row[0])
+    row = _plan(db, plan_id)
+    return None if row is None or row["applied_by_run"] is None else str(row["applied_by_run"])
+
+
+def _plan(db: Database, plan_id: str) -> dict[str, Any] | None:
+    rows = db.query("SELECT plan_hash, applied_by_run FROM plans WHERE plan_id = ?", [plan_id])
+    return next(rows, None)
 
 
 def open_state_db(path: Path) -> Database:
