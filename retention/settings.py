@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 import os
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal, Self
 
@@ -17,6 +17,7 @@ from pydantic_settings import (
 )
 
 from retention.errors import SettingsError
+from retention.times import parse_user_time
 
 DEFAULT_CONFIG_FILE = Path("/etc/retention/retention.toml")
 SECRET_FIELDS = ("client_secret", "refresh_token", "signing_key")
@@ -42,8 +43,17 @@ class CredentialsSource(PydanticBaseSettingsSource):
         return found
 
 
+def _calls_in_flight(rate_limit: float) -> int:
+    """The default concurrency for a rate limit.
+
+    Little's law: reaching the rate at latency L needs rate x L calls in flight; a fixed 8
+    capped a 50/s limit at 27/s at 300 ms. Extra workers only queue at the limiter.
+    """
+    return min(256, max(8, math.ceil(2 * rate_limit)))
+
+
 class Settings(BaseSettings):
-    """Every setting of the service; see DESIGN.md for the contract of each name."""
+    """Every setting of the service; `retention config show` lists each, its value and source."""
 
     model_config = SettingsConfigDict(env_prefix="RETENTION_", extra="forbid")
 
@@ -65,7 +75,7 @@ class Settings(BaseSettings):
     policy_dir: Path = Path("/etc/retention/policies")
     rate_limit: float = Field(default=10.0, gt=0, description="API requests per second")
     concurrency: int = Field(
-        default=8,
+        default_factory=lambda data: _calls_in_flight(data["rate_limit"]),
         ge=1,
         le=256,
         description="calls in flight; unset: twice the rate limit (at least 8), which keeps"
@@ -119,14 +129,6 @@ class Settings(BaseSettings):
         return tuple(sources)
 
     @model_validator(mode="after")
-    def _calls_in_flight(self) -> Self:
-        # Little's law: reaching the rate at latency L needs rate x L calls in flight; a fixed 8
-        # capped a 50/s limit at 27/s at 300 ms. Extra workers only queue at the limiter.
-        if "concurrency" not in self.model_fields_set:
-            self.concurrency = min(256, max(8, math.ceil(2 * self.rate_limit)))
-        return self
-
-    @model_validator(mode="after")
     def _breaker_can_trip(self) -> Self:
         if self.breaker_min_calls > self.breaker_window:
             raise ValueError(
@@ -143,14 +145,7 @@ class Settings(BaseSettings):
     @property
     def scan_start_time(self) -> datetime:
         """`scan_start` as an aware UTC datetime (a date means its midnight, UTC)."""
-        try:
-            moment = datetime.fromisoformat(self.scan_start)
-        except ValueError:
-            raise SettingsError(
-                f"RETENTION_SCAN_START: {self.scan_start!r} is not an ISO 8601 date or time",
-                hint="use a date such as 2015-01-01",
-            ) from None
-        return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+        return parse_user_time(self.scan_start, option="RETENTION_SCAN_START")
 
     @property
     def audit_db(self) -> Path:
@@ -179,6 +174,8 @@ def load_settings(**overrides: Any) -> Settings:
     except ValidationError as exc:
         problems = []
         for error in exc.errors():
+            if error["type"] == "default_factory_not_called":
+                continue  # a default computed from a setting already reported above
             name = ".".join(str(part) for part in error["loc"]) or "settings"
             problems.append(f"RETENTION_{name.upper()}: {error['msg']}")
         raise SettingsError(

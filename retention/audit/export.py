@@ -7,10 +7,10 @@ import json
 import sqlite3
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, time, timedelta
 from typing import Any, TextIO
 
-from retention.audit.store import AuditInputError, format_time
+from retention.audit.store import format_time
+from retention.times import parse_user_time
 
 # The export's columns, in order: a contract with the spreadsheets and scripts that read it.
 EXPORT_COLUMNS = (
@@ -99,20 +99,7 @@ class Filters:
 
 def parse_when(text: str, *, option: str, end: bool = False) -> str:
     """A date or ISO time as the log's time format; a bare date as `--until` includes that day."""
-    try:
-        if len(text) == 10:
-            day = date.fromisoformat(text)
-            moment = datetime.combine(day + timedelta(days=1 if end else 0), time(), UTC)
-        else:
-            moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
-            if moment.tzinfo is None:
-                moment = moment.replace(tzinfo=UTC)
-    except ValueError:
-        raise AuditInputError(
-            f"{option} {text!r} is not a date or time",
-            hint="use YYYY-MM-DD or an ISO 8601 time such as 2026-05-01T00:00:00Z",
-        ) from None
-    return format_time(moment)
+    return format_time(parse_user_time(text, option=option, end_of_day=end))
 
 
 def iter_export(conn: sqlite3.Connection, filters: Filters) -> Iterator[dict[str, Any]]:

@@ -7,6 +7,7 @@ from html import escape
 
 from retention.audit.summary import Group, Summary
 from retention.audit.verify import VerifyReport
+from retention.units import format_bytes
 
 _STYLE = """
 body { font: 14px/1.45 system-ui, sans-serif; color: #1b1f24; margin: 2rem auto; max-width: 64rem;
@@ -35,12 +36,7 @@ pre { background: #f5f6f8; padding: .6rem; overflow-x: auto; white-space: pre-wr
 
 
 def _bytes(size: int) -> str:
-    amount = float(size)
-    for unit in ("B", "KB", "MB", "GB", "TB"):
-        if amount < 1000 or unit == "TB":
-            return f"{amount:,.0f} {unit}" if unit == "B" else f"{amount:,.1f} {unit}"
-        amount /= 1000
-    return f"{size} B"
+    return format_bytes(size)
 
 
 def _bars(groups: Sequence[Group], label: str) -> str:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import json
 import re
 import secrets
 import sqlite3
@@ -14,6 +13,7 @@ from typing import Any
 from sqlite_utils import Database
 from sqlite_utils.migrations import Migrations
 
+from retention.canonical import canonical_json as canonical_json  # noqa: PLC0414 (re-export)
 from retention.errors import InvalidInput, RuntimeFailure
 
 GENESIS_HASH = "0" * 64
@@ -120,11 +120,6 @@ class AuditError(RuntimeFailure):
 
 class AuditInputError(InvalidInput):
     """An audit file or key given by the user cannot be read."""
-
-
-def canonical_json(value: Any) -> bytes:
-    """Sorted keys, no spaces, UTF-8: the one byte form every hash and signature is taken of."""
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
 
 
 def row_hash(prev_hash: str, row: dict[str, Any]) -> str:

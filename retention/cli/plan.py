@@ -8,7 +8,7 @@ import signal
 import socket
 import sys
 from collections.abc import Callable, Coroutine, Mapping
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -25,7 +25,6 @@ from rich.progress import (
 
 from retention.cli.app import cli
 from retention.cli.render import (
-    human_bytes,
     render_execution,
     render_plan_table,
     write_plan_csv,
@@ -36,21 +35,14 @@ from retention.errors import InvalidInput, RuntimeFailure
 from retention.service.logging import configure_logging, register_settings_secrets
 from retention.service.pipeline import Pipeline, RunResult
 from retention.settings import load_settings
+from retention.times import parse_user_time
+from retention.units import format_bytes
 
 T = TypeVar("T")
 
 
 def _parse_time(value: str | None) -> datetime | None:
-    if value is None:
-        return None
-    try:
-        moment = datetime.fromisoformat(value)
-    except ValueError:
-        raise InvalidInput(
-            f"--as-of {value!r} is not a date or time",
-            hint="use ISO 8601, e.g. 2026-12-31 or 2026-12-31T00:00:00Z",
-        ) from None
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+    return None if value is None else parse_user_time(value, option="--as-of")
 
 
 def _pipeline() -> Pipeline:
@@ -85,7 +77,7 @@ def _confirm(yes: bool, console: Console) -> Callable[[Mapping[str, Any]], bool]
         total = summary["total"]
         console.print(
             f"About to make [bold]{summary['items']}[/] removals: {total['sessions']} sessions, "
-            f"{total['recordings']} recordings ({human_bytes(total['recording_bytes'])}), "
+            f"{total['recordings']} recordings ({format_bytes(total['recording_bytes'])}), "
             f"{total['attendee_lists']} attendee lists. This cannot be undone."
         )
         return click.confirm("Proceed?", default=False)

@@ -12,6 +12,7 @@ from rich.table import Table
 
 from retention.engine.execute import ExecutionReport
 from retention.engine.plan import CapViolation
+from retention.units import format_bytes
 
 ITEM_COLUMNS = (
     "organizerKey",
@@ -26,16 +27,6 @@ ITEM_COLUMNS = (
     "recording_bytes",
     "attendees",
 )
-
-
-def human_bytes(count: int) -> str:
-    """1536 → '1.5 KiB': byte counts as a compliance officer reads them."""
-    value = float(count)
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if value < 1024 or unit == "TiB":
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1024
-    raise AssertionError("unreachable")
 
 
 def render_plan_table(
@@ -57,7 +48,7 @@ def render_plan_table(
             name,
             str(totals["sessions"]),
             str(totals["recordings"]),
-            human_bytes(totals["recording_bytes"]),
+            format_bytes(totals["recording_bytes"]),
             str(totals["attendee_lists"]),
             str(totals["in_scope"]),
         )
@@ -66,7 +57,7 @@ def render_plan_table(
         "[bold]total[/]",
         str(total["sessions"]),
         str(total["recordings"]),
-        human_bytes(total["recording_bytes"]),
+        format_bytes(total["recording_bytes"]),
         str(total["attendee_lists"]),
         "",
         end_section=True,

@@ -26,6 +26,7 @@ from retention.sandbox import (
     load_account,
 )
 from retention.sandbox.faults import ConnectionDropped
+from retention.times import parse_user_time
 
 DEFAULTS = {"seed": 1, "organizers": 20, "groups": 3, "days": 120, "sessions_per_day": 25}
 
@@ -83,15 +84,7 @@ def _data_options(command: Callable[..., Any]) -> Callable[..., Any]:
 def _parse_now(now_text: str | None) -> datetime:
     if now_text is None:
         return datetime.now(UTC)
-    try:
-        moment = datetime.fromisoformat(now_text)
-    except ValueError as exc:
-        raise InvalidInput(
-            f"--now {now_text!r} is not an ISO 8601 time", hint="write it like 2026-11-23T00:00:00Z"
-        ) from exc
-    if moment.tzinfo is None:
-        raise InvalidInput(f"--now {now_text!r} has no time zone", hint="add Z for UTC")
-    return moment
+    return parse_user_time(now_text, option="--now")
 
 
 def _generated(params: dict[str, Any]) -> Account:

@@ -10,20 +10,19 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 from retention.engine.records import SessionRecord
 from retention.policy import PolicySet
 from retention.policy.durations import Duration
 from retention.policy.matching import (
-    Check,
     CompiledHold,
-    Scope,
+    CompiledPolicy,
     Truth,
-    compile_checks,
+    acts,
     compile_hold,
-    compile_scope,
-    day_start,
+    compile_policy,
+    conditions_truth,
 )
 from retention.policy.models import DeleteAction
 
@@ -84,18 +83,23 @@ class Decision:
 class _Rule:
     """A policy ready to apply at one as-of time."""
 
-    name: str
-    action: str
+    policy: CompiledPolicy
     after: Duration
     cutoff: datetime
-    scope: Scope | None
-    checks: tuple[tuple[str, Check], ...]
+
+    @property
+    def name(self) -> str:
+        return self.policy.name
+
+    @property
+    def action(self) -> str:
+        return self.policy.action
 
 
 # A rule whose scope may cover an organizer: the rule, the scope's truth, unknown scope fields.
 _Candidate = tuple[_Rule, Truth, tuple[str, ...]]
-# Per organizer: candidate rules, delete rules surely in scope, holds whose scope may cover it.
-_ScopeEntry = tuple[tuple[_Candidate, ...], tuple[str, ...], tuple[CompiledHold, ...]]
+# Per organizer: candidate rules, and the delete rules surely in scope.
+_ScopeEntry = tuple[tuple[_Candidate, ...], tuple[str, ...]]
 
 
 @dataclass
@@ -122,37 +126,19 @@ class _Engine:
         # Rules in name order: matches then come out sorted and the first due rule per action
         # is the first by name, whatever the order of files and rules.
         self.rules = tuple(
-            _Rule(
-                p.name,
-                p.action,
-                p.after,
-                p.after.cutoff(as_of),
-                compile_scope(p.scope),
-                compile_checks(p),
-            )
+            _Rule(compile_policy(p), p.after, p.after.cutoff(as_of))
             for p in sorted(policy_set.enabled_policies, key=lambda policy: policy.name)
         )
-        active = [
-            hold
+        self.holds: dict[str, CompiledHold] = {
+            hold.id: compile_hold(hold)
             for hold in sorted(policy_set.holds, key=lambda hold: hold.id)
-            if hold.expires is None or as_of < day_start(hold.expires) + timedelta(days=1)
-        ]
-        self.holds = {hold.id: compile_hold(hold) for hold in active}
-        self.by_session: dict[int, list[str]] = {}
-        self.by_meeting: dict[int, list[str]] = {}
-        for hold in active:
-            for session_id in hold.sessions or ():
-                self.by_session.setdefault(session_id, []).append(hold.id)
-            for meeting_id in hold.meetings or ():
-                self.by_meeting.setdefault(meeting_id, []).append(hold.id)
-        self.filter_holds = tuple(
-            self.holds[hold.id] for hold in active if hold.all_sessions or hold.has_filter
-        )
+            if hold.active_at(as_of)
+        }
         self.scope_cache: dict[ScopeKey, _ScopeEntry] = {}
 
     def in_scope(self, session: SessionRecord) -> _ScopeEntry:
-        """Rules and filter holds whose scope may cover the organizer, and the delete rules
-        whose scope surely does. Cached per organizer and group: scope depends on nothing else.
+        """Rules whose scope may cover the organizer, and the delete rules whose scope surely
+        does. Cached per organizer and group: scope depends on nothing else.
         """
         key = (
             session.organizer_key,
@@ -166,52 +152,40 @@ class _Engine:
                 self.scope_cache.clear()
             entries = []
             for rule in self.rules:
-                truth, unknown = (True, ()) if rule.scope is None else rule.scope.truth(session)
+                truth, unknown = rule.policy.scope_truth(session)
                 if truth is not False:
                     entries.append((rule, truth, unknown))
             certain = tuple(r.name for r, truth, _ in entries if truth and r.action != "retain")
-            holds = tuple(hold for hold in self.filter_holds if hold.scope_allows(session))
-            found = self.scope_cache[key] = (tuple(entries), certain, holds)
+            found = self.scope_cache[key] = (tuple(entries), certain)
         return found
 
-    def holds_covering(
-        self, session: SessionRecord, filter_holds: tuple[CompiledHold, ...]
-    ) -> tuple[str, ...]:
-        ids = self.by_session.get(session.session_id, []) + self.by_meeting.get(
-            session.meeting_id, []
-        )
-        ids.extend(hold.hold_id for hold in filter_holds if hold.filter_allows(session))
-        return tuple(sorted(set(ids))) if ids else ()
+    def holds_covering(self, session: SessionRecord) -> tuple[str, ...]:
+        """The active holds covering the session, by id (the holds are in id order)."""
+        return tuple(hold_id for hold_id, hold in self.holds.items() if hold.covers(session))
 
     def findings(self, session: SessionRecord, candidates: tuple[_Candidate, ...]) -> _Findings:
         found = _Findings()
         end = session.end_time
         unproven = _unproven_time(session)
         for rule, scope_truth, scope_unknown in candidates:
-            truth = scope_truth
-            unknown = scope_unknown
-            for field_name, check in rule.checks:
-                result = check(session)
-                if result is False:
-                    break
-                if result is None:
-                    truth = None
-                    unknown = (*unknown, field_name)
+            truth, unknown = conditions_truth(
+                rule.policy.checks, session, scope_truth, scope_unknown
+            )
+            if truth is False:
+                continue
+            if not acts(rule.policy.action, truth):
+                found.add_unknown(rule.action, unknown)
+                continue
+            found.matched.append(rule.name)
+            if rule.action == "retain":
+                if unproven or end is None or end > rule.cutoff:
+                    found.retains.append(rule)
+            elif unproven:
+                found.add_unknown(rule.action, (unproven,))
+            elif end is not None and end <= rule.cutoff and rule.action == "delete_session":
+                found.due.append((rule.action, rule.name))
             else:
-                if rule.action == "retain":
-                    found.matched.append(rule.name)
-                    if unproven or end is None or end > rule.cutoff:
-                        found.retains.append(rule)
-                elif truth is None:
-                    found.add_unknown(rule.action, unknown)
-                else:
-                    found.matched.append(rule.name)
-                    if unproven:
-                        found.add_unknown(rule.action, (unproven,))
-                    elif end is not None and end <= rule.cutoff and rule.action == "delete_session":
-                        found.due.append((rule.action, rule.name))
-                    else:
-                        self.age_and_noop(session, rule, found)
+                self.age_and_noop(session, rule, found)
         return found
 
     @staticmethod
@@ -231,9 +205,9 @@ class _Engine:
             found.due.append((rule.action, rule.name))
 
     def decide(self, session: SessionRecord) -> Decision:
-        candidates, in_scope, filter_holds = self.in_scope(session)
+        candidates, in_scope = self.in_scope(session)
         found = self.findings(session, candidates)
-        holds = self.holds_covering(session, filter_holds)
+        holds = self.holds_covering(session)
         wanted = _strongest(found.due)
         covered = ACTION_ORDER if "delete_session" in wanted else tuple(wanted)
         unknown = sorted(
@@ -370,9 +344,4 @@ def hold_checker(
     policy_set: PolicySet, as_of: datetime
 ) -> Callable[[SessionRecord], tuple[str, ...]]:
     """The ids of the active holds covering a session, for re-checking at execution time."""
-    engine = _Engine(policy_set, as_of)
-
-    def covering(session: SessionRecord) -> tuple[str, ...]:
-        return engine.holds_covering(session, engine.in_scope(session)[2])
-
-    return covering
+    return _Engine(policy_set, as_of).holds_covering

@@ -11,14 +11,15 @@ import json
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Any
 
 from sqlite_utils import Database
 
 from retention.engine.records import SessionRecord
 from retention.goto.models import Group, HistoricalSession, ItemProblem, Organizer
+from retention.policy.models import DeleteAction
+from retention.times import parse_stored_time
 
-RemovalAction = Literal["delete_session", "delete_attendees", "delete_recordings"]
 _SESSION_FIELDS = (
     "session_id, meeting_id, organizer_key, organizer_email, group_key, group_name, subject, "
     "meeting_type, start_time, end_time, attendee_count, recording_id, recording_name, "
@@ -33,7 +34,7 @@ def to_text(moment: datetime | None) -> str | None:
 
 def from_text(text: str | None) -> datetime | None:
     """A stored time back as an aware UTC datetime."""
-    return None if text is None else datetime.fromisoformat(text)
+    return None if text is None else parse_stored_time(text)
 
 
 def store_directory(
@@ -104,13 +105,13 @@ def store_window(db: Database, result: WindowResult, scan_id: int, now: datetime
                 now=now,
             )
         stale = [
-            row[0]
-            for row in db.execute(
+            row["session_id"]
+            for row in db.query(
                 "SELECT session_id FROM sessions WHERE organizer_key = ? "
                 "AND start_time >= ? AND start_time < ?",
                 [result.organizer.organizer_key, to_text(result.start), to_text(result.end)],
-            ).fetchall()
-            if row[0] not in returned
+            )
+            if row["session_id"] not in returned
         ]
         for session_id in stale:
             db.execute("DELETE FROM sessions WHERE session_id = ?", [session_id])
@@ -172,18 +173,22 @@ def _upsert_session(
         "last_scan": scan_id,
         "removed_at": None,
     }
-    previous = db.execute(
-        "SELECT first_seen, recording_id, recording_removed_at, attendees_removed_at "
-        "FROM sessions WHERE session_id = ?",
-        [session.session_id],
-    ).fetchone()
+    previous = next(
+        db.query(
+            "SELECT first_seen, recording_id, recording_removed_at, attendees_removed_at "
+            "FROM sessions WHERE session_id = ?",
+            [session.session_id],
+        ),
+        None,
+    )
     if previous is None:
         row["first_seen"] = seen
     else:
-        row["first_seen"] = previous[0]
+        row["first_seen"] = previous["first_seen"]
         # A removal already done stays done unless the API shows a different recording.
-        row["recording_removed_at"] = previous[2] if previous[1] == row["recording_id"] else None
-        row["attendees_removed_at"] = previous[3]
+        same_recording = previous["recording_id"] == row["recording_id"]
+        row["recording_removed_at"] = previous["recording_removed_at"] if same_recording else None
+        row["attendees_removed_at"] = previous["attendees_removed_at"]
     db.table("sessions").upsert(row, pk="session_id")
 
 
@@ -211,39 +216,41 @@ def drop_organizers_gone(db: Database) -> int:
 
 def iter_sessions(db: Database) -> Iterator[SessionRecord]:
     """Every session still present, streamed in session-id order (flat memory at any size)."""
-    cursor = db.execute(
+    rows = db.query(
         f"SELECT {_SESSION_FIELDS} FROM sessions WHERE removed_at IS NULL ORDER BY session_id"  # noqa: S608  (constant)
     )
-    for row in cursor:
+    for row in rows:
         yield _record(row)
 
 
 def session_record(db: Database, session_id: int) -> SessionRecord | None:
     """One session as the inventory knows it, removed or not; None when it never was seen."""
-    row = db.execute(
+    rows = db.query(
         f"SELECT {_SESSION_FIELDS} FROM sessions WHERE session_id = ?",  # noqa: S608  (constant)
         [session_id],
-    ).fetchone()
+    )
+    row = next(rows, None)
     return None if row is None else _record(row)
 
 
-def _record(row: tuple[Any, ...]) -> SessionRecord:
-    recording_gone = row[15] is not None
+def _record(row: dict[str, Any]) -> SessionRecord:
+    """A stored row as the record decide reads: what was removed reads as absent."""
+    recording_gone = row["recording_removed_at"] is not None
     return SessionRecord(
-        session_id=row[0],
-        meeting_id=row[1],
-        organizer_key=row[2],
-        organizer_email=row[3],
-        group_key=row[4],
-        group_name=row[5],
-        subject=row[6],
-        meeting_type=row[7],
-        start_time=from_text(row[8]),
-        end_time=from_text(row[9]),
-        attendee_count=0 if row[14] is not None else row[10],
-        recording_id=None if recording_gone else row[11],
-        recording_name=None if recording_gone else row[12],
-        recording_bytes=None if recording_gone else row[13],
+        session_id=row["session_id"],
+        meeting_id=row["meeting_id"],
+        organizer_key=row["organizer_key"],
+        organizer_email=row["organizer_email"],
+        group_key=row["group_key"],
+        group_name=row["group_name"],
+        subject=row["subject"],
+        meeting_type=row["meeting_type"],
+        start_time=from_text(row["start_time"]),
+        end_time=from_text(row["end_time"]),
+        attendee_count=0 if row["attendees_removed_at"] is not None else row["attendee_count"],
+        recording_id=None if recording_gone else row["recording_id"],
+        recording_name=None if recording_gone else row["recording_name"],
+        recording_bytes=None if recording_gone else row["recording_bytes"],
     )
 
 
@@ -256,7 +263,7 @@ def session_problems(db: Database) -> Iterator[tuple[int, list[str]]]:
         yield session_id, json.loads(problems)
 
 
-def mark_removed(db: Database, session_id: int, action: RemovalAction, now: datetime) -> None:
+def mark_removed(db: Database, session_id: int, action: DeleteAction, now: datetime) -> None:
     """Record in the inventory that a DELETE for `action` on this session succeeded."""
     column = {
         "delete_session": "removed_at",
@@ -329,10 +336,11 @@ class InventorySummary:
 
 _COUNT_SQL = """
 SELECT group_key,
-       COUNT(*),
-       SUM(recording_id IS NOT NULL AND recording_removed_at IS NULL),
-       COALESCE(SUM(CASE WHEN recording_removed_at IS NULL THEN recording_bytes END), 0),
-       SUM(attendee_count > 0 AND attendees_removed_at IS NULL)
+       COUNT(*) AS sessions,
+       SUM(recording_id IS NOT NULL AND recording_removed_at IS NULL) AS recordings,
+       COALESCE(SUM(CASE WHEN recording_removed_at IS NULL THEN recording_bytes END), 0)
+           AS recording_bytes,
+       SUM(attendee_count > 0 AND attendees_removed_at IS NULL) AS attendee_lists
 FROM sessions WHERE removed_at IS NULL GROUP BY group_key
 """
 
@@ -345,18 +353,16 @@ def count_summary(db: Database) -> InventorySummary:
     names: dict[int | None, str | None] = dict(
         db.execute("SELECT group_key, name FROM groups").fetchall()
     )
-    sessions_by_group = {row[0]: row[1:] for row in db.execute(_COUNT_SQL).fetchall()}
+    sessions_by_group = {row["group_key"]: row for row in db.query(_COUNT_SQL)}
     groups = []
     for key in sorted(set(names) | set(organizers_by_group) | set(sessions_by_group), key=_order):
-        sessions, recordings, recording_bytes, attendee_lists = sessions_by_group.get(
-            key, (0, 0, 0, 0)
-        )
+        row = sessions_by_group.get(key, {})
         counts = Counts(
             organizers_by_group.get(key, 0),
-            sessions,
-            recordings or 0,
-            recording_bytes or 0,
-            attendee_lists or 0,
+            row.get("sessions") or 0,
+            row.get("recordings") or 0,
+            row.get("recording_bytes") or 0,
+            row.get("attendee_lists") or 0,
         )
         groups.append(GroupCounts(key, names.get(key), counts))
     total = Counts(

@@ -6,7 +6,6 @@ Pure: the plan id, creation time and as-of time are arguments. The JSON form
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
@@ -14,9 +13,11 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+from retention.canonical import canonical_hash
 from retention.engine.decide import Decision
 from retention.errors import InvalidInput, Refused
 from retention.policy import PolicySet
+from retention.times import parse_stored_time
 
 PLAN_FORMAT = "goto-retention-plan/1"
 
@@ -162,9 +163,7 @@ class Plan:
 
 def plan_hash(document: Mapping[str, Any]) -> str:
     """sha256 of the canonical JSON of a plan document without its `plan_hash` field."""
-    body = {key: value for key, value in document.items() if key != "plan_hash"}
-    canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+    return canonical_hash({key: value for key, value in document.items() if key != "plan_hash"})
 
 
 def build_plan(
@@ -310,9 +309,7 @@ def _iso(value: datetime | None) -> str | None:
 
 
 def _parse_iso(value: str | None) -> datetime | None:
-    if value is None:
-        return None
-    return datetime.fromisoformat(value)
+    return None if value is None else parse_stored_time(value)
 
 
 def _optional_int(value: Any) -> int | None:
@@ -352,7 +349,7 @@ def read_plan_file(path: str, text: str) -> LoadedPlan:
         )
     try:
         items = [PlanItem.from_json(item) for item in document["items"]]
-        datetime.fromisoformat(str(document["created_at"]))
+        parse_stored_time(str(document["created_at"]))
         str(document["plan_id"])
         str(document["policies_digest"])
     except (KeyError, TypeError, ValueError) as exc:
@@ -389,7 +386,7 @@ def plan_refusals(
             f"(digest {str(plan.document.get('policies_digest'))[:16]}… then, "
             f"{policies_digest[:16]}… now)"
         )
-    created = datetime.fromisoformat(str(plan.document["created_at"]))
+    created = parse_stored_time(str(plan.document["created_at"]))
     if now - created > max_age:
         hours = (now - created).total_seconds() / 3600
         reasons.append(

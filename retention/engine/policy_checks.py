@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from retention.engine.records import SessionRecord
-from retention.policy import Hold, PolicySet, Problem
+from retention.policy import PolicySet, Problem
 from retention.policy.load import ItemKind
-from retention.policy.matching import compile_checks, compile_hold, compile_scope, day_start
+from retention.policy.matching import compile_hold, compile_policy
 
 
 def check_against_inventory(
@@ -27,7 +27,7 @@ def lapsed_holds(policy_set: PolicySet, as_of: datetime) -> list[Problem]:
     """Holds whose `expires` day is over: they protect nothing any more (warnings)."""
     problems = []
     for hold in policy_set.holds:
-        if hold.expires is not None and day_start(hold.expires) + timedelta(days=1) <= as_of:
+        if not hold.active_at(as_of):
             problems.append(
                 policy_set.locate("hold", hold.id).problem(
                     ("expires",),
@@ -83,51 +83,42 @@ def _unknown_references(
 
 
 def _matching_nothing(policy_set: PolicySet, sessions: Iterable[SessionRecord]) -> list[Problem]:
-    """Enabled policies and holds that match no session of the inventory, whatever the age."""
-    rules = [
-        (policy.name, compile_scope(policy.scope), compile_checks(policy))
-        for policy in policy_set.enabled_policies
-    ]
-    holds = [(hold, compile_hold(hold)) for hold in policy_set.holds]
-    unmatched = {name for name, _, _ in rules}
-    uncovered = {hold.id for hold in policy_set.holds}
+    """Enabled policies and holds that match no session of the inventory, whatever the age.
+
+    A policy matches as the decision engine applies it: a delete rule when the match is
+    certain, a retain rule (like a hold) unless it certainly does not.
+    """
+    unmatched = {policy.name: compile_policy(policy) for policy in policy_set.enabled_policies}
+    uncovered = {hold.id: compile_hold(hold) for hold in policy_set.holds}
     for session in sessions:
-        for name, scope, checks in rules:
-            if name not in unmatched or (scope is not None and not scope.truth(session)[0]):
-                continue
-            if all(check(session) for _, check in checks):
-                unmatched.discard(name)
-        for hold, compiled in holds:
-            if hold.id in uncovered and (
-                _hold_lists(hold, session) or (hold.has_filter and compiled.covers(session))
-            ):
-                uncovered.discard(hold.id)
+        for name, policy in list(unmatched.items()):
+            if policy.matches(session):
+                del unmatched[name]
+        for hold_id, hold in list(uncovered.items()):
+            if hold.covers(session):
+                del uncovered[hold_id]
         if not unmatched and not uncovered:
             break
     problems = [
-        policy_set.locate("policy", name).problem(
-            ("name",),
-            f"policy {name!r} matches no session in the inventory",
+        _unused(
+            policy_set,
+            "policy",
+            name,
+            "matches",
             "check its scope and conditions against `retention inventory`",
-            "warning",
         )
         for name in sorted(unmatched)
     ]
     problems.extend(
-        policy_set.locate("hold", hold_id).problem(
-            ("id",),
-            f"hold {hold_id!r} covers no session in the inventory",
-            "check the ids and filters it lists",
-            "warning",
-        )
+        _unused(policy_set, "hold", hold_id, "covers", "check the ids and filters it lists")
         for hold_id in sorted(uncovered)
     )
     return problems
 
 
-def _hold_lists(hold: Hold, session: SessionRecord) -> bool:
-    if hold.all_sessions:
-        return True
-    return session.session_id in (hold.sessions or ()) or session.meeting_id in (
-        hold.meetings or ()
+def _unused(policy_set: PolicySet, kind: ItemKind, name: str, verb: str, hint: str) -> Problem:
+    """A warning on a policy or hold that no session of the inventory is subject to."""
+    key = "name" if kind == "policy" else "id"
+    return policy_set.locate(kind, name).problem(
+        (key,), f"{kind} {name!r} {verb} no session in the inventory", hint, "warning"
     )

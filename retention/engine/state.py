@@ -1,33 +1,27 @@
-"""The working-state SQLite database: one function opens it, numbered migrations shape it."""
+"""The working-state SQLite database: one function opens it, sqlite-utils migrations shape it."""
 
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Callable
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from sqlite_utils import Database
+from sqlite_utils.migrations import Migrations
 
 from retention.errors import RuntimeFailure
 
-Migration = Callable[[Database], None]
-MIGRATIONS: list[tuple[int, str, Migration]] = []
+# Each migration runs once, in order, in its own transaction; sqlite-utils records it by name.
+MIGRATIONS = Migrations("retention.state")
+# What databases written before the move to named migrations count as applied: their
+# `PRAGMA user_version` is the number of these that ran.
+_NUMBERED = ("m001_inventory", "m002_plans")
 
 
-def migration(version: int, name: str) -> Callable[[Migration], Migration]:
-    """Register a migration; versions run in order, each in its own transaction."""
-
-    def register(function: Migration) -> Migration:
-        MIGRATIONS.append((version, name, function))
-        MIGRATIONS.sort(key=lambda entry: entry[0])
-        return function
-
-    return register
-
-
-@migration(1, "inventory")
-def _inventory(db: Database) -> None:
+@MIGRATIONS()
+def m001_inventory(db: Database) -> None:
+    """Organizers, groups, sessions, watermarks, scans and their problems."""
     db.table("organizers").create(
         {
             "organizer_key": int,
@@ -108,8 +102,9 @@ def _inventory(db: Database) -> None:
     )
 
 
-@migration(2, "plans")
-def _plans(db: Database) -> None:
+@MIGRATIONS()
+def m002_plans(db: Database) -> None:
+    """Plans made here, their hash and the run that applied each."""
     db.table("plans").create(
         {"plan_id": str, "plan_hash": str, "created_at": str, "applied_by_run": str},
         pk="plan_id",
@@ -127,8 +122,8 @@ def record_plan(db: Database, plan_id: str, plan_hash: str, created_at: datetime
 
 def known_plan_hash(db: Database, plan_id: str) -> str | None:
     """The hash recorded when the plan was made here, or None for a plan made elsewhere."""
-    row = db.execute("SELECT plan_hash FROM plans WHERE plan_id = ?", [plan_id]).fetchone()
-    return None if row is None else str(row[0])
+    row = _plan(db, plan_id)
+    return None if row is None else str(row["plan_hash"])
 
 
 def mark_plan_applied(db: Database, plan_id: str, run_id: str) -> None:
@@ -139,8 +134,13 @@ def mark_plan_applied(db: Database, plan_id: str, run_id: str) -> None:
 
 def plan_applied_by(db: Database, plan_id: str) -> str | None:
     """The run that already executed this plan, if one did."""
-    row = db.execute("SELECT applied_by_run FROM plans WHERE plan_id = ?", [plan_id]).fetchone()
-    return None if row is None or row[0] is None else str(row[0])
+    row = _plan(db, plan_id)
+    return None if row is None or row["applied_by_run"] is None else str(row["applied_by_run"])
+
+
+def _plan(db: Database, plan_id: str) -> dict[str, Any] | None:
+    rows = db.query("SELECT plan_hash, applied_by_run FROM plans WHERE plan_id = ?", [plan_id])
+    return next(rows, None)
 
 
 def open_state_db(path: Path) -> Database:
@@ -169,22 +169,38 @@ def open_state_db(path: Path) -> Database:
 
 
 def schema_version(db: Database) -> int:
-    """The version of the last migration applied."""
-    return int(db.execute("PRAGMA user_version").fetchone()[0])
+    """How many of the state migrations this database has had."""
+    return len(MIGRATIONS.applied(db))
 
 
 def _migrate(db: Database) -> None:
-    current = schema_version(db)
-    latest = MIGRATIONS[-1][0]
-    if current > latest:
+    _adopt_numbered(db)
+    # On an empty database every registered migration is pending: these are the known ones.
+    known = {migration.name for migration in MIGRATIONS.pending(Database(memory=True))}
+    unknown = [m.name for m in MIGRATIONS.applied(db) if m.name not in known]
+    if unknown:
         raise RuntimeFailure(
-            f"the state database is at schema version {current}, "
-            f"newer than this program knows ({latest})",
+            f"the state database has migrations this program does not know ({', '.join(unknown)})",
             hint="run the newer retention version, or point RETENTION_STATE_DIR elsewhere",
         )
-    for version, _name, function in MIGRATIONS:
-        if version <= current:
-            continue
-        with db.atomic():
-            function(db)
-            db.execute(f"PRAGMA user_version = {int(version)}")
+    MIGRATIONS.apply(db)
+
+
+def _adopt_numbered(db: Database) -> None:
+    """Record as applied the numbered migrations an older version ran (by `user_version`)."""
+    version = int(db.execute("PRAGMA user_version").fetchone()[0])
+    if version == 0 or MIGRATIONS.applied(db):
+        return
+    if version > len(_NUMBERED):
+        raise RuntimeFailure(
+            f"the state database is at schema version {version}, "
+            f"newer than this program knows ({len(_NUMBERED)})",
+            hint="run the newer retention version, or point RETENTION_STATE_DIR elsewhere",
+        )
+    MIGRATIONS.ensure_migrations_table(db)
+    applied_at = str(datetime.now(UTC))
+    with db.atomic():
+        db.table(MIGRATIONS.migrations_table).insert_all(
+            {"migration_set": MIGRATIONS.name, "name": name, "applied_at": applied_at}
+            for name in _NUMBERED[:version]
+        )

@@ -39,7 +39,7 @@ from retention.goto.models import (
 )
 from retention.goto.pacing import DeadlineStop, RateLimiter, Retryable, RetryWait, parse_retry_after
 from retention.goto.stats import RequestStats
-from retention.goto.times import format_query_time
+from retention.times import format_query_time
 
 log = structlog.get_logger(__name__)
 M = TypeVar("M", bound=ApiModel)

@@ -17,7 +17,7 @@ from typing import Annotated, Any, ClassVar, Generic, TypeVar
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
-from retention.goto.times import parse_api_time
+from retention.times import parse_api_time
 
 _DIGITS = re.compile(r"^-?\d+$")
 

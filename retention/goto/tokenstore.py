@@ -9,6 +9,7 @@ from datetime import datetime
 from pathlib import Path
 
 from retention.errors import SettingsError
+from retention.times import parse_stored_time
 
 TOKEN_FILE = "refresh_token.json"  # noqa: S105  (a file name)
 
@@ -58,7 +59,7 @@ class TokenStore:
             data = json.loads(text)
             return StoredToken(
                 refresh_token=str(data["refresh_token"]),
-                obtained_at=datetime.fromisoformat(data["obtained_at"]),
+                obtained_at=parse_stored_time(data["obtained_at"]),
                 principal=data.get("principal"),
                 account_key=data.get("account_key"),
             )

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import json
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -11,6 +10,7 @@ from typing import Any, Literal
 
 from pydantic import ValidationError
 
+from retention import canonical
 from retention.policy.models import Hold, Policy, PolicyFileModel
 from retention.policy.problems import PolicyError, Problem, Severity
 from retention.policy.validation import ItemChecker, longer, null_problems, pydantic_problem
@@ -72,9 +72,7 @@ class PolicySet:
 
 def canonical_hash(policy: Policy) -> str:
     """sha256 of the policy's normalized definition as canonical JSON (what the audit stores)."""
-    definition = policy.model_dump(mode="json", by_alias=True)
-    canonical = json.dumps(definition, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+    return canonical.canonical_hash(policy.model_dump(mode="json", by_alias=True))
 
 
 def expand_paths(paths: Sequence[Path]) -> list[Path]:

@@ -1,20 +1,21 @@
 """Three-valued matching of scopes, conditions and holds against the facts of one session.
 
 Each condition answers True, False or None (unknown: the session lacks the value it reads).
-Callers decide what unknown means: a delete rule needs True, a retain rule or a hold only
-needs "not False", so that a missing value can keep a session but never delete one.
+A delete rule acts only on True; a retain rule or a hold applies unless the answer is False,
+so that a missing value can keep a session but never delete one (`acts`). This is the only
+matcher: the decision engine and the inventory checks both call it.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Protocol
 
-from retention.policy.models import Hold, HoldScope, Policy
+from retention.policy.models import Action, Hold, HoldScope, Policy
 from retention.policy.models import Scope as ScopeModel
+from retention.policy.patterns import compile_pattern
 
 Truth = bool | None
 
@@ -49,7 +50,13 @@ class SessionFacts(Protocol):
 Check = Callable[[SessionFacts], Truth]
 
 
+def acts(action: Action, truth: Truth) -> bool:
+    """Whether a rule whose match answered `truth` applies: delete needs True, retain not False."""
+    return truth is not False if action == "retain" else truth is True
+
+
 def any_true(results: Iterable[Truth]) -> Truth:
+    """True if any is True, else None if any is unknown, else False."""
     seen_unknown = False
     for result in results:
         if result:
@@ -138,15 +145,11 @@ def compile_checks(policy: Policy) -> tuple[tuple[str, Check], ...]:
             )
         )
     if match.subject is not None:
-        found = re.compile(match.subject).search
-        checks.append(
-            ("subject", lambda s: None if s.subject is None else found(s.subject) is not None)
-        )
+        found = compile_pattern(match.subject)
+        checks.append(("subject", lambda s: None if s.subject is None else found(s.subject)))
     if match.subject_not is not None:
-        refused = re.compile(match.subject_not).search
-        checks.append(
-            ("subject", lambda s: None if s.subject is None else refused(s.subject) is None)
-        )
+        refused = compile_pattern(match.subject_not)
+        checks.append(("subject", lambda s: None if s.subject is None else not refused(s.subject)))
     if match.has_recording is not None:
         wanted = match.has_recording
         checks.append(("recording", lambda s: s.has_recording is wanted))
@@ -161,6 +164,24 @@ def compile_checks(policy: Policy) -> tuple[tuple[str, Check], ...]:
     return tuple(checks)
 
 
+def conditions_truth(
+    checks: Iterable[tuple[str, Check]],
+    session: SessionFacts,
+    truth: Truth = True,
+    unknown: tuple[str, ...] = (),
+) -> tuple[Truth, tuple[str, ...]]:
+    """All of `checks` on top of `truth` (the scope's): False at the first False, else None
+    with the fields left unknown, else True."""
+    for field_name, check in checks:
+        result = check(session)
+        if result is False:
+            return False, ()
+        if result is None:
+            truth = None
+            unknown = (*unknown, field_name)
+    return truth, unknown if truth is None else ()
+
+
 def compile_scope(policy_scope: ScopeModel | HoldScope | None) -> Scope | None:
     if policy_scope is None:
         return None
@@ -172,43 +193,71 @@ def compile_scope(policy_scope: ScopeModel | HoldScope | None) -> Scope | None:
 
 
 @dataclass(frozen=True)
+class CompiledPolicy:
+    """A policy's scope and conditions, ready to match sessions."""
+
+    name: str
+    action: Action
+    scope: Scope | None
+    checks: tuple[tuple[str, Check], ...]
+
+    def scope_truth(self, session: SessionFacts) -> tuple[Truth, tuple[str, ...]]:
+        return (True, ()) if self.scope is None else self.scope.truth(session)
+
+    def truth(self, session: SessionFacts) -> tuple[Truth, tuple[str, ...]]:
+        """Whether scope and conditions match, and the fields whose absence left it unknown."""
+        truth, unknown = self.scope_truth(session)
+        if truth is False:
+            return False, ()
+        return conditions_truth(self.checks, session, truth, unknown)
+
+    def matches(self, session: SessionFacts) -> bool:
+        """Whether the policy applies to the session, whatever its age (see `acts`)."""
+        return acts(self.action, self.truth(session)[0])
+
+
+def compile_policy(policy: Policy) -> CompiledPolicy:
+    return CompiledPolicy(
+        policy.name, policy.action, compile_scope(policy.scope), compile_checks(policy)
+    )
+
+
+@dataclass(frozen=True)
 class CompiledHold:
-    """An active hold: sessions and meetings it lists, plus an optional filter."""
+    """A hold: sessions and meetings it lists, plus an optional filter (scope, subject, dates)."""
 
     hold_id: str
     everything: bool
+    sessions: frozenset[int]
+    meetings: frozenset[int]
+    has_filter: bool
     scope: Scope | None
-    subject: Callable[[str], object] | None
-    first_day: datetime | None
-    after_last_day: datetime | None
+    subject: Callable[[str], bool] | None
+    started_between: tuple[datetime, datetime] | None
     lapses: datetime | None
 
     def scope_allows(self, session: SessionFacts) -> bool:
         """Whether the organizer may be in the hold's scope (unknown counts as yes)."""
-        return self.everything or self.scope is None or self.scope.truth(session)[0] is not False
+        return self.scope is None or self.scope.truth(session)[0] is not False
 
     def filter_allows(self, session: SessionFacts) -> bool:
-        """Whether subject and dates may match, given `scope_allows`; unknown counts as yes.
-
-        Only meaningful for a hold with `all: true` or a filter; listed ids are looked up apart.
-        """
-        if self.everything:
-            return True
+        """Whether subject and start date may match; unknown counts as yes."""
         subject = session.subject
-        if self.subject is not None and subject is not None and self.subject(subject) is None:
+        if self.subject is not None and subject is not None and not self.subject(subject):
             return False
         start = session.start_time
-        if self.first_day is not None and self.after_last_day is not None and start is not None:
-            return self.first_day <= start < self.after_last_day
+        if self.started_between is not None and start is not None:
+            first, after_last = self.started_between
+            return first <= start < after_last
         return True
 
     def covers(self, session: SessionFacts) -> bool:
-        """Whether the filter (scope, subject, dates) covers the session."""
-        return self.scope_allows(session) and self.filter_allows(session)
-
-
-def day_start(day: date) -> datetime:
-    return datetime.combine(day, time(0), tzinfo=UTC)
+        """Whether the hold covers the session: listed, or its filter may match it."""
+        if self.everything:
+            return True
+        if session.session_id in self.sessions or session.meeting_id in self.meetings:
+            return True
+        return self.has_filter and self.scope_allows(session) and self.filter_allows(session)
 
 
 def compile_hold(hold: Hold) -> CompiledHold:
@@ -216,9 +265,17 @@ def compile_hold(hold: Hold) -> CompiledHold:
     return CompiledHold(
         hold_id=hold.id,
         everything=hold.all_sessions,
+        sessions=frozenset(hold.sessions or ()),
+        meetings=frozenset(hold.meetings or ()),
+        has_filter=hold.has_filter,
         scope=compile_scope(hold.scope),
-        subject=re.compile(hold.subject).search if hold.subject is not None else None,
-        first_day=day_start(dates[0]) if dates else None,
-        after_last_day=day_start(dates[1]) + timedelta(days=1) if dates else None,
-        lapses=day_start(hold.expires) + timedelta(days=1) if hold.expires else None,
+        subject=compile_pattern(hold.subject) if hold.subject is not None else None,
+        started_between=(_day_start(dates[0]), _day_start(dates[1]) + timedelta(days=1))
+        if dates
+        else None,
+        lapses=hold.lapses_at,
     )
+
+
+def _day_start(day: date) -> datetime:
+    return datetime.combine(day, time(0), tzinfo=UTC)

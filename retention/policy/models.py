@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import re
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Annotated, Any, Literal
 
 from apscheduler.triggers.cron import CronTrigger
@@ -18,6 +17,7 @@ from pydantic import (
 )
 
 from retention.policy.durations import DURATION_PATTERN, Duration, parse_duration
+from retention.policy.patterns import compile_pattern
 
 Action = Literal["delete_recordings", "delete_attendees", "delete_session", "retain"]
 DeleteAction = Literal["delete_recordings", "delete_attendees", "delete_session"]
@@ -34,10 +34,7 @@ def _duration(value: object) -> Duration:
 
 
 def _regex(value: str) -> str:
-    try:
-        re.compile(value)
-    except re.error as exc:
-        raise ValueError(f"regular expression {value!r} does not compile: {exc}") from None
+    compile_pattern(value)  # ValueError with RE2's reason when it cannot compile
     return value
 
 
@@ -129,10 +126,12 @@ class Match(StrictModel):
 
     meeting_types: list[MeetingType] | None = Field(None, min_length=1)
     subject: Regex | None = Field(
-        None, description="Regular expression searched in the subject", examples=["(?i)interview"]
+        None,
+        description="Regular expression (RE2 syntax) searched in the subject",
+        examples=["(?i)interview"],
     )
     subject_not: Regex | None = Field(
-        None, description="Regular expression that must NOT be found in the subject"
+        None, description="Regular expression (RE2 syntax) that must NOT be found in the subject"
     )
     has_recording: bool | None = None
     min_attendees: Key | None = Field(None, description="At least this many attendees")
@@ -188,6 +187,18 @@ class Hold(StrictModel):
     expires: CalendarDate | None = Field(
         None, description="The hold lapses at the end of this day (UTC)"
     )
+
+    @property
+    def lapses_at(self) -> datetime | None:
+        """When the hold stops protecting: the end of its `expires` day (UTC); None: never."""
+        if self.expires is None:
+            return None
+        return datetime.combine(self.expires, time(0), tzinfo=UTC) + timedelta(days=1)
+
+    def active_at(self, moment: datetime) -> bool:
+        """Whether the hold still protects at `moment` (an aware datetime)."""
+        lapses = self.lapses_at
+        return lapses is None or moment < lapses
 
     @property
     def has_filter(self) -> bool:

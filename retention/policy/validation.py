@@ -12,6 +12,7 @@ from pydantic_core import ErrorDetails
 
 from retention.policy.durations import Duration
 from retention.policy.models import Hold, Policy, PolicyFileModel
+from retention.policy.patterns import PATTERN_HINT
 from retention.policy.problems import Problem, Severity
 from retention.policy.yamlread import ParsedYaml, YamlPath
 
@@ -72,6 +73,8 @@ def pydantic_problem(error: ErrorDetails, parsed: ParsedYaml, path: str) -> Prob
         return Problem(path, line, col, f"missing required key {where[-1]!r}", _missing_hint(where))
     if kind == "value_error":
         message = str(error.get("ctx", {}).get("error", error["msg"]))
+        if where[-1] in _PATTERN_KEYS:
+            return Problem(path, line, col, f"{name}: {message}", PATTERN_HINT)
     elif kind == "string_pattern_mismatch":
         message = f"{name}: {error['input']!r} is not a valid {where[-1]}"
         return Problem(path, line, col, message, _PATTERN_HINTS.get(str(where[-1])))
@@ -80,6 +83,7 @@ def pydantic_problem(error: ErrorDetails, parsed: ParsedYaml, path: str) -> Prob
     return Problem(path, line, col, f"{name}: {message}", _type_hint(kind))
 
 
+_PATTERN_KEYS = ("subject", "subject_not")
 _PATTERN_HINTS = {
     "name": "use lowercase letters, digits and dashes, starting with a letter or digit",
     "id": "use letters, digits, dots, dashes and underscores, starting with a letter or digit",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import inspect
 import json
 import os
 import sqlite3
@@ -105,10 +106,20 @@ def test_keep_and_omit_modes_store_the_subject_or_nothing(open_log: Opener, db_p
     assert _subjects(db_path) == ["Weekly sync", None]
 
 
-def test_intent_takes_no_attendee_names_or_emails(open_log: Opener) -> None:
-    log = open_log()
-    with pytest.raises(TypeError):
-        log.intent(attendee_emails=["a@example.com"])  # type: ignore[call-arg]
+def test_intent_takes_no_attendee_names_or_emails(open_log: Opener, db_path: Path) -> None:
+    log = open_log(subject_mode="keep")
+    parameters = set(inspect.signature(log.intent).parameters)
+    assert not {name for name in parameters if "email" in name or "attendee_name" in name}
+    _intent(log, subject="Interview")
+    conn = sqlite3.connect(db_path)
+    conn.row_factory = sqlite3.Row
+    row = conn.execute("SELECT * FROM events WHERE event = 'intent'").fetchone()
+    conn.close()
+    data = json.loads(row["data"])
+    # Only the number of attendees is recorded, never who they were.
+    assert [key for key in data if key.startswith("attendee")] == ["attendee_count"]
+    assert data["attendee_count"] == 3
+    assert not any("@" in str(row[column]) for column in row.keys())  # noqa: SIM118
 
 
 def test_second_outcome_for_one_intent_is_refused(open_log: Opener) -> None:

@@ -345,3 +345,21 @@ def test_naive_as_of_is_refused(tmp_path: Path) -> None:
     policies = load(tmp_path, rule("all", "delete_session", "30d"))
     with pytest.raises(ValueError, match="aware"):
         list(decide([BASE], policies, datetime(2026, 1, 1)))
+
+
+@pytest.mark.timeout(10)
+def test_catastrophic_pattern_on_a_long_subject_returns_with_the_right_answer(
+    tmp_path: Path,
+) -> None:
+    # With backtracking this pattern takes exponential time on a subject that ends in a mismatch.
+    policies = load(
+        tmp_path,
+        rule("words", "delete_session", "30d", 'match: {subject: "(?i)^(\\\\w+\\\\s?)*$"}'),
+        '  - {id: H-1, reason: r, subject: "(?i)^(\\\\w+\\\\s?)*$"}\n',
+    )
+    words = "word " * 20_000
+    assert len(words) == 100_000
+    assert one(policies, session(subject=words + "!")).actions == ()
+    assert one(policies, session(subject=words + "!")).holds == ()
+    assert one(policies, session(subject=words.strip())).holds == ("H-1",)
+    assert one(policies, session(subject=words.strip())).matched == ("words",)

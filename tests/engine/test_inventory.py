@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import sqlite3
 from datetime import UTC, datetime
+
+import pytest
 
 from retention.engine.inventory import (
     WindowResult,
@@ -12,7 +15,14 @@ from retention.engine.inventory import (
     store_directory,
     store_window,
 )
-from retention.engine.state import MIGRATIONS, open_state_db, schema_version
+from retention.engine.state import (
+    MIGRATIONS,
+    known_plan_hash,
+    open_state_db,
+    record_plan,
+    schema_version,
+)
+from retention.errors import RuntimeFailure
 from retention.goto.models import Group, HistoricalSession, Organizer, parse_items
 
 NOW = datetime(2026, 11, 23, tzinfo=UTC)
@@ -56,9 +66,79 @@ def seeded(tmp_path):
 def test_state_database_is_created_in_wal_mode_at_the_latest_schema(tmp_path):
     db = open_state_db(tmp_path / "state" / "state.db")
     assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-    assert schema_version(db) == MIGRATIONS[-1][0]
+    assert schema_version(db) == 2
+    assert MIGRATIONS.pending(db) == []
     reopened = open_state_db(tmp_path / "state" / "state.db")
-    assert schema_version(reopened) == MIGRATIONS[-1][0]
+    assert schema_version(reopened) == 2
+    assert MIGRATIONS.pending(reopened) == []
+
+
+# The schema the numbered migrations of earlier versions wrote (PRAGMA user_version 1 or 2).
+OLD_INVENTORY_SCHEMA = """
+CREATE TABLE "organizers" ("organizer_key" INTEGER PRIMARY KEY, "email" TEXT,
+  "group_key" INTEGER, "group_name" TEXT, "status" TEXT, "seen_at" TEXT);
+CREATE TABLE "groups" ("group_key" INTEGER PRIMARY KEY, "name" TEXT, "parent_key" INTEGER,
+  "status" TEXT, "num_organizers" INTEGER, "seen_at" TEXT);
+CREATE TABLE "sessions" ("session_id" INTEGER PRIMARY KEY, "meeting_id" INTEGER,
+  "organizer_key" INTEGER, "organizer_email" TEXT, "group_key" INTEGER, "group_name" TEXT,
+  "subject" TEXT, "meeting_type" TEXT, "start_time" TEXT, "end_time" TEXT,
+  "duration_minutes" INTEGER, "attendee_count" INTEGER, "recording_id" TEXT,
+  "recording_name" TEXT, "recording_bytes" INTEGER, "has_transcript" INTEGER,
+  "problems" TEXT, "first_seen" TEXT, "last_seen" TEXT, "last_scan" INTEGER,
+  "recording_removed_at" TEXT, "attendees_removed_at" TEXT, "removed_at" TEXT);
+CREATE INDEX "idx_sessions_organizer_key_start_time"
+  ON "sessions" ("organizer_key", "start_time");
+CREATE TABLE "watermarks" ("organizer_key" INTEGER PRIMARY KEY, "scanned_through" TEXT,
+  "updated_at" TEXT);
+CREATE TABLE "scan_problems" ("id" INTEGER PRIMARY KEY, "scan_id" INTEGER, "endpoint" TEXT,
+  "field" TEXT, "problem" TEXT, "keys" TEXT, "seen_at" TEXT);
+CREATE TABLE "scans" ("id" INTEGER PRIMARY KEY, "started_at" TEXT, "finished_at" TEXT,
+  "full" INTEGER, "calls" INTEGER, "complete" INTEGER, "incomplete" TEXT);
+INSERT INTO sessions (session_id, meeting_id, organizer_key, subject, start_time, end_time,
+  attendee_count, recording_id, recording_bytes)
+  VALUES (41, 500, 7, 'Forecast', '2026-11-10T09:00:00+00:00', '2026-11-10T10:00:00+00:00',
+  3, 'r41', 2048);
+"""
+OLD_PLANS_SCHEMA = """
+CREATE TABLE "plans" ("plan_id" TEXT PRIMARY KEY, "plan_hash" TEXT, "created_at" TEXT,
+  "applied_by_run" TEXT);
+INSERT INTO plans (plan_id, plan_hash, created_at) VALUES ('p-old', 'abc', '2026-11-01');
+"""
+
+
+def old_database(path, version):
+    path.parent.mkdir(parents=True)
+    conn = sqlite3.connect(path)
+    conn.executescript(OLD_INVENTORY_SCHEMA + (OLD_PLANS_SCHEMA if version == 2 else ""))
+    conn.execute(f"PRAGMA user_version = {version}")
+    conn.commit()
+    conn.close()
+
+
+@pytest.mark.parametrize("version", [1, 2])
+def test_state_database_of_an_earlier_version_opens_migrated_with_its_data(tmp_path, version):
+    path = tmp_path / "state" / "state.db"
+    old_database(path, version)
+    db = open_state_db(path)
+    assert MIGRATIONS.pending(db) == []
+    (record,) = iter_sessions(db)
+    assert (record.session_id, record.subject, record.recording_bytes) == (41, "Forecast", 2048)
+    assert record.end_time == datetime(2026, 11, 10, 10, tzinfo=UTC)
+    record_plan(db, "p-new", "def", NOW)
+    assert known_plan_hash(db, "p-new") == "def"
+    assert known_plan_hash(db, "p-old") == ("abc" if version == 2 else None)
+    assert schema_version(open_state_db(path)) == 2
+
+
+def test_state_database_newer_than_this_program_is_refused(tmp_path):
+    path = tmp_path / "state" / "state.db"
+    old_database(path, 2)
+    db = open_state_db(path)
+    db.table("_sqlite_migrations").insert(
+        {"migration_set": "retention.state", "name": "m999_future", "applied_at": "later"}
+    )
+    with pytest.raises(RuntimeFailure, match="does not know \\(m999_future\\)"):
+        open_state_db(path)
 
 
 def test_summary_counts_sessions_recordings_bytes_and_attendee_lists_per_group(tmp_path):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -126,7 +127,13 @@ def test_document_ids_are_strings_and_hash_covers_every_field(policy_set: Policy
     assert document["format"] == PLAN_FORMAT
     item = document["items"][0]
     assert (item["organizerKey"], item["meetingId"], item["sessionId"]) == ("1001", "101", "1")
-    assert document["plan_hash"] == plan_hash(document)
+    # The documented recipe, written out here: sha256 of the UTF-8 JSON of every other field
+    # with keys sorted and no spaces.
+    body = {key: value for key, value in document.items() if key != "plan_hash"}
+    recipe = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    assert document["plan_hash"] == hashlib.sha256(recipe.encode("utf-8")).hexdigest()
+    reordered = dict(reversed(list(json.loads(json.dumps(document)).items())))
+    assert plan_hash(reordered) == document["plan_hash"]
     tampered = json.loads(json.dumps(document))
     tampered["items"][0]["sessionId"] = "9"
     assert plan_hash(tampered) != document["plan_hash"]

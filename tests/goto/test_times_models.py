@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 import pytest
 
 from retention.goto.models import Group, HistoricalSession, parse_items
-from retention.goto.times import TimeFormatError, format_query_time, parse_api_time
+from retention.times import TimeFormatError, format_query_time, parse_api_time
 
 JULY_1_23H = datetime(2021, 7, 1, 23, 0, tzinfo=UTC)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -69,3 +70,35 @@ def test_hold_past_its_expiry_day_is_reported(tmp_path: Path) -> None:
     (lapsed,) = lapsed_holds(policy_set, datetime(2026, 2, 1, tzinfo=UTC))
     assert (lapsed.line, lapsed.severity) == (14, "warning")
     assert lapsed.message == "hold 'H-2' expired on 2026-01-31: it no longer protects anything"
+
+
+def test_retain_rule_on_an_unknown_subject_matches_as_decide_applies_it(tmp_path: Path) -> None:
+    path = tmp_path / "set.yaml"
+    path.write_text(
+        "policies:\n"
+        "  - {name: board, description: d, action: retain, after: 10y,"
+        " match: {subject: (?i)board}}\n"
+        "  - {name: board-delete, description: d, action: delete_session, after: 30d,"
+        " match: {subject: (?i)board}}\n",
+        encoding="utf-8",
+    )
+    unknown_subject = replace(SESSION, subject=None)
+    problems = check_against_inventory(
+        load_policy_set([path]), [unknown_subject], [(4411, "Sales")], [(1001, "ana@example.com")]
+    )
+    # The retain rule keeps the session (an unknown value may keep, never remove), so it is in
+    # use; the delete rule cannot act on an unknown subject, so it matches nothing.
+    assert [p.message for p in problems] == [
+        "policy 'board-delete' matches no session in the inventory"
+    ]
+
+
+def test_hold_filter_with_unknown_subject_covers_the_session(tmp_path: Path) -> None:
+    path = tmp_path / "set.yaml"
+    path.write_text(
+        """holds:\n  - {id: H-9, reason: r, subject: "(?i)merger"}\n""", encoding="utf-8"
+    )
+    policy_set = load_policy_set([path])
+    assert check_against_inventory(policy_set, [replace(SESSION, subject=None)], [], []) == []
+    (idle,) = check_against_inventory(policy_set, [SESSION], [], [])
+    assert idle.message == "hold 'H-9' covers no session in the inventory"

@@ -2,7 +2,8 @@
 
 The schema lives in reference_schema.json; `python tests/sandbox/test_reference.py` rewrites
 it from the reference text. Time patterns are cut short in the reference ("…"), so each cut
-pattern is completed with the one shape from DESIGN.md it begins with.
+pattern is completed with the one of FULL_TIME_SHAPES (the shapes retention/times.py parses) it
+begins with.
 """
 
 from __future__ import annotations

@@ -1,0 +1,105 @@
+"""Times: the API's shapes, the times a user types, and the ISO form the service writes itself.
+
+Every time leaves this module as an aware UTC datetime. The API's shapes are parsed with the
+standard library behind one shape guard; what a user types goes through `parse_user_time`.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, date, datetime, time, timedelta, timezone
+
+from retention.errors import InvalidInput
+
+# One pattern for every shape the API sends: `2021-07-01T23:00:00.+0000` (organizer and
+# meeting history), `2021-07-01T23:00:00.000Z` (group history), `2021-07-01T23:00:00`
+# (attendees: UTC without a zone). The fraction may be empty, the zone absent.
+_API_TIME = re.compile(
+    r"^(?P<base>\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2})"
+    r"(?:\.(?P<fraction>\d*))?"
+    r"(?P<zone>Z|[+-]\d{2}:?\d{2})?$"
+)
+_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+# Years a user may name: far enough for any retention period, near enough that adding one
+# never overflows the datetime range.
+_FIRST_YEAR, _LAST_YEAR = 1970, 9000
+
+
+class TimeFormatError(ValueError):
+    """A time string in none of the API's shapes."""
+
+
+def parse_api_time(value: object) -> datetime | None:
+    """Parse an API time into an aware UTC datetime; an empty string or null is unknown (None)."""
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str):
+        raise TimeFormatError(f"expected a time string, got {type(value).__name__}")
+    match = _API_TIME.match(value.strip())
+    if match is None:
+        raise TimeFormatError(f"not a time in any of the API's shapes: {value!r}")
+    try:
+        base = datetime.strptime(match["base"], "%Y-%m-%dT%H:%M:%S")  # noqa: DTZ007
+    except ValueError as exc:
+        raise TimeFormatError(f"not a valid date and time: {value!r}") from exc
+    fraction = match["fraction"] or ""
+    if fraction:
+        base += timedelta(microseconds=int(fraction[:6].ljust(6, "0")))
+    return base.replace(tzinfo=_zone(match["zone"])).astimezone(UTC)
+
+
+def _zone(text: str | None) -> timezone:
+    if text is None or text == "Z":
+        return UTC
+    digits = text[1:].replace(":", "")
+    offset = timedelta(hours=int(digits[:2]), minutes=int(digits[2:]))
+    return timezone(-offset if text[0] == "-" else offset)
+
+
+def format_query_time(moment: datetime) -> str:
+    """A query bound in the documented ISO 8601 UTC form, e.g. `2021-07-01T22:00:00Z`."""
+    if moment.tzinfo is None:
+        raise ValueError("query times must be timezone-aware")
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def parse_user_time(text: str, *, option: str, end_of_day: bool = False) -> datetime:
+    """A date or ISO 8601 time a person wrote (`option` names where), as an aware UTC datetime.
+
+    The one rule for a missing zone: a time without a zone is UTC, and a bare date is the
+    midnight (UTC) that starts it, or with `end_of_day` the midnight that ends it, so that a
+    day given as an upper bound includes that day. A bad value is an InvalidInput naming
+    `option`.
+    """
+    value = text.strip()
+    try:
+        if _DATE.match(value):
+            day = date.fromisoformat(value)
+            moment = datetime.combine(day, time(0), tzinfo=UTC)
+            if end_of_day:
+                moment += timedelta(days=1)
+        else:
+            moment = datetime.fromisoformat(value)
+            moment = moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
+            moment = moment.astimezone(UTC)
+    except (ValueError, OverflowError):
+        raise InvalidInput(
+            f"{option} {text!r} is not a date or time",
+            hint="use YYYY-MM-DD or an ISO 8601 time such as 2026-05-01T00:00:00Z"
+            " (a time without a zone is UTC)",
+        ) from None
+    if not _FIRST_YEAR <= moment.year <= _LAST_YEAR:
+        raise InvalidInput(
+            f"{option} {text!r} is out of range",
+            hint=f"give a time between the years {_FIRST_YEAR} and {_LAST_YEAR}",
+        )
+    return moment
+
+
+def parse_stored_time(text: str) -> datetime:
+    """An ISO time the service wrote itself (state database, plan and token files), in UTC.
+
+    The service always writes a zone; ValueError when the text is not an ISO time.
+    """
+    moment = datetime.fromisoformat(text)
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)

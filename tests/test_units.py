@@ -1,0 +1,29 @@
+"""Byte counts in IEC units, number and unit never split."""
+
+from __future__ import annotations
+
+import pytest
+
+from retention.units import format_bytes
+
+
+@pytest.mark.parametrize(
+    ("count", "text"),
+    [
+        (0, "0 B"),
+        (512, "512 B"),
+        (1023, "1023 B"),
+        (1024, "1.0 KiB"),
+        (1536, "1.5 KiB"),
+        (1024**2 - 1, "1.0 MiB"),
+        (110_386_419_302, "102.8 GiB"),
+        (3 * 1024**4, "3.0 TiB"),
+    ],
+)
+def test_bytes_are_shown_in_iec_units(count: int, text: str) -> None:
+    assert format_bytes(count) == text.replace(" ", "\u00a0")
+
+
+def test_number_and_unit_are_joined_by_a_no_break_space() -> None:
+    assert " " not in format_bytes(5 * 1024**3)
+    assert format_bytes(5 * 1024**3).split("\u00a0") == ["5.0", "GiB"]
