@@ -38,6 +38,8 @@ from retention.service.pipeline import Pipeline, RunResult
 from retention.settings import load_settings
 
 T = TypeVar("T")
+# No session predates 2000 (the scan distrusts such times), and far dates overflow date sums.
+AS_OF_RANGE = (datetime(2000, 1, 1, tzinfo=UTC), datetime(2100, 1, 1, tzinfo=UTC))
 
 
 def _parse_time(value: str | None) -> datetime | None:
@@ -50,7 +52,13 @@ def _parse_time(value: str | None) -> datetime | None:
             f"--as-of {value!r} is not a date or time",
             hint="use ISO 8601, e.g. 2026-12-31 or 2026-12-31T00:00:00Z",
         ) from None
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+    moment = moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+    if not AS_OF_RANGE[0] <= moment < AS_OF_RANGE[1]:
+        raise InvalidInput(
+            f"--as-of {value!r} is outside the years the service plans for (2000 to 2099)",
+            hint="give a date such as next month's, e.g. 2026-12-31",
+        )
+    return moment
 
 
 def _pipeline() -> Pipeline:
