@@ -172,12 +172,13 @@ def test_secrets_in_the_toml_file_are_refused_naming_file_key_and_place(
 ) -> None:
     toml = tmp_path / "retention.toml"
     toml.write_text(line + "\n")
-    key = line.split()[0]
+    key = line.split(maxsplit=1)[0]
     result = run_cli({"RETENTION_CONFIG": str(toml)})
     assert result.returncode == 2
     assert f"error: {toml}: a secret is written in the settings file ({key})" in result.stderr
     assert "$CREDENTIALS_DIRECTORY" in result.stderr
-    assert SECRET not in result.stderr and TOKEN not in result.stderr
+    assert SECRET not in result.stderr
+    assert TOKEN not in result.stderr
 
 
 def test_an_invalid_value_from_the_file_is_named_by_its_key_and_file(tmp_path: Path) -> None:
