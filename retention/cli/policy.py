@@ -15,6 +15,7 @@ from retention.engine.policy_checks import check_against_inventory, lapsed_holds
 from retention.engine.state import open_state_db
 from retention.errors import InvalidInput
 from retention.policy import PolicyError, PolicySet, Problem, json_schema, load_policy_set
+from retention.policy.names import missing_hold_ids
 from retention.settings import load_settings
 
 
@@ -51,7 +52,12 @@ def _inventory_problems(policy_set: PolicySet, state_db: Path) -> list[Problem]:
             for k, e in db.execute("SELECT organizer_key, email FROM organizers")
             if e
         ]
-        return check_against_inventory(policy_set, iter_sessions(db), groups, organizers)
+        sessions = [int(k) for (k,) in db.execute("SELECT session_id FROM sessions")]
+        meetings = [int(k) for (k,) in db.execute("SELECT DISTINCT meeting_id FROM sessions")]
+        return [
+            *check_against_inventory(policy_set, iter_sessions(db), groups, organizers),
+            *missing_hold_ids(policy_set, sessions, meetings),
+        ]
     finally:
         db.close()
 

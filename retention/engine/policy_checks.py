@@ -7,8 +7,8 @@ from datetime import datetime, timedelta
 
 from retention.engine.records import SessionRecord
 from retention.policy import Hold, PolicySet, Problem
-from retention.policy.load import ItemKind
 from retention.policy.matching import compile_checks, compile_hold, compile_scope, day_start
+from retention.policy.names import unknown_names
 
 
 def check_against_inventory(
@@ -39,47 +39,13 @@ def lapsed_holds(policy_set: PolicySet, as_of: datetime) -> list[Problem]:
     return problems
 
 
-def _scopes(policy_set: PolicySet) -> list[tuple[ItemKind, str, str, list[int | str]]]:
-    """Every reference list: (kind, name, list key, entries)."""
-    found: list[tuple[ItemKind, str, str, list[int | str]]] = []
-    for policy in policy_set.policies:
-        if policy.scope is not None:
-            for key in ("groups", "organizers", "exclude_organizers"):
-                found.append(("policy", policy.name, key, getattr(policy.scope, key) or []))
-    for hold in policy_set.holds:
-        if hold.scope is not None:
-            for key in ("groups", "organizers"):
-                found.append(("hold", hold.id, key, getattr(hold.scope, key) or []))
-    return found
-
-
 def _unknown_references(
     policy_set: PolicySet,
     known_groups: Iterable[tuple[int, str]],
     known_organizers: Iterable[tuple[int, str]],
 ) -> list[Problem]:
-    groups = list(known_groups)
-    organizers = list(known_organizers)
-    known: dict[str, tuple[set[int], set[str]]] = {
-        "groups": ({key for key, _ in groups}, {name.casefold() for _, name in groups}),
-        "organizers": ({key for key, _ in organizers}, {m.casefold() for _, m in organizers}),
-    }
-    known["exclude_organizers"] = known["organizers"]
-    problems = []
-    for kind, name, key, entries in _scopes(policy_set):
-        keys, texts = known[key]
-        what = "group" if key == "groups" else "organizer"
-        for index, entry in enumerate(entries):
-            if entry in keys or (isinstance(entry, str) and entry.casefold() in texts):
-                continue
-            problems.append(
-                policy_set.locate(kind, name).problem(
-                    ("scope", key, index),
-                    f"unknown {what} {entry!r}: the inventory has no such {what}",
-                    f"check the spelling, or run a scan if the {what} is new",
-                )
-            )
-    return problems
+    unknown = unknown_names(policy_set, known_organizers, known_groups)
+    return [name.problem(policy_set) for name in unknown.all()]
 
 
 def _matching_nothing(policy_set: PolicySet, sessions: Iterable[SessionRecord]) -> list[Problem]:
