@@ -11,7 +11,7 @@ import click
 
 from retention.cli.app import cli
 from retention.engine.inventory import iter_sessions
-from retention.engine.policy_checks import check_against_inventory, lapsed_holds
+from retention.engine.policy_checks import check_against_inventory, known_names, lapsed_holds
 from retention.engine.state import open_state_db
 from retention.errors import InvalidInput
 from retention.policy import PolicyError, PolicySet, Problem, json_schema, load_policy_set
@@ -44,14 +44,7 @@ def _inventory_problems(policy_set: PolicySet, state_db: Path) -> list[Problem]:
         return []
     db = open_state_db(state_db)
     try:
-        groups = [
-            (int(k), str(n)) for k, n in db.execute("SELECT group_key, name FROM groups") if n
-        ]
-        organizers = [
-            (int(k), str(e))
-            for k, e in db.execute("SELECT organizer_key, email FROM organizers")
-            if e
-        ]
+        organizers, groups = known_names(db)
         sessions = [int(k) for (k,) in db.execute("SELECT session_id FROM sessions")]
         meetings = [int(k) for (k,) in db.execute("SELECT DISTINCT meeting_id FROM sessions")]
         return [

@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import datetime, timedelta
 
+from sqlite_utils import Database
+
 from retention.engine.records import SessionRecord
 from retention.policy import Hold, PolicySet, Problem
 from retention.policy.matching import compile_checks, compile_hold, compile_scope, day_start
@@ -21,6 +23,15 @@ def check_against_inventory(
     problems = _unknown_references(policy_set, known_groups, known_organizers)
     problems.extend(_matching_nothing(policy_set, sessions))
     return sorted(problems, key=lambda problem: problem.sort_key)
+
+
+def known_names(db: Database) -> tuple[list[tuple[int, str]], list[tuple[int, str]]]:
+    """The inventory's (organizer_key, email) and (group_key, name) rows, for name checks."""
+    organizers = [
+        (int(k), str(e)) for k, e in db.execute("SELECT organizer_key, email FROM organizers") if e
+    ]
+    groups = [(int(k), str(n)) for k, n in db.execute("SELECT group_key, name FROM groups") if n]
+    return organizers, groups
 
 
 def lapsed_holds(policy_set: PolicySet, as_of: datetime) -> list[Problem]:
