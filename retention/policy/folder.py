@@ -22,6 +22,7 @@ MAX_FILE_BYTES = 1024 * 1024
 POLICY_SUFFIXES = (".yaml", ".yml")
 TESTS_FOLDER = "tests"
 _MOVE_HINT = "rename it to *.yaml if it holds policies or holds, or move it out of the folder"
+_REGULAR_HINT = "a policy file must be a regular file: replace it with one, or move it out"
 
 Fingerprint = tuple[tuple[str, int, int, int], ...]
 
@@ -78,12 +79,14 @@ def _entry_problem(path: Path) -> Problem | None:
         try:
             target = os.stat(path)
         except OSError:
-            return _problem(path, "symlink to nothing (its target does not exist)")
+            return _problem(path, "symlink to nothing (its target does not exist)", _REGULAR_HINT)
         if not stat.S_ISREG(target.st_mode):
-            return _problem(path, f"symlink to {_kind(target.st_mode)}, not to a regular file")
+            message = f"symlink to {_kind(target.st_mode)}, not to a regular file"
+            return _problem(path, message, _REGULAR_HINT)
         return None
     if not stat.S_ISREG(own.st_mode):
-        return _problem(path, f"named like a policy file but is {_kind(own.st_mode)}")
+        message = f"named like a policy file but is {_kind(own.st_mode)}"
+        return _problem(path, message, _REGULAR_HINT)
     return None
 
 
@@ -133,7 +136,7 @@ def read_policy_bytes(path: Path) -> tuple[bytes | None, Problem | None]:
     except OSError as exc:
         return None, _problem(path, f"cannot read the file: {exc.strerror}", "check the path")
     if not stat.S_ISREG(seen.st_mode):
-        return None, _problem(path, f"{_kind(seen.st_mode)}, not a policy file")
+        return None, _problem(path, f"{_kind(seen.st_mode)}, not a policy file", _REGULAR_HINT)
     if seen.st_size > MAX_FILE_BYTES:
         message = f"file is {seen.st_size} bytes, over the {MAX_FILE_BYTES} byte limit"
         return None, _problem(path, message, "split it into several files")
