@@ -55,7 +55,10 @@ def known_failure(exc: BaseException, state_dir: Path | None) -> RetentionError 
 def _translate(exc: BaseException, state_dir: Path | None) -> RetentionError | None:
     if isinstance(exc, OSError) and exc.errno in ENVIRONMENT_ERRNOS:
         what = ENVIRONMENT_ERRNOS[exc.errno]
-        where = f" writing {exc.filename}" if exc.filename else ""
+        if exc.filename:
+            where = f" writing {exc.filename}"
+        else:
+            where = f" writing in {state_dir}" if state_dir else ""
         hint = _FULL_HINT if exc.errno in (errno.ENOSPC, errno.EDQUOT) else _rights_hint()
         return RuntimeFailure(f"{what}{where} ({exc.strerror})", hint=hint)
     if isinstance(exc, sqlite3.OperationalError) and _is_full(str(exc)):

@@ -8,6 +8,7 @@ not a policy file, a damaged state database, a full disk, bad settings and argum
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import sqlite3
@@ -22,6 +23,7 @@ import pytest
 from click.testing import CliRunner
 
 from retention.cli.app import RetentionGroup
+from retention.cli.failures import known_failure
 from retention.service.logging import register_secret
 
 from .conftest import Service
@@ -282,3 +284,16 @@ def test_debug_tracebacks_are_masked_like_log_lines() -> None:
 def test_units_cap_memory(unit: str) -> None:
     lines = (DEPLOY / unit).read_text().splitlines()
     assert "MemoryMax=2G" in lines
+
+
+def test_a_failure_inside_a_task_group_is_reported_as_the_one_it_wraps(tmp_path: Path) -> None:
+    full = OSError(errno.ENOSPC, "No space left on device", str(tmp_path / "state.db-wal"))
+    group = ExceptionGroup("scan", [ExceptionGroup("workers", [full, full])])
+    failure = known_failure(group, tmp_path)
+    assert failure is not None
+    assert failure.exit_code == 1
+    assert (
+        failure.message
+        == f"the disk is full writing {tmp_path / 'state.db-wal'} (No space left on device)"
+    )
+    assert known_failure(ExceptionGroup("bug", [KeyError("x")]), tmp_path) is None
