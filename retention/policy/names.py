@@ -148,7 +148,12 @@ class UnknownHoldName(Refused):
 
 
 def check_hold_names(policy_set: PolicySet, organizers: KnownRows, groups: KnownRows) -> None:
-    """Preflight: raise UnknownHoldName (reason `unknown_name`) for the first unknown hold name."""
+    """Preflight: raise UnknownHoldName (reason `unknown_name`) for the first unknown hold name.
+
+    Give it the account's directory as last read (`engine.policy_checks.known_names(db)`): with
+    no directory read yet every scoped hold is refused, so on a first run it belongs after the
+    scan has stored the directory and before any removal.
+    """
     unknown = unknown_names(policy_set, organizers, groups)
     for names in unknown.holds.values():
         first = names[0]
