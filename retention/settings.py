@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import difflib
 import math
 import os
+import re
+import tomllib
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal, Self
@@ -21,6 +24,9 @@ from retention.times import parse_user_time
 
 DEFAULT_CONFIG_FILE = Path("/etc/retention/retention.toml")
 SECRET_FIELDS = ("client_secret", "refresh_token", "signing_key")
+# Keys that hold a secret by their name, and URLs that carry credentials (`smtp://u:p@host`).
+_SECRET_KEY = re.compile(r"(?i)(?:secret|token|password|passwd|signing_key|private_key)$")
+_URL_CREDENTIALS = re.compile(r"://[^/@\s:]*:[^/@\s]+@")
 
 
 class CredentialsSource(PydanticBaseSettingsSource):
@@ -55,7 +61,7 @@ def _calls_in_flight(rate_limit: float) -> int:
 class Settings(BaseSettings):
     """Every setting of the service; `retention config show` lists each, its value and source."""
 
-    model_config = SettingsConfigDict(env_prefix="RETENTION_", extra="forbid")
+    model_config = SettingsConfigDict(env_prefix="RETENTION_", extra="forbid", allow_inf_nan=False)
 
     config: Path | None = Field(default=None, description="TOML settings file")
     api_base_url: str = "https://api.getgo.com/G2M/rest"
@@ -73,7 +79,7 @@ class Settings(BaseSettings):
     )
     state_dir: Path = Path("/var/lib/retention")
     policy_dir: Path = Path("/etc/retention/policies")
-    rate_limit: float = Field(default=10.0, gt=0, description="API requests per second")
+    rate_limit: float = Field(default=10.0, gt=0, le=10_000, description="API requests per second")
     concurrency: int = Field(
         default_factory=lambda data: _calls_in_flight(data["rate_limit"]),
         ge=1,
@@ -82,13 +88,17 @@ class Settings(BaseSettings):
         " the limiter busy at up to 2 s latency",
     )
     call_deadline: float = Field(
-        default=300.0, gt=0, description="seconds one API call may take, retries included"
+        default=300.0,
+        gt=0,
+        le=86_400,
+        description="seconds one API call may take, retries included",
     )
     scan_window_days: int = Field(default=30, ge=1, le=60)
     scan_start: str = Field(default="2015-01-01", description="earliest date the scan reads")
     settle_hours: int = Field(
         default=6,
         ge=0,
+        le=24 * 365,
         description="hours after a meeting ends in which its recording may still appear (GoTo:"
         " minutes); such meetings are read again by the next scan",
     )
@@ -99,11 +109,16 @@ class Settings(BaseSettings):
         " or `@every N[s|m|h]` for trials and tests",
     )
     run_deadline: float = Field(
-        default=21600.0, gt=0, description="seconds a daemon run may take before it is stopped"
+        default=21600.0,
+        gt=0,
+        le=30 * 86_400,
+        description="seconds a daemon run may take before it is stopped",
     )
-    plan_max_age_hours: float = Field(default=24.0, gt=0)
-    max_deletions_per_run: int = Field(default=10_000, ge=0)
-    breaker_window: int = Field(default=20, ge=1, description="recent removals the breaker weighs")
+    plan_max_age_hours: float = Field(default=24.0, gt=0, le=24 * 366)
+    max_deletions_per_run: int = Field(default=10_000, ge=0, le=100_000_000)
+    breaker_window: int = Field(
+        default=20, ge=1, le=100_000, description="recent removals the breaker weighs"
+    )
     breaker_threshold: float = Field(
         default=0.5, gt=0, lt=1, description="share of failed, 403 or 404 answers that stops a run"
     )
@@ -124,6 +139,7 @@ class Settings(BaseSettings):
         sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
         toml_file = config_file_path()
         if toml_file is not None:
+            check_config_file(toml_file)
             sources.append(TomlConfigSettingsSource(settings_cls, toml_file=toml_file))
         sources.append(CredentialsSource(settings_cls))
         return tuple(sources)
@@ -167,18 +183,81 @@ def config_file_path() -> Path | None:
     return DEFAULT_CONFIG_FILE if DEFAULT_CONFIG_FILE.is_file() else None
 
 
+def read_config_file(path: Path) -> dict[str, Any]:
+    """The TOML file's table; SettingsError naming the file when it is not UTF-8 TOML."""
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise SettingsError(
+            f"RETENTION_CONFIG: cannot read {path}: {exc.strerror}",
+            hint="check the file's rights, or point RETENTION_CONFIG elsewhere",
+        ) from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise SettingsError(
+            f"RETENTION_CONFIG: {path} is not UTF-8 text (byte {exc.start} is {raw[exc.start]:#x})",
+            hint="save the file as UTF-8",
+        ) from None
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise SettingsError(
+            f"RETENTION_CONFIG: {path} is not valid TOML: {exc}",
+            hint="fix the line named, see deploy/retention.toml.example",
+        ) from None
+
+
+def check_config_file(path: Path) -> dict[str, Any]:
+    """The file's table once no key is unknown and no secret is written in it."""
+    table = read_config_file(path)
+    known = [name for name in Settings.model_fields if name != "config"]
+    for key, value in table.items():
+        if _is_secret(key, value):
+            raise SettingsError(
+                f"{path}: a secret is written in the settings file ({key})",
+                hint=f"take {key} out of {path}; secrets belong in the environment"
+                f" (RETENTION_{key.upper()}) or in a systemd credential,"
+                f" $CREDENTIALS_DIRECTORY/{key}.",
+            )
+        if key not in known:
+            close = difflib.get_close_matches(key, known, n=1)
+            guess = f"did you mean {close[0]}?" if close else "see `retention config show`"
+            raise SettingsError(
+                f"{path}: {key!r}: unknown setting", hint=f"{guess} (keys are as in the example)"
+            )
+    return table
+
+
+def _is_secret(key: str, value: Any) -> bool:
+    if key in SECRET_FIELDS or _SECRET_KEY.search(key):
+        return True
+    values = value if isinstance(value, list) else [value]
+    return any(isinstance(item, str) and _URL_CREDENTIALS.search(item) for item in values)
+
+
 def load_settings(**overrides: Any) -> Settings:
-    """Load settings, turning validation failures into one SettingsError naming each setting."""
+    """Load settings, turning validation failures into one SettingsError naming each setting.
+
+    A value that came from the TOML file is named as written there (its key and the file);
+    one from the environment by its variable.
+    """
     try:
         return Settings(**overrides)
     except ValidationError as exc:
+        toml_file = config_file_path()
+        in_file = set(read_config_file(toml_file)) if toml_file is not None else set()
         problems = []
         for error in exc.errors():
             if error["type"] == "default_factory_not_called":
                 continue  # a default computed from a setting already reported above
             name = ".".join(str(part) for part in error["loc"]) or "settings"
-            problems.append(f"RETENTION_{name.upper()}: {error['msg']}")
+            variable = f"RETENTION_{name.upper()}"
+            if name in in_file and variable not in os.environ and name not in overrides:
+                problems.append(f"{name} in {toml_file}: {error['msg']}")
+            else:
+                problems.append(f"{variable}: {error['msg']}")
         raise SettingsError(
             "invalid settings: " + "; ".join(problems),
-            hint="fix the environment variable or the matching key in the TOML file",
+            hint="fix the environment variable or the key in the TOML file named above",
         ) from None

@@ -3,31 +3,61 @@
 from __future__ import annotations
 
 import sys
-from typing import Any
+import traceback
+from pathlib import Path
+from typing import Any, NoReturn
 
 import click
 
+from retention.cli.failures import known_failure
 from retention.errors import RetentionError
 from retention.service.logging import redact_text
+from retention.settings import load_settings
 
 
 class RetentionGroup(click.Group):
-    """A click group that turns RetentionError into a message and an exit code."""
+    """A click group that turns every known failure into one message and an exit code."""
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
-        except RetentionError as exc:
-            if ctx.obj and ctx.obj.get("debug"):
+        except (click.exceptions.Exit, click.ClickException, click.Abort, SystemExit):
+            raise
+        except Exception as exc:
+            debug = bool(ctx.obj and ctx.obj.get("debug"))
+            failure = known_failure(exc, _state_dir())
+            if debug:
+                _print_traceback(exc)
+            if failure is None:
+                if debug:
+                    sys.exit(1)
                 raise
-            click.echo(f"error: {redact_text(exc.message)}", err=True)
-            if exc.hint:
-                click.echo(f"hint: {redact_text(exc.hint)}", err=True)
-            sys.exit(exc.exit_code)
+            _report(failure)
+
+
+def _report(failure: RetentionError) -> NoReturn:
+    click.echo(f"error: {redact_text(failure.message)}", err=True)
+    if failure.hint:
+        click.echo(f"hint: {redact_text(failure.hint)}", err=True)
+    sys.exit(failure.exit_code)
+
+
+def _print_traceback(exc: BaseException) -> None:
+    """The traceback, masked like log lines: no secret reaches the terminal through it."""
+    text = "".join(traceback.format_exception(exc))
+    click.echo(redact_text(text), err=True, nl=False)
+
+
+def _state_dir() -> Path | None:
+    """The state directory in force, to name a damaged database; None when settings fail."""
+    try:
+        return load_settings().state_dir
+    except RetentionError:
+        return None
 
 
 @click.group(cls=RetentionGroup, context_settings={"help_option_names": ["-h", "--help"]})
-@click.option("--debug", is_flag=True, help="Show tracebacks for errors.")
+@click.option("--debug", is_flag=True, help="Show tracebacks for errors (secrets masked).")
 @click.version_option(package_name="goto-retention", prog_name="retention")
 @click.pass_context
 def cli(ctx: click.Context, debug: bool) -> None:

@@ -14,6 +14,7 @@ from retention.errors import InvalidInput
 from retention.goto.auth import TokenInfo, TokenManager
 from retention.goto.factory import token_manager_from_settings
 from retention.goto.tokenstore import TokenStore
+from retention.service.lock import acquire
 from retention.service.logging import configure_logging, register_secret, register_settings_secrets
 from retention.settings import Settings, load_settings
 
@@ -99,9 +100,13 @@ async def _exchange(manager: TokenManager, code: str, redirect_uri: str) -> Toke
 
 
 @auth_group.command("status")
-@click.option("--offline", is_flag=True, help="Do not ask the token endpoint; show what is stored.")
-def status(offline: bool) -> None:
-    """Show whose token this is, how old the refresh token is, and warn before it expires."""
+@click.option(
+    "--check",
+    is_flag=True,
+    help="Also ask the token endpoint (a refresh, taken under the state directory's lock).",
+)
+def status(check: bool) -> None:
+    """Show whose token this is and how old it is (no network call unless --check)."""
     configure_logging()
     settings = _settings()
     stored = TokenStore.in_state_dir(settings.state_dir).load()
@@ -123,10 +128,12 @@ def status(offline: bool) -> None:
     else:
         click.echo("refresh token: none (run `retention auth login`)")
         return
-    if offline:
+    if not check:
         return
-    manager = token_manager_from_settings(settings, on_secret=register_secret)
-    principal = asyncio.run(_check(manager))
+    # A refresh may rotate the token: under the lock, a run in flight keeps the token it holds.
+    with acquire(settings.state_dir, command="retention auth status --check"):
+        manager = token_manager_from_settings(settings, on_secret=register_secret)
+        principal = asyncio.run(_check(manager))
     click.echo(f"token endpoint: accepted; access token for {principal or 'an unnamed principal'}")
 
 

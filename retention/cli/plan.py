@@ -8,7 +8,7 @@ import signal
 import socket
 import sys
 from collections.abc import Callable, Coroutine, Mapping
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -39,10 +39,20 @@ from retention.times import parse_user_time
 from retention.units import format_bytes
 
 T = TypeVar("T")
+# No session predates 2000 (the scan distrusts such times), and far dates overflow date sums.
+AS_OF_RANGE = (datetime(2000, 1, 1, tzinfo=UTC), datetime(2100, 1, 1, tzinfo=UTC))
 
 
 def _parse_time(value: str | None) -> datetime | None:
-    return None if value is None else parse_user_time(value, option="--as-of")
+    if value is None:
+        return None
+    moment = parse_user_time(value, option="--as-of")
+    if not AS_OF_RANGE[0] <= moment < AS_OF_RANGE[1]:
+        raise InvalidInput(
+            f"--as-of {value!r} is outside the years the service plans for (2000 to 2099)",
+            hint="give a date such as next month's, e.g. 2026-12-31",
+        )
+    return moment
 
 
 def _pipeline() -> Pipeline:

@@ -11,10 +11,11 @@ import click
 
 from retention.cli.app import cli
 from retention.engine.inventory import iter_sessions
-from retention.engine.policy_checks import check_against_inventory, lapsed_holds
+from retention.engine.policy_checks import check_against_inventory, known_names, lapsed_holds
 from retention.engine.state import open_state_db
 from retention.errors import InvalidInput
 from retention.policy import PolicyError, PolicySet, Problem, json_schema, load_policy_set
+from retention.policy.names import missing_hold_ids
 from retention.settings import load_settings
 
 
@@ -43,15 +44,13 @@ def _inventory_problems(policy_set: PolicySet, state_db: Path) -> list[Problem]:
         return []
     db = open_state_db(state_db)
     try:
-        groups = [
-            (int(k), str(n)) for k, n in db.execute("SELECT group_key, name FROM groups") if n
+        organizers, groups = known_names(db)
+        sessions = [int(k) for (k,) in db.execute("SELECT session_id FROM sessions")]
+        meetings = [int(k) for (k,) in db.execute("SELECT DISTINCT meeting_id FROM sessions")]
+        return [
+            *check_against_inventory(policy_set, iter_sessions(db), groups, organizers),
+            *missing_hold_ids(policy_set, sessions, meetings),
         ]
-        organizers = [
-            (int(k), str(e))
-            for k, e in db.execute("SELECT organizer_key, email FROM organizers")
-            if e
-        ]
-        return check_against_inventory(policy_set, iter_sessions(db), groups, organizers)
     finally:
         db.close()
 

@@ -19,18 +19,12 @@ from retention.engine.execute import SEND, Gate, Verdict
 from retention.engine.plan import PlanItem
 from retention.engine.records import SessionRecord
 from retention.policy import PolicyError, load_policy_set
+from retention.policy.folder import folder_fingerprint as _fingerprint
 
 log = structlog.get_logger(__name__)
 
 # How often, at most, the folder is looked at: a stat per file, not a reload.
 POLL_SECONDS = 1.0
-
-
-def _fingerprint(folder: Path) -> tuple[tuple[str, int, int], ...]:
-    return tuple(
-        (path.name, path.stat().st_mtime_ns, path.stat().st_size)
-        for path in sorted(folder.glob("*.yaml"))
-    )
 
 
 class HoldWatcher:

@@ -5,10 +5,13 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import datetime
 
+from sqlite_utils import Database
+
 from retention.engine.records import SessionRecord
 from retention.policy import PolicySet, Problem
 from retention.policy.load import ItemKind
 from retention.policy.matching import compile_hold, compile_policy
+from retention.policy.names import unknown_names
 
 
 def check_against_inventory(
@@ -21,6 +24,15 @@ def check_against_inventory(
     problems = _unknown_references(policy_set, known_groups, known_organizers)
     problems.extend(_matching_nothing(policy_set, sessions))
     return sorted(problems, key=lambda problem: problem.sort_key)
+
+
+def known_names(db: Database) -> tuple[list[tuple[int, str]], list[tuple[int, str]]]:
+    """The inventory's (organizer_key, email) and (group_key, name) rows, for name checks."""
+    organizers = [
+        (int(k), str(e)) for k, e in db.execute("SELECT organizer_key, email FROM organizers") if e
+    ]
+    groups = [(int(k), str(n)) for k, n in db.execute("SELECT group_key, name FROM groups") if n]
+    return organizers, groups
 
 
 def lapsed_holds(policy_set: PolicySet, as_of: datetime) -> list[Problem]:
@@ -39,47 +51,13 @@ def lapsed_holds(policy_set: PolicySet, as_of: datetime) -> list[Problem]:
     return problems
 
 
-def _scopes(policy_set: PolicySet) -> list[tuple[ItemKind, str, str, list[int | str]]]:
-    """Every reference list: (kind, name, list key, entries)."""
-    found: list[tuple[ItemKind, str, str, list[int | str]]] = []
-    for policy in policy_set.policies:
-        if policy.scope is not None:
-            for key in ("groups", "organizers", "exclude_organizers"):
-                found.append(("policy", policy.name, key, getattr(policy.scope, key) or []))
-    for hold in policy_set.holds:
-        if hold.scope is not None:
-            for key in ("groups", "organizers"):
-                found.append(("hold", hold.id, key, getattr(hold.scope, key) or []))
-    return found
-
-
 def _unknown_references(
     policy_set: PolicySet,
     known_groups: Iterable[tuple[int, str]],
     known_organizers: Iterable[tuple[int, str]],
 ) -> list[Problem]:
-    groups = list(known_groups)
-    organizers = list(known_organizers)
-    known: dict[str, tuple[set[int], set[str]]] = {
-        "groups": ({key for key, _ in groups}, {name.casefold() for _, name in groups}),
-        "organizers": ({key for key, _ in organizers}, {m.casefold() for _, m in organizers}),
-    }
-    known["exclude_organizers"] = known["organizers"]
-    problems = []
-    for kind, name, key, entries in _scopes(policy_set):
-        keys, texts = known[key]
-        what = "group" if key == "groups" else "organizer"
-        for index, entry in enumerate(entries):
-            if entry in keys or (isinstance(entry, str) and entry.casefold() in texts):
-                continue
-            problems.append(
-                policy_set.locate(kind, name).problem(
-                    ("scope", key, index),
-                    f"unknown {what} {entry!r}: the inventory has no such {what}",
-                    f"check the spelling, or run a scan if the {what} is new",
-                )
-            )
-    return problems
+    unknown = unknown_names(policy_set, known_organizers, known_groups)
+    return [name.problem(policy_set) for name in unknown.all()]
 
 
 def _matching_nothing(policy_set: PolicySet, sessions: Iterable[SessionRecord]) -> list[Problem]:

@@ -25,6 +25,7 @@ from sqlite_utils import Database
 
 from retention.engine import inventory
 from retention.engine.inventory import WindowResult, from_text, to_text
+from retention.engine.sanity import distrust_contradictions
 from retention.goto.client import GoToClient
 from retention.goto.errors import ApiError
 from retention.goto.models import Group, GroupMeeting, ItemProblem, Organizer
@@ -325,12 +326,13 @@ class _Run:
             self.failed_from[key] = unit.start if earliest is None else min(earliest, unit.start)
             return
         window = WindowResult(unit.organizer, unit.start, unit.end, result.items, result.problems)
+        window = distrust_contradictions(self.db, window, self.report.scan_id, self.now)
         self.report.sessions_dropped += inventory.store_window(
             self.db, window, self.report.scan_id, self.now
         )
         self.report.windows_read += 1
         self.report.sessions_seen += len(result.items)
-        for problem in result.problems:
+        for problem in window.problems:
             _note_problem(self.db, self.report, self.report.scan_id, problem, self.now)
 
     def finish(self, full: bool) -> None:

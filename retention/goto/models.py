@@ -12,7 +12,7 @@ import copy
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Any, ClassVar, Generic, TypeVar
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
@@ -33,8 +33,20 @@ def _to_int(value: object) -> object:
     return value
 
 
+# No GoTo Meeting session predates this: earlier times are sentinels (1970-01-01, 0001-01-01).
+EARLIEST_TIME = datetime(2000, 1, 1, tzinfo=UTC)
+
+
+def _api_time(value: object) -> datetime | None:
+    """An API time, refusing sentinels: a time before 2000-01-01 is no real meeting's."""
+    moment = parse_api_time(value)
+    if moment is not None and moment < EARLIEST_TIME:
+        raise ValueError(f"{value!r} is before 2000-01-01: a placeholder, not a real time")
+    return moment
+
+
 ApiInt = Annotated[int, BeforeValidator(_to_int)]
-ApiTime = Annotated[datetime | None, BeforeValidator(parse_api_time)]
+ApiTime = Annotated[datetime | None, BeforeValidator(_api_time)]
 
 
 class ApiModel(BaseModel):

@@ -11,10 +11,11 @@ from typing import Any, Literal
 from pydantic import ValidationError
 
 from retention import canonical
+from retention.policy.folder import expand_paths, read_policy_bytes
 from retention.policy.models import Hold, Policy, PolicyFileModel
 from retention.policy.problems import PolicyError, Problem, Severity
 from retention.policy.validation import ItemChecker, longer, null_problems, pydantic_problem
-from retention.policy.yamlread import MAX_FILE_BYTES, ParsedYaml, YamlPath, read_yaml
+from retention.policy.yamlread import ParsedYaml, YamlPath, read_yaml
 
 ItemKind = Literal["policy", "hold"]
 
@@ -75,34 +76,13 @@ def canonical_hash(policy: Policy) -> str:
     return canonical.canonical_hash(policy.model_dump(mode="json", by_alias=True))
 
 
-def expand_paths(paths: Sequence[Path]) -> list[Path]:
-    """Files to load: each file as given, each directory's `*.yaml` sorted by name."""
-    if not paths:
-        raise PolicyError([Problem(".", 1, 1, "no policy path given", "name a file or folder")])
-    files: list[Path] = []
-    for path in paths:
-        if path.is_dir():
-            found = sorted(path.glob("*.yaml"))
-            if not found:
-                raise PolicyError(
-                    [Problem(str(path), 1, 1, "folder holds no *.yaml file", "add policy files")]
-                )
-            files.extend(found)
-        elif path.is_file():
-            files.append(path)
-        else:
-            raise PolicyError(
-                [Problem(str(path), 1, 1, "no such file or folder", "check the path")]
-            )
-    return files
-
-
 def load_policy_set(paths: Sequence[Path]) -> PolicySet:
     """Load and validate every file; raise PolicyError with every problem if any is an error."""
-    problems: list[Problem] = []
+    files, refused = expand_paths(paths)
+    problems: list[Problem] = list(refused)
     sources: list[SourceFile] = []
     items: list[tuple[SourceFile, PolicyFileModel]] = []
-    for path in expand_paths(paths):
+    for path in files:
         source, model, found = _load_file(path)
         problems.extend(found)
         if source is not None and model is not None:
@@ -134,11 +114,9 @@ def _digest(sources: Sequence[SourceFile]) -> str:
 
 def _load_file(path: Path) -> tuple[SourceFile | None, PolicyFileModel | None, list[Problem]]:
     name = str(path)
-    size = path.stat().st_size
-    if size > MAX_FILE_BYTES:
-        message = f"file is {size} bytes, over the {MAX_FILE_BYTES} byte limit"
-        return None, None, [Problem(name, 1, 1, message, "split it into several files")]
-    raw = path.read_bytes()
+    raw, refused = read_policy_bytes(path)
+    if raw is None:
+        return None, None, [] if refused is None else [refused]
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:

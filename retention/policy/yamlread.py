@@ -20,7 +20,6 @@ from retention.policy.problems import Problem
 YamlPath = tuple[str | int, ...]
 Position = tuple[int, int]
 
-MAX_FILE_BYTES = 1024 * 1024
 MAX_DEPTH = 64
 MAX_NODES = 50_000
 MAX_ALIASES = 100

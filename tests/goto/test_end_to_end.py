@@ -123,7 +123,7 @@ def test_auth_login_stores_the_refresh_token_and_status_reports_it(sandbox, tmp_
     assert "logged in as" in out
     stored = json.loads((tmp_path / "state" / "refresh_token.json").read_text())
     assert stored["refresh_token"] not in out + err
-    status = retention(["auth", "status"], env)
+    status = retention(["auth", "status", "--check"], env)
     assert status.returncode == 0, status.stderr
     assert "obtained" in status.stdout
     assert "accepted" in status.stdout

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -114,7 +115,7 @@ def test_content_hash_follows_the_definition_not_its_spelling(tmp_path: Path) ->
 def test_missing_path_and_empty_folder_are_clear_errors(tmp_path: Path) -> None:
     with pytest.raises(PolicyError, match="no such file or folder"):
         load_policy_set([tmp_path / "nope"])
-    with pytest.raises(PolicyError, match=r"folder holds no \*\.yaml file"):
+    with pytest.raises(PolicyError, match=r"folder holds no \*\.yaml or \*\.yml file"):
         load_policy_set([tmp_path])
 
 
@@ -165,3 +166,79 @@ def test_calendar_year_from_a_leap_day_waits_for_the_first_of_march() -> None:
     end = datetime(2024, 2, 29, 15, 0, tzinfo=UTC)
     assert parse_duration("1y").due_at(end) == datetime(2025, 3, 1, tzinfo=UTC)
     assert parse_duration("1y").cutoff(datetime(2025, 3, 1, tzinfo=UTC)) >= end
+
+
+HOLD = "holds:\n  - id: {id}\n    reason: litigation\n    all: true\n"
+
+
+def test_yml_and_any_letter_case_are_policy_files(tmp_path: Path) -> None:
+    (tmp_path / "rules.yaml").write_text(RULE.format(name="r", after="90d"), encoding="utf-8")
+    (tmp_path / "legal-hold.yml").write_text(HOLD.format(id="H1"), encoding="utf-8")
+    (tmp_path / "FREEZE.YAML").write_text(HOLD.format(id="H2"), encoding="utf-8")
+    (tmp_path / "Other.Yml").write_text(HOLD.format(id="H3"), encoding="utf-8")
+    loaded = load_policy_set([tmp_path])
+    assert sorted(hold.id for hold in loaded.holds) == ["H1", "H2", "H3"]
+
+
+def test_dotfiles_readmes_markdown_and_the_tests_folder_are_left_alone(tmp_path: Path) -> None:
+    (tmp_path / "rules.yaml").write_text(RULE.format(name="r", after="90d"), encoding="utf-8")
+    (tmp_path / ".rules.yaml.swp").write_bytes(b"\x00\xff")
+    (tmp_path / "README").write_text("about these files", encoding="utf-8")
+    (tmp_path / "notes.md").write_text("# notes", encoding="utf-8")
+    (tmp_path / "tests").mkdir()
+    (tmp_path / "tests" / "case.yaml").write_text("not: [a policy", encoding="utf-8")
+    assert [policy.name for policy in load_policy_set([tmp_path]).policies] == ["r"]
+
+
+def test_every_other_entry_is_an_error_naming_its_path(tmp_path: Path) -> None:
+    (tmp_path / "rules.yaml").write_text(RULE.format(name="r", after="90d"), encoding="utf-8")
+    (tmp_path / "holds.json").write_text("{}", encoding="utf-8")
+    (tmp_path / "holds.yaml.bak").write_text(HOLD.format(id="H"), encoding="utf-8")
+    (tmp_path / "dir.yaml").mkdir()
+    (tmp_path / "archive").mkdir()
+    os.mkfifo(tmp_path / "x.yaml")
+    (tmp_path / "zero.yaml").symlink_to("/dev/zero")
+    (tmp_path / "gone.yaml").symlink_to(tmp_path / "missing.yaml")
+    (tmp_path / "sub.yaml").symlink_to(tmp_path / "archive")
+    with pytest.raises(PolicyError) as caught:
+        load_policy_set([tmp_path])
+    named = {Path(problem.path).name: problem.message for problem in caught.value.errors}
+    assert sorted(named) == [
+        "archive",
+        "dir.yaml",
+        "gone.yaml",
+        "holds.json",
+        "holds.yaml.bak",
+        "sub.yaml",
+        "x.yaml",
+        "zero.yaml",
+    ]
+    assert named["x.yaml"] == "named like a policy file but is a FIFO"
+    assert named["zero.yaml"] == "symlink to a device, not to a regular file"
+    assert named["dir.yaml"] == "named like a policy file but is a directory"
+    assert "not *.yaml or *.yml" in named["holds.json"]
+    assert all(problem.hint for problem in caught.value.errors)
+
+
+def test_a_symlink_to_a_regular_file_is_loaded(tmp_path: Path) -> None:
+    elsewhere = tmp_path / "elsewhere.yaml"
+    elsewhere.write_text(HOLD.format(id="H"), encoding="utf-8")
+    folder = tmp_path / "policies"
+    folder.mkdir()
+    (folder / "holds.yaml").symlink_to(elsewhere)
+    assert [hold.id for hold in load_policy_set([folder]).holds] == ["H"]
+
+
+def test_files_over_one_mebibyte_are_refused_unread(tmp_path: Path) -> None:
+    big = tmp_path / "big.yaml"
+    big.write_text("# " + "x" * (1024 * 1024) + "\n", encoding="utf-8")
+    with pytest.raises(PolicyError, match="over the 1048576 byte limit"):
+        load_policy_set([tmp_path])
+
+
+def test_a_fifo_or_device_given_by_name_is_refused_without_blocking(tmp_path: Path) -> None:
+    os.mkfifo(tmp_path / "x.yaml")
+    with pytest.raises(PolicyError, match="a FIFO, not a policy file"):
+        load_policy_set([tmp_path / "x.yaml"])
+    with pytest.raises(PolicyError, match="a device, not a policy file"):
+        load_policy_set([Path("/dev/zero")])

@@ -12,6 +12,8 @@ from retention.cli.app import cli
 from retention.engine.inventory import store_directory
 from retention.engine.state import open_state_db
 from retention.goto.models import Group, Organizer
+from retention.policy import load_policy_set
+from retention.policy.names import UnknownHoldName, check_hold_names, unknown_names
 
 POLICY = """policies:
   - name: sales-recordings
@@ -52,3 +54,78 @@ def test_validate_passes_names_the_inventory_knows(state_dir: Path, tmp_path: Pa
     result = CliRunner().invoke(cli, ["validate", str(path)])
     assert result.exit_code == 0, result.output
     assert "warning: policy 'sales-recordings' matches no session in the inventory" in result.output
+
+
+HOLDS = """holds:
+  - id: LIT-1
+    reason: r
+    scope: {groups: [sales, Finanse], organizers: [ANA@example.com, bob@example.com]}
+    sessions: [777]
+policies:
+  - name: all-but-ana
+    description: d
+    action: delete_recordings
+    after: 30d
+    scope: {exclude_organizers: [ana@exmaple.com]}
+  - name: ana-by-key
+    description: d
+    action: delete_recordings
+    after: 30d
+    scope: {organizers: [1001], groups: [4411]}
+"""
+
+
+def test_validate_names_every_unknown_hold_and_exclusion_name_and_warns_of_missing_ids(
+    state_dir: Path, tmp_path: Path
+) -> None:
+    path = tmp_path / "p.yaml"
+    path.write_text(HOLDS, encoding="utf-8")
+    result = CliRunner().invoke(cli, ["validate", str(path)])
+    assert result.exit_code == 2
+    assert f"{path}:4:29: unknown group 'Finanse'" in result.output
+    assert f"{path}:4:69: unknown organizer 'bob@example.com'" in result.output
+    assert f"{path}:11:34: unknown organizer 'ana@exmaple.com'" in result.output
+    assert "policy files do not fit the inventory (3 errors)" in result.output
+    assert f"{path}:5:16: warning: hold 'LIT-1' lists session 777" in result.output
+
+
+def test_unknown_names_are_listed_per_hold_and_per_policy(tmp_path: Path) -> None:
+    path = tmp_path / "p.yaml"
+    path.write_text(HOLDS, encoding="utf-8")
+    policy_set = load_policy_set([path])
+    unknown = unknown_names(policy_set, [(1001, "ana@example.com")], [(4411, "Sales")])
+    assert {hold: [n.name for n in names] for hold, names in unknown.holds.items()} == {
+        "LIT-1": ["Finanse", "bob@example.com"]
+    }
+    assert {name: [n.name for n in names] for name, names in unknown.policies.items()} == {
+        "all-but-ana": ["ana@exmaple.com"]
+    }
+    assert unknown.blocked_by("all-but-ana") == "unknown:ana@exmaple.com"
+    assert unknown.blocked_by("ana-by-key") is None
+    assert not unknown_names(
+        policy_set,
+        [
+            (1001, "x"),
+            (1002, "bob@example.com"),
+            (1003, "ana@exmaple.com"),
+            (1004, "ANA@example.com"),
+        ],
+        [(4411, "Sales"), (4412, "FINANSE")],
+    )
+
+
+def test_hold_naming_an_unknown_group_refuses_with_reason_unknown_name(tmp_path: Path) -> None:
+    path = tmp_path / "p.yaml"
+    path.write_text(HOLDS, encoding="utf-8")
+    policy_set = load_policy_set([path])
+    with pytest.raises(UnknownHoldName) as caught:
+        check_hold_names(policy_set, [(1001, "ana@example.com")], [(4411, "Sales")])
+    assert caught.value.exit_code == 3
+    assert caught.value.reason == "unknown_name"
+    assert (caught.value.hold, caught.value.name) == ("LIT-1", "Finanse")
+    assert "hold 'LIT-1' names the group 'Finanse'" in caught.value.message
+    check_hold_names(
+        policy_set,
+        [(1001, "ana@example.com"), (1002, "Bob@Example.com")],
+        [(4411, "Sales"), (4412, "Finanse")],
+    )

@@ -136,3 +136,74 @@ def test_missing_config_file_is_named_with_exit_2(tmp_path: Path) -> None:
     result = run_cli({"RETENTION_CONFIG": str(tmp_path / "absent.toml")})
     assert result.returncode == 2
     assert f"RETENTION_CONFIG names {tmp_path / 'absent.toml'}" in result.stderr
+
+
+def test_non_utf8_toml_file_is_named_with_exit_2(tmp_path: Path) -> None:
+    latin = tmp_path / "latin.toml"
+    latin.write_bytes(b'state_dir = "/srv/r\xe9tention"\n')
+    result = run_cli({"RETENTION_CONFIG": str(latin)})
+    assert result.returncode == 2
+    assert f"RETENTION_CONFIG: {latin} is not UTF-8 text" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_a_misspelt_key_is_named_as_written_with_a_suggestion(tmp_path: Path) -> None:
+    toml = tmp_path / "retention.toml"
+    toml.write_text("rate_limt = 3\n")
+    result = run_cli({"RETENTION_CONFIG": str(toml)})
+    assert result.returncode == 2
+    assert result.stderr.splitlines() == [
+        f"error: {toml}: 'rate_limt': unknown setting",
+        "hint: did you mean rate_limit? (keys are as in the example)",
+    ]
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        f'client_secret = "{SECRET}"',
+        f'refresh_token = "{TOKEN}"',
+        f'smtp_password = "{SECRET}"',
+        f'notify_urls = ["mailtos://admin:{SECRET}@mail.example.com"]',
+    ],
+)
+def test_secrets_in_the_toml_file_are_refused_naming_file_key_and_place(
+    tmp_path: Path, line: str
+) -> None:
+    toml = tmp_path / "retention.toml"
+    toml.write_text(line + "\n")
+    key = line.split(maxsplit=1)[0]
+    result = run_cli({"RETENTION_CONFIG": str(toml)})
+    assert result.returncode == 2
+    assert f"error: {toml}: a secret is written in the settings file ({key})" in result.stderr
+    assert "$CREDENTIALS_DIRECTORY" in result.stderr
+    assert SECRET not in result.stderr
+    assert TOKEN not in result.stderr
+
+
+def test_an_invalid_value_from_the_file_is_named_by_its_key_and_file(tmp_path: Path) -> None:
+    toml = tmp_path / "retention.toml"
+    toml.write_text("rate_limit = -1\n")
+    result = run_cli({"RETENTION_CONFIG": str(toml)})
+    assert result.returncode == 2
+    assert f"invalid settings: rate_limit in {toml}: " in result.stderr
+    assert "RETENTION_RATE_LIMIT" not in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("RETENTION_RATE_LIMIT", "inf"),
+        ("RETENTION_RATE_LIMIT", "nan"),
+        ("RETENTION_PLAN_MAX_AGE_HOURS", "1e308"),
+        ("RETENTION_CALL_DEADLINE", "1e300"),
+        ("RETENTION_RUN_DEADLINE", "inf"),
+    ],
+)
+def test_non_finite_and_absurd_numbers_are_refused_naming_the_setting(
+    clean_environment: Path, name: str, value: str
+) -> None:
+    result = run_cli({"RETENTION_CONFIG": str(clean_environment), name: value})
+    assert result.returncode == 2
+    assert result.stderr.startswith(f"error: invalid settings: {name}: ")
+    assert "Traceback" not in result.stderr

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import re
 import tempfile
 from collections.abc import Callable
@@ -19,6 +20,7 @@ from retention.policy import PolicyError, PolicySet, load_policy_set
 
 from .conftest import Service
 
+YAMLS = (".yaml", ".yml")
 KEYS = (
     "name", "description", "enabled", "action", "after", "scope", "match", "schedule", "limits",
     "groups", "organizers", "exclude_organizers", "meeting_types", "subject", "subject_not",
@@ -32,6 +34,8 @@ DURATIONS = st.one_of(
 )
 REGEXES = st.one_of(
     st.sampled_from(["(?i)interview", "(", "[a-", "(a+)+$", "\\", "(?P<x>", "*", "a{99999}"]),
+    # Catastrophic under backtracking engines: each must compile or be refused, never hang.
+    st.sampled_from(["(?i)^(\\w+\\s?)*$", "(a|aa)*b", "^(([a-z])+.)+[A-Z]([a-z])+$", "(x+x+)+y"]),
     st.text(max_size=12),
 )
 SCALARS = st.one_of(
@@ -148,6 +152,77 @@ def test_fuzzed_policy_yaml_validates_or_is_refused_with_file_line_problems(text
 @given(documents())
 def test_many_fuzzed_policy_files_validate_or_are_refused(text: str) -> None:
     load_one(text)
+
+
+STRAYS = ("directory", "fifo", "to-dev-zero", "to-directory", "dangling", "regular")
+NAMES = st.one_of(
+    st.sampled_from(
+        ["a.yaml", "b.yml", "C.YAML", "d.Yml", "holds.json", "holds.yaml.bak", "x", "README",
+         "notes.md", ".hidden.yaml", "tests", "e.yaml"]
+    ),
+    st.from_regex(r"\A[a-z]{1,6}\.(yaml|yml|YAML|json|txt|bak)\Z"),
+)  # fmt: skip
+
+
+def _make(path: Path, kind: str, text: str) -> None:
+    if kind == "directory":
+        path.mkdir()
+    elif kind == "fifo":
+        os.mkfifo(path)
+    elif kind == "to-dev-zero":
+        path.symlink_to("/dev/zero")
+    elif kind == "to-directory":
+        path.symlink_to(path.parent)
+    elif kind == "dangling":
+        path.symlink_to(path.parent / "nowhere")
+    else:
+        path.write_text(text, encoding="utf-8", errors="surrogatepass")
+
+
+def _left_alone(name: str, kind: str) -> bool:
+    lowered = name.lower()
+    return (
+        name.startswith(".")
+        or lowered.startswith("readme")
+        or lowered.endswith(".md")
+        or (name == "tests" and kind == "directory")
+    )
+
+
+@pytest.mark.timeout(600)
+@settings(
+    max_examples=100,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+@given(
+    st.dictionaries(
+        NAMES,
+        st.tuples(st.sampled_from(STRAYS), documents()),
+        min_size=1,
+        max_size=6,
+    )
+)
+def test_fuzzed_policy_folders_load_whole_or_name_every_stray_entry(
+    entries: dict[str, tuple[str, str]],
+) -> None:
+    with tempfile.TemporaryDirectory() as name:
+        folder = Path(name)
+        for entry, (kind, text) in entries.items():
+            _make(folder / entry, kind, text)
+        considered = {e: k for e, (k, _) in entries.items() if not _left_alone(e, k)}
+        strays = {
+            e for e, k in considered.items() if k != "regular" or not e.lower().endswith(YAMLS)
+        }
+        try:
+            loaded = load_policy_set([folder])
+        except PolicyError as exc:
+            named = {Path(problem.path).name for problem in exc.errors}
+            assert strays <= named, (strays, named)
+            assert named <= set(considered) | {folder.name}, named
+        else:
+            assert not strays
+            assert {source.path.name for source in loaded.files} == set(considered)
 
 
 def test_huge_and_alias_bomb_files_are_refused_with_a_position() -> None:
