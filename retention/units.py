@@ -1,0 +1,18 @@
+"""Byte counts for people: one formatter, IEC units, used by the CLI, the report and logs."""
+
+from __future__ import annotations
+
+_UNITS = ("KiB", "MiB", "GiB", "TiB", "PiB", "EiB")
+
+
+def format_bytes(n: int) -> str:
+    """`0 B`, `512 B`, `1.5 KiB`, `102.8 GiB`: powers of 1024, one decimal above bytes."""
+    if abs(n) < 1024:
+        return f"{n} B"
+    amount = float(n)
+    unit = "B"
+    for unit in _UNITS:
+        amount /= 1024
+        if round(abs(amount), 1) < 1024:
+            break
+    return f"{amount:,.1f} {unit}"
