@@ -14,13 +14,9 @@ import click
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from rich.console import Console
 from rich.table import Table
+from sqlite_utils import Database
 
-from retention.audit.checkpoint import (
-    generate_key_pair,
-    key_id,
-    load_public_key,
-    load_signing_key,
-)
+from retention.audit.checkpoint import generate_key_pair, key_id, load_signing_key
 from retention.audit.export import (
     Filters,
     iter_export,
@@ -29,13 +25,20 @@ from retention.audit.export import (
     write_csv,
     write_jsonl,
 )
+from retention.audit.head import last_head
+from retention.audit.keys import KeyRing, load_keyring, trusted_key_paths
+from retention.audit.log import AuditLog
+from retention.audit.newlog import start_new_log
+from retention.audit.preflight import verify_before_write
 from retention.audit.report import render_report
 from retention.audit.store import AuditInputError, connect_reader
 from retention.audit.summary import summarise
 from retention.audit.verify import VerifyReport, verify_log
+from retention.audit.witness import witness_argv
 from retention.cli.app import cli
-from retention.service.record import CHECKPOINT_FILE, open_audit
+from retention.service.record import CHECKPOINT_FILE
 from retention.settings import load_settings
+from retention.units import format_bytes
 
 _db_option = click.option(
     "--db",
@@ -52,8 +55,11 @@ _verify_options = [
     ),
     click.option(
         "--public-key",
-        type=click.Path(path_type=Path, dir_okay=False),
-        help="PEM public key of the checkpoint signer (default: from the signing key setting).",
+        "public_keys",
+        multiple=True,
+        type=click.Path(path_type=Path),
+        help="PEM public key (or a folder of .pub files) a checkpoint may verify under; repeat"
+        " for earlier keys (default: RETENTION_TRUSTED_KEYS and the signing key's own).",
     ),
 ]
 
@@ -95,18 +101,21 @@ def _db(db_path: Path | None) -> Path:
     return db_path if db_path is not None else load_settings().audit_db
 
 
-def _verify(db: Path, checkpoint_file: Path | None, public_key: Path | None) -> VerifyReport:
-    """Verify with the given inputs, or the defaults: the file beside the log, the settings key."""
+def _verify(db: Path, checkpoint_file: Path | None, public_keys: tuple[Path, ...]) -> VerifyReport:
+    """Verify with the given inputs, or the defaults: the file beside the log, the settings keys."""
     if checkpoint_file is None and (db.parent / CHECKPOINT_FILE).is_file():
         checkpoint_file = db.parent / CHECKPOINT_FILE
-    key: Ed25519PublicKey | None = None
-    if public_key is not None:
-        key = load_public_key(public_key)
-    else:
-        signing = load_settings().signing_key
-        if signing is not None:
-            key = load_signing_key(signing.get_secret_value()).public_key()
-    return verify_log(db, checkpoint_file=checkpoint_file, public_key=key)
+    return verify_log(db, checkpoint_file=checkpoint_file, keys=_keys(public_keys))
+
+
+def _keys(public_keys: tuple[Path, ...]) -> KeyRing:
+    if public_keys:
+        return load_keyring(public_keys)
+    settings = load_settings()
+    own = []
+    if settings.signing_key is not None:
+        own.append(load_signing_key(settings.signing_key.get_secret_value()).public_key())
+    return load_keyring(trusted_key_paths(settings.trusted_keys), own)
 
 
 @cli.group()
@@ -119,14 +128,17 @@ def audit() -> None:
 @_with(_verify_options)
 @click.option("--format", "output", type=click.Choice(["text", "json"]), default="text")
 def verify(
-    db_path: Path | None, checkpoint_file: Path | None, public_key: Path | None, output: str
+    db_path: Path | None,
+    checkpoint_file: Path | None,
+    public_keys: tuple[Path, ...],
+    output: str,
 ) -> None:
     """Recompute the hash chain and check schema, checkpoints and outcomes.
 
     Exit 0 only when everything is clean, 1 when anything is wrong, 2 when an input file
     cannot be read.
     """
-    report = _verify(_db(db_path), checkpoint_file, public_key)
+    report = _verify(_db(db_path), checkpoint_file, public_keys)
     if output == "json":
         click.echo(json.dumps(report.to_json(), indent=2))
     else:
@@ -153,6 +165,8 @@ def render_verify_text(report: VerifyReport) -> str:
             if report.signatures_checked
             else " (signatures not checked: no public key)"
         ),
+        f"Keys given: {', '.join(report.key_ids) or 'none'};"
+        f" checkpoints verified under: {', '.join(report.keys_used) or 'none'}",
         f"External checkpoints: {report.external_checkpoints}"
         + (
             f", latest covers {report.latest_external['rows']:,} rows at"
@@ -169,8 +183,8 @@ def render_verify_text(report: VerifyReport) -> str:
         lines.append(f"  found    {bad.found}")
     lines.extend(f"FAIL [{finding.code}] {finding.message}" for finding in report.findings)
     rate = f"{report.rows / report.seconds:,.0f} rows/s" if report.seconds else "-"
-    verdict = "CLEAN" if report.clean else f"NOT CLEAN ({len(report.findings)} findings)"
-    lines.append(f"Result: {verdict} in {report.seconds:.2f} s ({rate})")
+    lines.append(f"Checked in {report.seconds:.2f} s ({rate})")
+    lines.append(f"Result: {report.result}")
     return "\n".join(lines)
 
 
@@ -263,7 +277,7 @@ def show(
             item.policy,
             str(item.organizer_key),
             str(item.session_id),
-            f"{item.recording_bytes:,}" if item.recording_bytes else "",
+            format_bytes(item.recording_bytes) if item.recording_bytes is not None else "",
             detail,
         )
     # Piped output has no terminal width to wrap to: keep each removal on one line.
@@ -275,11 +289,11 @@ def show(
 @_with(_verify_options)
 @click.option("--out", type=click.Path(path_type=Path, dir_okay=False), required=True)
 def report(
-    db_path: Path | None, checkpoint_file: Path | None, public_key: Path | None, out: Path
+    db_path: Path | None, checkpoint_file: Path | None, public_keys: tuple[Path, ...], out: Path
 ) -> None:
     """Write a self-contained HTML report for the compliance officer (prints well)."""
     db = _db(db_path)
-    verified = _verify(db, checkpoint_file, public_key)
+    verified = _verify(db, checkpoint_file, public_keys)
     conn = _open_record(db)
     try:
         conn.execute("BEGIN")
@@ -291,19 +305,83 @@ def report(
     )
     with _open_out(out) as handle:
         handle.write(page)
-    state = "clean" if verified.clean else f"NOT clean ({len(verified.findings)} findings)"
-    click.echo(f"wrote {out}: {verified.rows:,} rows, verification {state}")
+    click.echo(f"wrote {out}: {verified.rows:,} rows, verification {verified.result}")
 
 
 @audit.command()
-def checkpoint() -> None:
-    """Seal the record now: a signed row, a line in the checkpoint file and a log line."""
+@_db_option
+def checkpoint(db_path: Path | None) -> None:
+    """Seal the record now: a signed row, a line in the checkpoint file and a log line.
+
+    The record is verified first, as before every write; a record that does not verify is
+    not sealed (exit 1).
+    """
     settings = load_settings()
-    with open_audit(settings, lambda: datetime.now(UTC)) as log:
-        sealed = log.checkpoint()
+    db = _db(db_path)
+    key = settings.signing_key
+    signing = load_signing_key(key.get_secret_value()) if key else None
+    checkpoint_path = db.parent / CHECKPOINT_FILE
+    state = _state_db(settings.state_db) if db_path is None else None
+    verify_before_write(
+        db,
+        checkpoint_path,
+        trusted_keys=_trusted(settings.trusted_keys),
+        signing_key=signing,
+        last_head=last_head(state) if state is not None else None,
+    )
+    with AuditLog.open(
+        db,
+        subject_mode=settings.audit_subject,
+        signing_key=signing,
+        checkpoint_path=checkpoint_path,
+        clock=lambda: datetime.now(UTC),
+        witness=witness_argv(settings.checkpoint_command),
+    ) as log:
+        sealed = log.checkpoint(state=state)
     signed = f"signed by key {sealed.key_id}" if sealed.signature else "unsigned (no key set)"
     click.echo(f"checkpoint: {sealed.rows:,} rows, head {sealed.head}, {signed}")
     click.echo(f"appended to {log.checkpoint_path}")
+
+
+def _state_db(path: Path) -> Database:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return Database(path)
+
+
+def _trusted(setting: str | None) -> list[Ed25519PublicKey]:
+    return list(load_keyring(trusted_key_paths(setting)).keys.values())
+
+
+@audit.command()
+@_db_option
+@click.option("--new-log", is_flag=True, required=True, help="Start a new log, on purpose.")
+@click.option("--reason", required=True, help="Why: kept in the new log's first row.")
+def init(db_path: Path | None, new_log: bool, reason: str) -> None:
+    """Start a new audit log whose first row names the log it follows, its last head and why.
+
+    The old database (if any) and checkpoint file are renamed with the old log id, never
+    deleted. This is the only way the service starts a new record once one existed.
+    """
+    settings = load_settings()
+    db = _db(db_path)
+    key = settings.signing_key
+    state = _state_db(settings.state_db) if db_path is None else None
+    started = start_new_log(
+        db,
+        db.parent / CHECKPOINT_FILE,
+        state,
+        reason=reason,
+        subject_mode=settings.audit_subject,
+        signing_key=load_signing_key(key.get_secret_value()) if key else None,
+        clock=lambda: datetime.now(UTC),
+    )
+    previous = started.previous_log_id or "none"
+    head = started.previous_head
+    click.echo(f"new log {started.log_id} in {db}, following log {previous}")
+    if head is not None:
+        click.echo(f"last known head of log {previous}: row {head.rows:,}, {head.hash}")
+    for source, target in started.moved:
+        click.echo(f"moved {source} to {target}")
 
 
 @audit.command()
