@@ -23,6 +23,7 @@ _SEQ, _PREV = HASHED_COLUMNS.index("seq"), HASHED_COLUMNS.index("prev_hash")
 _EVENT, _DATA = HASHED_COLUMNS.index("event"), HASHED_COLUMNS.index("data")
 # HASHED_COLUMNS is sorted, so this encoder gives canonical_json() byte for byte.
 _ENCODE = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
+_GENESIS = Checkpoint(log_id="", rows=0, head=GENESIS_HASH, time="")
 _HINT = (
     "nothing was scanned, removed or written; run `retention audit verify` and keep the files"
     " as evidence. Once it is clean the service runs again; a lost record is replaced only"
@@ -57,9 +58,12 @@ def verify_before_write(
     trusted_keys: Iterable[Ed25519PublicKey] = (),
     signing_key: Ed25519PrivateKey | None = None,
     last_head: WrittenHead | None = None,
+    full: bool = False,
 ) -> Preflight:
     """Refuse (AuditUnverified) unless the record chains from a vouched checkpoint to its head.
 
+    Rows sealed by the anchor are vouched for by its head hash; an edit that left their stored
+    hashes alone is found by `full=True` (every row rehashed, as `audit verify` does).
     Read-only: the log is opened with mode=ro and nothing is written anywhere.
     """
     started = time.perf_counter()
@@ -93,13 +97,14 @@ def verify_before_write(
             _matches_row(conn, sealed, length)
         if last_head is not None:
             _matches_row(conn, last_head, length)
-        checked = _chain_from(conn, anchor, seen_signed=any(c.signature for _n, c in ours))
+        start = _GENESIS if full else anchor
+        checked = _chain_from(conn, start, seen_signed=False if full else _signed(ours))
         conn.execute("COMMIT")
     except sqlite3.DatabaseError as exc:
         raise AuditUnverified(f"{audit_db} could not be read: {exc}", finding="unreadable") from exc
     finally:
         conn.close()
-    return Preflight(log_id, anchor.rows, checked, time.perf_counter() - started)
+    return Preflight(log_id, start.rows, checked, time.perf_counter() - started)
 
 
 def _lines(path: Path) -> CheckpointLines:
@@ -176,9 +181,11 @@ def _anchor(
                 f"{path} holds no signed checkpoint, though the service last signed one",
                 finding="checkpoint_unsigned",
             )
-    if anchor is None:
-        return Checkpoint(log_id="", rows=0, head=GENESIS_HASH, time="")
-    return anchor
+    return _GENESIS if anchor is None else anchor
+
+
+def _signed(ours: list[tuple[int, Checkpoint]]) -> bool:
+    return any(sealed.signature for _n, sealed in ours)
 
 
 def _matches_row(conn: sqlite3.Connection, sealed: Checkpoint | WrittenHead, length: int) -> None:
