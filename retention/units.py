@@ -9,10 +9,10 @@ def format_bytes(n: int) -> str:
     """`0 B`, `512 B`, `1.5 KiB`, `102.8 GiB`: powers of 1024, one decimal above bytes."""
     if abs(n) < 1024:
         return f"{n} B"
-    amount = float(n)
-    unit = "B"
-    for unit in _UNITS:
+    amount = n / 1024
+    index = 0
+    # Step up while the shown (rounded) figure would read 1024 or more of this unit.
+    while round(abs(amount), 1) >= 1024 and index < len(_UNITS) - 1:
         amount /= 1024
-        if round(abs(amount), 1) < 1024:
-            break
-    return f"{amount:,.1f} {unit}"
+        index += 1
+    return f"{amount:,.1f} {_UNITS[index]}"
