@@ -18,6 +18,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from retention.audit.store import AuditError, AuditInputError, canonical_json
 
 PEM_MARKER = "-----BEGIN"
+CHECKPOINT_FILE = "audit-checkpoints.jsonl"  # beside audit.db
 # A stable field auditors search the journal for: `journalctl -o json | grep <this>`.
 MESSAGE_ID = "goto-retention-checkpoint"
 _log = structlog.get_logger("retention.audit")

@@ -9,14 +9,26 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from retention.audit.checkpoint import Checkpoint, CheckpointLines, read_checkpoint_file
-from retention.audit.head import WrittenHead
-from retention.audit.keys import KeyRing, load_keyring
+from retention.audit.checkpoint import (
+    CHECKPOINT_FILE,
+    Checkpoint,
+    CheckpointLines,
+    load_signing_key,
+    read_checkpoint_file,
+)
+from retention.audit.head import WrittenHead, last_head
+from retention.audit.keys import KeyRing, load_keyring, trusted_key_paths
 from retention.audit.store import GENESIS_HASH, HASHED_COLUMNS, connect_reader, schema_problems
 from retention.errors import RuntimeFailure
+
+if TYPE_CHECKING:
+    from sqlite_utils import Database
+
+    from retention.settings import Settings
 
 _SELECT = f"SELECT {', '.join(HASHED_COLUMNS)}, hash FROM events WHERE seq > ? ORDER BY seq"  # noqa: S608
 _SEQ, _PREV = HASHED_COLUMNS.index("seq"), HASHED_COLUMNS.index("prev_hash")
@@ -105,6 +117,18 @@ def verify_before_write(
     finally:
         conn.close()
     return Preflight(log_id, start.rows, checked, time.perf_counter() - started)
+
+
+def check_record(settings: Settings, state: Database) -> Preflight:
+    """The run's first preflight check: this state directory's record, keys and last seal."""
+    key = settings.signing_key
+    return verify_before_write(
+        settings.audit_db,
+        settings.state_dir / CHECKPOINT_FILE,
+        trusted_keys=load_keyring(trusted_key_paths(settings.trusted_keys)).keys.values(),
+        signing_key=load_signing_key(key.get_secret_value()) if key else None,
+        last_head=last_head(state),
+    )
 
 
 def _lines(path: Path) -> CheckpointLines:

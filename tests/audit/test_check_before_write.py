@@ -9,13 +9,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from pydantic import SecretStr
 from sqlite_utils import Database
 
 from retention.audit import AuditLog
 from retention.audit.head import WrittenHead, last_head
-from retention.audit.preflight import AuditUnverified, verify_before_write
+from retention.audit.preflight import AuditUnverified, check_record, verify_before_write
 from retention.audit.store import COLUMNS, GENESIS_HASH, TRIGGERS, canonical_json, row_hash
+from retention.settings import Settings
 
 Opener = Callable[..., AuditLog]
 RunWriter = Callable[..., list[int]]
@@ -232,3 +235,42 @@ def test_a_signature_by_an_unknown_key_is_refused_unless_that_key_is_trusted(
     assert _refused(db_path, rotated, sealed_twice).finding == "checkpoint_signature"
     # After a rotation the earlier key is trusted, and the checkpoints it signed verify.
     _check(db_path, rotated, sealed_twice, trusted_keys=[signing_key.public_key()])
+
+
+def test_the_runs_check_reads_its_inputs_from_the_settings(
+    sealed_twice: WrittenHead,
+    db_path: Path,
+    signing_key: Ed25519PrivateKey,
+    state: Database,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    for name in ("RETENTION_SIGNING_KEY", "RETENTION_TRUSTED_KEYS", "RETENTION_CONFIG"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.delenv("CREDENTIALS_DIRECTORY", raising=False)
+    pem = signing_key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    ).decode()
+    settings = Settings(state_dir=db_path.parent, signing_key=SecretStr(pem))
+    assert check_record(settings, state).anchor_rows == sealed_twice.rows
+    rotated = Ed25519PrivateKey.generate().private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
+    with pytest.raises(AuditUnverified):
+        check_record(
+            Settings(state_dir=db_path.parent, signing_key=SecretStr(rotated.decode())), state
+        )
+    folder = db_path.parent.parent / "keys"
+    folder.mkdir()
+    (folder / "2026.pub").write_bytes(
+        signing_key.public_key().public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+    )
+    trusted = Settings(
+        state_dir=db_path.parent, signing_key=SecretStr(rotated.decode()), trusted_keys=str(folder)
+    )
+    assert check_record(trusted, state).anchor_rows == sealed_twice.rows
