@@ -274,3 +274,31 @@ def test_the_runs_check_reads_its_inputs_from_the_settings(
         state_dir=db_path.parent, signing_key=SecretStr(rotated.decode()), trusted_keys=str(folder)
     )
     assert check_record(trusted, state).anchor_rows == sealed_twice.rows
+
+
+def test_the_witness_copy_shows_a_consistent_rewrite_that_was_then_signed(
+    sealed_twice: WrittenHead,
+    db_path: Path,
+    open_log: Opener,
+    run_cli: Callable[..., Any],
+    tmp_path: Path,
+) -> None:
+    checkpoint_file = db_path.parent / "audit-checkpoints.jsonl"
+    witness_copy = tmp_path / "witness.jsonl"
+    witness_copy.write_bytes(checkpoint_file.read_bytes())
+    lines = _forge(db_path, drop_session=7001)
+    checkpoint_file.write_bytes(b"".join(canonical_json(line) + b"\n" for line in lines))
+    # A service that did not check would now sign the forged head.
+    log = open_log()
+    log.checkpoint()
+    log.close()
+    forged = json.loads(run_cli("verify", "--format", "json").output)
+    sealing = {"external_checkpoint", "truncated", "checkpoint_mismatch", "checkpoint_unsigned"}
+    sealing |= {"checkpoint_signature", "bad_hash", "broken_link", "gap"}
+    # The host's own files agree with each other: only the witness can tell.
+    assert not {f["code"] for f in forged["findings"]} & sealing
+    result = run_cli("verify", "--format", "json", "--checkpoint", str(witness_copy))
+    assert result.exit_code == 1
+    found = json.loads(result.output)
+    assert "external_checkpoint" in {f["code"] for f in found["findings"]}
+    assert found["rows"] == forged["rows"] == 23  # 26, less 2 intents and 2 outcomes, +1
