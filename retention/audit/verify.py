@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from retention.audit.checkpoint import Checkpoint, CheckpointLines, read_checkpoint_file
+from retention.audit.head import WrittenHead
 from retention.audit.keys import KeyRing
 from retention.audit.outcome_checks import outcome_problems
 from retention.audit.store import (
@@ -139,8 +140,12 @@ def verify_log(
     *,
     checkpoint_file: Path | None = None,
     keys: KeyRing | None = None,
+    last_head: WrittenHead | None = None,
 ) -> VerifyReport:
-    """Verify the log at `path`; read-only. Unreadable inputs raise AuditInputError (exit 2)."""
+    """Verify the log at `path`; read-only. Unreadable inputs raise AuditInputError (exit 2).
+
+    `last_head`, the seal the service last wrote (from its state database), must be in the log.
+    """
     keys = keys or KeyRing()
     lines = read_checkpoint_file(checkpoint_file) if checkpoint_file else CheckpointLines([], [])
     conn = connect_reader(path)
@@ -153,7 +158,11 @@ def verify_log(
         if not report.schema or "table events is missing" not in report.schema:
             state = _Checkpoints(keys, report.log_id, lines)
             state.wanted_heads = {c.rows: None for _line, c in lines.checkpoints}
+            if last_head is not None:
+                state.wanted_heads[last_head.rows] = None
             _check_chain(conn, report, state)
+            if last_head is not None:
+                _check_last_head(report, state, last_head)
             _check_external(report, state, checkpoint_file)
             report.pending_intents, problems = outcome_problems(conn)
             for code, message, seq in problems:
@@ -243,6 +252,30 @@ def _check_chain(conn: sqlite3.Connection, report: VerifyReport, state: _Checkpo
     signed = state.counts["valid"] + state.counts["invalid"]
     if state.keys and state.counts["total"] and not signed:
         report.add("checkpoint_unsigned", "no checkpoint in the log is signed by a given key")
+
+
+def _check_last_head(report: VerifyReport, state: _Checkpoints, head: WrittenHead) -> None:
+    if report.log_id is not None and head.log_id != report.log_id:
+        report.add(
+            "state_head",
+            f"the service last sealed log {head.log_id}; this record is log {report.log_id}:"
+            " it was replaced",
+        )
+    elif head.rows > report.rows:
+        report.add(
+            "state_head",
+            f"the service last sealed {head.rows} rows; the log has {report.rows}",
+            expected=str(head.rows),
+            found=str(report.rows),
+        )
+    elif head.rows and state.wanted_heads.get(head.rows) != head.head:
+        report.add(
+            "state_head",
+            f"row {head.rows} does not hash to {head.head[:16]}…, the head the service last sealed",
+            seq=head.rows,
+            expected=head.head,
+            found=state.wanted_heads.get(head.rows),
+        )
 
 
 def _previous_log(data: str) -> str | None:

@@ -6,12 +6,12 @@ import json
 import sqlite3
 import sys
 from collections.abc import Callable
+from contextlib import closing
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
 
 import click
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from rich.console import Console
 from rich.table import Table
 from sqlite_utils import Database
@@ -25,22 +25,18 @@ from retention.audit.export import (
     write_csv,
     write_jsonl,
 )
-from retention.audit.head import last_head
+from retention.audit.head import WrittenHead, last_head
 from retention.audit.keys import KeyRing, load_keyring, trusted_key_paths
-from retention.audit.log import AuditLog
-from retention.audit.newlog import start_new_log
-from retention.audit.preflight import verify_before_write
 from retention.audit.report import render_report
 from retention.audit.store import AuditInputError, connect_reader
 from retention.audit.summary import summarise
 from retention.audit.verify import VerifyReport, verify_log
-from retention.audit.witness import witness_argv
 from retention.cli.app import cli
 from retention.service.record import CHECKPOINT_FILE
 from retention.settings import load_settings
 from retention.units import format_bytes
 
-_db_option = click.option(
+db_option = click.option(
     "--db",
     "db_path",
     type=click.Path(path_type=Path, dir_okay=False),
@@ -97,7 +93,8 @@ def _filters(
     )
 
 
-def _db(db_path: Path | None) -> Path:
+def record_path(db_path: Path | None) -> Path:
+    """The --db given, or audit.db in the configured state directory."""
     return db_path if db_path is not None else load_settings().audit_db
 
 
@@ -105,7 +102,22 @@ def _verify(db: Path, checkpoint_file: Path | None, public_keys: tuple[Path, ...
     """Verify with the given inputs, or the defaults: the file beside the log, the settings keys."""
     if checkpoint_file is None and (db.parent / CHECKPOINT_FILE).is_file():
         checkpoint_file = db.parent / CHECKPOINT_FILE
-    return verify_log(db, checkpoint_file=checkpoint_file, keys=_keys(public_keys))
+    return verify_log(
+        db, checkpoint_file=checkpoint_file, keys=_keys(public_keys), last_head=_sealed_last(db)
+    )
+
+
+def _sealed_last(db: Path) -> WrittenHead | None:
+    """The head the service last sealed, when `db` is the record of the configured state."""
+    settings = load_settings()
+    if db != settings.audit_db or not settings.state_db.is_file():
+        return None
+    uri = f"{settings.state_db.resolve().as_uri()}?mode=ro"
+    with closing(sqlite3.connect(uri, uri=True)) as conn:
+        try:
+            return last_head(Database(conn))
+        except sqlite3.DatabaseError:
+            return None
 
 
 def _keys(public_keys: tuple[Path, ...]) -> KeyRing:
@@ -124,7 +136,7 @@ def audit() -> None:
 
 
 @audit.command()
-@_db_option
+@db_option
 @_with(_verify_options)
 @click.option("--format", "output", type=click.Choice(["text", "json"]), default="text")
 def verify(
@@ -138,7 +150,7 @@ def verify(
     Exit 0 only when everything is clean, 1 when anything is wrong, 2 when an input file
     cannot be read.
     """
-    report = _verify(_db(db_path), checkpoint_file, public_keys)
+    report = _verify(record_path(db_path), checkpoint_file, public_keys)
     if output == "json":
         click.echo(json.dumps(report.to_json(), indent=2))
     else:
@@ -189,7 +201,7 @@ def render_verify_text(report: VerifyReport) -> str:
 
 
 @audit.command()
-@_db_option
+@db_option
 @click.option("--format", "output", type=click.Choice(["csv", "jsonl"]), required=True)
 @_filter_options
 @click.option("--out", type=click.Path(path_type=Path, dir_okay=False), help="Default: stdout.")
@@ -205,7 +217,7 @@ def export(
 ) -> None:
     """Every event as one row, streamed (columns are documented and stable)."""
     filters = _filters(since, until, policy, organizer)
-    conn = _open_record(_db(db_path))
+    conn = _open_record(record_path(db_path))
     writer = write_csv if output == "csv" else write_jsonl
     try:
         conn.execute("BEGIN")
@@ -244,7 +256,7 @@ def _open_out(path: Path) -> TextIO:
 
 
 @audit.command()
-@_db_option
+@db_option
 @_filter_options
 @click.option("--limit", type=click.IntRange(min=1), default=20, show_default=True)
 def show(
@@ -257,7 +269,7 @@ def show(
     limit: int,
 ) -> None:
     """The most recent removals (outcomes of intents), newest first."""
-    conn = _open_record(_db(db_path))
+    conn = _open_record(record_path(db_path))
     try:
         removals = recent_removals(conn, _filters(since, until, policy, organizer), limit)
     finally:
@@ -285,14 +297,14 @@ def show(
 
 
 @audit.command()
-@_db_option
+@db_option
 @_with(_verify_options)
 @click.option("--out", type=click.Path(path_type=Path, dir_okay=False), required=True)
 def report(
     db_path: Path | None, checkpoint_file: Path | None, public_keys: tuple[Path, ...], out: Path
 ) -> None:
     """Write a self-contained HTML report for the compliance officer (prints well)."""
-    db = _db(db_path)
+    db = record_path(db_path)
     verified = _verify(db, checkpoint_file, public_keys)
     conn = _open_record(db)
     try:
@@ -309,85 +321,13 @@ def report(
 
 
 @audit.command()
-@_db_option
-def checkpoint(db_path: Path | None) -> None:
-    """Seal the record now: a signed row, a line in the checkpoint file and a log line.
-
-    The record is verified first, as before every write; a record that does not verify is
-    not sealed (exit 1).
-    """
-    settings = load_settings()
-    db = _db(db_path)
-    key = settings.signing_key
-    signing = load_signing_key(key.get_secret_value()) if key else None
-    checkpoint_path = db.parent / CHECKPOINT_FILE
-    state = _state_db(settings.state_db) if db_path is None else None
-    verify_before_write(
-        db,
-        checkpoint_path,
-        trusted_keys=_trusted(settings.trusted_keys),
-        signing_key=signing,
-        last_head=last_head(state) if state is not None else None,
-    )
-    with AuditLog.open(
-        db,
-        subject_mode=settings.audit_subject,
-        signing_key=signing,
-        checkpoint_path=checkpoint_path,
-        clock=lambda: datetime.now(UTC),
-        witness=witness_argv(settings.checkpoint_command),
-    ) as log:
-        sealed = log.checkpoint(state=state)
-    signed = f"signed by key {sealed.key_id}" if sealed.signature else "unsigned (no key set)"
-    click.echo(f"checkpoint: {sealed.rows:,} rows, head {sealed.head}, {signed}")
-    click.echo(f"appended to {log.checkpoint_path}")
-
-
-def _state_db(path: Path) -> Database:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    return Database(path)
-
-
-def _trusted(setting: str | None) -> list[Ed25519PublicKey]:
-    return list(load_keyring(trusted_key_paths(setting)).keys.values())
-
-
-@audit.command()
-@_db_option
-@click.option("--new-log", is_flag=True, required=True, help="Start a new log, on purpose.")
-@click.option("--reason", required=True, help="Why: kept in the new log's first row.")
-def init(db_path: Path | None, new_log: bool, reason: str) -> None:
-    """Start a new audit log whose first row names the log it follows, its last head and why.
-
-    The old database (if any) and checkpoint file are renamed with the old log id, never
-    deleted. This is the only way the service starts a new record once one existed.
-    """
-    settings = load_settings()
-    db = _db(db_path)
-    key = settings.signing_key
-    state = _state_db(settings.state_db) if db_path is None else None
-    started = start_new_log(
-        db,
-        db.parent / CHECKPOINT_FILE,
-        state,
-        reason=reason,
-        subject_mode=settings.audit_subject,
-        signing_key=load_signing_key(key.get_secret_value()) if key else None,
-        clock=lambda: datetime.now(UTC),
-    )
-    previous = started.previous_log_id or "none"
-    head = started.previous_head
-    click.echo(f"new log {started.log_id} in {db}, following log {previous}")
-    if head is not None:
-        click.echo(f"last known head of log {previous}: row {head.rows:,}, {head.hash}")
-    for source, target in started.moved:
-        click.echo(f"moved {source} to {target}")
-
-
-@audit.command()
 @click.option("--out", type=click.Path(path_type=Path, dir_okay=False), required=True)
 def keygen(out: Path) -> None:
     """Write a new Ed25519 key pair: OUT (private, 0600) and OUT.pub (public)."""
     public_path, public = generate_key_pair(out)
     click.echo(f"private key: {out} (mode 0600; give it to the service as the signing_key)")
     click.echo(f"public key:  {public_path} (key id {key_id(public)}; give it to auditors)")
+
+
+# The commands that write to the record live apart; importing them attaches them to `audit`.
+from retention.cli import audit_write  # noqa: E402, F401

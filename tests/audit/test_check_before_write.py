@@ -302,3 +302,17 @@ def test_the_witness_copy_shows_a_consistent_rewrite_that_was_then_signed(
     found = json.loads(result.output)
     assert "external_checkpoint" in {f["code"] for f in found["findings"]}
     assert found["rows"] == forged["rows"] == 23  # 26, less 2 intents and 2 outcomes, +1
+
+
+def test_verify_names_a_record_replaced_behind_the_services_back(
+    sealed_twice: WrittenHead, db_path: Path, open_log: Opener, run_cli: Callable[..., Any]
+) -> None:
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{db_path}{suffix}").unlink(missing_ok=True)
+    (db_path.parent / "audit-checkpoints.jsonl").unlink()
+    open_log().close()  # a fresh, empty record where the old one was
+    result = run_cli("verify", "--format", "json")
+    assert result.exit_code == 1
+    findings = json.loads(result.output)["findings"]
+    assert [f["code"] for f in findings] == ["state_head"]
+    assert sealed_twice.log_id in findings[0]["message"]
