@@ -22,7 +22,13 @@ from retention.audit.checkpoint import (
 )
 from retention.audit.head import WrittenHead, last_head
 from retention.audit.keys import KeyRing, load_keyring, trusted_key_paths
-from retention.audit.store import GENESIS_HASH, HASHED_COLUMNS, connect_reader, schema_problems
+from retention.audit.store import (
+    GENESIS_HASH,
+    HASHED_COLUMNS,
+    AuditInputError,
+    connect_reader,
+    schema_problems,
+)
 from retention.errors import RuntimeFailure
 
 if TYPE_CHECKING:
@@ -93,7 +99,10 @@ def verify_before_write(
         return Preflight(None, 0, 0, time.perf_counter() - started)
     extra = [signing_key.public_key()] if signing_key is not None else []
     keys = load_keyring((), [*trusted_keys, *extra])
-    conn = connect_reader(audit_db)
+    try:
+        conn = connect_reader(audit_db)
+    except AuditInputError as exc:
+        raise AuditUnverified(exc.message, finding="unreadable") from None
     try:
         conn.execute("BEGIN")
         log_id = _log_id(conn, audit_db)

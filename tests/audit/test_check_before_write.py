@@ -316,3 +316,15 @@ def test_verify_names_a_record_replaced_behind_the_services_back(
     findings = json.loads(result.output)["findings"]
     assert [f["code"] for f in findings] == ["state_head"]
     assert sealed_twice.log_id in findings[0]["message"]
+
+
+def test_a_record_that_is_not_a_database_is_refused_as_unverified(
+    sealed_twice: WrittenHead, db_path: Path, signing_key: Ed25519PrivateKey
+) -> None:
+    for suffix in ("-wal", "-shm"):
+        Path(f"{db_path}{suffix}").unlink(missing_ok=True)
+    db_path.write_bytes(b"not a database " * 100)
+    with pytest.raises(AuditUnverified) as caught:
+        _check(db_path, signing_key, sealed_twice)
+    assert caught.value.finding == "unreadable"
+    assert caught.value.exit_code == 1
