@@ -1,8 +1,10 @@
-"""Audit record: 100,000 durable appends (each committed) and the verify rate over them.
+"""Audit record: durable appends, the verify rate, and the check the service makes before writing.
 
 `python -m bench bench_audit` appends 100,000 events through AuditLog (every call committed
-with synchronous=FULL before it returns) and verifies them. `python -m bench bench_audit
---verify-rows 1000000` also builds a 1,000,000-row log in one transaction and verifies it.
+with synchronous=FULL before it returns), verifies them, and times the check before write: the
+rows since the last checkpoint, rehashed, per second (`--appends N` for another count).
+`python -m bench bench_audit --verify-rows 1000000` also builds a 1,000,000-row log in one
+transaction and verifies it.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from retention.audit import AuditLog, verify_log
+from retention.audit.preflight import verify_before_write
 from retention.audit.store import COLUMNS, GENESIS_HASH, canonical_json, row_hash
 
 APPENDS = 100_000
@@ -87,20 +90,37 @@ def report_verify(path: Path) -> None:
     )
 
 
+def report_preflight(path: Path) -> None:
+    """The check before write: from the last checkpoint, and from row 0 (no checkpoint yet)."""
+    checkpoints = path.parent / "audit-checkpoints.jsonl"
+    for label, full in (("from the last checkpoint", False), ("from row 0", True)):
+        checked = verify_before_write(path, checkpoints, full=full)
+        rate = checked.rows_checked / checked.seconds if checked.seconds else 0.0
+        shown = f" = {rate:,.0f} rows/s" if checked.rows_checked >= 1000 else ""
+        print(
+            f"preflight {label}: {checked.rows_checked:,} rows since the anchor in"
+            f" {checked.seconds * 1000:,.1f} ms{shown}"
+        )
+
+
+def _number_after(arguments: list[str], flag: str, default: int) -> int:
+    return int(arguments[arguments.index(flag) + 1]) if flag in arguments else default
+
+
 def main() -> None:
     arguments = sys.argv[1:]
-    bulk = (
-        int(arguments[arguments.index("--verify-rows") + 1]) if "--verify-rows" in arguments else 0
-    )
+    bulk = _number_after(arguments, "--verify-rows", 0)
+    appends = _number_after(arguments, "--appends", APPENDS)
     # On the state directory's disk, not a tmpfs: fsync must cost what it costs in production.
     with tempfile.TemporaryDirectory(dir=Path.cwd(), prefix=".bench-audit-") as folder:
         path = Path(folder) / "audit.db"
-        elapsed = append_events(path, APPENDS)
+        elapsed = append_events(path, appends)
         print(
-            f"append:   {APPENDS:,} events, each committed (WAL, synchronous=FULL), in"
-            f" {elapsed:.1f} s = {APPENDS / elapsed:,.0f} events/s"
+            f"append:   {appends:,} events, each committed (WAL, synchronous=FULL), in"
+            f" {elapsed:.1f} s = {appends / elapsed:,.0f} events/s"
         )
         report_verify(path)
+        report_preflight(path)
         if bulk:
             bulk_path = Path(folder) / "bulk.db"
             started = time.perf_counter()

@@ -77,6 +77,16 @@ class Settings(BaseSettings):
     signing_key: SecretStr | None = Field(
         default=None, description="Ed25519 private key (PEM) for audit checkpoints"
     )
+    trusted_keys: str | None = Field(
+        default=None,
+        description="Ed25519 public keys that verify older checkpoints (key rotation): .pub"
+        " files or folders of them, separated by `:` or `,`",
+    )
+    checkpoint_command: str | None = Field(
+        default=None,
+        description="a witness: an argument list (split like a shell, run without one) given"
+        " each checkpoint's JSON line on standard input",
+    )
     state_dir: Path = Path("/var/lib/retention")
     policy_dir: Path = Path("/etc/retention/policies")
     rate_limit: float = Field(default=10.0, gt=0, le=10_000, description="API requests per second")

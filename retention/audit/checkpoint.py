@@ -18,6 +18,9 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from retention.audit.store import AuditError, AuditInputError, canonical_json
 
 PEM_MARKER = "-----BEGIN"
+CHECKPOINT_FILE = "audit-checkpoints.jsonl"  # beside audit.db
+# A stable field auditors search the journal for: `journalctl -o json | grep <this>`.
+MESSAGE_ID = "goto-retention-checkpoint"
 _log = structlog.get_logger("retention.audit")
 
 
@@ -52,8 +55,14 @@ class Checkpoint:
     @classmethod
     def from_payload(cls, payload: dict[str, Any]) -> Checkpoint:
         """Read back a payload; raises KeyError or TypeError when it is malformed."""
-        if not isinstance(payload["rows"], int):
+        if not isinstance(payload["rows"], int) or isinstance(payload["rows"], bool):
             raise TypeError("rows must be an integer")
+        for name in ("log_id", "head", "time"):
+            if not isinstance(payload[name], str):
+                raise TypeError(f"{name} must be a string")
+        for name in ("signature", "key_id"):
+            if not isinstance(payload.get(name), str | None):
+                raise TypeError(f"{name} must be a string or null")
         return cls(
             log_id=str(payload["log_id"]),
             rows=payload["rows"],
@@ -171,8 +180,8 @@ def _write_new(path: Path, content: bytes, mode: int) -> None:
         os.fsync(handle.fileno())
 
 
-def append_to_file(path: Path, sealed: Checkpoint, *, seq: int) -> None:
-    """Append one JSON line to the external checkpoint file, fsynced before returning."""
+def append_to_file(path: Path, sealed: Checkpoint, *, seq: int) -> bytes:
+    """Append one JSON line to the external checkpoint file, fsynced; returns the line."""
     line = canonical_json({**sealed.payload(), "seq": seq}) + b"\n"
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -187,35 +196,52 @@ def append_to_file(path: Path, sealed: Checkpoint, *, seq: int) -> None:
             f"the checkpoint was stored in the log but not in {path}: {exc.strerror}",
             hint="make the file writable, then run `retention audit checkpoint`",
         ) from exc
+    return line
 
 
-def read_checkpoint_file(path: Path) -> list[tuple[int, Checkpoint]]:
-    """Every checkpoint in a JSONL file with its line number; a bad line names FILE:LINE."""
+@dataclass(frozen=True, slots=True)
+class CheckpointLines:
+    """A checkpoint file as read: the good lines with their numbers, and the bad ones."""
+
+    checkpoints: list[tuple[int, Checkpoint]]
+    malformed: list[tuple[int, str]]
+
+    def of_log(self, log_id: str | None) -> list[tuple[int, Checkpoint]]:
+        """The checkpoints of one log (every line when the log id is unknown)."""
+        return [(n, c) for n, c in self.checkpoints if log_id is None or c.log_id == log_id]
+
+
+def read_checkpoint_file(path: Path) -> CheckpointLines:
+    """Every checkpoint in a JSONL file with its line number; bad lines are kept as findings.
+
+    Only a file that cannot be read at all raises AuditInputError: one garbage line must not
+    hide the rest of the file from the check.
+    """
     try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except (OSError, UnicodeDecodeError) as exc:
+        raw = path.read_bytes()
+    except OSError as exc:
         raise AuditInputError(
-            f"cannot read the checkpoint file {path}: {exc}",
+            f"cannot read the checkpoint file {path}: {exc.strerror}",
             hint="pass the audit-checkpoints.jsonl file kept beside (or away from) the log",
         ) from None
-    found = []
-    for number, line in enumerate(lines, start=1):
+    found: list[tuple[int, Checkpoint]] = []
+    malformed: list[tuple[int, str]] = []
+    for number, line in enumerate(raw.splitlines(), start=1):
         if not line.strip():
             continue
         try:
-            found.append((number, Checkpoint.from_payload(json.loads(line))))
+            # A JSON value that is not an object fails from_payload with a TypeError.
+            found.append((number, Checkpoint.from_payload(json.loads(line.decode("utf-8")))))
         except (ValueError, KeyError, TypeError) as exc:
-            raise AuditInputError(
-                f"{path}:{number}: not a checkpoint line ({exc})",
-                hint="each line must be a JSON object written by a checkpoint",
-            ) from None
-    return found
+            malformed.append((number, f"{type(exc).__name__}: {exc}"[:200]))
+    return CheckpointLines(found, malformed)
 
 
 def log_checkpoint(sealed: Checkpoint, *, seq: int, path: Path) -> None:
     """The checkpoint as a log line, so a journal elsewhere holds a third copy."""
     _log.info(
         "audit_checkpoint",
+        message_id=MESSAGE_ID,
         log_id=sealed.log_id,
         seq=seq,
         rows=sealed.rows,

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import json
 import sqlite3
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -14,8 +13,11 @@ from pathlib import Path
 from typing import Any, Literal, Self
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from sqlite_utils import Database
 
 from retention.audit import checkpoint as checkpoints
+from retention.audit.head import WrittenHead, record_head
+from retention.audit.intents import ATTENDEE_ACTIONS, RECORDING_ACTIONS, Intent, intent_from_row
 from retention.audit.store import (
     COLUMNS,
     GENESIS_HASH,
@@ -27,6 +29,9 @@ from retention.audit.store import (
     row_hash,
     schema_problems,
 )
+from retention.audit.witness import send_to_witness
+
+__all__ = ["AuditLog", "Head", "Intent", "Outcome", "SubjectMode"]
 
 SubjectMode = Literal["keep", "hash", "omit"]
 Outcome = Literal["deleted", "already_absent", "failed", "skipped_hold", "skipped_changed"]
@@ -40,25 +45,6 @@ class Head:
 
     rows: int
     hash: str
-
-
-@dataclass(frozen=True, slots=True)
-class Intent:
-    """A removal announced before its DELETE was sent, as crash recovery needs to reconcile it."""
-
-    seq: int
-    time: str
-    run: str
-    plan: str
-    policy: str
-    policy_hash: str
-    action: str
-    organizer_key: int
-    meeting_id: int
-    session_id: int
-    recording_ids: tuple[str, ...]
-    recording_bytes: int | None
-    attendee_count: int | None
 
 
 def _iso(moment: date | None) -> str | None:
@@ -81,6 +67,7 @@ class AuditLog:
         signing_key: Ed25519PrivateKey | None,
         checkpoint_path: Path,
         clock: Callable[[], datetime],
+        witness: Sequence[str] | None = None,
     ) -> None:
         self._conn = db_conn
         self.path = path
@@ -92,6 +79,8 @@ class AuditLog:
         self.log_id = meta["log_id"]
         self._salt = bytes.fromhex(meta["subject_salt"])
         self._in_transaction = False
+        self._witness = list(witness) if witness else None
+        self.witness_failures = 0
 
     @classmethod
     def open(
@@ -102,6 +91,7 @@ class AuditLog:
         signing_key: Ed25519PrivateKey | None = None,
         checkpoint_path: Path | None = None,
         clock: Callable[[], datetime],
+        witness: Sequence[str] | None = None,
     ) -> Self:
         """Open or create the log at `path`; refuse one whose append-only schema was altered."""
         db = connect_writer(path)
@@ -120,6 +110,7 @@ class AuditLog:
             signing_key=signing_key,
             checkpoint_path=checkpoint_path or path.parent / "audit-checkpoints.jsonl",
             clock=clock,
+            witness=witness,
         )
 
     def close(self) -> None:
@@ -246,17 +237,24 @@ class AuditLog:
         recording_bytes: int | None,
         attendee_count: int | None,
     ) -> int:
-        """Record a removal about to be sent; returns its seq, for the matching outcome."""
-        data = {
+        """Record a removal about to be sent; returns its seq, for the matching outcome.
+
+        The caller passes every fact it has; the row keeps only what this action removes:
+        recordings for `delete_recordings`, the attendee list for `delete_attendees`, both for
+        `delete_session`. So no total read from the record counts a recording twice.
+        """
+        data: dict[str, Any] = {
             "policy_hash": policy_hash,
             "subject": self.subject_value(subject),
             "subject_mode": self.subject_mode,
             "start_time": _iso(start_time),
             "end_time": _iso(end_time),
-            "recording_ids": list(recording_ids),
-            "recording_bytes": recording_bytes,
-            "attendee_count": attendee_count,
         }
+        if action in RECORDING_ACTIONS:
+            data["recording_ids"] = list(recording_ids)
+            data["recording_bytes"] = recording_bytes
+        if action in ATTENDEE_ACTIONS:
+            data["attendee_count"] = attendee_count
         return self._append(
             "intent",
             data,
@@ -313,8 +311,28 @@ class AuditLog:
         """A run ended: its counts (planned, deleted, failed, …) and its result."""
         return self._append("run_finished", {"counts": dict(counts), "result": result}, run=run_id)
 
-    def checkpoint(self) -> checkpoints.Checkpoint:
-        """Seal the rows so far as a row, a checkpoint-file line and a log line; signed if keyed."""
+    def log_started(
+        self, *, previous_log_id: str | None, previous_head: Head | None, reason: str
+    ) -> int:
+        """The first row of a log started on purpose: the log it follows, its last head, why."""
+        if self._head().rows:
+            raise AuditError(f"the audit record {self.path} is not empty; a new log starts empty")
+        data = {
+            "previous_log_id": previous_log_id,
+            "previous_head": None
+            if previous_head is None
+            else {"rows": previous_head.rows, "head": previous_head.hash},
+            "reason": reason,
+        }
+        return self._append("log_started", data)
+
+    def checkpoint(self, *, state: Database | None = None) -> checkpoints.Checkpoint:
+        """Seal the rows so far as a row, a checkpoint-file line and a log line; signed if keyed.
+
+        With `state` (the state database) the head is remembered there, for the check before
+        the next write; a witness command, if set, then gets the line (its failure is logged
+        and counted, never raised).
+        """
         with self.transaction("a checkpoint"):
             head = self._head()
             sealed = checkpoints.seal(
@@ -325,8 +343,18 @@ class AuditLog:
                 key=self._signing_key,
             )
             seq = self._insert("checkpoint", sealed.payload(), {})
-        checkpoints.append_to_file(self.checkpoint_path, sealed, seq=seq)
+        line = checkpoints.append_to_file(self.checkpoint_path, sealed, seq=seq)
         checkpoints.log_checkpoint(sealed, seq=seq, path=self.checkpoint_path)
+        if state is not None:
+            written = WrittenHead(
+                log_id=sealed.log_id,
+                rows=sealed.rows,
+                head=sealed.head,
+                signed=sealed.signature is not None,
+            )
+            record_head(state, written, time=sealed.time)
+        if self._witness and not send_to_witness(self._witness, line):
+            self.witness_failures += 1
         return sealed
 
     def pending_intents(self) -> list[Intent]:
@@ -337,24 +365,4 @@ class AuditLog:
             " WHERE i.event = 'intent' AND NOT EXISTS (SELECT 1 FROM events AS o"
             "  WHERE o.event = 'outcome' AND o.intent_seq = i.seq) ORDER BY i.seq"
         ).fetchall()
-        return [_intent(row) for row in rows]
-
-
-def _intent(row: tuple[Any, ...]) -> Intent:
-    seq, time, run, plan, policy, action, organizer, meeting, session, data_text = row
-    data = json.loads(data_text)
-    return Intent(
-        seq=seq,
-        time=time,
-        run=run,
-        plan=plan,
-        policy=policy,
-        policy_hash=data["policy_hash"],
-        action=action,
-        organizer_key=organizer,
-        meeting_id=meeting,
-        session_id=session,
-        recording_ids=tuple(data["recording_ids"]),
-        recording_bytes=data["recording_bytes"],
-        attendee_count=data["attendee_count"],
-    )
+        return [intent_from_row(row) for row in rows]

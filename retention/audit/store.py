@@ -28,7 +28,10 @@ EVENT_KINDS = (
     "hold_blocked",
     "run_finished",
     "checkpoint",
+    "log_started",
 )
+# Logs created before `log_started` existed carry this CHECK list; their schema stays intact.
+_EARLIER_KINDS = EVENT_KINDS[:-1]
 OUTCOMES = ("deleted", "already_absent", "failed", "skipped_hold", "skipped_changed")
 # Every column of `events`; a row's hash covers all of them except `hash` itself.
 COLUMNS = (
@@ -50,12 +53,15 @@ COLUMNS = (
 )
 HASHED_COLUMNS = tuple(sorted(c for c in COLUMNS if c != "hash"))
 
-_kinds = ", ".join(f"'{kind}'" for kind in EVENT_KINDS)
 _outcomes = ", ".join(f"'{outcome}'" for outcome in OUTCOMES)
-EVENTS_TABLE = f"""CREATE TABLE events (
+
+
+def _events_table(kinds: tuple[str, ...]) -> str:
+    listed = ", ".join(f"'{kind}'" for kind in kinds)
+    return f"""CREATE TABLE events (
     seq INTEGER PRIMARY KEY,
     time TEXT NOT NULL,
-    event TEXT NOT NULL CHECK (event IN ({_kinds})),
+    event TEXT NOT NULL CHECK (event IN ({listed})),
     run TEXT,
     plan TEXT,
     policy TEXT,
@@ -69,6 +75,10 @@ EVENTS_TABLE = f"""CREATE TABLE events (
     prev_hash TEXT NOT NULL,
     hash TEXT NOT NULL
 ) STRICT"""
+
+
+EVENTS_TABLE = _events_table(EVENT_KINDS)
+_ACCEPTED_EVENTS_TABLES = {_events_table(k) for k in (EVENT_KINDS, _EARLIER_KINDS)}
 META_TABLE = "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) STRICT"
 # The triggers that make the record append-only; verify checks each one is present, unaltered.
 TRIGGERS = {
@@ -217,10 +227,13 @@ def schema_problems(conn: sqlite3.Connection) -> list[str]:
     }
     expected |= {name: ("index", _normalise_sql(sql)) for name, sql in INDEXES.items()}
     expected |= {name: ("trigger", _normalise_sql(sql)) for name, sql in TRIGGERS.items()}
+    accepted = {_normalise_sql(sql) for sql in _ACCEPTED_EVENTS_TABLES}
     problems = []
     for name, (kind, sql) in expected.items():
         if name not in found:
             problems.append(f"{kind} {name} is missing")
+        elif name == "events" and found[name][1] in accepted:
+            continue
         elif found[name][1] != sql:
             problems.append(f"{kind} {name} is altered")
     problems.extend(

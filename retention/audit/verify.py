@@ -11,9 +11,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-
-from retention.audit.checkpoint import Checkpoint, read_checkpoint_file
+from retention.audit.checkpoint import Checkpoint, CheckpointLines, read_checkpoint_file
+from retention.audit.head import WrittenHead
+from retention.audit.keys import KeyRing
+from retention.audit.outcome_checks import outcome_problems
 from retention.audit.store import (
     GENESIS_HASH,
     HASHED_COLUMNS,
@@ -22,7 +23,10 @@ from retention.audit.store import (
     schema_problems,
 )
 
-_LISTED = 20  # how many seqs a finding quotes before summarising the rest
+# Findings that make the signature state `invalid` (DECISIONS.md).
+SIGNATURE_FINDINGS = frozenset(
+    {"checkpoint_signature", "checkpoint_unsigned", "checkpoint_malformed"}
+)
 _SELECT_CHAIN = f"SELECT {', '.join(HASHED_COLUMNS)}, hash FROM events ORDER BY seq"  # noqa: S608
 _SEQ = HASHED_COLUMNS.index("seq")
 _PREV = HASHED_COLUMNS.index("prev_hash")
@@ -43,6 +47,7 @@ class Finding:
     seq: int | None = None
     expected: str | None = None
     found: str | None = None
+    line: int | None = None
 
 
 @dataclass
@@ -62,6 +67,9 @@ class VerifyReport:
     schema: list[str] = field(default_factory=list)
     checkpoints: dict[str, int] = field(default_factory=dict)
     signatures_checked: bool = False
+    key_ids: list[str] = field(default_factory=list)
+    keys_used: list[str] = field(default_factory=list)
+    previous_log_id: str | None = None
     external_checkpoints: int = 0
     latest_external: dict[str, Any] | None = None
     pending_intents: list[int] = field(default_factory=list)
@@ -72,6 +80,25 @@ class VerifyReport:
     def clean(self) -> bool:
         """True only when nothing at all was found wrong."""
         return not self.findings
+
+    @property
+    def signature_state(self) -> str:
+        """`not_checked` (no key given), `invalid` (a signature failed or missing), `verified`."""
+        if not self.signatures_checked:
+            return "not_checked"
+        if any(f.code in SIGNATURE_FINDINGS for f in self.findings):
+            return "invalid"
+        return "verified"
+
+    @property
+    def result(self) -> str:
+        """The one-line verdict: clean with or without signatures checked, or the findings."""
+        if self.findings:
+            codes = sorted({f.code for f in self.findings})
+            return f"NOT CLEAN ({len(self.findings)} findings: {', '.join(codes)})"
+        if self.signature_state == "verified":
+            return f"CLEAN, signatures verified (keys {', '.join(self.keys_used) or 'none needed'})"
+        return "CLEAN, signatures not checked (no public key given)"
 
     @property
     def first_bad_row(self) -> Finding | None:
@@ -86,6 +113,8 @@ class VerifyReport:
         """The report as plain data (for `--format json`)."""
         data = asdict(self)
         data["clean"] = self.clean
+        data["signature_state"] = self.signature_state
+        data["result"] = self.result
         data["first_bad_row"] = asdict(bad) if (bad := self.first_bad_row) else None
         data["rows_per_second"] = round(self.rows / self.seconds) if self.seconds else None
         return data
@@ -95,37 +124,49 @@ class VerifyReport:
 class _Checkpoints:
     """What the chain pass needs to know about checkpoints as it streams."""
 
-    public_key: Ed25519PublicKey | None
+    keys: KeyRing
     log_id: str | None
-    external: list[tuple[int, Checkpoint]]
+    file: CheckpointLines
     wanted_heads: dict[int, str | None] = field(default_factory=dict)
     counts: dict[str, int] = field(
         default_factory=lambda: dict.fromkeys(("total", "valid", "invalid", "unsigned"), 0)
     )
     seen_signed: bool = False
+    keys_used: set[str] = field(default_factory=set)
 
 
 def verify_log(
     path: Path,
     *,
     checkpoint_file: Path | None = None,
-    public_key: Ed25519PublicKey | None = None,
+    keys: KeyRing | None = None,
+    last_head: WrittenHead | None = None,
 ) -> VerifyReport:
-    """Verify the log at `path`; read-only. Unreadable inputs raise AuditInputError (exit 2)."""
-    external = read_checkpoint_file(checkpoint_file) if checkpoint_file else []
+    """Verify the log at `path`; read-only. Unreadable inputs raise AuditInputError (exit 2).
+
+    `last_head`, the seal the service last wrote (from its state database), must be in the log.
+    """
+    keys = keys or KeyRing()
+    lines = read_checkpoint_file(checkpoint_file) if checkpoint_file else CheckpointLines([], [])
     conn = connect_reader(path)
-    report = VerifyReport(path=str(path), signatures_checked=public_key is not None)
+    report = VerifyReport(path=str(path), signatures_checked=bool(keys), key_ids=keys.ids)
     started = time.perf_counter()
     try:
         # One read transaction: a snapshot, so appends made meanwhile do not confuse the pass.
         conn.execute("BEGIN")
         _check_database(conn, report)
         if not report.schema or "table events is missing" not in report.schema:
-            state = _Checkpoints(public_key, report.log_id, external)
-            state.wanted_heads = {c.rows: None for _line, c in external}
+            state = _Checkpoints(keys, report.log_id, lines)
+            state.wanted_heads = {c.rows: None for _line, c in lines.checkpoints}
+            if last_head is not None:
+                state.wanted_heads[last_head.rows] = None
             _check_chain(conn, report, state)
+            if last_head is not None:
+                _check_last_head(report, state, last_head)
             _check_external(report, state, checkpoint_file)
-            _check_outcomes(conn, report)
+            report.pending_intents, problems = outcome_problems(conn)
+            for code, message, seq in problems:
+                report.add(code, message, seq=seq)
         conn.execute("COMMIT")
     except sqlite3.DatabaseError as exc:
         report.add("unreadable", f"the database could not be read to the end: {exc}")
@@ -197,6 +238,8 @@ def _check_chain(conn: sqlite3.Connection, report: VerifyReport, state: _Checkpo
         valid += good
         if row[_EVENT] == "checkpoint":
             _check_checkpoint_row(report, state, seq, previous, row[_DATA])
+        elif row[_EVENT] == "log_started" and seq == 1:
+            report.previous_log_id = _previous_log(row[_DATA])
         if seq in wanted:
             wanted[seq] = stored
         if report.first_seq is None:
@@ -207,8 +250,40 @@ def _check_chain(conn: sqlite3.Connection, report: VerifyReport, state: _Checkpo
     report.head_hash, report.valid_rows = previous, valid
     report.checkpoints = state.counts
     signed = state.counts["valid"] + state.counts["invalid"]
-    if state.public_key is not None and state.counts["total"] and not signed:
-        report.add("checkpoint_unsigned", "no checkpoint in the log is signed by the given key")
+    if state.keys and state.counts["total"] and not signed:
+        report.add("checkpoint_unsigned", "no checkpoint in the log is signed by a given key")
+
+
+def _check_last_head(report: VerifyReport, state: _Checkpoints, head: WrittenHead) -> None:
+    if report.log_id is not None and head.log_id != report.log_id:
+        report.add(
+            "state_head",
+            f"the service last sealed log {head.log_id}; this record is log {report.log_id}:"
+            " it was replaced",
+        )
+    elif head.rows > report.rows:
+        report.add(
+            "state_head",
+            f"the service last sealed {head.rows} rows; the log has {report.rows}",
+            expected=str(head.rows),
+            found=str(report.rows),
+        )
+    elif head.rows and state.wanted_heads.get(head.rows) != head.head:
+        report.add(
+            "state_head",
+            f"row {head.rows} does not hash to {head.head[:16]}…, the head the service last sealed",
+            seq=head.rows,
+            expected=head.head,
+            found=state.wanted_heads.get(head.rows),
+        )
+
+
+def _previous_log(data: str) -> str | None:
+    try:
+        value = json.loads(data).get("previous_log_id")
+    except (ValueError, AttributeError):
+        return None
+    return value if isinstance(value, str) else None
 
 
 def _check_checkpoint_row(
@@ -231,37 +306,67 @@ def _check_checkpoint_row(
         )
     if state.log_id is not None and sealed.log_id != state.log_id:
         report.add("checkpoint_mismatch", f"row {seq}: checkpoint names another log", seq=seq)
+    _check_signature(report, state, sealed, f"row {seq}", seq=seq)
+
+
+def _check_signature(
+    report: VerifyReport, state: _Checkpoints, sealed: Checkpoint, where: str, **at: Any
+) -> None:
+    """Unsigned before the first signed checkpoint predates the key; after it, it was stripped."""
+    in_log = "seq" in at
     if sealed.signature is None:
-        state.counts["unsigned"] += 1
-        # Unsigned checkpoints before the first signed one predate the key; after it, a
-        # missing signature means someone stripped it.
-        if state.public_key is not None and state.seen_signed:
-            report.add("checkpoint_unsigned", f"row {seq}: checkpoint is not signed", seq=seq)
+        if in_log:
+            state.counts["unsigned"] += 1
+        if state.seen_signed:
+            report.add(
+                "checkpoint_unsigned",
+                f"{where}: checkpoint is not signed, after a signed one",
+                **at,
+            )
         return
-    if state.public_key is None:
+    state.seen_signed = True
+    if not state.keys:
         return
-    if sealed.signature_valid(state.public_key):
-        state.counts["valid"] += 1
-        state.seen_signed = True
-    else:
+    signer = state.keys.signer(sealed)
+    if signer is not None:
+        state.keys_used.add(signer)
+        if in_log:
+            state.counts["valid"] += 1
+        return
+    if in_log:
         state.counts["invalid"] += 1
-        report.add(
-            "checkpoint_signature",
-            f"row {seq}: checkpoint signature is not valid for the given public key",
-            seq=seq,
-        )
+    report.add(
+        "checkpoint_signature",
+        f"{where}: checkpoint signature (key {sealed.key_id or '?'}) does not verify under"
+        f" any given key ({', '.join(state.keys.ids)})",
+        **at,
+    )
 
 
 def _check_external(report: VerifyReport, state: _Checkpoints, source: Path | None) -> None:
     """Each line of the external file must match the log: same log, rows present, same head."""
-    report.external_checkpoints = len(state.external)
-    for line, sealed in state.external:
-        where = f"{source}:{line}"
-        if state.log_id is not None and sealed.log_id != state.log_id:
-            report.add("external_checkpoint", f"{where}: checkpoint belongs to another log")
+    for line, problem in state.file.malformed:
+        report.add(
+            "checkpoint_malformed",
+            f"{source}:{line}: not a checkpoint line ({problem})",
+            line=line,
+        )
+    ours = state.file.of_log(state.log_id)
+    report.external_checkpoints = len(ours)
+    state.seen_signed = False
+    for line, sealed in state.file.checkpoints:
+        if sealed.log_id == state.log_id or state.log_id is None:
             continue
-        if state.public_key is not None and not sealed.signature_valid(state.public_key):
-            report.add("external_checkpoint", f"{where}: signature missing or not valid")
+        if sealed.log_id != report.previous_log_id:
+            report.add(
+                "external_checkpoint",
+                f"{source}:{line}: checkpoint belongs to log {sealed.log_id}, which this log"
+                " does not name as its predecessor",
+                line=line,
+            )
+    for line, sealed in ours:
+        where = f"{source}:{line}"
+        _check_signature(report, state, sealed, where, line=line)
         found = state.wanted_heads.get(sealed.rows)
         if sealed.rows > (report.last_seq or 0):
             report.add(
@@ -270,9 +375,10 @@ def _check_external(report: VerifyReport, state: _Checkpoints, source: Path | No
                 f" has {report.rows}: the tail was truncated or an older copy restored",
                 expected=str(sealed.rows),
                 found=str(report.rows),
+                line=line,
             )
         elif sealed.rows and found is None:
-            report.add("external_checkpoint", f"{where}: row {sealed.rows} is missing")
+            report.add("external_checkpoint", f"{where}: row {sealed.rows} is missing", line=line)
         elif sealed.rows and found != sealed.head:
             report.add(
                 "external_checkpoint",
@@ -281,57 +387,9 @@ def _check_external(report: VerifyReport, state: _Checkpoints, source: Path | No
                 seq=sealed.rows,
                 expected=sealed.head,
                 found=found,
+                line=line,
             )
-    if state.external:
-        latest = state.external[-1][1]
+    report.keys_used = sorted(state.keys_used)
+    if ours:
+        latest = ours[-1][1]
         report.latest_external = {"rows": latest.rows, "head": latest.head, "time": latest.time}
-
-
-def _check_outcomes(conn: sqlite3.Connection, report: VerifyReport) -> None:
-    """Every intent has exactly one outcome; no session/action was deleted twice."""
-    report.pending_intents = [
-        seq
-        for (seq,) in conn.execute(
-            "SELECT i.seq FROM events AS i WHERE i.event = 'intent' AND NOT EXISTS"
-            " (SELECT 1 FROM events AS o WHERE o.event = 'outcome' AND o.intent_seq = i.seq)"
-            " ORDER BY i.seq"
-        )
-    ]
-    if report.pending_intents:
-        report.add(
-            "pending_intent",
-            f"{len(report.pending_intents)} intents have no outcome (a run crashed or is in"
-            f" progress; the next run reconciles them): rows {_listed(report.pending_intents)}",
-            seq=report.pending_intents[0],
-        )
-    checks = {
-        "duplicate_outcome": (
-            "SELECT intent_seq, group_concat(seq) FROM events WHERE event = 'outcome'"
-            " GROUP BY intent_seq HAVING count(*) > 1",
-            "intent {0} has more than one outcome: rows {1}",
-        ),
-        "orphan_outcome": (
-            "SELECT o.seq, o.intent_seq FROM events AS o WHERE o.event = 'outcome' AND NOT EXISTS"
-            " (SELECT 1 FROM events AS i WHERE i.seq = o.intent_seq AND i.event = 'intent')",
-            "row {0}: outcome names row {1}, which is not an intent",
-        ),
-        "deleted_twice": (
-            "SELECT session_id, action, group_concat(seq) FROM events"
-            " WHERE event = 'outcome' AND outcome = 'deleted'"
-            " GROUP BY session_id, action HAVING count(*) > 1",
-            "session {0}: {1} has more than one deleted outcome: rows {2}",
-        ),
-        "bad_data": (
-            "SELECT seq FROM events WHERE json_valid(data) = 0 OR json_type(data) != 'object'",
-            "row {0}: data is not a JSON object",
-        ),
-    }
-    for code, (sql, sentence) in checks.items():
-        for found in conn.execute(sql):
-            seq = None if code == "deleted_twice" else found[0]
-            report.add(code, sentence.format(*found), seq=seq)
-
-
-def _listed(seqs: list[int]) -> str:
-    shown = ", ".join(str(seq) for seq in seqs[:_LISTED])
-    return shown + (f" and {len(seqs) - _LISTED} more" if len(seqs) > _LISTED else "")

@@ -6,21 +6,17 @@ import json
 import sqlite3
 import sys
 from collections.abc import Callable
+from contextlib import closing
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
 
 import click
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from rich.console import Console
 from rich.table import Table
+from sqlite_utils import Database
 
-from retention.audit.checkpoint import (
-    generate_key_pair,
-    key_id,
-    load_public_key,
-    load_signing_key,
-)
+from retention.audit.checkpoint import generate_key_pair, key_id, load_signing_key
 from retention.audit.export import (
     Filters,
     iter_export,
@@ -29,15 +25,18 @@ from retention.audit.export import (
     write_csv,
     write_jsonl,
 )
+from retention.audit.head import WrittenHead, last_head
+from retention.audit.keys import KeyRing, load_keyring, trusted_key_paths
 from retention.audit.report import render_report
 from retention.audit.store import AuditInputError, connect_reader
 from retention.audit.summary import summarise
 from retention.audit.verify import VerifyReport, verify_log
 from retention.cli.app import cli
-from retention.service.record import CHECKPOINT_FILE, open_audit
+from retention.service.record import CHECKPOINT_FILE
 from retention.settings import load_settings
+from retention.units import format_bytes
 
-_db_option = click.option(
+db_option = click.option(
     "--db",
     "db_path",
     type=click.Path(path_type=Path, dir_okay=False),
@@ -52,8 +51,11 @@ _verify_options = [
     ),
     click.option(
         "--public-key",
-        type=click.Path(path_type=Path, dir_okay=False),
-        help="PEM public key of the checkpoint signer (default: from the signing key setting).",
+        "public_keys",
+        multiple=True,
+        type=click.Path(path_type=Path),
+        help="PEM public key (or a folder of .pub files) a checkpoint may verify under; repeat"
+        " for earlier keys (default: RETENTION_TRUSTED_KEYS and the signing key's own).",
     ),
 ]
 
@@ -91,22 +93,41 @@ def _filters(
     )
 
 
-def _db(db_path: Path | None) -> Path:
+def record_path(db_path: Path | None) -> Path:
+    """The --db given, or audit.db in the configured state directory."""
     return db_path if db_path is not None else load_settings().audit_db
 
 
-def _verify(db: Path, checkpoint_file: Path | None, public_key: Path | None) -> VerifyReport:
-    """Verify with the given inputs, or the defaults: the file beside the log, the settings key."""
+def _verify(db: Path, checkpoint_file: Path | None, public_keys: tuple[Path, ...]) -> VerifyReport:
+    """Verify with the given inputs, or the defaults: the file beside the log, the settings keys."""
     if checkpoint_file is None and (db.parent / CHECKPOINT_FILE).is_file():
         checkpoint_file = db.parent / CHECKPOINT_FILE
-    key: Ed25519PublicKey | None = None
-    if public_key is not None:
-        key = load_public_key(public_key)
-    else:
-        signing = load_settings().signing_key
-        if signing is not None:
-            key = load_signing_key(signing.get_secret_value()).public_key()
-    return verify_log(db, checkpoint_file=checkpoint_file, public_key=key)
+    return verify_log(
+        db, checkpoint_file=checkpoint_file, keys=_keys(public_keys), last_head=_sealed_last(db)
+    )
+
+
+def _sealed_last(db: Path) -> WrittenHead | None:
+    """The head the service last sealed, when `db` is the record of the configured state."""
+    settings = load_settings()
+    if db != settings.audit_db or not settings.state_db.is_file():
+        return None
+    uri = f"{settings.state_db.resolve().as_uri()}?mode=ro"
+    with closing(sqlite3.connect(uri, uri=True)) as conn:
+        try:
+            return last_head(Database(conn))
+        except sqlite3.DatabaseError:
+            return None
+
+
+def _keys(public_keys: tuple[Path, ...]) -> KeyRing:
+    if public_keys:
+        return load_keyring(public_keys)
+    settings = load_settings()
+    own = []
+    if settings.signing_key is not None:
+        own.append(load_signing_key(settings.signing_key.get_secret_value()).public_key())
+    return load_keyring(trusted_key_paths(settings.trusted_keys), own)
 
 
 @cli.group()
@@ -115,18 +136,21 @@ def audit() -> None:
 
 
 @audit.command()
-@_db_option
+@db_option
 @_with(_verify_options)
 @click.option("--format", "output", type=click.Choice(["text", "json"]), default="text")
 def verify(
-    db_path: Path | None, checkpoint_file: Path | None, public_key: Path | None, output: str
+    db_path: Path | None,
+    checkpoint_file: Path | None,
+    public_keys: tuple[Path, ...],
+    output: str,
 ) -> None:
     """Recompute the hash chain and check schema, checkpoints and outcomes.
 
     Exit 0 only when everything is clean, 1 when anything is wrong, 2 when an input file
     cannot be read.
     """
-    report = _verify(_db(db_path), checkpoint_file, public_key)
+    report = _verify(record_path(db_path), checkpoint_file, public_keys)
     if output == "json":
         click.echo(json.dumps(report.to_json(), indent=2))
     else:
@@ -153,6 +177,8 @@ def render_verify_text(report: VerifyReport) -> str:
             if report.signatures_checked
             else " (signatures not checked: no public key)"
         ),
+        f"Keys given: {', '.join(report.key_ids) or 'none'};"
+        f" checkpoints verified under: {', '.join(report.keys_used) or 'none'}",
         f"External checkpoints: {report.external_checkpoints}"
         + (
             f", latest covers {report.latest_external['rows']:,} rows at"
@@ -169,13 +195,13 @@ def render_verify_text(report: VerifyReport) -> str:
         lines.append(f"  found    {bad.found}")
     lines.extend(f"FAIL [{finding.code}] {finding.message}" for finding in report.findings)
     rate = f"{report.rows / report.seconds:,.0f} rows/s" if report.seconds else "-"
-    verdict = "CLEAN" if report.clean else f"NOT CLEAN ({len(report.findings)} findings)"
-    lines.append(f"Result: {verdict} in {report.seconds:.2f} s ({rate})")
+    lines.append(f"Checked in {report.seconds:.2f} s ({rate})")
+    lines.append(f"Result: {report.result}")
     return "\n".join(lines)
 
 
 @audit.command()
-@_db_option
+@db_option
 @click.option("--format", "output", type=click.Choice(["csv", "jsonl"]), required=True)
 @_filter_options
 @click.option("--out", type=click.Path(path_type=Path, dir_okay=False), help="Default: stdout.")
@@ -191,7 +217,7 @@ def export(
 ) -> None:
     """Every event as one row, streamed (columns are documented and stable)."""
     filters = _filters(since, until, policy, organizer)
-    conn = _open_record(_db(db_path))
+    conn = _open_record(record_path(db_path))
     writer = write_csv if output == "csv" else write_jsonl
     try:
         conn.execute("BEGIN")
@@ -230,7 +256,7 @@ def _open_out(path: Path) -> TextIO:
 
 
 @audit.command()
-@_db_option
+@db_option
 @_filter_options
 @click.option("--limit", type=click.IntRange(min=1), default=20, show_default=True)
 def show(
@@ -243,7 +269,7 @@ def show(
     limit: int,
 ) -> None:
     """The most recent removals (outcomes of intents), newest first."""
-    conn = _open_record(_db(db_path))
+    conn = _open_record(record_path(db_path))
     try:
         removals = recent_removals(conn, _filters(since, until, policy, organizer), limit)
     finally:
@@ -263,7 +289,7 @@ def show(
             item.policy,
             str(item.organizer_key),
             str(item.session_id),
-            f"{item.recording_bytes:,}" if item.recording_bytes else "",
+            format_bytes(item.recording_bytes) if item.recording_bytes is not None else "",
             detail,
         )
     # Piped output has no terminal width to wrap to: keep each removal on one line.
@@ -271,15 +297,15 @@ def show(
 
 
 @audit.command()
-@_db_option
+@db_option
 @_with(_verify_options)
 @click.option("--out", type=click.Path(path_type=Path, dir_okay=False), required=True)
 def report(
-    db_path: Path | None, checkpoint_file: Path | None, public_key: Path | None, out: Path
+    db_path: Path | None, checkpoint_file: Path | None, public_keys: tuple[Path, ...], out: Path
 ) -> None:
     """Write a self-contained HTML report for the compliance officer (prints well)."""
-    db = _db(db_path)
-    verified = _verify(db, checkpoint_file, public_key)
+    db = record_path(db_path)
+    verified = _verify(db, checkpoint_file, public_keys)
     conn = _open_record(db)
     try:
         conn.execute("BEGIN")
@@ -291,19 +317,7 @@ def report(
     )
     with _open_out(out) as handle:
         handle.write(page)
-    state = "clean" if verified.clean else f"NOT clean ({len(verified.findings)} findings)"
-    click.echo(f"wrote {out}: {verified.rows:,} rows, verification {state}")
-
-
-@audit.command()
-def checkpoint() -> None:
-    """Seal the record now: a signed row, a line in the checkpoint file and a log line."""
-    settings = load_settings()
-    with open_audit(settings, lambda: datetime.now(UTC)) as log:
-        sealed = log.checkpoint()
-    signed = f"signed by key {sealed.key_id}" if sealed.signature else "unsigned (no key set)"
-    click.echo(f"checkpoint: {sealed.rows:,} rows, head {sealed.head}, {signed}")
-    click.echo(f"appended to {log.checkpoint_path}")
+    click.echo(f"wrote {out}: {verified.rows:,} rows, verification {verified.result}")
 
 
 @audit.command()
@@ -313,3 +327,7 @@ def keygen(out: Path) -> None:
     public_path, public = generate_key_pair(out)
     click.echo(f"private key: {out} (mode 0600; give it to the service as the signing_key)")
     click.echo(f"public key:  {public_path} (key id {key_id(public)}; give it to auditors)")
+
+
+# The commands that write to the record live apart; importing them attaches them to `audit`.
+from retention.cli import audit_write  # noqa: E402, F401

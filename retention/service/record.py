@@ -10,6 +10,7 @@ from typing import Any
 
 from retention.audit.checkpoint import load_signing_key
 from retention.audit.log import AuditLog
+from retention.audit.witness import witness_argv
 from retention.policy import PolicySet
 from retention.settings import Settings
 
@@ -25,6 +26,7 @@ def open_audit(settings: Settings, clock: Callable[[], datetime]) -> AuditLog:
         signing_key=load_signing_key(key.get_secret_value()) if key else None,
         checkpoint_path=settings.state_dir / CHECKPOINT_FILE,
         clock=clock,
+        witness=witness_argv(settings.checkpoint_command),
     )
 
 

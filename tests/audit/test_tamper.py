@@ -258,14 +258,28 @@ def test_an_intent_without_outcome_and_a_double_deletion_are_reported(
     assert report["pending_intents"] == [pending]
 
 
+def test_bad_checkpoint_lines_are_findings_and_the_rest_is_still_checked(
+    written: Path, run_cli: Cli, tmp_path: Path
+) -> None:
+    good = (written.parent / "audit-checkpoints.jsonl").read_text()
+    bad_lines = tmp_path / "checkpoints.jsonl"
+    bad_lines.write_text('{"rows": 1}\nnot json\n' + good)
+    exit_code, report = verify_json(run_cli, "--checkpoint", str(bad_lines))
+    assert exit_code == 1
+    malformed = [f for f in report["findings"] if f["code"] == "checkpoint_malformed"]
+    assert [f["line"] for f in malformed] == [1, 2]
+    assert f"{bad_lines}:1: not a checkpoint line" in malformed[0]["message"]
+    assert report["external_checkpoints"] == 1
+    assert report["rows"] == 12
+    assert {f["code"] for f in report["findings"]} == {"checkpoint_malformed"}
+
+
 def test_unreadable_inputs_exit_2_naming_the_file(
     written: Path, run_cli: Cli, tmp_path: Path
 ) -> None:
-    bad_lines = tmp_path / "checkpoints.jsonl"
-    bad_lines.write_text('{"rows": 1}\nnot json\n')
-    result = run_cli("verify", "--checkpoint", str(bad_lines))
+    result = run_cli("verify", "--checkpoint", str(tmp_path / "absent.jsonl"))
     assert result.exit_code == 2
-    assert f"{bad_lines}:1: not a checkpoint line" in result.output
+    assert "cannot read the checkpoint file" in result.output
     not_a_db = tmp_path / "notes.txt"
     not_a_db.write_text("hello " * 1000)
     result = run_cli("verify", "--db", str(not_a_db))
