@@ -277,13 +277,16 @@ class Pipeline:
         policy_set: PolicySet,
     ) -> None:
         applied_by = plan_applied_by(db, loaded.plan_id)
-        reasons = plan_refusals(
-            loaded,
-            known_hash=known_plan_hash(db, loaded.plan_id),
-            policies_digest=policy_set.digest,
-            now=self.clock(),
-            max_age=timedelta(hours=self.settings.plan_max_age_hours),
-        )
+        reasons = [
+            text
+            for _code, text in plan_refusals(
+                loaded,
+                known_hash=known_plan_hash(db, loaded.plan_id),
+                policies_digest=policy_set.digest,
+                now=self.clock(),
+                max_age=timedelta(hours=self.settings.plan_max_age_hours),
+            )
+        ]
         if applied_by:
             reasons.append(f"plan {loaded.plan_id} was already applied by {applied_by}")
         in_scope = loaded.document["summary"].get("per_policy", {})
