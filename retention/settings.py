@@ -93,6 +93,9 @@ class Settings(BaseSettings):
     )
     plan_max_age_hours: float = Field(default=24.0, gt=0)
     max_deletions_per_run: int = Field(default=10_000, ge=0)
+    max_clock_skew: float = Field(
+        default=300.0, ge=0, description="seconds the host clock may differ from the API's Date"
+    )
     breaker_window: int = Field(default=20, ge=1, description="recent removals the breaker weighs")
     breaker_threshold: float = Field(
         default=0.5, gt=0, lt=1, description="share of failed, 403 or 404 answers that stops a run"

@@ -32,6 +32,7 @@ from retention.engine.plan import (
     PlanItem,
     build_plan,
     cap_violations,
+    limit_plan,
     plan_refusals,
 )
 from retention.engine.reconcile import ReconcileReport, reconcile
@@ -163,10 +164,16 @@ class Pipeline:
             created_at=now,
             as_of=as_of,
             selected=selected,
+            max_clock_skew=timedelta(seconds=self.settings.max_clock_skew),
         )
 
     async def preview(
-        self, *, as_of: datetime | None, selected: list[str] | None, record: bool
+        self,
+        *,
+        as_of: datetime | None,
+        selected: list[str] | None,
+        record: bool,
+        limit: int | None = None,
     ) -> Plan:
         """`retention plan`: refresh the inventory, decide, and (with --out) record the plan."""
         policy_set = self.load_policies()
@@ -175,6 +182,7 @@ class Pipeline:
             async with self.client() as client:
                 await self.refresh(client, db)
             plan = self.make_plan(db, policy_set, as_of=as_of or self.clock(), selected=selected)
+            plan = limit_plan(plan, limit)
             if record:
                 record_plan(db, plan.plan_id, plan.document()["plan_hash"], plan.created_at)
         return plan
@@ -285,6 +293,7 @@ class Pipeline:
                 policies_digest=policy_set.digest,
                 now=self.clock(),
                 max_age=timedelta(hours=self.settings.plan_max_age_hours),
+                max_clock_skew=timedelta(seconds=self.settings.max_clock_skew),
             )
         ]
         if applied_by:
