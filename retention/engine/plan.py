@@ -44,6 +44,7 @@ __all__ = [
     "PlanItem",
     "PlanRefusal",
     "PolicyTotals",
+    "SessionDecider",
     "build_plan",
     "cap_violations",
     "limit_plan",
@@ -169,16 +170,16 @@ def without_policies(policy_set: PolicySet, names: Iterable[str]) -> PolicySet:
     return dataclasses.replace(policy_set, policies=kept)
 
 
-class _Redecider:
-    """Decides sessions again without the refused policies, compiling that set once.
+class SessionDecider:
+    """Decides one session at a time under a policy set compiled once for one as-of time.
 
     `decide` streams over an iterable; this object is that iterable, handing it one session
     each time a decision is asked for.
     """
 
-    def __init__(self, policy_set: PolicySet, refused: Iterable[str], as_of: datetime) -> None:
+    def __init__(self, policy_set: PolicySet, as_of: datetime) -> None:
         self._session: SessionRecord | None = None
-        self._decisions = decide(self._feed(), without_policies(policy_set, refused), as_of)
+        self._decisions = decide(self._feed(), policy_set, as_of)
 
     def _feed(self) -> Iterator[SessionRecord]:
         while True:
@@ -263,9 +264,9 @@ class _Refusals:
 
     def __init__(self, policy_set: PolicySet, refused: Mapping[str, str], as_of: datetime):
         self.refused = dict(refused)
-        self.others = _Redecider(policy_set, self.refused, as_of)
+        self.others = SessionDecider(without_policies(policy_set, self.refused), as_of)
         self.each = {
-            name: _Redecider(policy_set, set(self.refused) - {name}, as_of)
+            name: SessionDecider(without_policies(policy_set, set(self.refused) - {name}), as_of)
             for name in sorted(self.refused)
         }
 
