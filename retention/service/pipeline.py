@@ -165,6 +165,7 @@ class Pipeline:
             as_of=as_of,
             selected=selected,
             max_clock_skew=timedelta(seconds=self.settings.max_clock_skew),
+            api_base_url=self.settings.api_base_url,
         )
 
     async def preview(
@@ -294,6 +295,7 @@ class Pipeline:
                 now=self.clock(),
                 max_age=timedelta(hours=self.settings.plan_max_age_hours),
                 max_clock_skew=timedelta(seconds=self.settings.max_clock_skew),
+                api_base_url=self.settings.api_base_url,
             )
         ]
         if applied_by:

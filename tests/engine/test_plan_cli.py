@@ -85,3 +85,23 @@ def test_limit_keeps_the_oldest_items_and_says_how_many_it_left_out(
     assert sorted(int(d["path"].split("/")[-2]) for d in deployment.deletes()) == sorted(
         int(item["sessionId"]) for item in batch["items"]
     )
+
+
+def test_apply_refuses_a_plan_made_against_another_base_url(
+    deployment: Deployment, tmp_path: Path
+) -> None:
+    plan_file = tmp_path / "plan.json"
+    deployment.cli("plan", "--out", str(plan_file), check=True)
+    made_against = json.loads(plan_file.read_text())["api_base_url"]
+    assert made_against == deployment.env["RETENTION_API_BASE_URL"]
+    elsewhere = "http://127.0.0.1:9/G2M/rest"
+
+    result = deployment.cli(
+        "apply", str(plan_file), "--yes", extra_env={"RETENTION_API_BASE_URL": elsewhere}
+    )
+
+    assert result.returncode == 3
+    assert f"the plan was made against {made_against}, this service uses {elsewhere}" in (
+        result.stderr.replace("\n", " ")
+    )
+    assert deployment.deletes() == []
