@@ -210,7 +210,8 @@ class Gate:
         elif mode == "auto":
             headers.append((b"retry-after", str(max(1, math.ceil(wait))).encode()))
         elif mode == "date":
-            stamp = http_date(self.clock() + max(1.0, wait))
+            # in the server's own time, as its Date header: a skewed server skews both
+            stamp = http_date(self.clock() + self.controls.date_offset + max(1.0, wait))
             headers.append((b"retry-after", stamp.encode()))
         body = {"int_err_code": "TooManyRequests", "msg": "Rate limit exceeded"}
         await _json(send, 429, body, headers)
