@@ -115,3 +115,17 @@ def test_date_offset_flag_on_the_real_server(sandbox: Any) -> None:
     )
     assert response.headers.get_list("date") == [response.headers["date"]]
     assert abs(served_date(response) - (time.time() - 7200)) < 60
+
+
+async def test_a_retry_after_date_is_in_the_same_skewed_time_as_the_date_header(
+    sandbox_asgi: Any, tiny_account: Any
+) -> None:
+    server = sandbox_asgi(
+        tiny_account(), clock=lambda: REAL, date_offset=5000, rate_limit=1, retry_after="date"
+    )
+    async with server.client() as client:
+        await client.get("/G2M/rest/groups")
+        refused = await client.get("/G2M/rest/groups")
+    assert refused.status_code == 429
+    retry_at = parsedate_to_datetime(refused.headers["retry-after"]).timestamp()
+    assert retry_at - served_date(refused) == 1.0
