@@ -129,6 +129,12 @@ class Settings(BaseSettings):
     breaker_window: int = Field(
         default=20, ge=1, le=100_000, description="recent removals the breaker weighs"
     )
+    max_clock_skew: float = Field(
+        default=300.0,
+        ge=0,
+        le=86_400,
+        description="seconds the host clock may differ from the API's Date",
+    )
     breaker_threshold: float = Field(
         default=0.5, gt=0, lt=1, description="share of failed, 403 or 404 answers that stops a run"
     )

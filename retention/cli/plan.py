@@ -30,7 +30,7 @@ from retention.cli.render import (
     write_plan_csv,
     write_plan_json,
 )
-from retention.engine.plan import read_plan_file
+from retention.engine.plan import Plan, read_plan_file
 from retention.errors import InvalidInput, RuntimeFailure
 from retention.service.logging import configure_logging, register_settings_secrets
 from retention.service.pipeline import Pipeline, RunResult
@@ -130,19 +130,31 @@ def _finish(result: RunResult, console: Console) -> None:
 @cli.command("plan")
 @click.option("--policy", "policies", multiple=True, help="Only this policy's removals (repeat).")
 @click.option("--as-of", help="Preview as of this time (ISO 8601), e.g. next month.")
+@click.option(
+    "--limit",
+    type=click.IntRange(0),
+    help="Keep only the first N removals (oldest session first), to apply in batches.",
+)
 @click.option("--format", "output", type=click.Choice(["table", "json", "csv"]), default="table")
 @click.option("--out", type=click.Path(path_type=Path, dir_okay=False), help="Write a plan file.")
 def plan_command(
-    policies: tuple[str, ...], as_of: str | None, output: str, out: Path | None
+    policies: tuple[str, ...],
+    as_of: str | None,
+    output: str,
+    out: Path | None,
+    limit: int | None = None,
 ) -> None:
     """Preview what the policies would remove (a dry run); --out writes a plan to apply."""
     pipeline = _pipeline()
     moment = _parse_time(as_of)
     plan = asyncio.run(
-        pipeline.preview(as_of=moment, selected=list(policies) or None, record=out is not None)
+        pipeline.preview(
+            as_of=moment, selected=list(policies) or None, record=out is not None, limit=limit
+        )
     )
     document = plan.document()
     console = Console()
+    notes = Console(stderr=True) if output != "table" else console
     if out is not None:
         with out.open("w", encoding="utf-8") as handle:
             write_plan_json(document, handle)
@@ -154,9 +166,30 @@ def plan_command(
         policy_set = pipeline.load_policies()
         violations = pipeline.violations(plan.items, policy_set, plan.in_scope)
         render_plan_table(document, console, violations)
-        if out is not None:
-            console.print(f"plan written to {out} (hash {document['plan_hash'][:16]}…)")
+    _plan_notes(plan, notes)
+    if out is not None and output == "table":
+        console.print(f"plan written to {out} (hash {document['plan_hash'][:16]}…)")
+        if not plan.preview:
             console.print(f"apply it with: retention apply {out}")
+
+
+def _plan_notes(plan: Plan, console: Console) -> None:
+    """What a reader must know beside the table: a preview, refused policies, items left out."""
+    if plan.preview:
+        console.print(
+            f"[bold]preview[/]: this plan decides as of {plan.document()['as_of']}, in the "
+            "future; it shows what will become due and `retention apply` refuses it"
+        )
+    for refusal in plan.cap_refusals:
+        console.print(f"refused: {refusal.describe()}; {refusal.hint()}")
+    for name, by in sorted(plan.refused.items()):
+        if not by.startswith("cap:"):
+            console.print(f"refused: policy {name} ({by}); its removals are blocked")
+    if plan.left_out:
+        console.print(
+            f"--limit {plan.limit}: kept the first {len(plan.items)} removals, "
+            f"left out {plan.left_out}; plan again for the next batch"
+        )
 
 
 @cli.command("apply")
@@ -192,7 +225,7 @@ def apply_command(plan_file: Path, yes: bool) -> None:
 def run_command(ctx: click.Context, yes: bool, dry_run: bool) -> None:
     """Plan and apply in one step: reconcile, scan, decide, check caps, execute, record."""
     if dry_run:
-        ctx.invoke(plan_command, policies=(), as_of=None, output="table", out=None)
+        ctx.invoke(plan_command, policies=(), as_of=None, output="table", out=None, limit=None)
         return
     pipeline = _pipeline()
     console = Console(stderr=True)

@@ -197,6 +197,13 @@ def _summary(base_url: str, account: Account, options: SandboxOptions) -> list[s
     default=0.0,
     help="Share of API requests answered 500/502/503 or dropped mid-response.",
 )
+@click.option(
+    "--date-offset",
+    type=float,
+    default=0.0,
+    metavar="SECONDS",
+    help="Run the Date header this far from the real clock (negative: behind).",
+)
 @click.pass_context
 def sandbox(ctx: click.Context, /, **params: Any) -> None:
     """Serve a GoTo Meeting API sandbox on loopback; prints its base URL first."""
@@ -211,6 +218,7 @@ def sandbox(ctx: click.Context, /, **params: Any) -> None:
         retry_after="absent" if params["no_retry_after"] else "auto",
         latency_ms=params["latency_ms"],
         fault_rate=params["fault_rate"],
+        date_offset=params["date_offset"],
         seed=params["seed"],
     )
     host: str = params["host"]
@@ -227,6 +235,7 @@ def sandbox(ctx: click.Context, /, **params: Any) -> None:
         log_level="warning",
         access_log=False,
         lifespan="off",
+        date_header=False,  # the gate writes Date, following --date-offset
         timeout_graceful_shutdown=2,
     )
     uvicorn.Server(config).run(sockets=[sock])

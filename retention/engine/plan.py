@@ -1,83 +1,60 @@
-"""Plans: decisions gathered into a reviewable, hashable document, and the caps that refuse one.
+"""Plans: decisions gathered into a reviewable, hashable document bound to its time and account.
 
 Pure: the plan id, creation time and as-of time are arguments. The JSON form
 (`goto-retention-plan/1`) is a contract: the compliance officer reviews it, `apply` checks it.
+A policy refused on its own (over its cap, or naming what the account does not know) has its
+removals moved to `blocked`; a removal another policy also calls for stays, under that policy.
 """
 
 from __future__ import annotations
 
-import json
+import dataclasses
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from retention.canonical import canonical_hash
-from retention.engine.decide import Decision
-from retention.errors import InvalidInput, Refused
+from retention.engine.caps import (
+    CapExceeded,
+    CapViolation,
+    cap_violations,
+    policy_cap_violations,
+    run_cap_violation,
+)
+from retention.engine.decide import ACTION_ORDER, Decision, Planned, decide
+from retention.engine.planfile import (
+    DEFAULT_MAX_CLOCK_SKEW,
+    LoadedPlan,
+    PlanRefusal,
+    plan_refusals,
+    read_plan_file,
+)
+from retention.engine.planitem import PLAN_FORMAT, PlanItem, iso, plan_hash
+from retention.engine.records import SessionRecord
 from retention.policy import PolicySet
-from retention.times import parse_stored_time
 
-PLAN_FORMAT = "goto-retention-plan/1"
-
-
-@dataclass(frozen=True, slots=True)
-class PlanItem:
-    """One request to make: which session, which action, and which policy calls for it."""
-
-    organizer_key: int
-    meeting_id: int
-    session_id: int
-    action: str
-    policy: str
-    policy_hash: str
-    also_matched: tuple[str, ...]
-    start_time: datetime | None
-    end_time: datetime | None
-    recording_id: str | None
-    recording_bytes: int | None
-    attendees: int | None
-
-    @property
-    def key(self) -> tuple[int, str]:
-        """What identifies the removal: the session and the action."""
-        return (self.session_id, self.action)
-
-    def to_json(self) -> dict[str, Any]:
-        """The item as the plan file writes it (ids as strings, as the API sends them)."""
-        return {
-            "organizerKey": str(self.organizer_key),
-            "meetingId": str(self.meeting_id),
-            "sessionId": str(self.session_id),
-            "action": self.action,
-            "policy": self.policy,
-            "policy_hash": self.policy_hash,
-            "also_matched": list(self.also_matched),
-            "startTime": _iso(self.start_time),
-            "endTime": _iso(self.end_time),
-            "recordingId": self.recording_id,
-            "recording_bytes": self.recording_bytes,
-            "attendees": self.attendees,
-        }
-
-    @classmethod
-    def from_json(cls, data: Mapping[str, Any]) -> PlanItem:
-        """Read an item back from a plan file; KeyError/ValueError on a malformed one."""
-        return cls(
-            organizer_key=int(data["organizerKey"]),
-            meeting_id=int(data["meetingId"]),
-            session_id=int(data["sessionId"]),
-            action=str(data["action"]),
-            policy=str(data["policy"]),
-            policy_hash=str(data["policy_hash"]),
-            also_matched=tuple(str(name) for name in data["also_matched"]),
-            start_time=_parse_iso(data["startTime"]),
-            end_time=_parse_iso(data["endTime"]),
-            recording_id=data.get("recordingId"),
-            recording_bytes=_optional_int(data["recording_bytes"]),
-            attendees=_optional_int(data["attendees"]),
-        )
+__all__ = [
+    "DEFAULT_MAX_CLOCK_SKEW",
+    "PLAN_FORMAT",
+    "CapExceeded",
+    "CapViolation",
+    "LoadedPlan",
+    "Plan",
+    "PlanItem",
+    "PlanRefusal",
+    "PolicyTotals",
+    "SessionDecider",
+    "build_plan",
+    "cap_violations",
+    "limit_plan",
+    "plan_hash",
+    "plan_refusals",
+    "plan_within_caps",
+    "read_plan_file",
+    "run_cap_violation",
+    "without_policies",
+]
 
 
 @dataclass
@@ -103,7 +80,13 @@ class PolicyTotals:
 
 @dataclass
 class Plan:
-    """A plan: the items to execute, what was blocked and what is unknown, with provenance."""
+    """A plan: the items to execute, what was blocked and what is unknown, with provenance.
+
+    `preview` is true when `as_of` is later than the creation time plus the clock-skew
+    tolerance: such a plan shows the future and is never applied. `refused` maps each policy
+    refused on its own to its `by` (`cap:NAME`, `unknown:NAME`); `cap_refusals` says why for
+    caps. `left_out` counts the items `--limit` dropped.
+    """
 
     plan_id: str
     created_at: datetime
@@ -117,6 +100,13 @@ class Plan:
     unknown: list[dict[str, Any]] = field(default_factory=list)
     scanned: int = 0
     in_scope: dict[str, int] = field(default_factory=dict)
+    preview: bool = False
+    account_key: str | None = None
+    api_base_url: str | None = None
+    refused: dict[str, str] = field(default_factory=dict)
+    cap_refusals: list[CapViolation] = field(default_factory=list)
+    limit: int | None = None
+    left_out: int = 0
 
     def summary(self) -> dict[str, Any]:
         """Per policy and in total: sessions, recordings, bytes and attendee lists to remove."""
@@ -139,6 +129,7 @@ class Plan:
             "blocked": len(self.blocked),
             "blocked_by": dict(sorted(blocked_by.items())),
             "unknown": len(self.unknown),
+            "left_out": self.left_out,
         }
 
     def document(self) -> dict[str, Any]:
@@ -146,12 +137,19 @@ class Plan:
         body: dict[str, Any] = {
             "format": PLAN_FORMAT,
             "plan_id": self.plan_id,
-            "created_at": _iso(self.created_at),
-            "as_of": _iso(self.as_of),
+            "created_at": iso(self.created_at),
+            "as_of": iso(self.as_of),
+            "preview": self.preview,
+            "account_key": self.account_key,
+            "api_base_url": self.api_base_url,
             "policies_digest": self.policies_digest,
             "policy_files": self.policy_files,
             "policies": self.policy_hashes,
             "selected_policies": self.selected,
+            "refused_policies": [
+                {"policy": name, "by": by} for name, by in sorted(self.refused.items())
+            ],
+            "limit": self.limit,
             "items": [item.to_json() for item in self.items],
             "blocked": self.blocked,
             "unknown": self.unknown,
@@ -161,9 +159,36 @@ class Plan:
         return body
 
 
-def plan_hash(document: Mapping[str, Any]) -> str:
-    """sha256 of the canonical JSON of a plan document without its `plan_hash` field."""
-    return canonical_hash({key: value for key, value in document.items() if key != "plan_hash"})
+def without_policies(policy_set: PolicySet, names: Iterable[str]) -> PolicySet:
+    """The policy set less the named delete policies; retain rules and holds always stay."""
+    dropped = set(names)
+    kept = tuple(
+        policy
+        for policy in policy_set.policies
+        if policy.action == "retain" or policy.name not in dropped
+    )
+    return dataclasses.replace(policy_set, policies=kept)
+
+
+class SessionDecider:
+    """Decides one session at a time under a policy set compiled once for one as-of time.
+
+    `decide` streams over an iterable; this object is that iterable, handing it one session
+    each time a decision is asked for.
+    """
+
+    def __init__(self, policy_set: PolicySet, as_of: datetime) -> None:
+        self._session: SessionRecord | None = None
+        self._decisions = decide(self._feed(), policy_set, as_of)
+
+    def _feed(self) -> Iterator[SessionRecord]:
+        while True:
+            assert self._session is not None  # set before every next()
+            yield self._session
+
+    def __call__(self, session: SessionRecord) -> Decision:
+        self._session = session
+        return next(self._decisions)
 
 
 def build_plan(
@@ -174,8 +199,13 @@ def build_plan(
     created_at: datetime,
     as_of: datetime,
     selected: Sequence[str] | None = None,
+    refused: Mapping[str, str] | None = None,
+    account_key: str | None = None,
+    api_base_url: str | None = None,
+    max_clock_skew: timedelta = DEFAULT_MAX_CLOCK_SKEW,
 ) -> Plan:
-    """Gather decisions into a plan; with `selected`, only those policies' actions are items."""
+    """Gather decisions into a plan, oldest session first; with `selected`, only those
+    policies' actions are items; `refused` ({policy: by}) policies' removals are blocked."""
     plan = Plan(
         plan_id=plan_id,
         created_at=created_at,
@@ -184,45 +214,30 @@ def build_plan(
         policy_files=[{"file": f.path.name, "sha256": f.sha256} for f in policy_set.files],
         policy_hashes=dict(sorted(policy_set.content_hashes.items())),
         selected=sorted(selected) if selected else None,
+        preview=as_of > created_at + max_clock_skew,
+        account_key=account_key,
+        api_base_url=api_base_url,
+        refused=dict(refused or {}),
     )
     wanted = set(selected) if selected else None
+    refusals = _Refusals(policy_set, plan.refused, as_of) if plan.refused else None
     in_scope: dict[str, int] = defaultdict(int)
     for decision in decisions:
         plan.scanned += 1
         for name in decision.in_scope:
             in_scope[name] += 1
         session = decision.session
-        for planned in decision.actions:
-            if wanted is not None and planned.policy not in wanted:
-                continue
-            plan.items.append(
-                PlanItem(
-                    organizer_key=session.organizer_key,
-                    meeting_id=session.meeting_id,
-                    session_id=session.session_id,
-                    action=planned.action,
-                    policy=planned.policy,
-                    policy_hash=policy_set.content_hash(planned.policy),
-                    also_matched=planned.also_matched,
-                    start_time=session.start_time,
-                    end_time=session.end_time,
-                    recording_id=session.recording_id,
-                    recording_bytes=session.recording_bytes,
-                    attendees=session.attendee_count,
-                )
-            )
+        actions = decision.actions
+        if refusals is not None and refusals.applies(actions):
+            actions = refusals(plan, session, wanted)
+        for planned in actions:
+            if wanted is None or planned.policy in wanted:
+                plan.items.append(_item(session, planned, policy_set))
         for blocked in decision.blocked:
             if wanted is not None and blocked.policy not in wanted:
                 continue
             plan.blocked.append(
-                {
-                    "organizerKey": str(session.organizer_key),
-                    "sessionId": str(session.session_id),
-                    "action": blocked.action,
-                    "policy": blocked.policy,
-                    "by": blocked.by,
-                    "until": _iso(blocked.until),
-                }
+                _blocked_entry(session, blocked.action, blocked.policy, blocked.by, blocked.until)
             )
         if decision.unknown and not decision.actions:
             plan.unknown.append(
@@ -234,163 +249,119 @@ def build_plan(
                 }
             )
     plan.in_scope = dict(in_scope)
+    plan.items.sort(key=_oldest_first)
     return plan
 
 
-@dataclass(frozen=True)
-class CapViolation:
-    """One cap a plan exceeds: which, selected against population, and the limit."""
+class _Refusals:
+    """What a session's plan becomes when some policies are refused on their own.
 
-    policy: str | None
-    cap: str
-    selected: int
-    population: int | None
-    limit: float
+    Its items come from deciding again without the refused policies; each refused policy's
+    removals that no other policy calls for go to `blocked`, found by deciding again with that
+    one policy back in (so a refused policy's action that a refused session delete had
+    subsumed is shown blocked too).
+    """
 
-    def describe(self) -> str:
-        who = f"policy {self.policy}" if self.policy else "this run"
-        if self.cap == "max_percent":
-            share = 100.0 * self.selected / self.population if self.population else 100.0
-            return (
-                f"{who} would remove {self.selected} of {self.population} sessions in its scope "
-                f"({share:.1f}%), over its max_percent of {self.limit:g}%"
-            )
-        return f"{who} would make {self.selected} removals, over its {self.cap} of {self.limit:g}"
+    def __init__(self, policy_set: PolicySet, refused: Mapping[str, str], as_of: datetime):
+        self.refused = dict(refused)
+        self.others = SessionDecider(without_policies(policy_set, self.refused), as_of)
+        self.each = {
+            name: SessionDecider(without_policies(policy_set, set(self.refused) - {name}), as_of)
+            for name in sorted(self.refused)
+        }
+
+    def applies(self, actions: tuple[Planned, ...]) -> bool:
+        return any(planned.policy in self.refused for planned in actions)
+
+    def __call__(
+        self, plan: Plan, session: SessionRecord, wanted: set[str] | None
+    ) -> tuple[Planned, ...]:
+        """The actions the other policies call for; records the refused ones as blocked."""
+        others = self.others(session).actions
+        if any(planned.action == "delete_session" for planned in others):
+            return others
+        still_called = {planned.action for planned in others}
+        for name, redecide in self.each.items():
+            if wanted is not None and name not in wanted:
+                continue
+            for planned in redecide(session).actions:
+                if planned.policy == name and planned.action not in still_called:
+                    by = self.refused[name]
+                    plan.blocked.append(_blocked_entry(session, planned.action, name, by, None))
+        return others
 
 
-class CapExceeded(Refused):
-    """A plan goes over a safety cap: it is refused as a whole before any DELETE."""
+def _item(session: SessionRecord, planned: Planned, policy_set: PolicySet) -> PlanItem:
+    return PlanItem(
+        organizer_key=session.organizer_key,
+        meeting_id=session.meeting_id,
+        session_id=session.session_id,
+        action=planned.action,
+        policy=planned.policy,
+        policy_hash=policy_set.content_hash(planned.policy),
+        also_matched=planned.also_matched,
+        start_time=session.start_time,
+        end_time=session.end_time,
+        recording_id=session.recording_id,
+        recording_bytes=session.recording_bytes,
+        attendees=session.attendee_count,
+    )
 
-    def __init__(self, violations: Sequence[CapViolation]) -> None:
-        self.violations = list(violations)
-        super().__init__(
-            "plan refused by safety caps: " + "; ".join(v.describe() for v in violations),
-            hint="review the plan; raise the policy's limits or the run cap only if it is right",
-        )
+
+def _blocked_entry(
+    session: SessionRecord, action: str, policy: str, by: str, until: datetime | None
+) -> dict[str, Any]:
+    return {
+        "organizerKey": str(session.organizer_key),
+        "sessionId": str(session.session_id),
+        "action": action,
+        "policy": policy,
+        "by": by,
+        "until": iso(until),
+    }
 
 
-def cap_violations(
-    items: Sequence[PlanItem],
+def _oldest_first(item: PlanItem) -> tuple[bool, float, int, int]:
+    start = item.start_time.timestamp() if item.start_time is not None else 0.0
+    return (item.start_time is None, start, item.session_id, ACTION_ORDER.index(item.action))
+
+
+def plan_within_caps(
+    decisions: Callable[[], Iterable[Decision]],
     policy_set: PolicySet,
-    in_scope: Mapping[str, int],
     *,
-    max_per_run: int,
-) -> list[CapViolation]:
-    """Every cap the items exceed: per policy max_deletions and max_percent, and the run cap."""
-    counts: dict[str, int] = defaultdict(int)
-    for item in items:
-        counts[item.policy] += 1
-    violations: list[CapViolation] = []
-    for policy in policy_set.policies:
-        selected = counts.get(policy.name, 0)
-        limits = policy.limits
-        if not selected or limits is None:
-            continue
-        if limits.max_deletions is not None and selected > limits.max_deletions:
-            violations.append(
-                CapViolation(policy.name, "max_deletions", selected, None, limits.max_deletions)
-            )
-        population = in_scope.get(policy.name, 0)
-        if limits.max_percent is not None and (
-            population == 0 or 100.0 * selected / population > limits.max_percent
-        ):
-            violations.append(
-                CapViolation(policy.name, "max_percent", selected, population, limits.max_percent)
-            )
-    if len(items) > max_per_run:
-        violations.append(
-            CapViolation(None, "max_deletions_per_run", len(items), None, max_per_run)
-        )
-    return violations
+    refused: Mapping[str, str] | None = None,
+    **plan_args: Any,
+) -> Plan:
+    """Plan, refusing on its own each policy over its `max_deletions` or `max_percent`.
+
+    A refused policy's removals that another policy calls for fall to that policy, which may
+    then go over its own cap in turn: planning repeats (one pass of `decisions()` each) until
+    no policy is over. `plan.cap_refusals` lists each refusal once, for its `refused` event.
+    The run cap is not checked here: over it, the caller refuses the whole run.
+    """
+    refused_now = dict(refused or {})
+    refusals: list[CapViolation] = []
+    while True:
+        plan = build_plan(decisions(), policy_set, refused=refused_now, **plan_args)
+        over = [
+            violation
+            for violation in policy_cap_violations(plan.items, policy_set, plan.in_scope)
+            if violation.policy is not None and violation.policy not in refused_now
+        ]
+        if not over:
+            plan.cap_refusals = refusals
+            return plan
+        for violation in over:
+            refused_now[str(violation.policy)] = violation.by
+            refusals.append(violation)
 
 
-def _iso(value: datetime | None) -> str | None:
-    return None if value is None else value.isoformat().replace("+00:00", "Z")
-
-
-def _parse_iso(value: str | None) -> datetime | None:
-    return None if value is None else parse_stored_time(value)
-
-
-def _optional_int(value: Any) -> int | None:
-    return None if value is None else int(value)
-
-
-@dataclass(frozen=True)
-class LoadedPlan:
-    """A plan file as read back: its document, its items and where it came from."""
-
-    path: str
-    document: Mapping[str, Any]
-    items: list[PlanItem]
-
-    @property
-    def plan_id(self) -> str:
-        return str(self.document["plan_id"])
-
-    @property
-    def recorded_hash(self) -> str:
-        return str(self.document.get("plan_hash", ""))
-
-
-def read_plan_file(path: str, text: str) -> LoadedPlan:
-    """Parse a plan file; a file that is not a readable plan is invalid input (exit 2)."""
-    try:
-        document = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise InvalidInput(
-            f"{path}:{exc.lineno}:{exc.colno}: not a JSON plan file: {exc.msg}",
-            hint="pass a file written by `retention plan --out FILE`",
-        ) from None
-    if not isinstance(document, dict) or document.get("format") != PLAN_FORMAT:
-        raise InvalidInput(
-            f"{path}: not a plan file (format is not {PLAN_FORMAT})",
-            hint="pass a file written by `retention plan --out FILE`",
-        )
-    try:
-        items = [PlanItem.from_json(item) for item in document["items"]]
-        parse_stored_time(str(document["created_at"]))
-        str(document["plan_id"])
-        str(document["policies_digest"])
-    except (KeyError, TypeError, ValueError) as exc:
-        raise InvalidInput(
-            f"{path}: plan file is missing or has a malformed field: {exc}",
-            hint="regenerate the plan with `retention plan --out FILE`",
-        ) from None
-    return LoadedPlan(path=path, document=document, items=items)
-
-
-def plan_refusals(
-    plan: LoadedPlan,
-    *,
-    known_hash: str | None,
-    policies_digest: str,
-    now: datetime,
-    max_age: timedelta,
-) -> list[str]:
-    """Why this plan must not be applied: altered, unknown, policies changed, or stale."""
-    reasons: list[str] = []
-    actual = plan_hash(plan.document)
-    if actual != plan.recorded_hash:
-        reasons.append(
-            f"the plan file was altered: its content hashes to {actual[:16]}…, "
-            f"not the {plan.recorded_hash[:16] or '(missing)'}… it was written with"
-        )
-    elif known_hash is None:
-        reasons.append(f"plan {plan.plan_id} was not made by this service's state directory")
-    elif known_hash != actual:
-        reasons.append(f"plan {plan.plan_id} does not match the plan recorded when it was made")
-    if plan.document.get("policies_digest") != policies_digest:
-        reasons.append(
-            "the policy and hold files changed since the plan was made "
-            f"(digest {str(plan.document.get('policies_digest'))[:16]}… then, "
-            f"{policies_digest[:16]}… now)"
-        )
-    created = parse_stored_time(str(plan.document["created_at"]))
-    if now - created > max_age:
-        hours = (now - created).total_seconds() / 3600
-        reasons.append(
-            f"the plan is {hours:.1f} hours old, over the maximum of "
-            f"{max_age.total_seconds() / 3600:g} hours"
-        )
-    return reasons
+def limit_plan(plan: Plan, limit: int | None) -> Plan:
+    """The plan's first `limit` items (oldest session first); `left_out` counts the rest."""
+    if limit is None or limit >= len(plan.items):
+        return dataclasses.replace(plan, limit=limit)
+    kept = plan.items[:limit]
+    return dataclasses.replace(
+        plan, items=kept, limit=limit, left_out=plan.left_out + len(plan.items) - limit
+    )

@@ -111,6 +111,36 @@ def m002_plans(db: Database) -> None:
     )
 
 
+@MIGRATIONS()
+def m003_account(db: Database) -> None:
+    """The account this state directory belongs to: recorded on first use, then checked."""
+    db.table("account").create(
+        {"id": int, "api_base_url": str, "account_key": str, "recorded_at": str}, pk="id"
+    )
+
+
+def account_of(db: Database) -> str | None:
+    """The account key this state directory was first used with, if one was recorded."""
+    row = next(db.query("SELECT account_key FROM account WHERE id = 1"), None)
+    return None if row is None else str(row["account_key"])
+
+
+def bound_account(db: Database) -> tuple[str, str] | None:
+    """(api_base_url, account_key) recorded on first use, or None for a new state directory."""
+    row = next(db.query("SELECT api_base_url, account_key FROM account WHERE id = 1"), None)
+    return None if row is None else (str(row["api_base_url"]), str(row["account_key"]))
+
+
+def bind_account(db: Database, api_base_url: str, account_key: str, at: datetime) -> None:
+    """Record the account on first use; later runs compare against it."""
+    with db.atomic():
+        db.execute(
+            "INSERT OR IGNORE INTO account (id, api_base_url, account_key, recorded_at) "
+            "VALUES (1, ?, ?, ?)",
+            [api_base_url, account_key, at.isoformat()],
+        )
+
+
 def record_plan(db: Database, plan_id: str, plan_hash: str, created_at: datetime) -> None:
     """Remember a plan this state directory made, so that `apply` can tell it was not altered."""
     with db.atomic():

@@ -17,7 +17,6 @@ from retention.errors import Refused
 from retention.policy.load import ItemKind, PolicySet
 from retention.policy.problems import Problem
 
-REASON = "unknown_name"
 ScopeKey = Literal["groups", "organizers", "exclude_organizers"]
 KnownRows = Iterable[tuple[int, str]]
 
@@ -134,14 +133,13 @@ def _scopes(
 class UnknownHoldName(Refused):
     """A hold names an organizer or group the account does not have: no removal is safe."""
 
-    reason = REASON
-
     def __init__(self, hold: str, name: int | str, what: str) -> None:
         super().__init__(
             f"refused: hold {hold!r} names the {what} {name!r}, which the account does not have;"
             " nothing was removed",
             hint=f"fix the {what} in hold {hold!r} (`retention validate` shows where), or run"
             f" `retention inventory` if the {what} is new",
+            reason="unknown_name",
         )
         self.hold = hold
         self.name = name

@@ -205,8 +205,12 @@ async def group_history(request: Request) -> Any:
 
 @api
 async def meeting_history(request: Request) -> Any:
+    """Meeting-id history; the reference lets an admin query only their own meetings, so
+    another organizer's meeting answers `[]` (an empty answer proves nothing)."""
     account = account_of(request)
     meeting_id = _meeting_id(request)
+    if account.meetings[meeting_id].organizer_key != account.admin.organizer_key:
+        return []
     start, end = _date_range(request, DEFAULT_MEETING_HISTORY_DAYS)
     first = _query_count(request, "firstResult") or 0
     limit = _query_count(request, "maxResults")

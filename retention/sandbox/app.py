@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import math
 from typing import Any
 
 from starlette.applications import Starlette
@@ -146,8 +148,36 @@ def _apply_control(request: Request, name: str, value: Any) -> str | None:
     elif name == "revoke_tokens" and isinstance(value, bool):
         if value:
             request.app.state.tokens.revoke_all()
+    elif name == "date_offset" and number and math.isfinite(value):
+        controls.date_offset = float(value)
+    elif name == "move_organizer":
+        return move_organizer(request.app.state.account, value)
     else:
         return f"{name}: {value!r} is not an accepted value"
+    return None
+
+
+def _key(value: Any) -> int | None:
+    """An integer key given as an integer or a digit string, else None."""
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+        return value
+    if isinstance(value, str) and value.isdigit():
+        return int(value)
+    return None
+
+
+def move_organizer(account: Account, value: Any) -> str | None:
+    """Move an organizer into another group; a problem description when the move is not valid."""
+    if not isinstance(value, dict) or set(value) != {"organizerKey", "groupKey"}:
+        return f"move_organizer: {value!r} is not an object with organizerKey and groupKey"
+    organizer_key, group_key = _key(value["organizerKey"]), _key(value["groupKey"])
+    if organizer_key is None or organizer_key not in account.organizers:
+        return f"move_organizer: organizerKey {value['organizerKey']!r} is not an organizer"
+    if group_key is None or group_key not in account.groups:
+        return f"move_organizer: groupKey {value['groupKey']!r} is not a group"
+    organizer = account.organizers[organizer_key]
+    account.organizers[organizer_key] = dataclasses.replace(organizer, group_key=group_key)
+    account.reindex()
     return None
 
 

@@ -30,6 +30,8 @@ class SandboxOptions:
 
     `retry_after` is "auto" (seconds until the window frees), an integer number of seconds,
     "date" (an HTTP-date), or "absent". `rate_limit` is requests per second per client.
+    `date_offset` is how many seconds the `Date` header runs ahead of `clock` (negative:
+    behind); it follows the clock, never the account's fixed `now`, which dates the data only.
     """
 
     token_ttl: int = 3600
@@ -38,6 +40,7 @@ class SandboxOptions:
     retry_after: str | int = "auto"
     latency_ms: float = 0.0
     fault_rate: float = 0.0
+    date_offset: float = 0.0
     seed: int = 1
     clock: Callable[[], float] = time.time
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
@@ -54,6 +57,7 @@ class Controls:
     token_ttl: int
     burst_429: int = 0
     delete_status: int | None = None
+    date_offset: float = 0.0
     released: asyncio.Event = field(default_factory=asyncio.Event)
 
     @classmethod
@@ -64,6 +68,7 @@ class Controls:
             options.rate_limit,
             options.retry_after,
             options.token_ttl,
+            date_offset=options.date_offset,
         )
         controls.released.set()
         return controls
@@ -82,6 +87,7 @@ class Controls:
             "token_ttl": self.token_ttl,
             "burst_429": self.burst_429,
             "delete_status": self.delete_status,
+            "date_offset": self.date_offset,
             "hang": self.hang,
         }
 
@@ -138,6 +144,8 @@ class Gate:
         async def logged_send(message: dict[str, Any]) -> None:
             if message["type"] == "http.response.start":
                 entry["status"] = message["status"]
+                stamp = http_date(self.clock() + self.controls.date_offset).encode()
+                message = {**message, "headers": [*message.get("headers", ()), (b"date", stamp)]}
             await send(message)
 
         # Counted on arrival, as a gateway does, not after the added latency: a sleep that
@@ -202,7 +210,8 @@ class Gate:
         elif mode == "auto":
             headers.append((b"retry-after", str(max(1, math.ceil(wait))).encode()))
         elif mode == "date":
-            stamp = http_date(self.clock() + max(1.0, wait))
+            # in the server's own time, as its Date header: a skewed server skews both
+            stamp = http_date(self.clock() + self.controls.date_offset + max(1.0, wait))
             headers.append((b"retry-after", stamp.encode()))
         body = {"int_err_code": "TooManyRequests", "msg": "Rate limit exceeded"}
         await _json(send, 429, body, headers)

@@ -24,12 +24,19 @@ from sqlite_utils import Database
 from retention.engine import inventory
 from retention.engine.decide import decide
 from retention.engine.execute import ExecutionReport, Executor
-from retention.engine.plan import CapViolation, LoadedPlan, Plan, PlanItem, build_plan
+from retention.engine.plan import (
+    CapViolation,
+    LoadedPlan,
+    Plan,
+    PlanItem,
+    build_plan,
+    limit_plan,
+)
 from retention.engine.reconcile import ReconcileReport
 from retention.engine.removal import ApiRemovals
 from retention.engine.scan import Progress as ScanProgress
 from retention.engine.scan import ScanReport, scan
-from retention.engine.state import mark_plan_applied, open_state_db, record_plan
+from retention.engine.state import account_of, mark_plan_applied, open_state_db, record_plan
 from retention.engine.stopping import GraceExpired, within_grace
 from retention.errors import InvalidInput, RuntimeFailure
 from retention.goto.client import GoToClient
@@ -216,10 +223,18 @@ class Pipeline:
             created_at=now,
             as_of=as_of,
             selected=selected,
+            max_clock_skew=timedelta(seconds=self.settings.max_clock_skew),
+            api_base_url=self.settings.api_base_url,
+            account_key=account_of(db),
         )
 
     async def preview(
-        self, *, as_of: datetime | None, selected: list[str] | None, record: bool
+        self,
+        *,
+        as_of: datetime | None,
+        selected: list[str] | None,
+        record: bool,
+        limit: int | None = None,
     ) -> Plan:
         """`retention plan`: refresh the inventory, decide, and (with --out) record the plan."""
         policy_set = self.load_policies()
@@ -228,6 +243,7 @@ class Pipeline:
             async with self.client() as client:
                 await self.refresh(client, db)
             plan = self.make_plan(db, policy_set, as_of=as_of or self.clock(), selected=selected)
+            plan = limit_plan(plan, limit)
             if record:
                 record_plan(db, plan.plan_id, plan.document()["plan_hash"], plan.created_at)
         return plan

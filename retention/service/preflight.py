@@ -1,17 +1,18 @@
 """The preflight checks `apply` adds to the session's list: the plan file may be applied as it is.
 
-In order: the file is the plan this state directory recorded (`changed_plan`), the policies are
-those it was made from (`changed_plan`), it is fresh (`stale_plan`), it was not applied before
-(`applied_before`), and its removals stay within the caps (`cap`, `global_cap`).
+In order: the plan may be applied (`engine.planfile.plan_refusals`: unaltered and made here,
+bound to the policies in force, fresh, not a preview, for this account, not applied before; the
+first reason's code is the refusal's), then its removals stay within the run's cap
+(`global_cap`). A policy over its own cap is refused on its own while the others proceed.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import datetime, timedelta
+from datetime import timedelta
 
-from retention.engine.plan import CapViolation, LoadedPlan, PlanItem, cap_violations, plan_hash
-from retention.engine.state import known_plan_hash, plan_applied_by
+from retention.engine.plan import CapViolation, LoadedPlan, PlanItem, cap_violations, plan_refusals
+from retention.engine.state import account_of, known_plan_hash, plan_applied_by
 from retention.errors import ReasonCode, Refused
 from retention.policy import PolicySet
 from retention.service.session import Check, Opening
@@ -47,64 +48,32 @@ def cap_refusal(found: list[CapViolation], why: str) -> Refused:
 def plan_checks(loaded: LoadedPlan) -> list[Check]:
     """The checks of one plan file, in the order they are made."""
 
-    def unaltered(opening: Opening) -> None:
-        actual = plan_hash(loaded.document)
-        if actual != loaded.recorded_hash:
-            raise _refuse(
-                loaded,
-                "changed_plan",
-                f"the plan file was altered: its content hashes to {actual[:16]}…, "
-                f"not the {loaded.recorded_hash[:16] or '(missing)'}… it was written with",
-            )
-        known = known_plan_hash(opening.db, loaded.plan_id)
-        if known is None:
-            raise _refuse(
-                loaded, "changed_plan", "it was not made by this service's state directory"
-            )
-        if known != actual:
-            raise _refuse(
-                loaded, "changed_plan", "it does not match the plan recorded when it was made"
-            )
-
-    def policies_unchanged(opening: Opening) -> None:
-        then = str(loaded.document.get("policies_digest"))
-        now = opening.policy_set.digest
-        if then != now:
-            raise _refuse(
-                loaded,
-                "changed_plan",
-                "the policy and hold files changed since the plan was made "
-                f"(digest {then[:16]}… then, {now[:16]}… now)",
-            )
-
-    def fresh(opening: Opening) -> None:
-        created = datetime.fromisoformat(str(loaded.document["created_at"]))
-        age = opening.clock() - created
-        max_age = timedelta(hours=opening.settings.plan_max_age_hours)
-        if age > max_age:
-            raise _refuse(
-                loaded,
-                "stale_plan",
-                f"the plan is {age.total_seconds() / 3600:.1f} hours old, over the maximum of "
-                f"{max_age.total_seconds() / 3600:g} hours",
-            )
-
-    def not_applied_before(opening: Opening) -> None:
-        applied_by = plan_applied_by(opening.db, loaded.plan_id)
-        if applied_by:
-            raise _refuse(loaded, "applied_before", f"it was already applied by {applied_by}")
+    def may_be_applied(opening: Opening) -> None:
+        settings = opening.settings
+        found = plan_refusals(
+            loaded,
+            known_hash=known_plan_hash(opening.db, loaded.plan_id),
+            policies_digest=opening.policy_set.digest,
+            now=opening.clock(),
+            max_age=timedelta(hours=settings.plan_max_age_hours),
+            max_clock_skew=timedelta(seconds=settings.max_clock_skew),
+            account_key=account_of(opening.db),
+            api_base_url=settings.api_base_url,
+            applied_by=plan_applied_by(opening.db, loaded.plan_id),
+        )
+        if found:
+            reason = found[0][0]
+            raise _refuse(loaded, reason, "; ".join(text for _code, text in found))  # type: ignore[arg-type]
 
     def within_caps(opening: Opening) -> None:
         per_policy = loaded.document["summary"].get("per_policy", {})
         in_scope = {name: totals.get("in_scope", 0) for name, totals in per_policy.items()}
         found = violations(opening.settings, loaded.items, opening.policy_set, in_scope)
-        if found:
-            raise cap_refusal(found, f"plan {loaded.plan_id} refused by safety caps: ")
+        run_wide = [v for v in found if v.policy is None]
+        if run_wide:
+            raise cap_refusal(run_wide, f"plan {loaded.plan_id} refused by the run's cap: ")
 
     return [
-        Check("plan file unaltered", unaltered),
-        Check("policies unchanged", policies_unchanged),
-        Check("plan fresh", fresh),
-        Check("plan not applied before", not_applied_before),
-        Check("plan within caps", within_caps),
+        Check("plan may be applied", may_be_applied),
+        Check("plan within the run's cap", within_caps),
     ]

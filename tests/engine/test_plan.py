@@ -93,10 +93,10 @@ def make_plan(policy_set: PolicySet, selected: list[str] | None = None) -> Plan:
 def test_plan_lists_due_actions_and_names_the_hold_that_blocked_one(policy_set: PolicySet) -> None:
     plan = make_plan(policy_set)
     assert [(i.session_id, i.action, i.policy) for i in plan.items] == [
+        (2, "delete_session", "sessions-1y"),  # oldest session first
         (1, "delete_recordings", "recordings-30d"),
-        (2, "delete_session", "sessions-1y"),
     ]
-    assert plan.items[1].also_matched == ("recordings-30d",)
+    assert plan.items[0].also_matched == ("recordings-30d",)
     assert [(b["sessionId"], b["action"], b["by"]) for b in plan.blocked] == [
         ("3", "delete_session", "hold:LIT-1")
     ]
@@ -125,7 +125,7 @@ def test_policy_selection_keeps_only_the_named_policy_items(policy_set: PolicySe
 def test_document_ids_are_strings_and_hash_covers_every_field(policy_set: PolicySet) -> None:
     document = make_plan(policy_set).document()
     assert document["format"] == PLAN_FORMAT
-    item = document["items"][0]
+    item = document["items"][1]
     assert (item["organizerKey"], item["meetingId"], item["sessionId"]) == ("1001", "101", "1")
     # The documented recipe, written out here: sha256 of the UTF-8 JSON of every other field
     # with keys sorted and no spaces.
@@ -190,7 +190,7 @@ def test_plan_file_round_trips_and_a_fresh_unaltered_plan_has_no_refusal(
 def test_altered_stale_and_policy_changed_plans_are_each_refused(policy_set: PolicySet) -> None:
     document = make_plan(policy_set).document()
     original_hash = document["plan_hash"]
-    document["items"][0]["action"] = "delete_session"
+    document["items"][1]["action"] = "delete_session"
     loaded = read_plan_file("plan.json", json.dumps(document))
     refusals = plan_refusals(
         loaded,
@@ -199,10 +199,10 @@ def test_altered_stale_and_policy_changed_plans_are_each_refused(policy_set: Pol
         now=AS_OF + timedelta(hours=30),
         max_age=timedelta(hours=24),
     )
-    assert len(refusals) == 3
-    assert "altered" in refusals[0]
-    assert "policy and hold files changed" in refusals[1]
-    assert "30.0 hours old" in refusals[2]
+    assert [code for code, _ in refusals] == ["changed_plan", "changed_plan", "stale_plan"]
+    assert "altered" in refusals[0][1]
+    assert "policy and hold files changed" in refusals[1][1]
+    assert "30.0 hours old" in refusals[2][1]
 
 
 def test_plan_unknown_to_the_state_directory_is_refused(policy_set: PolicySet) -> None:
@@ -215,7 +215,9 @@ def test_plan_unknown_to_the_state_directory_is_refused(policy_set: PolicySet) -
         now=AS_OF,
         max_age=timedelta(hours=24),
     )
-    assert refusals == ["plan plan-1 was not made by this service's state directory"]
+    assert refusals == [
+        ("changed_plan", "plan plan-1 was not made by this service's state directory")
+    ]
 
 
 @pytest.mark.parametrize(

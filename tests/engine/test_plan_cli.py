@@ -1,0 +1,107 @@
+"""`retention plan` as a subprocess against the sandbox: previews are refused, --limit batches."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from support import Deployment
+
+POLICIES = """
+policies:
+  - name: recordings-30d
+    description: Recordings go 30 days after the session ended.
+    action: delete_recordings
+    after: 30d
+  - name: sessions-90d
+    description: Whole sessions go after 90 days.
+    action: delete_session
+    after: 90d
+  - name: board-7y
+    description: Board meetings are kept seven years.
+    action: retain
+    after: 7y
+    match: {subject: "(?i)board"}
+"""
+
+
+@pytest.fixture
+def deployment(sandbox: Callable[..., Any], tmp_path: Path) -> Deployment:
+    server = sandbox("--seed", "7", "--days", "150", "--sessions-per-day", "6")
+    policy_dir = tmp_path / "policies"
+    policy_dir.mkdir()
+    (policy_dir / "policies.yaml").write_text(POLICIES)
+    env = server.service_env(tmp_path / "state", policy_dir, RETENTION_RATE_LIMIT="100")
+    return Deployment(server, tmp_path, env)
+
+
+def test_a_plan_as_of_the_future_is_a_preview_that_apply_refuses(
+    deployment: Deployment, tmp_path: Path
+) -> None:
+    plan_file = tmp_path / "future.json"
+    shown = deployment.cli("plan", "--as-of", "2040-01-01", "--out", str(plan_file), check=True)
+    plan = json.loads(plan_file.read_text())
+    now = json.loads(deployment.cli("plan", "--format", "json", check=True).stdout)
+    assert plan["preview"] is True
+    assert len(plan["items"]) > len(now["items"])
+    assert "preview" in shown.stdout
+    assert "apply it with" not in shown.stdout
+
+    result = deployment.cli("apply", str(plan_file), "--yes")
+
+    assert result.returncode == 3
+    assert "preview" in result.stderr
+    assert "2040-01-01T00:00:00Z" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert deployment.deletes() == []
+
+
+def test_limit_keeps_the_oldest_items_and_says_how_many_it_left_out(
+    deployment: Deployment, tmp_path: Path
+) -> None:
+    whole = json.loads(
+        deployment.cli("plan", "--policy", "recordings-30d", "--format", "json", check=True).stdout
+    )
+    assert len(whole["items"]) > 3
+    plan_file = tmp_path / "batch.json"
+    shown = deployment.cli(
+        "plan", "--policy", "recordings-30d", "--limit", "3", "--out", str(plan_file), check=True
+    )
+    batch = json.loads(plan_file.read_text())
+    assert [item["sessionId"] for item in batch["items"]] == [
+        item["sessionId"] for item in whole["items"][:3]
+    ]
+    starts = [item["startTime"] for item in whole["items"]]
+    assert starts == sorted(starts)
+    left_out = len(whole["items"]) - 3
+    assert batch["summary"]["left_out"] == left_out
+    assert f"left out {left_out}" in shown.stdout
+
+    deployment.cli("apply", str(plan_file), "--yes", check=True)
+
+    assert sorted(int(d["path"].split("/")[-2]) for d in deployment.deletes()) == sorted(
+        int(item["sessionId"]) for item in batch["items"]
+    )
+
+
+def test_apply_refuses_a_plan_made_against_another_base_url(
+    deployment: Deployment, tmp_path: Path
+) -> None:
+    plan_file = tmp_path / "plan.json"
+    deployment.cli("plan", "--out", str(plan_file), check=True)
+    made_against = json.loads(plan_file.read_text())["api_base_url"]
+    assert made_against == deployment.env["RETENTION_API_BASE_URL"]
+    elsewhere = "http://127.0.0.1:9/G2M/rest"
+
+    result = deployment.cli(
+        "apply", str(plan_file), "--yes", extra_env={"RETENTION_API_BASE_URL": elsewhere}
+    )
+
+    assert result.returncode == 3
+    assert f"the plan was made against {made_against}, this service uses {elsewhere}" in (
+        result.stderr.replace("\n", " ")
+    )
+    assert deployment.deletes() == []
