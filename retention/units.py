@@ -3,17 +3,15 @@
 from __future__ import annotations
 
 _UNITS = ("B", "KiB", "MiB", "GiB", "TiB", "PiB")
-# Number and unit are joined by a no-break space, so a wrapping table never splits them.
-_JOIN = "\u00a0"
 
 
 def format_bytes(count: int) -> str:
     """0 → '0 B', 512 → '512 B', 1536 → '1.5 KiB', 110_386_419_302 → '102.8 GiB'."""
     if count < 1024:
-        return f"{count}{_JOIN}B"
+        return f"{count} B"
     value = float(count)
     for unit in _UNITS[1:]:
         value /= 1024
         if round(value, 1) < 1024 or unit == _UNITS[-1]:
-            return f"{value:.1f}{_JOIN}{unit}"
+            return f"{value:.1f} {unit}"
     raise AssertionError("unreachable")

@@ -52,10 +52,10 @@ _HINT = (
 class AuditUnverified(RuntimeFailure):
     """The record cannot be vouched for, so the service refuses to extend or sign it."""
 
-    reason = "audit_unverified"
-
     def __init__(self, message: str, *, finding: str) -> None:
-        super().__init__(f"the audit record cannot be verified: {message}", hint=_HINT)
+        super().__init__(
+            f"the audit record cannot be verified: {message}", hint=_HINT, reason="audit_unverified"
+        )
         self.finding = finding
 
 

@@ -54,6 +54,11 @@ class Verdict:
     decision: Decision
     reason: str | None = None
 
+    @property
+    def send(self) -> bool:
+        """Whether the item's DELETE is to be sent."""
+        return self.decision == "send"
+
 
 SEND = Verdict("send")
 Gate = Callable[[PlanItem], Verdict]

@@ -8,32 +8,14 @@ session as it is now. Otherwise the verdict names what changed.
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
 from datetime import datetime
-from typing import Literal
 
 from retention.engine.decide import Decision
+from retention.engine.execute import SEND, Verdict
 from retention.engine.plan import SessionDecider
 from retention.engine.planitem import PlanItem
 from retention.engine.records import SessionRecord
 from retention.policy import PolicySet
-
-Outcome = Literal["send", "skipped_hold", "skipped_changed"]
-
-
-@dataclass(frozen=True, slots=True)
-class Verdict:
-    """Send the item, or skip it (held, or changed) for the reason given."""
-
-    outcome: Outcome
-    reason: str | None = None
-
-    @property
-    def send(self) -> bool:
-        return self.outcome == "send"
-
-
-SEND = Verdict("send")
 
 
 def _changed(reason: str) -> Verdict:

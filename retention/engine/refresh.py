@@ -17,9 +17,10 @@ from datetime import datetime, timedelta
 from sqlite_utils import Database
 
 from retention.engine import inventory
+from retention.engine.execute import Verdict
 from retention.engine.inventory import WindowResult, to_text
 from retention.engine.planitem import PlanItem
-from retention.engine.recheck import Rechecker, Verdict
+from retention.engine.recheck import Rechecker
 from retention.engine.records import SessionRecord
 from retention.goto.client import GoToClient
 from retention.goto.errors import ApiError

@@ -90,7 +90,7 @@ def test_an_unchanged_item_is_sent(policy_set: PolicySet) -> None:
     session = record()
     [item] = items_for(session, policy_set)
     assert item.action == "delete_session"
-    assert recheck(item, session, policy_set, NOW).outcome == "send"
+    assert recheck(item, session, policy_set, NOW).decision == "send"
 
 
 def test_an_organizer_moved_into_a_held_group_is_skipped_naming_the_hold(tmp_path: Path) -> None:
@@ -99,7 +99,7 @@ def test_an_organizer_moved_into_a_held_group_is_skipped_naming_the_hold(tmp_pat
     [item] = items_for(session, policy_set)
     moved = dataclasses.replace(session, group_key=30, group_name="Legal")
     verdict = recheck(item, moved, policy_set, NOW)
-    assert (verdict.outcome, verdict.reason) == ("skipped_hold", "now held by hold:LIT-9")
+    assert (verdict.decision, verdict.reason) == ("skipped_hold", "now held by hold:LIT-9")
 
 
 def test_a_session_that_left_the_policys_scope_is_skipped(policy_set: PolicySet) -> None:
@@ -107,7 +107,7 @@ def test_a_session_that_left_the_policys_scope_is_skipped(policy_set: PolicySet)
     [item] = items_for(session, policy_set)
     moved = dataclasses.replace(session, group_key=20, group_name="Support")
     verdict = recheck(item, moved, policy_set, NOW)
-    assert verdict.outcome == "skipped_changed"
+    assert verdict.decision == "skipped_changed"
     assert verdict.reason == "the session left policy sales-sessions-30d's scope"
 
 
@@ -115,7 +115,7 @@ def test_an_item_planned_for_the_future_is_not_due_now(policy_set: PolicySet) ->
     session = record(ended_days_ago=10)
     [item] = items_for(session, policy_set, NOW + timedelta(days=30))
     verdict = recheck(item, session, policy_set, NOW)
-    assert verdict.outcome == "skipped_changed"
+    assert verdict.decision == "skipped_changed"
     assert verdict.reason is not None
     assert verdict.reason.startswith("no longer due under sales-sessions-30d: first due")
 
@@ -124,7 +124,7 @@ def test_a_session_now_under_a_retain_rule_is_skipped(policy_set: PolicySet) -> 
     session = record()
     [item] = items_for(session, policy_set)
     verdict = recheck(item, dataclasses.replace(session, subject="Board prep"), policy_set, NOW)
-    assert (verdict.outcome, verdict.reason) == ("skipped_changed", "now retained by board-7y")
+    assert (verdict.decision, verdict.reason) == ("skipped_changed", "now retained by board-7y")
 
 
 def test_gone_sessions_recordings_and_attendee_lists_are_named(policy_set: PolicySet) -> None:
@@ -149,4 +149,4 @@ def test_an_item_whose_session_delete_became_due_is_still_sent(policy_set: Polic
     items = items_for(session, policy_set)
     later = NOW + timedelta(days=25)
     checker = Rechecker(policy_set)
-    assert [checker(item, session, later).outcome for item in items] == ["send", "send"]
+    assert [checker(item, session, later).decision for item in items] == ["send", "send"]

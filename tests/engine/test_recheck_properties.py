@@ -196,17 +196,17 @@ def test_every_item_recheck_sends_is_called_for_by_a_fresh_decision_on_the_facts
         fresh = changed(before, changes[item.session_id - 1])
         verdict = checker(item, fresh, now)
         if fresh is None:
-            assert verdict.outcome == "skipped_changed"
+            assert verdict.decision == "skipped_changed"
             continue
         [whole] = decide([fresh], send_set, now)
-        assert (verdict.outcome == "skipped_hold") == bool(whole.holds)
+        assert (verdict.decision == "skipped_hold") == bool(whole.holds)
         if verdict.send:
             # a fresh plan on the facts at send time removes this (or the whole session)
             assert covers(whole.actions, item.action), (item, whole)
             assert item.policy in enabled
             continue
         assert verdict.reason
-        if verdict.outcome == "skipped_changed" and item.policy in enabled:
+        if verdict.decision == "skipped_changed" and item.policy in enabled:
             # skipped only when the item's own policy, with every retain rule and hold in
             # force, no longer calls for it, or the recording is another one than planned
             [own] = decide([fresh], only(send_set, item.policy), now)

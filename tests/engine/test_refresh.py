@@ -153,7 +153,7 @@ async def test_the_refresh_sees_a_moved_organizer_and_a_deleted_session(tmp_path
         refreshed = await refresh_items(items, client, db, now=NOW, window_days=30)
     checker = Rechecker(policy_set)
     verdicts = {item.session_id: refreshed.verdict(item, db, checker, NOW) for item in items}
-    held = {sid for sid, v in verdicts.items() if v.outcome == "skipped_hold"}
+    held = {sid for sid, v in verdicts.items() if v.decision == "skipped_hold"}
     in_held_group = set(account.group_members(other_group.group_key))
     assert moved_key in in_held_group
     assert held == {item.session_id for item in items if item.organizer_key in in_held_group} - {
@@ -161,7 +161,7 @@ async def test_the_refresh_sees_a_moved_organizer_and_a_deleted_session(tmp_path
     }
     assert held != {item.session_id for item in items} - {gone.session_id}
     assert {v.reason for sid, v in verdicts.items() if sid in held} == {"now held by hold:LIT-5"}
-    assert verdicts[gone.session_id].outcome == "skipped_changed"
+    assert verdicts[gone.session_id].decision == "skipped_changed"
     assert verdicts[gone.session_id].reason == "the session is no longer in the organizer's history"
     sent = {sid for sid, v in verdicts.items() if v.send}
     assert sent == {item.session_id for item in items} - held - {gone.session_id}
