@@ -214,9 +214,18 @@ class AuditLog:
         }
         return self._append("policy_loaded", data, run=run_id)
 
-    def plan_approved(self, *, run_id: str, plan_id: str, plan_hash: str, approved_by: str) -> int:
-        """A plan was approved for execution: by whom (a person or `--yes`/the schedule)."""
-        data = {"plan_hash": plan_hash, "approved_by": approved_by}
+    def plan_approved(
+        self,
+        *,
+        run_id: str,
+        plan_id: str,
+        plan_hash: str,
+        approved_by: str,
+        as_of: datetime | None = None,
+    ) -> int:
+        """A plan was approved for execution: by whom (a person or `--yes`/the schedule), and
+        the time it decided as of."""
+        data = {"plan_hash": plan_hash, "approved_by": approved_by, "as_of": _iso(as_of)}
         return self._append("plan_approved", data, run=run_id, plan=plan_id)
 
     def intent(
@@ -236,6 +245,7 @@ class AuditLog:
         recording_ids: Sequence[str],
         recording_bytes: int | None,
         attendee_count: int | None,
+        as_of: datetime | None = None,
     ) -> int:
         """Record a removal about to be sent; returns its seq, for the matching outcome.
 
@@ -249,6 +259,7 @@ class AuditLog:
             "subject_mode": self.subject_mode,
             "start_time": _iso(start_time),
             "end_time": _iso(end_time),
+            "as_of": _iso(as_of),
         }
         if action in RECORDING_ACTIONS:
             data["recording_ids"] = list(recording_ids)

@@ -14,6 +14,7 @@ import asyncio
 from collections import Counter, deque
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Literal, Protocol, TypeVar
 
 import structlog
@@ -145,6 +146,7 @@ class Executor:
     breaker: CircuitBreaker = field(default_factory=CircuitBreaker)
     stop: asyncio.Event = field(default_factory=asyncio.Event)
     stop_grace: float | None = None
+    as_of: datetime | None = None
     on_progress: Callable[[int], None] | None = None
     report: ExecutionReport = field(default_factory=ExecutionReport)
     journal: Journal = field(init=False)
@@ -228,6 +230,7 @@ class Executor:
             recording_ids=[item.recording_id] if item.recording_id else [],
             recording_bytes=item.recording_bytes,
             attendee_count=item.attendees,
+            as_of=self.as_of,
         )
         failpoints.hit("after_intent")
         await self._carry_out(item, intent_seq, self.gate(item))

@@ -8,11 +8,20 @@ intents an earlier process left pending before anything new is done.
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import datetime
 
 import structlog
 
 from retention.engine import inventory
-from retention.engine.execute import CircuitBreaker, ExecutionReport, Executor, RemovalPort
+from retention.engine.execute import (
+    SEND,
+    CircuitBreaker,
+    ExecutionReport,
+    Executor,
+    Gate,
+    RemovalPort,
+    Verdict,
+)
 from retention.engine.holds import HoldWatcher
 from retention.engine.plan import PlanItem
 from retention.engine.reconcile import ReconcileReport, reconcile
@@ -24,10 +33,22 @@ log = structlog.get_logger(__name__)
 
 
 def build_executor(
-    session: Session, removals: RemovalPort, plan_id: str, *, stop_grace: float | None = None
+    session: Session,
+    removals: RemovalPort,
+    plan_id: str,
+    *,
+    stop_grace: float | None = None,
+    recheck: Gate | None = None,
+    clock_skew: Callable[[], float | None] = lambda: None,
+    as_of: datetime | None = None,
 ) -> Executor:
     """An executor for this session's run, sending through `removals`; after a stop, a DELETE
-    in flight gets at most `stop_grace` seconds."""
+    in flight gets at most `stop_grace` seconds.
+
+    Its gate, asked just before each DELETE: the holds in force (re-read from the folder), the
+    host clock against the API's latest `Date`, then `recheck`, the item decided again on fresh
+    facts (None: holds and clock only, as for intents reconciled after a crash).
+    """
     db, settings, clock = session.db, session.settings, session.clock
     watcher = HoldWatcher(settings.policy_dir, clock, on_invalid=session.stop.set)
 
@@ -46,6 +67,21 @@ def build_executor(
         if found is not None and found.start_time is not None:
             inventory.read_again_from(db, item.organizer_key, found.start_time)
 
+    held = watcher.gate(lookup)
+
+    def gate(item: PlanItem) -> Verdict:
+        verdict = held(item)
+        if not verdict.send:
+            return verdict
+        skew = clock_skew()
+        if skew is not None and abs(skew) > settings.max_clock_skew:
+            return Verdict(
+                "skipped_changed",
+                f"the host clock is {skew:+.0f} s off the API's Date, over "
+                f"RETENTION_MAX_CLOCK_SKEW: nothing is removed on an unchecked clock",
+            )
+        return SEND if recheck is None else recheck(item)
+
     def subject_of(session_id: int) -> str | None:
         found = lookup(session_id)
         return found.subject if found else None
@@ -55,7 +91,7 @@ def build_executor(
         audit=session.audit,
         run_id=session.run_id,
         plan_id=plan_id,
-        gate=watcher.gate(lookup),
+        gate=gate,
         subject_of=subject_of,
         on_removed=on_removed,
         read_again=read_again,
@@ -67,6 +103,7 @@ def build_executor(
         ),
         stop=session.stop,
         stop_grace=stop_grace,
+        as_of=as_of,
     )
 
 

@@ -19,35 +19,41 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
+import structlog
 from sqlite_utils import Database
 
 from retention.engine import inventory
 from retention.engine.decide import decide
-from retention.engine.execute import ExecutionReport, Executor
+from retention.engine.execute import ExecutionReport, Executor, Gate, Verdict
 from retention.engine.plan import (
     CapViolation,
     LoadedPlan,
     Plan,
     PlanItem,
-    build_plan,
     limit_plan,
+    plan_within_caps,
+    run_cap_violation,
 )
+from retention.engine.policy_checks import known_names
+from retention.engine.recheck import Rechecker
 from retention.engine.reconcile import ReconcileReport
+from retention.engine.refresh import fresh_record, refresh_items
 from retention.engine.removal import ApiRemovals
 from retention.engine.scan import Progress as ScanProgress
 from retention.engine.scan import ScanReport, scan
 from retention.engine.state import account_of, mark_plan_applied, open_state_db, record_plan
 from retention.engine.stopping import GraceExpired, within_grace
-from retention.errors import InvalidInput, RuntimeFailure
+from retention.errors import InvalidInput, Refused, RuntimeFailure
 from retention.goto.client import GoToClient
 from retention.goto.factory import client_from_settings
 from retention.policy import PolicySet, load_policy_set
+from retention.policy.names import unknown_names
 from retention.service import execution, preflight, record
+from retention.service.checks import PREFLIGHT
 from retention.service.lock import acquire
 from retention.service.logging import RunResult as RunState
 from retention.service.logging import register_secret
 from retention.service.session import (
-    PREFLIGHT,
     Check,
     LockWait,
     RunStopped,
@@ -57,6 +63,7 @@ from retention.service.session import (
 )
 from retention.settings import Settings
 
+log = structlog.get_logger(__name__)
 Clock = Callable[[], datetime]
 Confirm = Callable[[Mapping[str, Any]], bool]
 # Calls in flight after a stop get at most this long (DECISIONS: below TimeoutStopSec=120).
@@ -216,9 +223,17 @@ class Pipeline:
                 hint="`retention validate` lists the policies in force",
             )
         now = self.clock()
-        return build_plan(
-            decide(inventory.iter_sessions(db), policy_set, as_of),
+        organizers, groups = known_names(db)
+        names = unknown_names(policy_set, organizers, groups)
+        refused = {
+            policy.name: by
+            for policy in policy_set.policies
+            if (by := names.blocked_by(policy.name)) is not None
+        }
+        return plan_within_caps(
+            lambda: decide(inventory.iter_sessions(db), policy_set, as_of),
             policy_set,
+            refused=refused,
             plan_id=f"plan-{now:%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:8]}",
             created_at=now,
             as_of=as_of,
@@ -274,45 +289,86 @@ class Pipeline:
     async def run(self, *, trigger: str, confirm: Confirm | None, approved_by: str) -> RunResult:
         """`retention run` and the daemon's job: reconcile, scan, plan, caps, approve, execute."""
         policy_set = self.load_policies()
-        async with self._session(policy_set, trigger) as session:
+        async with self._api() as client, self._session(policy_set, trigger, api=client) as session:
             assert session is not None
             result = RunResult.of(session)
-            async with self._api() as client:
-                result.reconciled = await self._reconcile(session, client)
-                await self.refresh(client, session.db)
-                plan = result.plan = self.make_plan(session.db, policy_set, as_of=self.clock())
-                document = plan.document()
-                result.planned = len(plan.items)
-                self._refuse_over_caps(session, plan, policy_set)
-                if confirm is not None and not confirm(document["summary"]):
-                    result.result = "declined"
-                    return result
-                record_plan(session.db, plan.plan_id, document["plan_hash"], plan.created_at)
-                self._approve(session, plan.plan_id, document["plan_hash"], approved_by)
-                await self._execute(session, client, result, plan.items, plan.plan_id)
+            result.reconciled = await self._reconcile(session, client)
+            await self.refresh(client, session.db)
+            plan = result.plan = self.make_plan(session.db, policy_set, as_of=self.clock())
+            document = plan.document()
+            result.planned = len(plan.items)
+            self._refuse_over_run_cap(session, plan.items, plan.plan_id)
+            refusals = self._refuse_policies(session, plan.plan_id, plan.cap_refusals, plan.refused)
+            if confirm is not None and not confirm(document["summary"]):
+                result.result = "declined"
+                return result
+            record_plan(session.db, plan.plan_id, document["plan_hash"], plan.created_at)
+            self._approve(session, plan.plan_id, document["plan_hash"], approved_by, plan.as_of)
+            rechecker = Rechecker(policy_set)
+            db = session.db
+
+            def decided_again(item: PlanItem) -> Verdict:
+                return rechecker(item, fresh_record(db, item.session_id), self.clock())
+
+            await self._execute(
+                session, client, result, plan.items, plan.plan_id, decided_again, plan.as_of
+            )
             record.holds_blocked(session.audit, session.run_id, plan.blocked)
             mark_plan_applied(session.db, plan.plan_id, session.run_id)
+            self._end_refused(result, refusals)
         return result
 
     async def apply(
         self, loaded: LoadedPlan, *, confirm: Confirm | None, approved_by: str
     ) -> RunResult:
-        """`retention apply PLAN_FILE`: check the plan, approve it, execute it."""
+        """`retention apply PLAN_FILE`: check the plan, approve it, re-read its facts, execute
+        each item that is still due, decided again when it is sent."""
         policy_set = self.load_policies()
         checks = [*PREFLIGHT, *preflight.plan_checks(loaded)]
-        async with self._session(policy_set, "apply", checks) as session:
+        async with (
+            self._api() as client,
+            self._session(policy_set, "apply", checks, api=client) as session,
+        ):
             assert session is not None
             result = RunResult.of(session)
             result.planned = len(loaded.items)
             if confirm is not None and not confirm(loaded.document["summary"]):
                 result.result = "declined"
                 return result
-            self._approve(session, loaded.plan_id, loaded.recorded_hash, approved_by)
-            async with self._api() as client:
-                result.reconciled = await self._reconcile(session, client)
-                await self._execute(session, client, result, loaded.items, loaded.plan_id)
+            self._approve(session, loaded.plan_id, loaded.recorded_hash, approved_by, loaded.as_of)
+            result.reconciled = await self._reconcile(session, client)
+            refreshed = await refresh_items(
+                loaded.items,
+                client,
+                session.db,
+                now=self.clock(),
+                window_days=self.settings.scan_window_days,
+                concurrency=self.settings.concurrency,
+            )
+            organizers, groups = known_names(session.db)
+            unknown = unknown_names(policy_set, organizers, groups)
+            per_policy = self.violations(loaded.items, policy_set, _in_scope(loaded))
+            caps = [v for v in per_policy if v.policy is not None]
+            refused = {
+                name: by
+                for name in {i.policy for i in loaded.items}
+                if (by := unknown.blocked_by(name))
+            }
+            refusals = self._refuse_policies(session, loaded.plan_id, caps, refused)
+            held_back = {str(v.policy) for v in caps} | set(refused)
+            items = [item for item in loaded.items if item.policy not in held_back]
+            rechecker = Rechecker(policy_set)
+            db = session.db
+
+            def decided_again(item: PlanItem) -> Verdict:
+                return refreshed.verdict(item, db, rechecker, self.clock())
+
+            await self._execute(
+                session, client, result, items, loaded.plan_id, decided_again, loaded.as_of
+            )
             record.holds_blocked(session.audit, session.run_id, list(loaded.document["blocked"]))
             mark_plan_applied(session.db, loaded.plan_id, session.run_id)
+            self._end_refused(result, refusals)
         return result
 
     async def start_up(self) -> int:
@@ -324,8 +380,12 @@ class Pipeline:
         """
         policy_set = self.load_policies()
         pending = lambda audit: bool(audit.pending_intents())  # noqa: E731
-        opening = self._session(policy_set, "daemon start-up", opens_run=pending)
-        async with opening as session, self._api() as client:
+        async with (
+            self._api() as client,
+            self._session(
+                policy_set, "daemon start-up", PREFLIGHT, api=client, opens_run=pending
+            ) as session,
+        ):
             await client.auth.access_token()
             if session is None:
                 return 0
@@ -333,25 +393,86 @@ class Pipeline:
             result.reconciled = await self._reconcile(session, client)
             return result.reconciled.pending if result.reconciled else 0
 
-    def _approve(self, session: Session, plan_id: str, plan_hash: str, approved_by: str) -> None:
-        session.audit.plan_approved(
-            run_id=session.run_id, plan_id=plan_id, plan_hash=plan_hash, approved_by=approved_by
-        )
-
-    def _refuse_over_caps(self, session: Session, plan: Plan, policy_set: PolicySet) -> None:
-        found = self.violations(plan.items, policy_set, plan.in_scope)
-        if found:
-            refusal = preflight.cap_refusal(found, "plan refused by safety caps: ")
+    def _refuse_over_run_cap(self, session: Session, items: list[PlanItem], plan_id: str) -> None:
+        """Over `RETENTION_MAX_DELETIONS_PER_RUN` the whole run is refused, before any DELETE."""
+        found = run_cap_violation(items, max_per_run=self.settings.max_deletions_per_run)
+        if found is not None:
+            refusal = preflight.cap_refusal([found], "plan refused by the run's cap: ")
             session.audit.refused(
                 run_id=session.run_id,
-                reason=refusal.reason or "cap",
-                details={
-                    "message": refusal.message,
-                    "plan_id": plan.plan_id,
-                    "violations": [v.describe() for v in found],
-                },
+                reason="global_cap",
+                details={"message": refusal.message, "plan_id": plan_id, **found.as_event()},
             )
             raise refusal
+
+    def _refuse_policies(
+        self,
+        session: Session,
+        plan_id: str,
+        caps: Sequence[CapViolation],
+        unknown: Mapping[str, str],
+    ) -> list[Refused]:
+        """One `refused` event per policy refused on its own; the others' removals proceed."""
+        refusals: list[Refused] = []
+        for violation in caps:
+            refusal = Refused(
+                f"policy {violation.policy} refused: {violation.describe()}",
+                hint=violation.hint(),
+                reason="cap",
+            )
+            session.audit.refused(
+                run_id=session.run_id,
+                reason="cap",
+                details={"message": refusal.message, "plan_id": plan_id, **violation.as_event()},
+            )
+            refusals.append(refusal)
+        for name, by in sorted(unknown.items()):
+            if not by.startswith("unknown:"):
+                continue
+            missing = by.removeprefix("unknown:")
+            refusal = Refused(
+                f"policy {name} refused: it names {missing!r}, which the account does not have",
+                hint=f"fix the name in policy {name} (`retention validate` shows where), or run "
+                "`retention inventory` if it is new",
+                reason="unknown_name",
+            )
+            session.audit.refused(
+                run_id=session.run_id,
+                reason="unknown_name",
+                details={"message": refusal.message, "plan_id": plan_id, "policy": name},
+            )
+            refusals.append(refusal)
+        for refusal in refusals:
+            log.warning("policy refused on its own", reason=refusal.reason, error=refusal.message)
+        return refusals
+
+    def _end_refused(self, result: RunResult, refusals: list[Refused]) -> None:
+        """After the other policies' removals, a run with a refused policy ends exit 3."""
+        if refusals and result.result == "ok":
+            result.result = "refused"
+            first = refusals[0]
+            raise Refused(
+                "; ".join(r.message for r in refusals)
+                + " (the other policies' removals were made)",
+                hint=first.hint,
+                reason=first.reason,
+            )
+
+    def _approve(
+        self,
+        session: Session,
+        plan_id: str,
+        plan_hash: str,
+        approved_by: str,
+        as_of: datetime | None,
+    ) -> None:
+        session.audit.plan_approved(
+            run_id=session.run_id,
+            plan_id=plan_id,
+            plan_hash=plan_hash,
+            approved_by=approved_by,
+            as_of=as_of,
+        )
 
     async def _reconcile(self, session: Session, client: GoToClient) -> ReconcileReport | None:
         return await execution.reconcile_pending(session, lambda: self._executor(session, client))
@@ -363,21 +484,36 @@ class Pipeline:
             session, ApiRemovals(client, session.db), plan_id, stop_grace=self.stop_grace
         )
 
-    async def _execute(
+    async def _execute(  # noqa: PLR0917
         self,
         session: Session,
         client: GoToClient,
         result: RunResult,
         items: list[PlanItem],
         plan_id: str,
+        recheck: Gate,
+        as_of: datetime,
     ) -> None:
-        executor = self._executor(session, client, plan_id)
+        executor = execution.build_executor(
+            session,
+            ApiRemovals(client, session.db),
+            plan_id,
+            stop_grace=self.stop_grace,
+            recheck=recheck,
+            clock_skew=client.clock_skew_seconds,
+            as_of=as_of,
+        )
         result.execution = await execution.execute(executor, items, self.on_progress)
         session.tally.error = result.execution.halted
         if result.execution.halted:
             result.result = "halted"
         elif not result.execution.ok:
             result.result = "failed"
+
+
+def _in_scope(loaded: LoadedPlan) -> dict[str, int]:
+    per_policy = loaded.document["summary"].get("per_policy", {})
+    return {name: totals.get("in_scope", 0) for name, totals in per_policy.items()}
 
 
 def _shorten(stopped: asyncio.Future[Any], client: GoToClient, grace: float) -> None:

@@ -5,17 +5,18 @@
     lock ► state db ► preflight (audit-guarding checks) ► audit record ► run_started ►
     preflight (the other checks) ► BODY ► run_finished ► checkpoint ► summary log line
 
-The preflight is an ordered list of named checks, run before any scan or reconciliation:
+The preflight is an ordered list of named checks, run before any scan or reconciliation
+(`service/checks.py` holds the ones every run makes, `service/preflight.py` apply's own):
 
     1. audit chain verified             guards the audit record (`audit_unverified`)
     2. account binding, clock skew      (`other_account`, `clock_skew`)
     3. unknown names in holds           (`unknown_name`)
-    4. the command's own checks         `apply`: plan file, policies, freshness, reuse, caps
+    4. the command's own checks         `apply`: the plan may be applied, the run's cap
 
 A check raises `Refused` (exit 3) or `RuntimeFailure` (exit 1) with a reason code. The session
 then writes one `refused` event naming the code and ends the run `refused`; a check marked
 `guards_audit` runs before the record is opened for writing, so its failure writes nothing at
-all. Adding a check is one line in `PREFLIGHT` (every run) or in the command's list.
+all. Adding a check is one line in `checks.PREFLIGHT` (every run) or in the command's list.
 
 Whatever the body does, raising or cancelled, `run_finished` is written, the record checkpointed
 and one summary line logged.
@@ -37,6 +38,7 @@ from sqlite_utils import Database
 from retention.audit.log import AuditLog
 from retention.engine.state import open_state_db
 from retention.errors import Refused, RetentionError, RuntimeFailure
+from retention.goto.client import GoToClient
 from retention.policy import PolicySet
 from retention.service import record
 from retention.service.lock import InstanceLocked, acquire
@@ -61,6 +63,7 @@ class Opening:
     clock: Callable[[], datetime]
     db: Database
     policy_set: PolicySet
+    api: GoToClient | None = None
 
 
 CheckFunction = Callable[[Opening], Awaitable[None] | None]
@@ -73,10 +76,6 @@ class Check:
     name: str
     run: CheckFunction
     guards_audit: bool = False
-
-
-# The checks every run makes, in order (see the module docstring); commands append their own.
-PREFLIGHT: tuple[Check, ...] = ()
 
 
 @dataclass
@@ -167,7 +166,8 @@ async def open_session(
     trigger: str,
     clock: Callable[[], datetime],
     stop: asyncio.Event,
-    checks: Sequence[Check] = PREFLIGHT,
+    checks: Sequence[Check] = (),
+    api: GoToClient | None = None,
     lock: LockWait = LockWait(),
     opens_run: Callable[[AuditLog], bool] = lambda _audit: True,
 ) -> AsyncIterator[Session | None]:
@@ -179,7 +179,7 @@ async def open_session(
     with contextlib.ExitStack() as stack:
         await _take_lock(stack, settings, f"retention {trigger}", lock, stop)
         db = open_state_db(settings.state_db)
-        opening = Opening(settings, clock, db, policy_set)
+        opening = Opening(settings, clock, db, policy_set, api)
         for check in (c for c in checks if c.guards_audit):
             await _check(check, opening)
         audit = stack.enter_context(record.open_audit(settings, clock))
@@ -225,7 +225,7 @@ def _finish(session: Session) -> None:
     tally = session.tally
     counts = session.counts() if session.counts is not None else tally.counts
     session.audit.run_finished(run_id=session.run_id, counts=counts, result=tally.result)
-    session.audit.checkpoint()
+    session.audit.checkpoint(state=session.db)
     log_run_summary(
         RunSummary(
             run_id=session.run_id,
