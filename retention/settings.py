@@ -74,6 +74,14 @@ class Settings(BaseSettings):
     call_deadline: float = Field(
         default=300.0, gt=0, description="seconds one API call may take, retries included"
     )
+    max_response_bytes: int = Field(
+        default=32 * 1024 * 1024,
+        ge=1024,
+        description="largest API or token answer read, in bytes; a larger one fails its call",
+    )
+    ca_bundle: Path | None = Field(
+        default=None, description="PEM file of CA certificates to verify the API's TLS with"
+    )
     scan_window_days: int = Field(default=30, ge=1, le=60)
     scan_start: str = Field(default="2015-01-01", description="earliest date the scan reads")
     settle_hours: int = Field(
