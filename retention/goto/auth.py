@@ -24,6 +24,7 @@ from retention.goto.http import (
     send,
 )
 from retention.goto.pacing import (
+    RateLimiter,
     Retryable,
     RetryWait,
     Sleep,
@@ -88,6 +89,9 @@ class TokenManager:
         # The run's one HTTP client: the API client sends through it too, and it is closed here.
         self.http = http if http is not None else make_http_client(transport)
         self.stop = stop
+        # The API client's limiter, once one uses this manager: a gateway may count token
+        # requests against the same limit.
+        self.limiter: RateLimiter | None = None
         self.skew = ClockSkew()
         self.max_response_bytes = max_response_bytes
         self._pause = interruptible(sleep, stop)
@@ -239,6 +243,8 @@ class TokenManager:
     async def _token_attempt(self, form: dict[str, str], credential: httpx.Auth) -> Answer:
         if self.stop is not None and self.stop.is_set():
             raise StopRequested
+        if self.limiter is not None:
+            await self.limiter.acquire()
         try:
             answer = await send(
                 self.http,

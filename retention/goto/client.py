@@ -84,6 +84,8 @@ class GoToClient:
         self.limiter = RateLimiter(
             rate_limit, margin=limiter_margin, clock=clock, sleep=self._pause
         )
+        if auth.limiter is None:
+            auth.limiter = self.limiter
         self.stats = RequestStats()
         self.call_deadline = call_deadline
         self.max_response_bytes = max_response_bytes
