@@ -25,7 +25,6 @@ from retention.goto.errors import (
 from retention.goto.http import DEFAULT_MAX_RESPONSE_BYTES, Answer, Unanswered, send
 from retention.goto.models import (
     ApiModel,
-    Attendee,
     Group,
     GroupMeeting,
     HistoricalSession,
@@ -127,10 +126,6 @@ class GoToClient:
         """Every group of the account."""
         return await self._list(Group, "/groups")
 
-    async def group_organizers(self, group_key: int) -> Parsed[Organizer]:
-        """The organizers of one group."""
-        return await self._list(Organizer, "/groups/{groupKey}/organizers", groupKey=group_key)
-
     async def organizer_history(
         self, organizer_key: int, start: datetime, end: datetime
     ) -> Parsed[HistoricalSession]:
@@ -163,21 +158,6 @@ class GoToClient:
             "/meetings/{meetingId}/historicalMeetings",
             query=query,
             meetingId=meeting_id,
-        )
-
-    async def attendees_by_meeting(self, meeting_id: int) -> Parsed[Attendee]:
-        """Attendees of every instance of one meeting."""
-        return await self._list(Attendee, "/meetings/{meetingId}/attendees", meetingId=meeting_id)
-
-    async def attendees_by_organizer(
-        self, organizer_key: int, start: datetime, end: datetime
-    ) -> Parsed[Attendee]:
-        """Attendees of one organizer's meetings in [start, end]."""
-        return await self._list(
-            Attendee,
-            "/organizers/{organizerKey}/attendees",
-            query=_range(start, end),
-            organizerKey=organizer_key,
         )
 
     async def delete_session(self, organizer_key: int, session_id: int) -> None:
