@@ -43,6 +43,7 @@ _TOKEN_DEADLINE = 120.0
 # Refresh this long before expiry (a quarter of the lifetime, at most a minute), so that a token
 # does not expire between the check and the request.
 _MAX_EARLY_REFRESH = 60.0
+_EXPIRY_MARGIN = 5.0
 # An OAuth error code (RFC 6749 5.2); anything else the endpoint says stays out of messages,
 # since an endpoint may echo the request, refresh token included.
 _ERROR_CODE = re.compile(r"[a-z_]{1,40}")
@@ -197,7 +198,8 @@ class TokenManager:
             raise AuthError("POST", self.token_url, 200, detail="no refresh_token in the answer")
         expires_in = _expires_in(body.get("expires_in"))
         self._access = access
-        self._expires_at = self._clock() + expires_in
+        # Counted from its arrival, so a little before the server's own reckoning.
+        self._expires_at = self._clock() + expires_in - min(_EXPIRY_MARGIN, expires_in / 10)
         # A quarter of a short lifetime, at most a minute of a long one: a token must not expire
         # between its rate-limit turn and the server reading it, even on a loaded host.
         self._refresh_at = self._clock() + expires_in - min(_MAX_EARLY_REFRESH, expires_in / 4)
@@ -244,7 +246,7 @@ class TokenManager:
         if self.stop is not None and self.stop.is_set():
             raise StopRequested
         if self.limiter is not None:
-            await self.limiter.acquire()
+            await self.limiter.acquire(urgent=True)
         try:
             answer = await send(
                 self.http,

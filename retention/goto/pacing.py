@@ -7,8 +7,9 @@ more than N), neither takes an injected clock (so no test on virtual time), slow
 request goes when the `count`-th previous one left at least `count / rate + margin` seconds
 ago (the server's window, with a margin for jitter on the way), and no sooner than one
 interval after the previous one, with one interval of slack so that a late wake-up is caught
-up rather than lost. On a 429 the rate halves (down to a tenth) and every caller waits out the
-pause; each success wins back a fiftieth of the configured rate.
+up rather than lost. A token refresh takes the next turn ahead of the queue: the queued calls
+may be waiting for its token. On a 429 the rate halves (down to a tenth) and every caller
+waits out the pause; each success wins back a fiftieth of the configured rate.
 
 Retries: on 429, 5xx, timeouts and dropped connections, tenacity waits the server's Retry-After
 (seconds or an HTTP date, capped) or a jittered exponential backoff, and stops at the attempt
@@ -64,14 +65,27 @@ class RateLimiter:
     def __repr__(self) -> str:
         return f"RateLimiter(rate={self.rate}, current_rate={self.current_rate:.2f})"
 
-    async def acquire(self) -> None:
-        """Wait for this caller's turn (first come, first served), then count it as sent."""
+    async def acquire(self, *, urgent: bool = False) -> None:
+        """Wait for this caller's turn (first come, first served), then count it as sent.
+
+        An `urgent` caller (a token refresh, which every queued call may be waiting for)
+        takes the next free turn ahead of the queue instead of waiting behind it.
+        """
+        if urgent:
+            now = self._clock()
+            at = now + max(0.0, self._wait(now))
+            self._record(at)
+            if at - now > _NOW:
+                await self._sleep(at - now)
+            return
         async with self._lock:
             while (wait := self._wait(self._clock())) > _NOW:
                 await self._sleep(wait)
-            now = self._clock()
-            self._sent.append(now)
-            self._next_slot = max(self._next_slot, now) + 1 / self.current_rate
+            self._record(self._clock())
+
+    def _record(self, at: float) -> None:
+        self._sent.append(at)
+        self._next_slot = max(self._next_slot, at) + 1 / self.current_rate
 
     def _wait(self, now: float) -> float:
         interval = 1 / self.current_rate

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import bisect
+import heapq
 import math
+from collections.abc import Coroutine
+from typing import Any
 
 import pytest
 
@@ -97,3 +100,53 @@ async def test_limiter_after_a_429_sends_at_the_lowered_rate() -> None:
     times = await send_times(limiter, clock, callers=10, each=6)
     achieved = (len(times) - 1) / (times[-1] - times[0])
     assert 9.0 <= achieved <= 10.5
+
+
+class SharedClock:
+    """Virtual time with overlapping sleeps: each sleeper wakes at its own time, in order."""
+
+    def __init__(self) -> None:
+        self.now = 100.0
+        self._sleepers: list[tuple[float, int, asyncio.Future[None]]] = []
+
+    def __call__(self) -> float:
+        return self.now
+
+    async def sleep(self, seconds: float) -> None:
+        wake: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        heapq.heappush(self._sleepers, (self.now + seconds, id(wake), wake))
+        await wake
+
+    async def run(self, *jobs: Coroutine[Any, Any, None]) -> None:
+        tasks = [asyncio.ensure_future(job) for job in jobs]
+        while not all(task.done() for task in tasks):
+            for _ in range(20):  # let every runnable task reach its next sleep
+                await asyncio.sleep(0)
+            if self._sleepers:
+                when, _, wake = heapq.heappop(self._sleepers)
+                self.now = max(self.now, when)
+                wake.set_result(None)
+        for task in tasks:
+            task.result()
+
+
+async def test_an_urgent_turn_goes_ahead_of_the_queue_within_the_limit() -> None:
+    clock = SharedClock()
+    limiter = RateLimiter(10, clock=clock, sleep=clock.sleep)
+    sent: list[float] = []
+    urgent_at: list[float] = []
+
+    async def queued() -> None:
+        for _ in range(4):
+            await limiter.acquire()
+            sent.append(clock())
+
+    async def urgent() -> None:
+        await clock.sleep(0.5)
+        await limiter.acquire(urgent=True)
+        urgent_at.append(clock())
+        sent.append(clock())
+
+    await clock.run(*(queued() for _ in range(10)), urgent())
+    assert urgent_at[0] <= 100.5 + 0.1 + 1e-9, "it waited for one turn, not behind the queue"
+    assert most_in_one_second(sorted(sent)) <= 10
