@@ -6,10 +6,10 @@ more than N), neither takes an injected clock (so no test on virtual time), slow
 429 or pauses every caller for a Retry-After. It is a sliding-window log with spacing: a
 request goes when the `count`-th previous one left at least `count / rate + margin` seconds
 ago (the server's window, with a margin for jitter on the way), and no sooner than one
-interval after the previous one, with one interval of slack so that a late wake-up is caught
-up rather than lost. A token refresh takes the next turn ahead of the queue: the queued calls
-may be waiting for its token. On a 429 the rate halves (down to a tenth) and every caller
-waits out the pause; each success wins back a fiftieth of the configured rate.
+interval after the previous one, with one interval (at least 10 ms) of slack so that a late
+wake-up is caught up rather than lost. A token refresh takes the next turn ahead of the queue:
+the queued calls may be waiting for its token. On a 429 the rate halves (down to a tenth) and
+every caller waits out the pause; each success wins back a fiftieth of the configured rate.
 
 Retries: on 429, 5xx, timeouts and dropped connections, tenacity waits the server's Retry-After
 (seconds or an HTTP date, capped) or a jittered exponential backoff, and stops at the attempt
@@ -33,6 +33,8 @@ Sleep = Callable[[float], Awaitable[None]]
 _SLOWDOWN_FACTOR = 0.5
 _FLOOR_FRACTION = 0.1
 _RECOVERY_STEPS = 50
+# The spacing's slack: one interval, and at high rates a few, as late wake-ups take this long.
+_MIN_SLACK = 0.01
 # A wait shorter than this is rounding error: the turn has come.
 _NOW = 1e-6
 
@@ -89,7 +91,8 @@ class RateLimiter:
 
     def _wait(self, now: float) -> float:
         interval = 1 / self.current_rate
-        waits = [self._paused_until - now, self._next_slot - interval - now]
+        slack = max(interval, _MIN_SLACK)
+        waits = [self._paused_until - now, self._next_slot - slack - now]
         if len(self._sent) == self._sent.maxlen:
             waits.append(self._sent[0] + len(self._sent) * interval + self.margin - now)
         return max(waits)
