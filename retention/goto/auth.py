@@ -247,16 +247,16 @@ class TokenManager:
             raise StopRequested
         if self.limiter is not None:
             await self.limiter.acquire(urgent=True)
+        request = self.http.build_request(
+            "POST", self.token_url, data=form, headers={"Accept": "application/json"}
+        )
         try:
             answer = await send(
                 self.http,
-                "POST",
-                self.token_url,
+                request,
                 endpoint=self.token_url,
                 max_bytes=self.max_response_bytes,
-                data=form,
                 auth=credential,
-                headers={"Accept": "application/json"},
             )
         except Unanswered as exc:
             raise Retryable(None, "", exc.kind) from None

@@ -89,21 +89,23 @@ class Answer:
 
 async def send(
     http: httpx.AsyncClient,
-    method: str,
-    url: str,
+    request: httpx.Request,
     *,
     endpoint: str,
     max_bytes: int,
-    **request: Any,
+    auth: httpx.Auth | None = None,
 ) -> Answer:
-    """One request, its body read streaming and refused beyond `max_bytes`.
+    """Send `request` (built beforehand, so little work is left between a turn and the wire),
+    its body read streaming and refused beyond `max_bytes`.
 
     Raises Unanswered for what a retry may cure, TlsError for a certificate or handshake
     failure, ResponseTooLarge over the cap. `endpoint` names the call in errors; nothing of the
     request (its body, credentials or token) goes into them.
     """
+    method = request.method
     try:
-        async with http.stream(method, url, **request) as response:
+        response = await http.send(request, stream=True, auth=auth)
+        try:
             declared = response.headers.get("Content-Length", "")
             if declared.isdigit() and int(declared) > max_bytes:
                 raise ResponseTooLarge(method, endpoint, response.status_code, max_bytes)
@@ -115,11 +117,13 @@ async def send(
                     raise ResponseTooLarge(method, endpoint, response.status_code, max_bytes)
                 chunks.append(chunk)
             return Answer(response.status_code, response.headers, b"".join(chunks))
+        finally:
+            await response.aclose()
     except httpx.ConnectError as exc:
         tls = _tls_failure(exc)
         if tls is None:
             raise Unanswered(type(exc).__name__) from None
-        host = httpx.URL(url).host
+        host = request.url.host
         raise TlsError(method, endpoint, detail=f"{tls} for {host}: {_reason(exc)}") from None
     except (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError) as exc:
         raise Unanswered(type(exc).__name__) from None
