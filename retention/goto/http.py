@@ -39,7 +39,12 @@ def make_http_client(
         trust_env=True,
         verify=verify,
         timeout=timeout,
-        limits=httpx.Limits(max_connections=max_connections),
+        # Every connection may stay open: httpx's default keeps 20, so beyond 20 calls in
+        # flight each answer closed a connection and the next call opened one (CPU, and
+        # late arrivals that the server counted into the next second: 429s).
+        limits=httpx.Limits(
+            max_connections=max_connections, max_keepalive_connections=max_connections
+        ),
         follow_redirects=False,
     )
 
