@@ -275,7 +275,13 @@ class GoToClient:
             params=query,
             headers={"Accept": "application/json", "Authorization": f"Bearer {token}"},
         )
-        await self.limiter.acquire()
+        turn = await self.limiter.acquire()
+
+        async def trace(event: str, _info: dict[str, Any]) -> None:
+            if event == "http11.send_request_headers.started":
+                self.limiter.left_at(turn, self._clock())
+
+        request.extensions["trace"] = trace
         if not self.auth.is_valid(token):
             token = await self.auth.access_token()
             request.headers["Authorization"] = f"Bearer {token}"

@@ -8,7 +8,8 @@ request goes when the `count`-th previous one left at least `count / rate + marg
 ago (the server's window, with a margin for jitter on the way), and no sooner than one
 interval after the previous one, with one interval (at least 10 ms) of slack so that a late
 wake-up is caught up rather than lost. A token refresh takes the next turn ahead of the queue:
-the queued calls may be waiting for its token. On a 429 the rate halves (down to a tenth) and
+the queued calls may be waiting for its token. A request that leaves late (a new connection
+is opened first) is counted from when it left. On a 429 the rate halves (down to a tenth) and
 every caller waits out the pause; each success wins back a fiftieth of the configured rate.
 
 Retries: on 429, 5xx, timeouts and dropped connections, tenacity waits the server's Retry-After
@@ -67,8 +68,8 @@ class RateLimiter:
     def __repr__(self) -> str:
         return f"RateLimiter(rate={self.rate}, current_rate={self.current_rate:.2f})"
 
-    async def acquire(self, *, urgent: bool = False) -> None:
-        """Wait for this caller's turn (first come, first served), then count it as sent.
+    async def acquire(self, *, urgent: bool = False) -> float:
+        """Wait for this caller's turn (first come, first served), count it as sent, return it.
 
         An `urgent` caller (a token refresh, which every queued call may be waiting for)
         takes the next free turn ahead of the queue instead of waiting behind it.
@@ -79,11 +80,22 @@ class RateLimiter:
             self._record(at)
             if at - now > _NOW:
                 await self._sleep(at - now)
-            return
+            return at
         async with self._lock:
             while (wait := self._wait(self._clock())) > _NOW:
                 await self._sleep(wait)
-            self._record(self._clock())
+            at = self._clock()
+            self._record(at)
+            return at
+
+    def left_at(self, turn: float, departure: float) -> None:
+        """The request given the turn at `turn` left only at `departure` (a new connection
+        took that long): count it from then, as the server will."""
+        if departure - turn <= self.margin / 2 or turn not in self._sent:
+            return
+        self._sent = deque(
+            sorted(departure if at == turn else at for at in self._sent), self._sent.maxlen
+        )
 
     def _record(self, at: float) -> None:
         self._sent.append(at)

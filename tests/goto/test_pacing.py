@@ -150,3 +150,12 @@ async def test_an_urgent_turn_goes_ahead_of_the_queue_within_the_limit() -> None
     await clock.run(*(queued() for _ in range(10)), urgent())
     assert urgent_at[0] <= 100.5 + 0.1 + 1e-9, "it waited for one turn, not behind the queue"
     assert most_in_one_second(sorted(sent)) <= 10
+
+
+async def test_a_request_that_left_late_is_counted_from_when_it_left() -> None:
+    clock = Clock()
+    limiter = RateLimiter(10, clock=clock, sleep=clock.sleep)
+    turns = [await limiter.acquire() for _ in range(10)]
+    limiter.left_at(turns[0], turns[0] + 0.3)  # its connection took 300 ms to open
+    await limiter.acquire()
+    assert clock() >= turns[0] + 0.3 + 1.0, "ten within the server's second of the late one"
