@@ -93,9 +93,9 @@ class RateLimiter:
         took that long): count it from then, as the server will."""
         if departure - turn <= self.margin / 2 or turn not in self._sent:
             return
-        self._sent = deque(
-            sorted(departure if at == turn else at for at in self._sent), self._sent.maxlen
-        )
+        entries = list(self._sent)
+        entries.remove(turn)
+        self._sent = deque(sorted([*entries, departure]), self._sent.maxlen)
 
     def _record(self, at: float) -> None:
         self._sent.append(at)
