@@ -79,8 +79,9 @@ class Settings(BaseSettings):
         ge=1024,
         description="largest API or token answer read, in bytes; a larger one fails its call",
     )
-    ca_bundle: Path | None = Field(
-        default=None, description="PEM file of CA certificates to verify the API's TLS with"
+    ca_bundle: str = Field(
+        default="",
+        description="PEM file of CA certificates to verify the API's TLS with; empty: the system's",
     )
     scan_window_days: int = Field(default=30, ge=1, le=60)
     scan_start: str = Field(default="2015-01-01", description="earliest date the scan reads")

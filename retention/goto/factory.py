@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 from collections.abc import Callable
+from pathlib import Path
 
 import httpx
 
@@ -35,14 +36,15 @@ def token_manager_from_settings(
         )
     require_secure_url("RETENTION_TOKEN_URL", settings.token_url)
     require_secure_url("RETENTION_API_BASE_URL", settings.api_base_url)
-    if settings.ca_bundle is not None and not settings.ca_bundle.is_file():
+    ca_bundle = Path(settings.ca_bundle) if settings.ca_bundle else None
+    if ca_bundle is not None and not ca_bundle.is_file():
         raise SettingsError(
-            f"RETENTION_CA_BUNDLE names {settings.ca_bundle}, which is not a readable file",
+            f"RETENTION_CA_BUNDLE names {ca_bundle}, which is not a readable file",
             hint="point it at a PEM file of the CA certificates that sign the API's certificate",
         )
     try:
         http = make_http_client(
-            transport, ca_bundle=settings.ca_bundle, max_connections=settings.concurrency
+            transport, ca_bundle=ca_bundle, max_connections=settings.concurrency
         )
     except OSError as exc:  # ssl.SSLError included: the file is not a PEM bundle
         raise SettingsError(

@@ -267,3 +267,16 @@ async def test_plain_http_to_loopback_is_accepted(tmp_path, host):
     )
     async with client_from_settings(settings) as client:
         assert client.base_url.startswith("http://")
+
+
+def test_a_ca_bundle_that_is_not_a_file_is_a_settings_error(tmp_path):
+    settings = Settings(
+        client_id="id",
+        client_secret=SecretStr(SECRET),
+        state_dir=tmp_path,
+        config=None,
+        ca_bundle=str(tmp_path / "missing.pem"),
+    )
+    with pytest.raises(SettingsError) as raised:
+        client_from_settings(settings)
+    assert "RETENTION_CA_BUNDLE" in str(raised.value)
