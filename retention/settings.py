@@ -103,6 +103,15 @@ class Settings(BaseSettings):
         le=86_400,
         description="seconds one API call may take, retries included",
     )
+    max_response_bytes: int = Field(
+        default=32 * 1024 * 1024,
+        ge=1024,
+        description="largest API or token answer read, in bytes; a larger one fails its call",
+    )
+    ca_bundle: str = Field(
+        default="",
+        description="PEM file of CA certificates to verify the API's TLS with; empty: the system's",
+    )
     scan_window_days: int = Field(default=30, ge=1, le=60)
     scan_start: str = Field(default="2015-01-01", description="earliest date the scan reads")
     settle_hours: int = Field(

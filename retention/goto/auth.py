@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -14,17 +15,38 @@ import structlog
 from pydantic import SecretStr
 
 from retention import failpoints
-from retention.goto.errors import ApiError, AuthError, TokenStoreError
-from retention.goto.pacing import RateLimiter
+from retention.goto.errors import ApiError, AuthError, Stopped, TokenStoreError
+from retention.goto.http import (
+    DEFAULT_MAX_RESPONSE_BYTES,
+    Answer,
+    Unanswered,
+    make_http_client,
+    send,
+)
+from retention.goto.pacing import (
+    RateLimiter,
+    Retryable,
+    RetryWait,
+    Sleep,
+    StopRequested,
+    interruptible,
+    parse_retry_after,
+    retrying,
+)
+from retention.goto.stats import ClockSkew
 from retention.goto.tokenstore import StoredToken, TokenStore
 
 log = structlog.get_logger(__name__)
 
 _TOKEN_ATTEMPTS = 4
-_TOKEN_BACKOFF = 0.5
-# Refresh this long before expiry (a tenth of the lifetime, at most a minute), so that a token
+_TOKEN_DEADLINE = 120.0
+# Refresh this long before expiry (a quarter of the lifetime, at most a minute), so that a token
 # does not expire between the check and the request.
 _MAX_EARLY_REFRESH = 60.0
+_EXPIRY_MARGIN = 5.0
+# An OAuth error code (RFC 6749 5.2); anything else the endpoint says stays out of messages,
+# since an endpoint may echo the request, refresh token included.
+_ERROR_CODE = re.compile(r"[a-z_]{1,40}")
 
 
 @dataclass(frozen=True)
@@ -49,10 +71,13 @@ class TokenManager:
         refresh_token: SecretStr | None = None,
         *,
         transport: httpx.AsyncBaseTransport | None = None,
+        http: httpx.AsyncClient | None = None,
         clock: Callable[[], float] = time.monotonic,
         wall_clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        sleep: Sleep = asyncio.sleep,
+        stop: asyncio.Event | None = None,
         on_secret: Callable[[str], None] = lambda _secret: None,
-        timeout: float = 30.0,
+        max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
     ) -> None:
         self.token_url = token_url
         self._client_id = client_id
@@ -62,14 +87,23 @@ class TokenManager:
         self._clock = clock
         self._wall_clock = wall_clock
         self._on_secret = on_secret
-        self._http = httpx.AsyncClient(transport=transport, timeout=timeout)
+        # The run's one HTTP client: the API client sends through it too, and it is closed here.
+        self.http = http if http is not None else make_http_client(transport)
+        self.stop = stop
+        # The API client's limiter, once one uses this manager: a gateway may count token
+        # requests against the same limit.
+        self.limiter: RateLimiter | None = None
+        self.skew = ClockSkew()
+        self.max_response_bytes = max_response_bytes
+        self._pause = interruptible(sleep, stop)
         self._lock = asyncio.Lock()
         self._access: str | None = None
         self._refresh_at = 0.0
+        self._expires_at = 0.0
         self._failure: AuthError | None = None
-        self.limiter: RateLimiter | None = None
         self.refreshes = 0
         self.principal: str | None = None
+        self.account_key: str | None = None
         on_secret(client_secret.get_secret_value())
         if refresh_token is not None:
             on_secret(refresh_token.get_secret_value())
@@ -78,8 +112,8 @@ class TokenManager:
         return f"TokenManager(token_url={self.token_url!r}, client_id={self._client_id!r})"
 
     async def aclose(self) -> None:
-        """Close the HTTP connections to the token endpoint."""
-        await self._http.aclose()
+        """Close the run's HTTP connections (the token endpoint's and the API's)."""
+        await self.http.aclose()
 
     async def access_token(self) -> str:
         """A token valid for a while yet; refreshes (once, whoever asks) when it is not."""
@@ -94,9 +128,9 @@ class TokenManager:
             assert self._access is not None
             return self._access
 
-    def is_fresh(self, token: str) -> bool:
-        """Whether `token` is the one in force and not due for a refresh yet."""
-        return token == self._access and self._clock() < self._refresh_at
+    def is_valid(self, token: str) -> bool:
+        """Whether `token` is the one in force and not expired (it may be due for a refresh)."""
+        return token == self._access and self._clock() < self._expires_at
 
     def invalidate(self, token: str) -> None:
         """The API refused `token`: the next caller refreshes, unless someone already did."""
@@ -164,11 +198,14 @@ class TokenManager:
             raise AuthError("POST", self.token_url, 200, detail="no refresh_token in the answer")
         expires_in = _expires_in(body.get("expires_in"))
         self._access = access
+        # Counted from its arrival, so a little before the server's own reckoning.
+        self._expires_at = self._clock() + expires_in - min(_EXPIRY_MARGIN, expires_in / 10)
         # A quarter of a short lifetime, at most a minute of a long one: a token must not expire
         # between its rate-limit turn and the server reading it, even on a loaded host.
         self._refresh_at = self._clock() + expires_in - min(_MAX_EARLY_REFRESH, expires_in / 4)
         self.refreshes += 1
         self.principal = principal or self.principal
+        self.account_key = account_key or self.account_key
         log.info("access token obtained", rotated=rotated, expires_in=expires_in)
         return TokenInfo(principal, account_key, expires_in, rotated)
 
@@ -188,36 +225,62 @@ class TokenManager:
             raise self._failure from exc
 
     async def _token_request(self, form: dict[str, str]) -> dict[str, Any]:
-        auth = httpx.BasicAuth(self._client_id, self._client_secret.get_secret_value())
-        for attempt in range(1, _TOKEN_ATTEMPTS + 1):
-            if self.limiter is not None:
-                await self.limiter.acquire()
-            try:
-                response = await self._http.post(self.token_url, data=form, auth=auth)
-            except httpx.TransportError as exc:
-                if attempt == _TOKEN_ATTEMPTS:
-                    raise ApiError("POST", self.token_url, None, detail=type(exc).__name__) from exc
-            else:
-                if response.status_code < 500 and response.status_code != 429:
-                    return self._token_body(response)
-                if attempt == _TOKEN_ATTEMPTS:
-                    raise ApiError("POST", self.token_url, response.status_code, response.text)
-            await asyncio.sleep(_TOKEN_BACKOFF * 2 ** (attempt - 1))
-        raise AssertionError("unreachable: the loop returns or raises")
-
-    def _token_body(self, response: httpx.Response) -> dict[str, Any]:
+        credential = httpx.BasicAuth(self._client_id, self._client_secret.get_secret_value())
+        retrier = retrying(
+            attempts=_TOKEN_ATTEMPTS,
+            deadline=_TOKEN_DEADLINE,
+            clock=self._clock,
+            wait=RetryWait(0.5, 8.0, 30.0),
+            sleep=self._pause,
+        )
         try:
-            body = response.json()
-        except ValueError:
+            answer: Answer = await retrier(self._token_attempt, form, credential)
+        except Retryable as exc:
+            detail = f"{exc.kind}, still failing after retries"
+            raise ApiError("POST", self.token_url, exc.status, detail=detail) from None
+        except StopRequested:
+            raise Stopped("POST", self.token_url) from None
+        return self._token_body(answer)
+
+    async def _token_attempt(self, form: dict[str, str], credential: httpx.Auth) -> Answer:
+        if self.stop is not None and self.stop.is_set():
+            raise StopRequested
+        if self.limiter is not None:
+            await self.limiter.acquire(urgent=True)
+        request = self.http.build_request(
+            "POST", self.token_url, data=form, headers={"Accept": "application/json"}
+        )
+        try:
+            answer = await send(
+                self.http,
+                request,
+                endpoint=self.token_url,
+                max_bytes=self.max_response_bytes,
+                auth=credential,
+            )
+        except Unanswered as exc:
+            raise Retryable(None, "", exc.kind) from None
+        self.skew.observe(answer.server_time(), self._wall_clock())
+        if answer.status == 429 or answer.status >= 500:
+            after = parse_retry_after(answer.headers.get("Retry-After"), self._wall_clock())
+            # The body is left out: a token endpoint may echo the request into it.
+            raise Retryable(answer.status, "", f"HTTP {answer.status}", after)
+        return answer
+
+    def _token_body(self, answer: Answer) -> dict[str, Any]:
+        try:
+            body = answer.json("POST", self.token_url)
+        except ApiError:
             body = None
-        if response.is_success and isinstance(body, dict):
+        if 200 <= answer.status < 300 and isinstance(body, dict):
             return body
         error = body.get("error") if isinstance(body, dict) else None
+        reason = error if isinstance(error, str) and _ERROR_CODE.fullmatch(error) else None
         raise AuthError(
             "POST",
             self.token_url,
-            response.status_code,
-            detail=f"the token endpoint refused the grant ({error or 'no reason given'})",
+            answer.status,
+            detail=f"the token endpoint refused the grant ({reason or 'no reason given'})",
             hint="the refresh token may have expired or been revoked: run `retention auth login`"
             " and check RETENTION_CLIENT_ID / RETENTION_CLIENT_SECRET",
         )

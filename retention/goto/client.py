@@ -4,19 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import time
-import urllib.parse
-import urllib.request
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
-from functools import partial
 from types import TracebackType
 from typing import Any, TypeVar
 
-import aiohttp
-import httpx
 import structlog
-from httpx_aiohttp import AiohttpTransport
-from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type
+from tenacity import RetryCallState
 
 from retention import failpoints
 from retention.goto.auth import TokenManager
@@ -26,10 +20,11 @@ from retention.goto.errors import (
     MalformedResponse,
     NotFound,
     RateLimited,
+    Stopped,
 )
+from retention.goto.http import DEFAULT_MAX_RESPONSE_BYTES, Answer, Unanswered, send
 from retention.goto.models import (
     ApiModel,
-    Attendee,
     Group,
     GroupMeeting,
     HistoricalSession,
@@ -37,7 +32,15 @@ from retention.goto.models import (
     Parsed,
     parse_items,
 )
-from retention.goto.pacing import DeadlineStop, RateLimiter, Retryable, RetryWait, parse_retry_after
+from retention.goto.pacing import (
+    RateLimiter,
+    Retryable,
+    RetryWait,
+    StopRequested,
+    interruptible,
+    parse_retry_after,
+    retrying,
+)
 from retention.goto.stats import RequestStats
 from retention.times import format_query_time
 
@@ -48,49 +51,48 @@ _PAUSE_WITHOUT_RETRY_AFTER = 1.0
 
 
 class GoToClient:
-    """One client per run; `async with GoToClient(...) as client:` opens and closes it."""
+    """One client per run; `async with GoToClient(...) as client:` opens and closes it.
+
+    Every request goes through the token manager's HTTP client (`auth.http`), so a run has one
+    connection pool; tests inject the transport there. Setting `stop` ends retries and keeps
+    new attempts from starting: such calls raise `Stopped`.
+    """
 
     def __init__(
         self,
         api_base_url: str,
         auth: TokenManager,
         rate_limit: float,
-        transport: httpx.AsyncBaseTransport | None = None,
         *,
-        timeout: float = 30.0,
         call_deadline: float = 300.0,
         max_attempts: int = 10,
         backoff_initial: float = 0.5,
         backoff_max: float = 30.0,
         retry_after_cap: float = 120.0,
         limiter_margin: float = 0.02,
-        max_connections: int = 64,
+        max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
+        stop: asyncio.Event | None = None,
         clock: Callable[[], float] = time.monotonic,
         wall_clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
         self.base_url = api_base_url.rstrip("/")
         self.auth = auth
-        self.limiter = RateLimiter(rate_limit, margin=limiter_margin, clock=clock, sleep=sleep)
+        self.stop = stop
+        self._pause = interruptible(sleep, stop)
+        self.limiter = RateLimiter(
+            rate_limit, margin=limiter_margin, clock=clock, sleep=self._pause
+        )
         if auth.limiter is None:
             auth.limiter = self.limiter
         self.stats = RequestStats()
         self.call_deadline = call_deadline
+        self.max_response_bytes = max_response_bytes
         self._max_attempts = max_attempts
         self._wait = RetryWait(backoff_initial, backoff_max, retry_after_cap)
         self._retry_after_cap = retry_after_cap
         self._clock = clock
         self._wall_clock = wall_clock
-        self._sleep = sleep
-        # Requests go straight to the transport: the API needs none of httpx.AsyncClient's
-        # cookies, redirects or auth flows, which cost a third of a DELETE's CPU. The default
-        # transport is aiohttp's pool and parser under httpx's types (half the CPU of
-        # httpcore's pool), through the proxy the environment names, if any.
-        self._transport = transport or AiohttpTransport(
-            limits=httpx.Limits(max_connections=max_connections),
-            proxy=environment_proxy(self.base_url),
-        )
-        self._timeout = httpx.Timeout(timeout).as_dict()
 
     def __repr__(self) -> str:
         return f"GoToClient({self.base_url!r}, rate_limit={self.limiter.rate})"
@@ -104,11 +106,18 @@ class GoToClient:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        await self._transport.aclose()
         await self.auth.aclose()
 
-    # The API's calls, one method each.
+    def clock_skew_seconds(self) -> float | None:
+        """Host clock minus the server's, from the latest API or token answer's `Date` header."""
+        return self.auth.skew.seconds
 
+    @property
+    def account_key(self) -> str | None:
+        """The account the token answer named, once a token was obtained."""
+        return self.auth.account_key
+
+    # The API's calls, one method each.
     async def organizers(self) -> Parsed[Organizer]:
         """Every organizer of the account."""
         return await self._list(Organizer, "/organizers")
@@ -116,10 +125,6 @@ class GoToClient:
     async def groups(self) -> Parsed[Group]:
         """Every group of the account."""
         return await self._list(Group, "/groups")
-
-    async def group_organizers(self, group_key: int) -> Parsed[Organizer]:
-        """The organizers of one group."""
-        return await self._list(Organizer, "/groups/{groupKey}/organizers", groupKey=group_key)
 
     async def organizer_history(
         self, organizer_key: int, start: datetime, end: datetime
@@ -153,21 +158,6 @@ class GoToClient:
             "/meetings/{meetingId}/historicalMeetings",
             query=query,
             meetingId=meeting_id,
-        )
-
-    async def attendees_by_meeting(self, meeting_id: int) -> Parsed[Attendee]:
-        """Attendees of every instance of one meeting."""
-        return await self._list(Attendee, "/meetings/{meetingId}/attendees", meetingId=meeting_id)
-
-    async def attendees_by_organizer(
-        self, organizer_key: int, start: datetime, end: datetime
-    ) -> Parsed[Attendee]:
-        """Attendees of one organizer's meetings in [start, end]."""
-        return await self._list(
-            Attendee,
-            "/organizers/{organizerKey}/attendees",
-            query=_range(start, end),
-            organizerKey=organizer_key,
         )
 
     async def delete_session(self, organizer_key: int, session_id: int) -> None:
@@ -207,76 +197,41 @@ class GoToClient:
         **keys: int,
     ) -> Parsed[M]:
         path = template.format(**keys)
-        response = await self._call("GET", template, query=query, **keys)
-        try:
-            payload: Any = response.json()
-        except ValueError as exc:
-            raise MalformedResponse(
-                "GET", path, response.status_code, response.text, detail="the body is not JSON"
-            ) from exc
+        answer = await self._call("GET", template, query=query, **keys)
+        payload: Any = answer.json("GET", path)
         if not isinstance(payload, list):
             raise MalformedResponse(
-                "GET",
-                path,
-                response.status_code,
-                response.text,
-                detail="expected a JSON array",
+                "GET", path, answer.status, answer.text, detail="expected a JSON array"
             )
         return parse_items(model, payload, f"GET {path}")
 
     async def _call(
         self, method: str, template: str, query: dict[str, str] | None = None, **keys: int
-    ) -> httpx.Response:
+    ) -> Answer:
         path = template.format(**keys)
         self.stats.calls += 1
-        started = self._clock()
-        attempt = partial(self._attempt, method, template, path, query or {})
+        retrier = retrying(
+            attempts=self._max_attempts,
+            deadline=self.call_deadline,
+            clock=self._clock,
+            wait=self._wait,
+            sleep=self._pause,
+            before_sleep=self._note_retry(method, template),
+        )
         try:
             async with asyncio.timeout(self.call_deadline):
-                try:
-                    # Most calls succeed at once: only those that did not pay for tenacity's
-                    # bookkeeping (about a tenth of a DELETE's CPU).
-                    return await attempt()
-                except Retryable as first:
-                    return await self._retried(attempt, first, started, (method, template))
+                return await retrier(self._attempt, method, template, path, query or {})
         except Retryable as exc:
-            raise _final_error(method, path, exc) from exc
-        except TimeoutError as exc:
+            raise _final_error(method, path, exc) from None
+        except StopRequested:
+            raise Stopped(method, path) from None
+        except TimeoutError:
             raise ApiError(
                 method,
                 path,
                 None,
                 detail=f"no answer within the call's {self.call_deadline:g} s deadline",
-            ) from exc
-
-    async def _retried(
-        self,
-        attempt: Callable[[], Awaitable[httpx.Response]],
-        first: Retryable,
-        started: float,
-        endpoint: tuple[str, str],
-    ) -> httpx.Response:
-        """The attempts after a failed first one, under tenacity.
-
-        The first failure is handed to tenacity as attempt 1, so the waits, the stop and the log
-        lines are exactly those of a call retried from the start.
-        """
-        replay = [first]
-
-        async def again() -> httpx.Response:
-            if replay:
-                raise replay.pop()
-            return await attempt()
-
-        retrying = AsyncRetrying(
-            retry=retry_if_exception_type(Retryable),
-            stop=DeadlineStop(self.call_deadline, self._max_attempts, started, self._clock),
-            wait=self._wait,
-            sleep=self._sleep,
-            before_sleep=self._note_retry(*endpoint),
-            reraise=True,
-        )
-        return await retrying(again)
+            ) from None
 
     def _note_retry(self, method: str, template: str) -> Callable[[RetryCallState], None]:
         def note(state: RetryCallState) -> None:
@@ -296,99 +251,87 @@ class GoToClient:
 
     async def _attempt(
         self, method: str, template: str, path: str, query: dict[str, str]
-    ) -> httpx.Response:
-        response, token = await self._send(method, template, path, query)
-        if _token_refused(response):
+    ) -> Answer:
+        answer, token = await self._send(method, template, path, query)
+        if _token_refused(answer):
             # Expired or revoked: refresh (once for all concurrent callers) and try again.
             self.auth.invalidate(token)
             self.stats.token_retries += 1
-            response, _ = await self._send(method, template, path, query)
-        return self._judge(method, path, response)
+            answer, _ = await self._send(method, template, path, query)
+        return self._judge(method, path, answer)
 
     async def _send(
         self, method: str, template: str, path: str, query: dict[str, str]
-    ) -> tuple[httpx.Response, str]:
+    ) -> tuple[Answer, str]:
+        if self.stop is not None and self.stop.is_set():
+            raise StopRequested
+        # The request is built before the turn, so that little work is left between the turn
+        # and the wire. Its token is kept if it is still valid after the turn, though due for
+        # a refresh: a turn given up would be a request the limiter counted but never sent.
         token = await self.auth.access_token()
-        await self.limiter.acquire()
-        while not self.auth.is_fresh(token):
-            # It expired while this call waited for its turn. The turn is given up too: the
-            # limiter counted it as sent, and a refresh in between would make a burst of it.
+        request = self.auth.http.build_request(
+            method,
+            self.base_url + path,
+            params=query,
+            headers={"Accept": "application/json", "Authorization": f"Bearer {token}"},
+        )
+        turn = await self.limiter.acquire()
+
+        async def trace(event: str, _info: dict[str, Any]) -> None:
+            if event == "http11.send_request_headers.started":
+                self.limiter.left_at(turn, self._clock())
+
+        request.extensions["trace"] = trace
+        if not self.auth.is_valid(token):
             token = await self.auth.access_token()
-            await self.limiter.acquire()
+            request.headers["Authorization"] = f"Bearer {token}"
         try:
-            request = httpx.Request(
-                method,
-                self.base_url + path,
-                params=query,
-                headers={"Accept": "application/json", "Authorization": f"Bearer {token}"},
-                extensions={"timeout": self._timeout},
+            answer = await send(
+                self.auth.http, request, endpoint=path, max_bytes=self.max_response_bytes
             )
-            response = await self._transport.handle_async_request(request)
-            try:
-                await response.aread()
-            finally:
-                await response.aclose()
-        except (
-            httpx.TimeoutException,
-            httpx.NetworkError,
-            httpx.RemoteProtocolError,
-            aiohttp.ClientError,  # what the adapter leaves unmapped, such as a malformed answer
-        ) as exc:
-            self.stats.record_transport_error(method, template, type(exc).__name__)
-            raise Retryable(None, "", type(exc).__name__) from exc
+        except Unanswered as exc:
+            self.stats.record_transport_error(method, template, exc.kind)
+            raise Retryable(None, "", exc.kind) from None
         if method == "DELETE":
             failpoints.hit("after_send")
-        self.stats.record_response(method, template, response.status_code)
-        return response, token
+        self.auth.skew.observe(answer.server_time(), self._wall_clock())
+        self.stats.record_response(method, template, answer.status)
+        return answer, token
 
-    def _judge(self, method: str, path: str, response: httpx.Response) -> httpx.Response:
-        status = response.status_code
+    def _judge(self, method: str, path: str, answer: Answer) -> Answer:
+        status = answer.status
         if status == 429:
-            retry_after = parse_retry_after(response.headers.get("Retry-After"), self._wall_clock())
+            retry_after = parse_retry_after(answer.headers.get("Retry-After"), self._wall_clock())
             pause = _PAUSE_WITHOUT_RETRY_AFTER if retry_after is None else retry_after
             self.limiter.slow_down(min(pause, self._retry_after_cap))
-            raise Retryable(status, response.text, "HTTP 429", retry_after)
+            raise Retryable(status, answer.text, "HTTP 429", retry_after)
         if status >= 500:
-            raise Retryable(status, response.text, f"HTTP {status}")
+            raise Retryable(status, answer.text, f"HTTP {status}")
         if status == 404:
-            raise NotFound(method, path, status, response.text)
+            raise NotFound(method, path, status, answer.text)
         if status in (401, 403):
             raise AuthError(
                 method,
                 path,
                 status,
-                response.text,
+                answer.text,
                 hint="check that the token's user has the admin role and the Admin Center scope;"
                 " `retention auth status` shows who the token belongs to",
             )
-        if not response.is_success:
-            raise ApiError(method, path, status, response.text)
+        if not 200 <= status < 300:
+            raise ApiError(method, path, status, answer.text)
         self.limiter.succeeded()
-        return response
+        return answer
 
 
-def environment_proxy(url: str) -> httpx.Proxy | None:
-    """The proxy HTTPS_PROXY, HTTP_PROXY or ALL_PROXY name for `url`, unless NO_PROXY exempts it.
-
-    Read once here rather than by aiohttp's `trust_env`, which also looks for a .netrc file on
-    a worker thread before every request.
-    """
-    parts = urllib.parse.urlsplit(url)
-    if parts.hostname is None or urllib.request.proxy_bypass(parts.hostname):
-        return None
-    proxies = urllib.request.getproxies_environment()
-    proxy = proxies.get(parts.scheme) or proxies.get("all")
-    return httpx.Proxy(proxy) if proxy else None
-
-
-def _token_refused(response: httpx.Response) -> bool:
-    if response.status_code == 401:
+def _token_refused(answer: Answer) -> bool:
+    if answer.status == 401:
         return True
-    if response.status_code != 403:
+    if answer.status != 403:
         return False
     try:
-        body = response.json()
-    except ValueError:
+        body = answer.json("", "")
+    except ApiError:
         return False
     return isinstance(body, dict) and body.get("int_err_code") == "InvalidToken"
 

@@ -1,12 +1,17 @@
 """The errors the GoTo client raises, translated at the boundary from httpx and JSON failures.
 
 RuntimeFailure (retention.errors, exit 1)
-└── ApiError                 method, path, status (None: no answer), a short body excerpt
-    ├── NotFound             404: the organizer, meeting or session does not exist (any more)
-    ├── AuthError            401/403 after one refresh, or the token endpoint refused the grant
-    │   └── TokenStoreError  a rotated refresh token could not be saved: nothing further is sent
-    ├── RateLimited          429 answers outlasted the call's retries or deadline
-    └── MalformedResponse    the body is not the JSON shape the reference documents
+├── ApiError                 method, path, status (None: no answer), a short body excerpt
+│   ├── NotFound             404: the organizer, meeting or session does not exist (any more)
+│   ├── AuthError            401/403 after one refresh, or the token endpoint refused the grant
+│   │   └── TokenStoreError  a rotated refresh token could not be saved: nothing further is sent
+│   ├── RateLimited          429 answers outlasted the call's retries or deadline
+│   ├── MalformedResponse    the body is not the JSON shape the reference documents
+│   ├── ResponseTooLarge     the answer exceeds RETENTION_MAX_RESPONSE_BYTES (never read whole)
+│   └── TlsError             the server's certificate failed verification, or the handshake did
+└── Stopped                  a stop was asked for: no call is retried, no attempt started
+
+Messages name the method and endpoint, never the request: no body, credential or token.
 """
 
 from __future__ import annotations
@@ -64,3 +69,32 @@ class RateLimited(ApiError):
 
 class MalformedResponse(ApiError):
     """The API answered 2xx with a body that is not the documented JSON shape."""
+
+
+class ResponseTooLarge(ApiError):
+    """The answer is larger than the configured cap; reading stopped there."""
+
+    def __init__(self, method: str, path: str, status: int | None, limit: int) -> None:
+        super().__init__(
+            method,
+            path,
+            status,
+            detail=f"the answer exceeds {limit} bytes (RETENTION_MAX_RESPONSE_BYTES)",
+            hint="raise RETENTION_MAX_RESPONSE_BYTES if the account's answers are this large",
+        )
+
+
+class TlsError(ApiError):
+    """The TLS connection could not be verified: a retry would fail the same way."""
+
+    def __init__(self, method: str, path: str, *, detail: str) -> None:
+        super().__init__(method, path, None, detail=detail)
+
+
+class Stopped(RuntimeFailure):
+    """The run is stopping: the call was not (re)tried. Not an ApiError: the API said nothing."""
+
+    def __init__(self, method: str, path: str) -> None:
+        self.method = method
+        self.path = path
+        super().__init__(f"GoTo API {method} {path} not sent: the run is stopping")

@@ -126,21 +126,6 @@ class GroupMeeting(ApiModel):
     group_name: str | None = Field(default=None, alias="groupName")
 
 
-class Attendee(ApiModel):
-    """One attendee of a meeting instance; names and emails never appear in a repr."""
-
-    identity: ClassVar[frozenset[str]] = frozenset({"meetingInstanceKey"})
-    meeting_instance_key: ApiInt = Field(alias="meetingInstanceKey")
-    meeting_id: ApiInt | None = Field(default=None, alias="meetingId")
-    attendee_name: str | None = Field(alias="attendeeName", repr=False)
-    attendee_email: str | None = Field(alias="attendeeEmail", repr=False)
-    start_time: ApiTime = Field(default=None, alias="startTime")
-    end_time: ApiTime = Field(default=None, alias="endTime")
-    join_time: ApiTime = Field(default=None, alias="joinTime")
-    leave_time: ApiTime = Field(default=None, alias="leaveTime")
-    duration: ApiInt | None = Field(default=None, alias="duration")
-
-
 M = TypeVar("M", bound=ApiModel)
 
 

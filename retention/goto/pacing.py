@@ -1,22 +1,20 @@
-"""Pacing of calls to the API: the shared adaptive rate limiter, and the retry wait and stop.
+"""Pacing of calls to the API: the shared rate limiter, and tenacity's wait and stop for retries.
 
-The limiter, and why not a library: aiolimiter (leaky bucket) and pyrate-limiter both allow a
-full bucket to be spent at once after an idle spell, which a server counting requests per
-second sees as more than the limit; neither slows down on a 429 nor pauses every caller for a
-Retry-After. So this is a sliding-window log: a request may go only when the `count`-th
-previous one left at least `period` + `margin` seconds ago, which is the server's "no more
-than N in any second" with a margin for the jitter between leaving here and arriving there;
-and requests leave in small groups (up to 5, or a tenth of N when that is more, and a divisor
-of N) spaced group/rate apart, so that the jitter stays small. A group, not one request at a
-time: each wake-up of a sleeping process costs about 0.2 ms of CPU on a virtual machine, and
-the requests of a group (and their answers, a latency later) share one.
-
-On 429 the rate halves (down to a tenth of the configured one) and every caller waits out the
-Retry-After; each success then wins back a fiftieth of the configured rate.
+The limiter is written here because aiolimiter and pyrate-limiter lack what the API needs: both
+let a full bucket go at once after an idle spell (a server counting "N in any second" sees
+more than N), neither takes an injected clock (so no test on virtual time), slows down on a
+429 or pauses every caller for a Retry-After. It is a sliding-window log with spacing: a
+request goes when the `count`-th previous one left at least `count / rate + margin` seconds
+ago (the server's window, with a margin for jitter on the way), and no sooner than one
+interval after the previous one, with one interval (at least 10 ms) of slack so that a late
+wake-up is caught up rather than lost. A token refresh takes the next turn ahead of the queue:
+the queued calls may be waiting for its token. A request that leaves late (a new connection
+is opened first) is counted from when it left. On a 429 the rate halves (down to a tenth) and
+every caller waits out the pause; each success wins back a fiftieth of the configured rate.
 
 Retries: on 429, 5xx, timeouts and dropped connections, tenacity waits the server's Retry-After
 (seconds or an HTTP date, capped) or a jittered exponential backoff, and stops at the attempt
-limit or before an attempt would start after the call's overall deadline.
+limit, before an attempt would start after the call's deadline, or once a stop is asked for.
 """
 
 from __future__ import annotations
@@ -29,45 +27,40 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 
-from tenacity import RetryCallState, wait_random_exponential
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, wait_random_exponential
 
 Sleep = Callable[[float], Awaitable[None]]
 
 _SLOWDOWN_FACTOR = 0.5
 _FLOOR_FRACTION = 0.1
 _RECOVERY_STEPS = 50
-# A wait shorter than this is rounding error in the slot arithmetic: the turn has come.
+# The spacing's slack: one interval, and at high rates a few, as late wake-ups take this long.
+_MIN_SLACK = 0.01
+# A wait shorter than this is rounding error: the turn has come.
 _NOW = 1e-6
 
 
 class RateLimiter:
-    """At most `rate` requests in any second (integer rates exactly), shared by all callers."""
+    """At most ceil(`rate`) requests in any second, `rate` on average, shared by all callers."""
 
     def __init__(
         self,
         rate: float,
         *,
-        margin: float = 0.05,
+        margin: float = 0.02,
         clock: Callable[[], float] = time.monotonic,
         sleep: Sleep = asyncio.sleep,
     ) -> None:
-        if rate <= 0:
-            raise ValueError("rate must be positive")
+        if not 0 < rate < math.inf:
+            raise ValueError("rate must be positive and finite")
         self.rate = rate
-        self.margin = margin
         self.current_rate = rate
-        self._count = max(1, math.floor(rate))
-        # Groups of up to 5 (at most half the limit), or a tenth of the limit when that is more,
-        # of a size that divides it: whole groups fill the server's second, and each group's
-        # window is counted from one earlier group.
-        most = max(1, self._count // 10, min(5, self._count // 2))
-        self.group = max(d for d in range(1, most + 1) if self._count % d == 0)
-        # How many may leave at once ahead of the schedule: one group, and at least 2 so that
-        # late wake-ups are absorbed rather than added up when requests go one by one.
-        self._burst = max(2, self.group)
-        self._sent: deque[float] = deque(maxlen=self._count)
-        self._paused_until = 0.0
-        self._next_slot = 0.0
+        self.margin = margin
+        # A server refusing the request that would make more than `rate` in a second lets
+        # ceil(rate) through: the same count here.
+        self._sent: deque[float] = deque(maxlen=math.ceil(rate))
+        self._next_slot = -math.inf
+        self._paused_until = -math.inf
         self._clock = clock
         self._sleep = sleep
         self._lock = asyncio.Lock()
@@ -75,47 +68,46 @@ class RateLimiter:
     def __repr__(self) -> str:
         return f"RateLimiter(rate={self.rate}, current_rate={self.current_rate:.2f})"
 
-    @property
-    def period(self) -> float:
-        """Seconds that `count` consecutive requests must span at the current rate."""
-        return self._count / self.current_rate + self.margin
+    async def acquire(self, *, urgent: bool = False) -> float:
+        """Wait for this caller's turn (first come, first served), count it as sent, return it.
 
-    async def acquire(self) -> None:
-        """Wait for this caller's turn (first come, first served), then record the send."""
+        An `urgent` caller (a token refresh, which every queued call may be waiting for)
+        takes the next free turn ahead of the queue instead of waiting behind it.
+        """
+        if urgent:
+            now = self._clock()
+            at = now + max(0.0, self._wait(now))
+            self._record(at)
+            if at - now > _NOW:
+                await self._sleep(at - now)
+            return at
         async with self._lock:
-            while True:
-                now = self._clock()
-                if self._wait_needed(now, 0) <= _NOW:
-                    self._record_send(now)
-                    return
-                # Sleep until a whole group may go: the callers queued behind this one then
-                # find their turn already come, and leave in the same wake-up.
-                await self._sleep(self._wait_needed(now, self.group - 1))
+            while (wait := self._wait(self._clock())) > _NOW:
+                await self._sleep(wait)
+            at = self._clock()
+            self._record(at)
+            return at
 
-    def _wait_needed(self, now: float, ahead: int) -> float:
-        """Seconds until the next send and the `ahead` after it may all go."""
-        if self._paused_until > now:
-            return self._paused_until - now
-        # Spaced (a GCRA allowing a burst of one group), not a burst of `count`: a burst
-        # leaves the process over tens of milliseconds of event-loop work, so its members
-        # reach the server late by different amounts and the next burst lands inside the
-        # server's second (measured: 13 429s in 400 DELETEs at 50/s before, none after).
-        spacing = self._next_slot + ahead / self.current_rate - self._tolerance - now
-        # The last of those sends is `count` after this earlier one, which must be `period` old.
-        earlier = len(self._sent) + ahead - self._count
-        if earlier < 0:
-            return spacing
-        return max(spacing, self._sent[earlier] + self.period - now)
+    def left_at(self, turn: float, departure: float) -> None:
+        """The request given the turn at `turn` left only at `departure` (a new connection
+        took that long): count it from then, as the server will."""
+        if departure - turn <= self.margin / 2 or turn not in self._sent:
+            return
+        entries = list(self._sent)
+        entries.remove(turn)
+        self._sent = deque(sorted([*entries, departure]), self._sent.maxlen)
 
-    @property
-    def _tolerance(self) -> float:
-        return (self._burst - 1) / self.current_rate
+    def _record(self, at: float) -> None:
+        self._sent.append(at)
+        self._next_slot = max(self._next_slot, at) + 1 / self.current_rate
 
-    def _record_send(self, now: float) -> None:
-        self._sent.append(now)
-        # Scheduled from the previous slot, not from the moment a sleep ended, so late
-        # wake-ups within the tolerance do not add up.
-        self._next_slot = max(self._next_slot, now) + 1 / self.current_rate
+    def _wait(self, now: float) -> float:
+        interval = 1 / self.current_rate
+        slack = max(interval, _MIN_SLACK)
+        waits = [self._paused_until - now, self._next_slot - slack - now]
+        if len(self._sent) == self._sent.maxlen:
+            waits.append(self._sent[0] + len(self._sent) * interval + self.margin - now)
+        return max(waits)
 
     def slow_down(self, pause: float | None = None) -> None:
         """A 429 came back: lower the rate, and pause everyone for `pause` seconds if given."""
@@ -130,7 +122,7 @@ class RateLimiter:
 
 
 class Retryable(Exception):
-    """An attempt failed in a way another may not (429, 5xx, timeout); never leaves the client."""
+    """An attempt failed in a way another may not (429, 5xx, timeout); never leaves goto/."""
 
     def __init__(
         self, status: int | None, body: str, kind: str, retry_after: float | None = None
@@ -142,15 +134,42 @@ class Retryable(Exception):
         self.retry_after = retry_after
 
 
+class StopRequested(Exception):
+    """The stop event was set while waiting; the caller turns it into a named `Stopped`."""
+
+
+def interruptible(sleep: Sleep, stop: asyncio.Event | None) -> Sleep:
+    """`sleep` that ends early, raising StopRequested, once `stop` is set."""
+    if stop is None:
+        return sleep
+
+    async def pause(seconds: float) -> None:
+        if stop.is_set():
+            raise StopRequested
+        sleeper = asyncio.ensure_future(sleep(seconds))
+        stopper = asyncio.ensure_future(stop.wait())
+        try:
+            await asyncio.wait((sleeper, stopper), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            sleeper.cancel()
+            stopper.cancel()
+        if stop.is_set():
+            raise StopRequested
+
+    return pause
+
+
 def parse_retry_after(value: str | None, now: datetime) -> float | None:
     """Seconds to wait from a Retry-After header: delta-seconds or an HTTP date; None if absent."""
     if value is None or not value.strip():
         return None
     text = value.strip()
     try:
-        return max(0.0, float(text))
+        seconds = float(text)
     except ValueError:
         pass
+    else:
+        return max(0.0, seconds) if math.isfinite(seconds) else None
     try:
         when = parsedate_to_datetime(text)
     except (TypeError, ValueError):
@@ -174,19 +193,28 @@ class RetryWait:
         return float(self._backoff(state))
 
 
-class DeadlineStop:
-    """Tenacity's stop: no attempt would start after the call's overall deadline."""
+def retrying(
+    *,
+    attempts: int,
+    deadline: float,
+    clock: Callable[[], float],
+    wait: RetryWait,
+    sleep: Sleep,
+    before_sleep: Callable[[RetryCallState], None] | None = None,
+) -> AsyncRetrying:
+    """Tenacity's retrier for one call: Retryable failures, until attempts or deadline run out."""
+    started = clock()
 
-    def __init__(
-        self, deadline: float, max_attempts: int, started: float, clock: Callable[[], float]
-    ) -> None:
-        self._deadline = deadline
-        self._max_attempts = max_attempts
-        self._clock = clock
-        self._started = started
-
-    def __call__(self, state: RetryCallState) -> bool:
-        if state.attempt_number >= self._max_attempts:
+    def stop(state: RetryCallState) -> bool:
+        if state.attempt_number >= attempts:
             return True
-        upcoming = state.upcoming_sleep or 0.0
-        return self._clock() - self._started + upcoming >= self._deadline
+        return clock() - started + (state.upcoming_sleep or 0.0) >= deadline
+
+    return AsyncRetrying(
+        retry=retry_if_exception_type(Retryable),
+        stop=stop,
+        wait=wait,
+        sleep=sleep,
+        before_sleep=before_sleep,
+        reraise=True,
+    )

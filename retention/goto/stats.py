@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
+from datetime import datetime
 
 
 @dataclass
@@ -65,3 +66,17 @@ class RequestStats:
         for (_method, endpoint, _kind), count in self.transport_errors.items():
             totals[endpoint] += count
         return dict(totals)
+
+
+class ClockSkew:
+    """The latest difference between the host clock and a server's `Date` header, in seconds."""
+
+    def __init__(self) -> None:
+        self.seconds: float | None = None
+        self.server_time: datetime | None = None
+
+    def observe(self, server_time: datetime | None, host_time: datetime) -> None:
+        """Note one answer's `Date` (None when it had none): host clock minus server clock."""
+        if server_time is not None:
+            self.server_time = server_time
+            self.seconds = (host_time - server_time).total_seconds()

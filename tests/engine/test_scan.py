@@ -73,7 +73,7 @@ def client_for(app: ASGIApp, tmp_path: Path, **options: Any) -> GoToClient:
     )
     instant = Instant()
     options = {"clock": instant.clock, "sleep": instant.sleep, **options}
-    return GoToClient("http://sandbox/G2M/rest", auth, 10_000, transport, **options)
+    return GoToClient("http://sandbox/G2M/rest", auth, 10_000, **options)
 
 
 async def run_scan(

@@ -13,7 +13,7 @@ import pytest
 from pydantic import SecretStr
 
 from retention.goto.auth import TokenManager
-from retention.goto.client import GoToClient, environment_proxy
+from retention.goto.client import GoToClient
 from retention.goto.errors import ApiError, NotFound, RateLimited, TokenStoreError
 from retention.goto.tokenstore import TokenStore
 
@@ -51,7 +51,7 @@ def make_client(
         transport=transport,
     )
     options.setdefault("rate_limit", 1000.0)
-    return GoToClient("http://sandbox/G2M/rest", auth, transport=transport, **options)
+    return GoToClient("http://sandbox/G2M/rest", auth, **options)
 
 
 def token_requests(app: Any, since: int = 0) -> int:
@@ -243,25 +243,3 @@ async def test_reprs_show_no_secret(sandbox_asgi, tmp_path):
 
 def _utc(epoch: int) -> datetime:
     return datetime.fromtimestamp(epoch, UTC)
-
-
-@pytest.mark.parametrize(
-    ("environment", "expected"),
-    [
-        ({}, None),
-        ({"HTTPS_PROXY": "http://proxy.corp:3128"}, "http://proxy.corp:3128"),
-        ({"ALL_PROXY": "http://all.corp:8080"}, "http://all.corp:8080"),
-        ({"HTTP_PROXY": "http://plain.corp:80"}, None),  # an https URL takes HTTPS_PROXY only
-        ({"HTTPS_PROXY": "http://proxy.corp:3128", "NO_PROXY": "getgo.com"}, None),
-    ],
-)
-def test_the_proxy_comes_from_the_environment_unless_no_proxy_exempts_the_host(
-    monkeypatch: pytest.MonkeyPatch, environment: dict[str, str], expected: str | None
-) -> None:
-    for name in ("HTTPS_PROXY", "HTTP_PROXY", "ALL_PROXY", "NO_PROXY"):
-        monkeypatch.delenv(name, raising=False)
-        monkeypatch.delenv(name.lower(), raising=False)
-    for name, value in environment.items():
-        monkeypatch.setenv(name, value)
-    proxy = environment_proxy("https://api.getgo.com/G2M/rest")
-    assert (str(proxy.url) if proxy else None) == expected
