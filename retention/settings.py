@@ -77,13 +77,13 @@ class Settings(BaseSettings):
     signing_key: SecretStr | None = Field(
         default=None, description="Ed25519 private key (PEM) for audit checkpoints"
     )
-    trusted_keys: str | None = Field(
-        default=None,
+    trusted_keys: str = Field(
+        default="",
         description="Ed25519 public keys that verify older checkpoints (key rotation): .pub"
         " files or folders of them, separated by `:` or `,`",
     )
-    checkpoint_command: str | None = Field(
-        default=None,
+    checkpoint_command: str = Field(
+        default="",
         description="a witness: an argument list (split like a shell, run without one) given"
         " each checkpoint's JSON line on standard input",
     )

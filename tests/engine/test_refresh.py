@@ -68,7 +68,6 @@ def client_for(app: Any, tmp_path: Path) -> GoToClient:
         "http://sandbox/G2M/rest",
         auth,
         10_000,
-        transport,
         clock=instant.clock,
         sleep=instant.sleep,
     )

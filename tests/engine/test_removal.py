@@ -34,7 +34,7 @@ def sandbox_client(app: Any, tmp_path: Path) -> GoToClient:
         SecretStr("sandbox-refresh"),
         transport=transport,
     )
-    return GoToClient("http://sandbox/G2M/rest", auth, 10_000, transport)
+    return GoToClient("http://sandbox/G2M/rest", auth, 10_000)
 
 
 async def test_what_is_left_is_read_from_organizer_history_once_per_organizer_and_day(
