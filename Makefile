@@ -2,40 +2,49 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.installed
+RUNTIME := $(VENV)/.installed-runtime
+DEV := $(VENV)/.installed-dev
+PIP := $(BIN)/python -m pip --quiet --disable-pip-version-check
 
 .PHONY: demo test lint typecheck unit bench torture clean lock
 
-$(STAMP): requirements.lock pyproject.toml
+# The service's own dependencies only (requirements.lock): what `make demo` and a deployment need.
+$(RUNTIME): requirements.lock pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check --require-hashes -r requirements.lock
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
-	touch $(STAMP)
+	$(PIP) install --require-hashes -r requirements.lock
+	$(PIP) install --no-deps -e .
+	touch $(RUNTIME)
 
-demo: $(STAMP)
+# The tools for tests, lint and type checks on top (requirements-dev.lock holds both sets).
+$(DEV): $(RUNTIME) requirements-dev.lock
+	$(PIP) install --require-hashes -r requirements-dev.lock
+	touch $(DEV)
+
+demo: $(RUNTIME)
 	$(BIN)/retention demo
 
 test: lint typecheck unit
 
-lint: $(STAMP)
+lint: $(DEV)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-typecheck: $(STAMP)
+typecheck: $(DEV)
 	$(BIN)/mypy
 
-unit: $(STAMP)
+unit: $(DEV)
 	$(BIN)/pytest -n 2 -q
 
-bench: $(STAMP)
+bench: $(DEV)
 	$(BIN)/python -m bench
 
-torture: $(STAMP)
+torture: $(DEV)
 	$(BIN)/pytest -q -m torture tests/robustness
 
-lock: $(STAMP)
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check uv
-	$(BIN)/uv pip compile pyproject.toml --extra dev --generate-hashes --python-version 3.11 -o requirements.lock -q
+lock: $(DEV)
+	$(PIP) install uv
+	$(BIN)/uv pip compile pyproject.toml --generate-hashes --python-version 3.11 -o requirements.lock -q
+	$(BIN)/uv pip compile pyproject.toml --extra dev --generate-hashes --python-version 3.11 -o requirements-dev.lock -q
 
 clean:
 	rm -rf $(VENV) demo-state
