@@ -286,15 +286,31 @@ class Pipeline:
             **options,
         )
 
-    async def run(self, *, trigger: str, confirm: Confirm | None, approved_by: str) -> RunResult:
-        """`retention run` and the daemon's job: reconcile, scan, plan, caps, approve, execute."""
+    async def run(
+        self,
+        *,
+        trigger: str,
+        confirm: Confirm | None,
+        approved_by: str,
+        selected: Sequence[str] | None = None,
+    ) -> RunResult:
+        """`retention run` and the daemon's job: reconcile, scan, plan, caps, approve, execute.
+
+        With `selected` (a scheduled run), only those policies' removals are made; every hold and
+        retain rule still applies. Without it, every enabled policy's.
+        """
         policy_set = self.load_policies()
         async with self._api() as client, self._session(policy_set, trigger, api=client) as session:
             assert session is not None
             result = RunResult.of(session)
             result.reconciled = await self._reconcile(session, client)
             await self.refresh(client, session.db)
-            plan = result.plan = self.make_plan(session.db, policy_set, as_of=self.clock())
+            plan = result.plan = self.make_plan(
+                session.db,
+                policy_set,
+                as_of=self.clock(),
+                selected=list(selected) if selected else None,
+            )
             document = plan.document()
             result.planned = len(plan.items)
             self._refuse_over_run_cap(session, plan.items, plan.plan_id)
