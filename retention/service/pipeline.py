@@ -41,7 +41,13 @@ from retention.engine.refresh import fresh_record, refresh_items
 from retention.engine.removal import ApiRemovals
 from retention.engine.scan import Progress as ScanProgress
 from retention.engine.scan import ScanReport, scan
-from retention.engine.state import account_of, mark_plan_applied, open_state_db, record_plan
+from retention.engine.state import (
+    account_of,
+    bind_account,
+    mark_plan_applied,
+    open_state_db,
+    record_plan,
+)
 from retention.engine.stopping import GraceExpired, within_grace
 from retention.errors import InvalidInput, Refused, RuntimeFailure
 from retention.goto.client import GoToClient
@@ -257,6 +263,8 @@ class Pipeline:
             db = open_state_db(self.settings.state_db)
             async with self.client() as client:
                 await self.refresh(client, db)
+                if client.account_key is not None:  # a plan records its account from the start
+                    bind_account(db, self.settings.api_base_url, client.account_key, self.clock())
             plan = self.make_plan(db, policy_set, as_of=as_of or self.clock(), selected=selected)
             plan = limit_plan(plan, limit)
             if record:
