@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import signal
 import sqlite3
+import time
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -26,6 +27,13 @@ policies:
     action: delete_session
     after: 30d
 """
+
+
+def wait_for(condition: Any, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "condition not reached in time"
+        time.sleep(0.05)
 
 
 def refusals(dep: Deployment) -> list[dict[str, Any]]:
@@ -170,3 +178,80 @@ def test_reconciliation_after_a_crash_reads_the_organizers_own_history(
     assert len(resent) == (0 if was_sent else 1)
     left = {int(i["sessionId"]) for i in items} & set(dep.server.state()["session_ids"])
     assert left == set()
+
+
+CAPPED_AND_FREE = """
+policies:
+  - name: recordings-30d
+    description: Recordings go after 30 days, at most 2 per run.
+    action: delete_recordings
+    after: 30d
+    match: {has_recording: true}
+    limits: {max_deletions: 2}
+  - name: attendees-30d
+    description: Attendee lists go after 30 days.
+    action: delete_attendees
+    after: 30d
+    match: {min_attendees: 1}
+"""
+
+
+def test_a_cap_refuses_its_own_policy_while_the_other_policys_removals_are_made(
+    deployment: Any,
+) -> None:
+    dep = deployment(*SMALL, policies=CAPPED_AND_FREE)
+
+    result = dep.cli("run", "--yes")
+
+    assert result.returncode == 3, result.stderr
+    assert "policy recordings-30d refused" in result.stderr
+    assert "the other policies' removals were made" in result.stderr
+    (refused,) = refusals(dep)
+    assert refused["reason"] == "cap"
+    details = refused["details"]["details"]  # the export's details column holds the event's
+    assert (details["policy"], details["cap"], details["limit"]) == (
+        "recordings-30d",
+        "max_deletions",
+        2,
+    )
+    assert details["count"] > 2
+    paths = [d["path"] for d in dep.deletes()]
+    assert not any(path.endswith("/recordings") for path in paths)
+    assert paths
+    assert all(path.endswith("/attendees") for path in paths)
+
+
+def test_after_sigterm_no_new_delete_starts_and_no_item_gets_more_than_two(
+    deployment: Any, tmp_path: Path
+) -> None:
+    dep = deployment(*SMALL, "--latency-ms", "100", policies=SESSIONS_30D)
+    dep.env.update({"RETENTION_CONCURRENCY": "2", "RETENTION_CALL_DEADLINE": "2"})
+    plan_file = tmp_path / "plan.json"
+    items = plan_items(dep, plan_file)
+    assert len(items) >= 10
+    proc = dep.popen("apply", str(plan_file), "--yes")
+    try:
+        wait_for(lambda: len(dep.deletes()) >= 3)
+        dep.server.control(hang=True)
+        # Every worker waits on a hung DELETE: none can start another before the signal.
+        wait_for(lambda: sum(d["status"] is None for d in dep.deletes()) == 2)
+        mark = len(dep.requests())
+        proc.send_signal(signal.SIGTERM)
+        _, stderr = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 1, stderr[-2000:]
+    assert "Traceback" not in stderr
+    assert dep.requests(mark) == [], "after SIGTERM nothing is sent, not even a retry"
+    dep.server.control(hang=False)
+
+    dep.cli("run", "--yes", check=True)
+
+    per_item = Counter(d["path"] for d in dep.deletes())
+    assert max(per_item.values()) <= 2, per_item.most_common(3)
+    left = {int(i["sessionId"]) for i in items} & set(dep.server.state()["session_ids"])
+    assert left == set()
+    verify = dep.cli("audit", "verify")
+    assert verify.returncode == 0, verify.stdout
