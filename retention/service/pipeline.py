@@ -41,13 +41,7 @@ from retention.engine.refresh import fresh_record, refresh_items
 from retention.engine.removal import ApiRemovals
 from retention.engine.scan import Progress as ScanProgress
 from retention.engine.scan import ScanReport, scan
-from retention.engine.state import (
-    account_of,
-    bind_account,
-    mark_plan_applied,
-    open_state_db,
-    record_plan,
-)
+from retention.engine.state import account_of, mark_plan_applied, open_state_db, record_plan
 from retention.engine.stopping import GraceExpired, within_grace
 from retention.errors import InvalidInput, Refused, RuntimeFailure
 from retention.goto.client import GoToClient
@@ -55,13 +49,14 @@ from retention.goto.factory import client_from_settings
 from retention.policy import PolicySet, load_policy_set
 from retention.policy.names import unknown_names
 from retention.service import execution, preflight, record
-from retention.service.checks import PREFLIGHT
+from retention.service.checks import PREFLIGHT, account_and_clock
 from retention.service.lock import acquire
 from retention.service.logging import RunResult as RunState
 from retention.service.logging import register_secret
 from retention.service.session import (
     Check,
     LockWait,
+    Opening,
     RunStopped,
     RunTally,
     Session,
@@ -220,8 +215,12 @@ class Pipeline:
         *,
         as_of: datetime,
         selected: list[str] | None = None,
+        account_key: str | None = None,
     ) -> Plan:
-        """Decide over the whole inventory and gather the plan (pure but for reading the db)."""
+        """Decide over the whole inventory and gather the plan (pure but for reading the db).
+
+        The plan records `account_key` (the account the scan read), else the state's account.
+        """
         unknown = sorted(set(selected or ()) - {p.name for p in policy_set.policies})
         if unknown:
             raise InvalidInput(
@@ -246,7 +245,7 @@ class Pipeline:
             selected=selected,
             max_clock_skew=timedelta(seconds=self.settings.max_clock_skew),
             api_base_url=self.settings.api_base_url,
-            account_key=account_of(db),
+            account_key=account_key or account_of(db),
         )
 
     async def preview(
@@ -262,10 +261,16 @@ class Pipeline:
         with acquire(self.settings.state_dir, self.lock.seconds, command="retention plan"):
             db = open_state_db(self.settings.state_db)
             async with self.client() as client:
+                # The clock and the account are checked (and recorded on first use) first.
+                await account_and_clock(Opening(self.settings, self.clock, db, policy_set, client))
                 await self.refresh(client, db)
-                if client.account_key is not None:  # a plan records its account from the start
-                    bind_account(db, self.settings.api_base_url, client.account_key, self.clock())
-            plan = self.make_plan(db, policy_set, as_of=as_of or self.clock(), selected=selected)
+            plan = self.make_plan(
+                db,
+                policy_set,
+                as_of=as_of or self.clock(),
+                selected=selected,
+                account_key=client.account_key,  # the account its facts were read from
+            )
             plan = limit_plan(plan, limit)
             if record:
                 record_plan(db, plan.plan_id, plan.document()["plan_hash"], plan.created_at)

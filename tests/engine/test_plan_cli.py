@@ -95,9 +95,14 @@ def test_apply_refuses_a_plan_made_against_another_base_url(
     made_against = json.loads(plan_file.read_text())["api_base_url"]
     assert made_against == deployment.env["RETENTION_API_BASE_URL"]
     elsewhere = "http://127.0.0.1:9/G2M/rest"
+    # A state directory of its own: the plan's would refuse first, being bound to the plan's URL.
+    other_state = str(tmp_path / "other-state")
 
     result = deployment.cli(
-        "apply", str(plan_file), "--yes", extra_env={"RETENTION_API_BASE_URL": elsewhere}
+        "apply",
+        str(plan_file),
+        "--yes",
+        extra_env={"RETENTION_API_BASE_URL": elsewhere, "RETENTION_STATE_DIR": other_state},
     )
 
     assert result.returncode == 3

@@ -143,6 +143,9 @@ def test_a_plan_and_a_state_directory_refuse_another_account(
     assert "account 7000007" in said
     assert "account 7000008" in said
     assert [e["reason"] for e in refusals(dep)] == ["other_account", "other_account"]
+    planned_elsewhere = dep.cli("plan", extra_env=elsewhere)
+    assert planned_elsewhere.returncode == 3, planned_elsewhere.stderr
+    assert "account 7000008" in planned_elsewhere.stderr.replace("\n", " ")
     assert dep.deletes() == []
     read_at_b = [r["path"] for r in other.requests() if r["method"] != "POST"]
     assert not any("historicalMeetings" in path for path in read_at_b), "refused before scanning"
@@ -255,3 +258,27 @@ def test_after_sigterm_no_new_delete_starts_and_no_item_gets_more_than_two(
     assert left == set()
     verify = dep.cli("audit", "verify")
     assert verify.returncode == 0, verify.stdout
+
+
+def test_a_hold_placed_after_the_plan_holds_its_sessions_and_leaves_the_plan_valid(
+    deployment: Any, tmp_path: Path
+) -> None:
+    dep = deployment(*SMALL, policies=SESSIONS_30D)
+    plan_file = tmp_path / "plan.json"
+    items = plan_items(dep, plan_file)
+    held = int(items[0]["organizerKey"])
+    (dep.policy_dir / "hold.yaml").write_text(
+        "holds:\n"
+        "  - id: LIT-LATE\n"
+        "    reason: Placed after the plan was made.\n"
+        f"    scope: {{organizers: [{held}]}}\n"
+    )
+
+    result = dep.cli("apply", str(plan_file), "--yes")
+
+    assert result.returncode == 0, result.stderr
+    held_items = {int(i["sessionId"]) for i in items if int(i["organizerKey"]) == held}
+    outcomes = {e["sessionId"]: e["outcome"] for e in dep.events() if e["event"] == "outcome"}
+    assert {outcomes[s] for s in held_items} == {"skipped_hold"}
+    assert not any(f"/organizers/{held}/" in d["path"] for d in dep.deletes())
+    assert len(dep.deletes()) == len(items) - len(held_items)
