@@ -88,6 +88,7 @@ def plan_refusals(
     *,
     known_hash: str | None,
     policies_digest: str,
+    policy_hashes: Mapping[str, str] | None = None,
     now: datetime,
     max_age: timedelta,
     max_clock_skew: timedelta = DEFAULT_MAX_CLOCK_SKEW,
@@ -119,7 +120,22 @@ def plan_refusals(
                 f"plan {plan.plan_id} does not match the plan recorded when it was made",
             )
         )
-    if plan.document.get("policies_digest") != policies_digest:
+    recorded = plan.document.get("policies")
+    if policy_hashes is not None and isinstance(recorded, Mapping) and recorded:
+        # Bound to the policies' content: a hold, a comment or a reordering changes nothing.
+        changed = sorted(
+            name
+            for name in set(recorded) | set(policy_hashes)
+            if recorded.get(name) != policy_hashes.get(name)
+        )
+        if changed:
+            reasons.append(
+                (
+                    "changed_plan",
+                    f"the policies changed since the plan was made: {', '.join(changed)}",
+                )
+            )
+    elif plan.document.get("policies_digest") != policies_digest:
         reasons.append(
             (
                 "changed_plan",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Annotated, Any, Literal
 
@@ -38,7 +39,13 @@ def _regex(value: str) -> str:
     return value
 
 
+# An interval for trials and tests, as RETENTION_DEFAULT_SCHEDULE also takes it.
+_EVERY = re.compile(r"^@every\s+0*[1-9]\d*\s*[smh]$")
+
+
 def _crontab(value: str) -> str:
+    if _EVERY.match(value.strip()):
+        return value
     try:
         CronTrigger.from_crontab(value, timezone=UTC)
     except ValueError as exc:
@@ -159,7 +166,9 @@ class Policy(StrictModel):
     scope: Scope | None = Field(None, description="Omitted: every organizer of the account")
     match: Match | None = None
     schedule: Crontab | None = Field(
-        None, description="5-field crontab for the daemon (UTC)", examples=["0 3 * * *"]
+        None,
+        description="When the daemon runs this policy: a 5-field crontab (UTC) or @every N[s|m|h]",
+        examples=["0 3 * * *"],
     )
     limits: Limits | None = None
 

@@ -1,7 +1,8 @@
 """`retention daemon`: scheduled runs under systemd, with reload, graceful stop, metrics and health.
 
     start-up: policies, schedules, metrics socket ► lock, databases, token, reconcile ► READY=1
-    each due schedule ► one full run (never two at once) ► metrics, health, STATUS=
+    each due schedule ► one run of its policies (never two at once; one due meanwhile is
+        queued and runs next) ► metrics, health, STATUS=
     SIGHUP ► reload policies (an invalid set is rejected, the old one stays)
     SIGTERM ► STOPPING=1 ► the run in flight finishes its removals and records them ► exit 0
 
@@ -40,7 +41,13 @@ from retention.service.lock import InstanceLocked
 from retention.service.metrics import HealthState, Metrics, RunState, serve_metrics
 from retention.service.notify import Notifier, feed_watchdog, monotonic_usec
 from retention.service.pipeline import Pipeline, RunResult
-from retention.service.schedule import Schedule, parse_schedule, schedules_for
+from retention.service.schedule import (
+    RunQueue,
+    Schedule,
+    parse_schedule,
+    policies_of,
+    schedules_for,
+)
 from retention.service.session import LockWait, RunStopped
 from retention.settings import Settings
 
@@ -91,6 +98,7 @@ class Daemon:
         self.schedules: list[Schedule] = []
         self.scheduler: AsyncIOScheduler | None = None
         self.current: Pipeline | None = None
+        self.queue = RunQueue()
         self._idle = asyncio.Event()
         self._idle.set()
         self._terminating = asyncio.Event()
@@ -205,17 +213,31 @@ class Daemon:
         return pipeline
 
     async def _due(self, spec: str) -> None:
-        """A schedule is due: start one run, unless one is in flight (it covers this one)."""
-        if self.current is not None or self._terminating.is_set():
-            log.info("schedule due while a run is in flight: covered by it", schedule=spec)
+        """A schedule is due: run its policies now, or queue them behind the run in flight
+        (a policy that run already applies is covered by it)."""
+        if self._terminating.is_set():
             return
+        policies = policies_of(self.schedules, spec)
+        offered = self.queue.offer(policies)
+        if offered == "start":
+            self._start_run(spec, policies)
+        elif policies:
+            log.info(
+                "schedule due while a run is in flight: "
+                + ("covered by it" if offered == "covered" else "queued to run next"),
+                schedule=spec,
+                policies=sorted(policies),
+            )
+
+    def _start_run(self, spec: str, policies: frozenset[str]) -> None:
         self.current = self._pipeline("scheduled run")
+        self.queue.started(policies)
         self._idle.clear()
-        task = asyncio.create_task(self._run(self.current, spec))
+        task = asyncio.create_task(self._run(self.current, spec, policies))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def _run(self, pipeline: Pipeline, spec: str) -> None:
+    async def _run(self, pipeline: Pipeline, spec: str, policies: frozenset[str]) -> None:
         loop = asyncio.get_running_loop()
         deadline = loop.call_later(self.settings.run_deadline, self._deadline_passed, pipeline)
         started = self.clock()
@@ -223,8 +245,10 @@ class Daemon:
         state: RunState = "failed"
         error: str | None = None
         try:
-            log.info("scheduled run starting", schedule=spec)
-            result = await pipeline.run(trigger="daemon", confirm=None, approved_by="schedule")
+            log.info("scheduled run starting", schedule=spec, policies=sorted(policies))
+            result = await pipeline.run(
+                trigger="daemon", confirm=None, approved_by="schedule", selected=sorted(policies)
+            )
             state = _RESULTS[result.result]
             error = result.execution.halted
         except RunStopped as exc:
@@ -245,7 +269,11 @@ class Daemon:
             deadline.cancel()
             self._record(state, started, error, result)
             self.current = None
-            self._idle.set()
+            queued = self.queue.finished(self.schedules)
+            if queued and not self._terminating.is_set():
+                self._start_run("queued", queued)
+            else:
+                self._idle.set()
 
     def _deadline_passed(self, pipeline: Pipeline) -> None:
         log.error(

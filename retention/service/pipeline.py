@@ -49,13 +49,14 @@ from retention.goto.factory import client_from_settings
 from retention.policy import PolicySet, load_policy_set
 from retention.policy.names import unknown_names
 from retention.service import execution, preflight, record
-from retention.service.checks import PREFLIGHT
+from retention.service.checks import PREFLIGHT, account_and_clock
 from retention.service.lock import acquire
 from retention.service.logging import RunResult as RunState
 from retention.service.logging import register_secret
 from retention.service.session import (
     Check,
     LockWait,
+    Opening,
     RunStopped,
     RunTally,
     Session,
@@ -214,8 +215,12 @@ class Pipeline:
         *,
         as_of: datetime,
         selected: list[str] | None = None,
+        account_key: str | None = None,
     ) -> Plan:
-        """Decide over the whole inventory and gather the plan (pure but for reading the db)."""
+        """Decide over the whole inventory and gather the plan (pure but for reading the db).
+
+        The plan records `account_key` (the account the scan read), else the state's account.
+        """
         unknown = sorted(set(selected or ()) - {p.name for p in policy_set.policies})
         if unknown:
             raise InvalidInput(
@@ -240,7 +245,7 @@ class Pipeline:
             selected=selected,
             max_clock_skew=timedelta(seconds=self.settings.max_clock_skew),
             api_base_url=self.settings.api_base_url,
-            account_key=account_of(db),
+            account_key=account_key or account_of(db),
         )
 
     async def preview(
@@ -256,8 +261,16 @@ class Pipeline:
         with acquire(self.settings.state_dir, self.lock.seconds, command="retention plan"):
             db = open_state_db(self.settings.state_db)
             async with self.client() as client:
+                # The clock and the account are checked (and recorded on first use) first.
+                await account_and_clock(Opening(self.settings, self.clock, db, policy_set, client))
                 await self.refresh(client, db)
-            plan = self.make_plan(db, policy_set, as_of=as_of or self.clock(), selected=selected)
+            plan = self.make_plan(
+                db,
+                policy_set,
+                as_of=as_of or self.clock(),
+                selected=selected,
+                account_key=client.account_key,  # the account its facts were read from
+            )
             plan = limit_plan(plan, limit)
             if record:
                 record_plan(db, plan.plan_id, plan.document()["plan_hash"], plan.created_at)
@@ -286,15 +299,31 @@ class Pipeline:
             **options,
         )
 
-    async def run(self, *, trigger: str, confirm: Confirm | None, approved_by: str) -> RunResult:
-        """`retention run` and the daemon's job: reconcile, scan, plan, caps, approve, execute."""
+    async def run(
+        self,
+        *,
+        trigger: str,
+        confirm: Confirm | None,
+        approved_by: str,
+        selected: Sequence[str] | None = None,
+    ) -> RunResult:
+        """`retention run` and the daemon's job: reconcile, scan, plan, caps, approve, execute.
+
+        With `selected` (a scheduled run), only those policies' removals are made; every hold and
+        retain rule still applies. Without it, every enabled policy's.
+        """
         policy_set = self.load_policies()
         async with self._api() as client, self._session(policy_set, trigger, api=client) as session:
             assert session is not None
             result = RunResult.of(session)
             result.reconciled = await self._reconcile(session, client)
             await self.refresh(client, session.db)
-            plan = result.plan = self.make_plan(session.db, policy_set, as_of=self.clock())
+            plan = result.plan = self.make_plan(
+                session.db,
+                policy_set,
+                as_of=self.clock(),
+                selected=list(selected) if selected else None,
+            )
             document = plan.document()
             result.planned = len(plan.items)
             self._refuse_over_run_cap(session, plan.items, plan.plan_id)

@@ -54,6 +54,7 @@ def plan_checks(loaded: LoadedPlan) -> list[Check]:
             loaded,
             known_hash=known_plan_hash(opening.db, loaded.plan_id),
             policies_digest=opening.policy_set.digest,
+            policy_hashes=opening.policy_set.content_hashes,
             now=opening.clock(),
             max_age=timedelta(hours=settings.plan_max_age_hours),
             max_clock_skew=timedelta(seconds=settings.max_clock_skew),

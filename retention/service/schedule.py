@@ -1,16 +1,18 @@
 """The daemon's schedules: which crontabs the policies name, and the trigger of each.
 
 A policy's `schedule` is a 5-field crontab in UTC; policies without one use
-RETENTION_DEFAULT_SCHEDULE, which may also be `@every N[s|m|h]`: an interval meant for trials
-and tests (a crontab fires at most once a minute). Every schedule triggers the same full run:
-a schedule says when runs happen, not which policies a run applies (see docs/deploy.md).
+RETENTION_DEFAULT_SCHEDULE. Either may also be `@every N[s|m|h]`: an interval meant for trials
+and tests (a crontab fires at most once a minute). A schedule runs the policies that name it (or
+fall back to it); holds and retain rules apply in every run (see docs/policies.md).
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from datetime import UTC
+from typing import Literal
 
 from apscheduler.triggers.base import BaseTrigger
 from apscheduler.triggers.cron import CronTrigger
@@ -78,3 +80,38 @@ def schedules_for(policy_set: PolicySet, default: str) -> list[Schedule]:
         spec = policy.schedule or default
         by_spec.setdefault(spec, []).append(policy.name)
     return [Schedule(spec, tuple(sorted(names))) for spec, names in sorted(by_spec.items())]
+
+
+def policies_of(schedules: Sequence[Schedule], spec: str) -> frozenset[str]:
+    """The policies the schedule `spec` runs now (after a reload, the new set's)."""
+    for schedule in schedules:
+        if schedule.spec == spec:
+            return frozenset(schedule.policies)
+    return frozenset()
+
+
+@dataclass
+class RunQueue:
+    """Runs never overlap: the policies the run in flight applies, and those queued behind it."""
+
+    applying: frozenset[str] | None = None
+    queued: set[str] = field(default_factory=set)
+
+    def offer(self, policies: frozenset[str]) -> Literal["start", "queued", "covered"]:
+        """A schedule fired for `policies`: start a run, queue them, or they are covered."""
+        if self.applying is None:
+            return "start" if policies else "covered"
+        waiting = policies - self.applying
+        self.queued |= waiting
+        return "queued" if waiting else "covered"
+
+    def started(self, policies: frozenset[str]) -> None:
+        self.applying = policies
+
+    def finished(self, schedules: Sequence[Schedule]) -> frozenset[str]:
+        """The run ended: the queued policies still scheduled, to run next (the queue empties)."""
+        scheduled = {name for schedule in schedules for name in schedule.policies}
+        queued = frozenset(self.queued & scheduled)
+        self.applying = None
+        self.queued.clear()
+        return queued

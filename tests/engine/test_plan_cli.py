@@ -101,7 +101,8 @@ def test_apply_refuses_a_plan_made_against_another_base_url(
     )
 
     assert result.returncode == 3
-    assert f"the plan was made against {made_against}, this service uses {elsewhere}" in (
-        result.stderr.replace("\n", " ")
-    )
+    # The state directory recorded the plan's base URL when the plan was made: it refuses first.
+    said = result.stderr.replace("\n", " ")
+    assert f"belongs to account 7000007 at {made_against}" in said
+    assert f"the settings reach account 7000007 at {elsewhere}" in said
     assert deployment.deletes() == []

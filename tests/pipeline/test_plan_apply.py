@@ -103,7 +103,7 @@ def test_apply_refuses_a_plan_whose_policies_changed(deployment: Any, tmp_path: 
     result = dep.cli("apply", str(plan_file), "--yes")
 
     assert result.returncode == 3
-    assert "policy and hold files changed" in result.stderr
+    assert "the policies changed since the plan was made: recordings-30d" in result.stderr
     assert dep.deletes() == []
 
 
