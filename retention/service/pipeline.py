@@ -22,6 +22,7 @@ import httpx
 import structlog
 from sqlite_utils import Database
 
+from retention.audit.log import AuditLog
 from retention.engine import inventory
 from retention.engine.decide import decide
 from retention.engine.execute import ExecutionReport, Executor, Gate, Verdict
@@ -121,7 +122,9 @@ class Pipeline:
 
     `policy_set` is the set in force (the daemon's last good load); None reads the folder at
     each run. `stoppable_scan` abandons a scan when `stop` is set (nothing is removed yet).
-    `on_client` and `on_scan` see each client made and each scan done (the daemon's metrics).
+    `on_client`, `on_scan` and `on_audit` see each client made, each scan done and each record
+    opened (the daemon's metrics). `checks` are every run's preflight (the daemon's verifies the
+    record incrementally after its start-up).
     """
 
     settings: Settings
@@ -134,6 +137,8 @@ class Pipeline:
     stoppable_scan: bool = False
     on_client: Callable[[GoToClient], None] = _quiet
     on_scan: Callable[[ScanReport], None] = _quiet
+    on_audit: Callable[[AuditLog], None] = _quiet
+    checks: Sequence[Check] = PREFLIGHT
     stop_grace: float = STOP_GRACE_SECONDS
 
     def load_policies(self) -> PolicySet:
@@ -272,17 +277,24 @@ class Pipeline:
         self,
         policy_set: PolicySet,
         trigger: str,
-        checks: Sequence[Check] = PREFLIGHT,
+        checks: Sequence[Check] = (),
+        *,
+        opens_run: Callable[[AuditLog], bool] = lambda _audit: True,
         **options: Any,
     ) -> contextlib.AbstractAsyncContextManager[Session | None]:
+        def opened(audit: AuditLog) -> bool:
+            self.on_audit(audit)
+            return opens_run(audit)
+
         return open_session(
             self.settings,
             policy_set,
             trigger=trigger,
             clock=self.clock,
             stop=self.stop,
-            checks=checks,
+            checks=[*self.checks, *checks],
             lock=self.lock,
+            opens_run=opened,
             **options,
         )
 
@@ -324,7 +336,7 @@ class Pipeline:
         """`retention apply PLAN_FILE`: check the plan, approve it, re-read its facts, execute
         each item that is still due, decided again when it is sent."""
         policy_set = self.load_policies()
-        checks = [*PREFLIGHT, *preflight.plan_checks(loaded)]
+        checks = preflight.plan_checks(loaded)
         async with (
             self._api() as client,
             self._session(policy_set, "apply", checks, api=client) as session,
@@ -382,9 +394,7 @@ class Pipeline:
         pending = lambda audit: bool(audit.pending_intents())  # noqa: E731
         async with (
             self._api() as client,
-            self._session(
-                policy_set, "daemon start-up", PREFLIGHT, api=client, opens_run=pending
-            ) as session,
+            self._session(policy_set, "daemon start-up", api=client, opens_run=pending) as session,
         ):
             await client.auth.access_token()
             if session is None:
