@@ -27,7 +27,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import inspect
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -53,6 +53,30 @@ LOCK_POLL_SECONDS = 1.0
 
 class RunStopped(RuntimeFailure):
     """A stop (SIGTERM or the run's deadline) came before the run could do its work."""
+
+
+_OUTCOMES = ("deleted", "already_absent", "failed", "skipped_hold", "skipped_changed")
+
+
+class RemovalsInterrupted(RuntimeFailure):
+    """A failure (the record refused a write, the disk filled) came after removals went out.
+
+    `cause` is the failure itself (the CLI names it as it would alone); `went_out` says what
+    the run had done by then, from its outcome counts.
+    """
+
+    def __init__(self, cause: Exception, outcomes: Mapping[str, int]) -> None:
+        others = ", ".join(f"{outcomes[n]} {n}" for n in _OUTCOMES[1:] if outcomes.get(n))
+        self.went_out = f"{outcomes.get('deleted', 0)} removal(s) had gone out before it" + (
+            f" ({others})" if others else ""
+        )
+        super().__init__(
+            f"{cause}; {self.went_out}",
+            hint="each removal sent has its intent in the audit record; fix the cause (free"
+            " space in RETENTION_STATE_DIR), then run again: the next run reconciles what"
+            " has no outcome yet and goes on",
+        )
+        self.cause = cause
 
 
 @dataclass(frozen=True)
@@ -224,8 +248,13 @@ async def _preflight(session: Session, opening: Opening, checks: Sequence[Check]
 def _finish(session: Session) -> None:
     tally = session.tally
     counts = session.counts() if session.counts is not None else tally.counts
-    session.audit.run_finished(run_id=session.run_id, counts=counts, result=tally.result)
-    session.audit.checkpoint(state=session.db)
+    try:
+        session.audit.run_finished(run_id=session.run_id, counts=counts, result=tally.result)
+        session.audit.checkpoint(state=session.db)
+    except Exception as exc:
+        if any(counts.get(name) for name in _OUTCOMES):
+            raise RemovalsInterrupted(exc, counts) from exc
+        raise
     log_run_summary(
         RunSummary(
             run_id=session.run_id,
