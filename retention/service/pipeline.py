@@ -48,7 +48,7 @@ from retention.errors import InvalidInput, Refused, RuntimeFailure
 from retention.goto.client import GoToClient
 from retention.goto.factory import client_from_settings
 from retention.policy import PolicySet, load_policy_set
-from retention.policy.names import unknown_names
+from retention.policy.names import check_hold_names, unknown_names
 from retention.service import execution, preflight, record
 from retention.service.checks import PREFLIGHT
 from retention.service.lock import acquire
@@ -262,6 +262,8 @@ class Pipeline:
             db = open_state_db(self.settings.state_db)
             async with self.client() as client:
                 await self.refresh(client, db)
+            # A hold shrunk by a misspelt name must not pass for one in force, even in a preview.
+            check_hold_names(policy_set, *known_names(db))
             plan = self.make_plan(db, policy_set, as_of=as_of or self.clock(), selected=selected)
             plan = limit_plan(plan, limit)
             if record:
