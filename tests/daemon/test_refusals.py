@@ -43,13 +43,17 @@ def rows(audit_db: Path) -> int:
         conn.close()
 
 
-def edit_without_rehashing(audit_db: Path, seq: int) -> None:
-    """What an attacker with write access does: change a row, leave every hash alone."""
+def edit_without_rehashing(audit_db: Path, seq: int, run: str) -> str:
+    """What an attacker with write access does: change a row, leave every hash alone.
+
+    Returns the value it replaced."""
     conn = sqlite3.connect(audit_db, isolation_level=None)
+    (before,) = conn.execute("SELECT run FROM events WHERE seq = ?", [seq]).fetchone()
     conn.execute("DROP TRIGGER events_no_update")
-    conn.execute("UPDATE events SET run = 'run-forged' WHERE seq = ?", [seq])
+    conn.execute("UPDATE events SET run = ? WHERE seq = ?", [run, seq])
     conn.execute(TRIGGERS["events_no_update"])
     conn.close()
+    return str(before)
 
 
 def refused_runs(proc: Any, after: int = 0) -> list[dict[str, Any]]:
@@ -68,7 +72,8 @@ def test_a_tampered_record_makes_the_daemon_refuse_every_run_and_report_it(
     assert first.returncode == 0, first.stderr
     audit_db = dep.state_dir / "audit.db"
     checkpoints = (dep.state_dir / "audit-checkpoints.jsonl").read_bytes()
-    edit_without_rehashing(audit_db, 3)  # sealed by the last checkpoint: only a rehash sees it
+    # Row 3 is sealed by the last checkpoint: only a pass that rehashes every row sees it.
+    original = edit_without_rehashing(audit_db, 3, "run-forged")
     before = rows(audit_db)
     mark = len(dep.server.requests())
 
@@ -92,15 +97,22 @@ def test_a_tampered_record_makes_the_daemon_refuse_every_run_and_report_it(
     assert (dep.state_dir / "audit-checkpoints.jsonl").read_bytes() == checkpoints
     assert dep.server.requests(mark) == [], "nothing is scanned, nothing removed"
     assert proc.proc.poll() is None, "the daemon stays up and keeps refusing"
+
+    edit_without_rehashing(audit_db, 3, original)  # restored: `audit verify` is clean again
+    assert dep.cli("audit", "verify").returncode == 0
+    recovered = proc.wait_for_run(after=len(proc.events()))
+    assert recovered["result"] == "ok"
+    assert proc.get("/healthz").status_code == 200
+    assert gauge(proc.get("/metrics").text, "retention_audit_ok") == 1.0
     assert proc.stop() == 0
 
 
-def test_a_hold_naming_an_unknown_group_makes_the_daemon_unhealthy_with_unknown_name(
+def test_a_hold_naming_an_unknown_group_makes_the_daemon_unhealthy_and_metrics_show_it(
     deployment: Any, daemon: Any, notify_socket: Any
 ) -> None:
     dep = deployment(RECORDINGS)
     (dep.policy_dir / "holds.yaml").write_text(HOLD_ON_A_MISSPELT_GROUP)
-    proc = daemon(dep)
+    proc = daemon(dep, RETENTION_CHECKPOINT_COMMAND="false")  # a witness that always fails
     notify_socket.wait_for("READY")
     summary = proc.wait_for_run()
     assert summary["result"] == "refused"
@@ -111,6 +123,7 @@ def test_a_hold_naming_an_unknown_group_makes_the_daemon_unhealthy_with_unknown_
     exposition = proc.get("/metrics").text
     assert gauge(exposition, "retention_audit_ok") == 1.0
     assert abs(gauge(exposition, "retention_clock_skew_seconds")) < 300
+    assert gauge(exposition, "retention_witness_failures_total") >= 1
     assert dep.deletes() == []
     refused = [e for e in dep.events() if e["event"] == "refused"]
     assert refused, "the refusal is in the record"
