@@ -96,12 +96,17 @@ def verified(dep: Deployment, *args: str) -> tuple[int, dict[str, Any]]:
 def test_a_row_edited_without_rehashing_is_refused_by_run_and_named_by_verify(
     deploy: Callable[..., Deployment],
 ) -> None:
-    dep = deploy()
+    dep = deploy(NOTHING_DUE)
     dep.cli("run", "--yes", check=True)
+    (dep.policy_dir / "policies.yaml").write_text(RECORDINGS)
+    plan_file = dep.root / "plan.json"
+    dep.cli("plan", "--out", str(plan_file), check=True)
     # Row 3 is sealed by the last checkpoint: only a pass that rehashes every row sees it.
     edit(dep.state_dir / "audit.db", "UPDATE events SET run = 'run-forged' WHERE seq = 3")
-    stderr = refused_as_unverified(dep, "run", "--yes")
-    assert "row 3: stored hash does not match its contents" in stderr
+    for command in (("run", "--yes"), ("apply", str(plan_file), "--yes")):
+        stderr = refused_as_unverified(dep, *command)
+        assert "row 3: stored hash does not match its contents" in stderr
+    assert dep.deletes() == []
     code, report = verified(dep)
     assert code == 1
     assert ("bad_hash", 3) in [(f["code"], f["seq"]) for f in report["findings"]]
