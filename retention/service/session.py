@@ -19,7 +19,8 @@ then writes one `refused` event naming the code and ends the run `refused`; a ch
 all. Adding a check is one line in `checks.PREFLIGHT` (every run) or in the command's list.
 
 Whatever the body does, raising or cancelled, `run_finished` is written, the record checkpointed
-and one summary line logged.
+and one summary line logged. A failure after removals went out (the disk fills mid-run) is
+raised as `RemovalsInterrupted`, which counts them, so that no message says nothing was done.
 """
 
 from __future__ import annotations
