@@ -67,6 +67,7 @@ class Preflight:
     anchor_rows: int
     rows_checked: int
     seconds: float
+    head: WrittenHead | None = None
 
 
 def verify_before_write(
@@ -77,11 +78,14 @@ def verify_before_write(
     signing_key: Ed25519PrivateKey | None = None,
     last_head: WrittenHead | None = None,
     full: bool = False,
+    since: WrittenHead | None = None,
 ) -> Preflight:
     """Refuse (AuditUnverified) unless the record chains from a vouched checkpoint to its head.
 
     Rows sealed by the anchor are vouched for by its head hash; an edit that left their stored
-    hashes alone is found by `full=True` (every row rehashed, as `audit verify` does).
+    hashes alone is found by `full=True` (every row rehashed, as `audit verify` does). `since`,
+    a head this process verified before (`Preflight.head`), is the anchor instead of the file's:
+    the rows after it are rehashed, whatever checkpoint lines were added since.
     Read-only: the log is opened with mode=ro and nothing is written anywhere.
     """
     started = time.perf_counter()
@@ -118,18 +122,25 @@ def verify_before_write(
             _matches_row(conn, sealed, length)
         if last_head is not None:
             _matches_row(conn, last_head, length)
-        start = _GENESIS if full else anchor
-        checked = _chain_from(conn, start, seen_signed=False if full else _signed(ours))
+        start = _GENESIS if full else _since(conn, since, log_id, length) or anchor
+        checked, head = _chain_from(conn, start, seen_signed=False if full else _signed(ours))
         conn.execute("COMMIT")
     except sqlite3.DatabaseError as exc:
         raise AuditUnverified(f"{audit_db} could not be read: {exc}", finding="unreadable") from exc
     finally:
         conn.close()
-    return Preflight(log_id, start.rows, checked, time.perf_counter() - started)
+    verified = WrittenHead(log_id, start.rows + checked, head)
+    return Preflight(log_id, start.rows, checked, time.perf_counter() - started, verified)
 
 
-def check_record(settings: Settings, state: Database) -> Preflight:
-    """The run's first preflight check: this state directory's record, keys and last seal."""
+def check_record(
+    settings: Settings, state: Database, *, full: bool = False, since: WrittenHead | None = None
+) -> Preflight:
+    """The run's first preflight check: this state directory's record, keys and last seal.
+
+    With `full`, every row is rehashed; else the rows after `since` (a head this process
+    verified), or after the checkpoint the file vouches for.
+    """
     key = settings.signing_key
     return verify_before_write(
         settings.audit_db,
@@ -137,6 +148,8 @@ def check_record(settings: Settings, state: Database) -> Preflight:
         trusted_keys=load_keyring(trusted_key_paths(settings.trusted_keys)).keys.values(),
         signing_key=load_signing_key(key.get_secret_value()) if key else None,
         last_head=last_head(state),
+        full=full,
+        since=since,
     )
 
 
@@ -217,6 +230,32 @@ def _anchor(
     return _GENESIS if anchor is None else anchor
 
 
+def _since(
+    conn: sqlite3.Connection, since: WrittenHead | None, log_id: str, length: int
+) -> Checkpoint | None:
+    """The head verified before as the anchor: same log, and its row still hashes to it."""
+    if since is None:
+        return None
+    if since.log_id != log_id:
+        raise AuditUnverified(
+            f"the record is log {log_id}, but this service verified log {since.log_id}",
+            finding="replaced_log",
+        )
+    if since.rows > length:
+        raise AuditUnverified(
+            f"the log has {length} rows, but this service verified {since.rows}: the tail was"
+            " truncated or an older copy restored",
+            finding="truncated",
+        )
+    if since.rows:
+        row = conn.execute("SELECT hash FROM events WHERE seq = ?", [since.rows]).fetchone()
+        if row is None or row[0] != since.head:
+            raise AuditUnverified(
+                f"row {since.rows} changed since this service verified it", finding="bad_hash"
+            )
+    return Checkpoint(log_id=log_id, rows=since.rows, head=since.head, time="")
+
+
 def _signed(ours: list[tuple[int, Checkpoint]]) -> bool:
     return any(sealed.signature for _n, sealed in ours)
 
@@ -255,8 +294,13 @@ def _payload(data: str) -> dict[str, object] | None:
         return None
 
 
-def _chain_from(conn: sqlite3.Connection, anchor: Checkpoint, *, seen_signed: bool) -> int:
-    """Rehash every row after the anchor; each links to the one before and seals what it says."""
+def _chain_from(
+    conn: sqlite3.Connection, anchor: Checkpoint, *, seen_signed: bool
+) -> tuple[int, str]:
+    """Rehash every row after the anchor; each links to the one before and seals what it says.
+
+    Returns the number of rows rehashed and the head hash they end at.
+    """
     expected, previous, checked = anchor.rows + 1, anchor.head, 0
     sha256, encode = hashlib.sha256, _ENCODE
     cursor = conn.execute(_SELECT, [anchor.rows])
@@ -286,4 +330,4 @@ def _chain_from(conn: sqlite3.Connection, anchor: Checkpoint, *, seen_signed: bo
                     )
                 seen_signed = seen_signed or sealed["signature"] is not None
             expected, previous, checked = seq + 1, stored, checked + 1
-    return checked
+    return checked, previous

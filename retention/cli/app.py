@@ -39,6 +39,8 @@ def _report(failure: RetentionError) -> NoReturn:
     click.echo(f"error: {redact_text(failure.message)}", err=True)
     if failure.hint:
         click.echo(f"hint: {redact_text(failure.hint)}", err=True)
+    if failure.reason:
+        click.echo(f"reason: {failure.reason}", err=True)
     sys.exit(failure.exit_code)
 
 

@@ -4,6 +4,8 @@ Errors the service raises itself are RetentionError already. A few others come f
 environment rather than from a bug: the disk fills, a file cannot be written, a database file is
 damaged. They become one message with a hint and exit 1; anything else is a bug and crashes.
 Concurrent work reports failures as an ExceptionGroup: its first known failure is the one named.
+When removals were cut short, that failure is named even if closing the run failed after it
+(a full disk refuses `run_finished` too): its message counts the removals that went out.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from retention.errors import RetentionError, RuntimeFailure
+from retention.service.session import RemovalsInterrupted
 
 # OSError numbers that say the environment, not the program, is wrong.
 ENVIRONMENT_ERRNOS = {
@@ -39,9 +42,24 @@ def leaves(exc: BaseException) -> Iterator[BaseException]:
         yield exc
 
 
+def causes(exc: BaseException) -> Iterator[BaseException]:
+    """The exception and those it was raised from or while handling, nearest first."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        yield current
+        current = current.__cause__ or current.__context__
+
+
 def known_failure(exc: BaseException, state_dir: Path | None) -> RetentionError | None:
     """The failure to report for `exc`, or None when it is not a known one (a bug)."""
     found = list(leaves(exc))
+    for leaf in found:
+        # The first failure after removals went out is the deepest: it counts what went out.
+        interrupted = [c for c in causes(leaf) if isinstance(c, RemovalsInterrupted)]
+        if interrupted:
+            return _after_removals(interrupted[-1], state_dir)
     for leaf in found:
         if isinstance(leaf, RetentionError):
             return leaf
@@ -50,6 +68,20 @@ def known_failure(exc: BaseException, state_dir: Path | None) -> RetentionError 
         if translated is not None:
             return translated
     return None
+
+
+def _after_removals(
+    interrupted: RemovalsInterrupted, state_dir: Path | None
+) -> RetentionError | None:
+    """The failure named as it would be alone, with what the run had removed by then."""
+    cause = known_failure(interrupted.cause, state_dir)
+    if cause is None:
+        return None
+    return RuntimeFailure(
+        f"{cause.message}; {interrupted.went_out}",
+        hint=interrupted.hint,
+        reason=cause.reason,
+    )
 
 
 def _translate(exc: BaseException, state_dir: Path | None) -> RetentionError | None:
@@ -62,7 +94,8 @@ def _translate(exc: BaseException, state_dir: Path | None) -> RetentionError | N
         hint = _FULL_HINT if exc.errno in (errno.ENOSPC, errno.EDQUOT) else _rights_hint()
         return RuntimeFailure(f"{what}{where} ({exc.strerror})", hint=hint)
     if isinstance(exc, sqlite3.OperationalError) and _is_full(str(exc)):
-        return RuntimeFailure(f"the disk is full: sqlite reports {exc}", hint=_FULL_HINT)
+        where = f" in {state_dir}" if state_dir else ""
+        return RuntimeFailure(f"the disk is full{where}: sqlite reports {exc}", hint=_FULL_HINT)
     if isinstance(exc, sqlite3.DatabaseError):
         return _damaged(exc, state_dir)
     if isinstance(exc, MemoryError):

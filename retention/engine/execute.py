@@ -267,8 +267,9 @@ class Executor:
             return
         failpoints.hit("after_response")
         self.breaker.record(bad=False)
-        self.on_removed(item)
+        # The outcome first: if the inventory cannot be written, the removal is still counted.
         self.record_outcome(item, intent_seq, "deleted", 204, None)
+        self.on_removed(item)
 
     async def _within_grace(self, call: Awaitable[None], item: PlanItem) -> None:
         """The call, given at most `stop_grace` seconds once a stop comes (then: no answer)."""

@@ -1,7 +1,9 @@
 """The preflight checks every run makes, in order: the record, the account and its clock, holds.
 
-1. `audit_verified` (guards the record): the chain since the last checkpoint it can vouch for,
-   the checkpoints and their signatures, the head the service itself last sealed.
+1. `audit_verified` (guards the record): every row rehashed (one-off `run` and `apply`, and
+   the daemon's start-up), or, for the daemon's scheduled runs, the rows since the head that
+   daemon itself last verified (`RecordWatch`); the checkpoints and their signatures, and the
+   head the service itself last sealed, either way.
 2. `account_and_clock`: a token is obtained; the host clock is compared with the API's `Date`
    (beyond `RETENTION_MAX_CLOCK_SKEW` nothing is removed); the token answer's account and the
    base URL must be the ones this state directory was first used with.
@@ -10,9 +12,11 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from retention.audit.preflight import check_record
+from retention.audit.head import WrittenHead
+from retention.audit.preflight import AuditUnverified, check_record
 from retention.engine.state import bind_account, bound_account
 from retention.errors import Refused, RuntimeFailure
 from retention.policy.names import check_hold_names
@@ -20,8 +24,30 @@ from retention.service.session import Check, Opening
 
 
 def audit_verified(opening: Opening) -> None:
-    """The record verifies from the last checkpoint the service can vouch for."""
-    check_record(opening.settings, opening.db)
+    """Every row of the record rehashes and chains, and the checkpoints vouch for it."""
+    check_record(opening.settings, opening.db, full=True)
+
+
+@dataclass
+class RecordWatch:
+    """What one process verified of the record: the daemon's runs check only what came since.
+
+    The first check (the daemon's start-up) rehashes every row; each later one, the rows after
+    the head the previous check reached. After a failure the next check is full again, and
+    `ok` stays False until one passes: the daemon refuses until the record verifies.
+    """
+
+    verified: WrittenHead | None = None
+    ok: bool | None = None
+
+    def __call__(self, opening: Opening) -> None:
+        since = self.verified
+        try:
+            done = check_record(opening.settings, opening.db, full=since is None, since=since)
+        except AuditUnverified:
+            self.verified, self.ok = None, False
+            raise
+        self.verified, self.ok = done.head, True
 
 
 def _shown(moment: datetime) -> str:
@@ -89,8 +115,15 @@ async def hold_names(opening: Opening) -> None:
     )
 
 
-PREFLIGHT: tuple[Check, ...] = (
-    Check("audit record verified", audit_verified, guards_audit=True),
-    Check("account and clock", account_and_clock),
-    Check("hold names", hold_names),
-)
+def preflight(watch: RecordWatch | None = None) -> tuple[Check, ...]:
+    """Every run's checks, in order; with `watch`, the record check is incremental after its
+    first (the daemon), else full each time (one-off commands)."""
+    record = audit_verified if watch is None else watch
+    return (
+        Check("audit record verified", record, guards_audit=True),
+        Check("account and clock", account_and_clock),
+        Check("hold names", hold_names),
+    )
+
+
+PREFLIGHT = preflight()

@@ -32,11 +32,13 @@ from apscheduler.events import (
 )
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
+from retention.audit.log import AuditLog
 from retention.engine.scan import ScanReport
 from retention.errors import Refused, RetentionError, RuntimeFailure
 from retention.goto.client import GoToClient
 from retention.policy import PolicyError, PolicySet, load_policy_set
 from retention.service import runmetrics
+from retention.service.checks import RecordWatch, preflight
 from retention.service.lock import InstanceLocked
 from retention.service.metrics import HealthState, Metrics, RunState, serve_metrics
 from retention.service.notify import Notifier, feed_watchdog, monotonic_usec
@@ -94,6 +96,7 @@ class Daemon:
         self.metrics = Metrics(clock)
         self.health = HealthState()
         self.audit_follower = runmetrics.AuditFollower(settings)
+        self.record_watch = RecordWatch()
         self.policy_set: PolicySet | None = None
         self.schedules: list[Schedule] = []
         self.scheduler: AsyncIOScheduler | None = None
@@ -107,6 +110,7 @@ class Daemon:
         # What the clients and scans of the run in flight did, for the metrics at its end.
         self._clients: list[GoToClient] = []
         self._scans: list[ScanReport] = []
+        self._audits: list[AuditLog] = []
         self.crashed: Exception | None = None
 
     # --- life cycle -----------------------------------------------------------------------
@@ -138,10 +142,19 @@ class Daemon:
         self.notifier.status("start-up: checking databases and token")
         self.audit_follower.skip_to_end()
         self.current = pipeline = self._pipeline("start-up")
+        started = self.clock()
         try:
             reconciled = await pipeline.start_up()
         except RunStopped:
             return False
+        except RetentionError as exc:
+            if exc.reason is None:
+                raise
+            # A refusal (the record does not verify, a name is unknown) is the operator's to
+            # fix: the daemon stays up, reports it, and every run refuses until it is fixed.
+            log.warning("start-up refused", reason=exc.reason, error=exc.message)
+            self._record("refused", started, exc.message, None, exc.reason)
+            return not self._terminating.is_set()
         finally:
             self.current = None
             self._absorb()
@@ -207,6 +220,8 @@ class Daemon:
             stoppable_scan=True,
             on_client=self._clients.append,
             on_scan=self._scans.append,
+            on_audit=self._audits.append,
+            checks=preflight(self.record_watch),
         )
         if self._terminating.is_set():
             pipeline.stop.set()
@@ -244,6 +259,7 @@ class Daemon:
         result: RunResult | None = None
         state: RunState = "failed"
         error: str | None = None
+        reason: str | None = None
         try:
             log.info("scheduled run starting", schedule=spec, policies=sorted(policies))
             result = await pipeline.run(
@@ -255,10 +271,16 @@ class Daemon:
             state, error = "failed", exc.message
             log.info("scheduled run stopped before its removals", schedule=spec, error=error)
         except RetentionError as exc:
-            state = "refused" if isinstance(exc, Refused) else "failed"
-            error = exc.message
+            refused = isinstance(exc, Refused) or exc.reason is not None
+            state, error, reason = ("refused" if refused else "failed"), exc.message, exc.reason
             method = log.warning if state == "refused" else log.error
-            method("scheduled run did not complete", schedule=spec, result=state, error=error)
+            method(
+                "scheduled run did not complete",
+                schedule=spec,
+                result=state,
+                reason=reason,
+                error=error,
+            )
         except Exception as exc:
             # Unexpected: crash loudly, so that systemd restarts a fresh process.
             log.exception("scheduled run crashed", schedule=spec)
@@ -267,7 +289,7 @@ class Daemon:
             self.terminate(signal.SIGTERM)
         finally:
             deadline.cancel()
-            self._record(state, started, error, result)
+            self._record(state, started, error, result, reason)
             self.current = None
             queued = self.queue.finished(self.schedules)
             if queued and not self._terminating.is_set():
@@ -288,13 +310,12 @@ class Daemon:
         started: datetime,
         error: str | None,
         result: RunResult | None,
+        reason: str | None = None,
     ) -> None:
         finished = self.clock()
-        self.metrics.record_run(state, finished, (finished - started).total_seconds())
+        self.metrics.record_run(state, finished, (finished - started).total_seconds(), reason)
         self._absorb()
-        self.health.last_run_result = state
-        self.health.last_run_at = finished
-        self.health.last_error = error
+        self.health.record_run(state, finished, error, reason)
         counts = result.counts() if result else {}
         done = ", ".join(f"{counts[k]} {k}" for k in ("deleted", "already_absent") if counts.get(k))
         self._last = f"last run {state} at {_when(finished)}" + (f" ({done})" if done else "")
@@ -305,8 +326,10 @@ class Daemon:
         for client in self._clients:
             runmetrics.absorb_requests(self.metrics, client.stats)
         runmetrics.absorb_scans(self.metrics, self._scans)
+        runmetrics.absorb_record(self.metrics, self._clients, self._audits, self.record_watch.ok)
         self._clients.clear()
         self._scans.clear()
+        self._audits.clear()
         self.audit_follower.absorb(self.metrics)
         runmetrics.absorb_token_age(self.metrics, self.settings)
 

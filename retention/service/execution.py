@@ -27,7 +27,7 @@ from retention.engine.plan import PlanItem
 from retention.engine.reconcile import ReconcileReport, reconcile
 from retention.engine.records import SessionRecord
 from retention.errors import RuntimeFailure
-from retention.service.session import Session
+from retention.service.session import RemovalsInterrupted, Session
 
 log = structlog.get_logger(__name__)
 
@@ -126,6 +126,8 @@ async def execute(
         executor.on_progress = advance
     try:
         return await executor.run(items)
+    except Exception as exc:
+        raise RemovalsInterrupted(exc, executor.report.outcomes) from exc
     finally:
         executor.close()
 

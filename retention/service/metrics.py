@@ -100,6 +100,27 @@ class Metrics:
             registry=reg,
         )
         self.refresh_token_age.set_function(self._token_age)
+        self.refusals = Counter(
+            "retention_refusals", "Runs refused, by reason code", ["reason"], registry=reg
+        )
+        self.audit_ok = Gauge(
+            "retention_audit_ok",
+            "1 while the audit record verifies, 0 while it does not and runs refuse (NaN: not "
+            "checked yet)",
+            registry=reg,
+        )
+        self.audit_ok.set(math.nan)
+        self.clock_skew = Gauge(
+            "retention_clock_skew_seconds",
+            "Host clock minus the API's Date, as the latest run measured it (NaN: unknown)",
+            registry=reg,
+        )
+        self.clock_skew.set(math.nan)
+        self.witness_failures = Counter(
+            "retention_witness_failures",
+            "Checkpoint lines the witness command (checkpoint_command) failed to take",
+            registry=reg,
+        )
 
     def _token_age(self) -> float:
         if self._token_issued_at is None:
@@ -128,9 +149,17 @@ class Metrics:
         """The number of intents still without an outcome."""
         self.pending_intents.set(count)
 
-    def record_run(self, result: RunState, finished_at: datetime, duration_seconds: float) -> None:
-        """The end of a run: its result, end time and duration."""
+    def record_run(
+        self,
+        result: RunState,
+        finished_at: datetime,
+        duration_seconds: float,
+        reason: str | None = None,
+    ) -> None:
+        """The end of a run: its result (and a refusal's reason code), end time and duration."""
         self.runs.labels(result=result).inc()
+        if result == "refused":
+            self.refusals.labels(reason=reason or "refused").inc()
         self.last_run_result.state(result)
         self.last_run_timestamp.set(finished_at.timestamp())
         self.last_run_duration.set(duration_seconds)
@@ -138,6 +167,14 @@ class Metrics:
     def set_next_run(self, at: datetime | None) -> None:
         """When the scheduler will run next (NaN when nothing is scheduled)."""
         self.next_run_timestamp.set(math.nan if at is None else at.timestamp())
+
+    def set_audit_ok(self, ok: bool | None) -> None:
+        """Whether the record verified at the last check (None: not checked yet)."""
+        self.audit_ok.set(math.nan if ok is None else float(ok))
+
+    def set_clock_skew(self, seconds: float) -> None:
+        """The latest skew a client measured between the host clock and the API's `Date`."""
+        self.clock_skew.set(seconds)
 
     def set_refresh_token_issued(self, at: datetime | None) -> None:
         """When the refresh token in use was obtained; its age is computed at each scrape."""
@@ -157,18 +194,30 @@ class HealthState:
     last_run_at: datetime | None = None
     next_run_at: datetime | None = None
     last_error: str | None = None
+    last_reason: str | None = None
+
+    def record_run(
+        self, result: RunState, at: datetime, error: str | None, reason: str | None
+    ) -> None:
+        """The end of a run; a refusal is reported until a later run succeeds."""
+        self.last_run_result = result
+        self.last_run_at = at
+        self.last_error = error
+        self.last_reason = reason if result == "refused" else None
 
     def problems(self) -> list[str]:
         """Why the service is unhealthy; empty when healthy.
 
-        A refused run (a cap or a changed plan) is not a failure of the service: it did
-        its job by stopping. It shows in `retention_last_run_result` for alerting.
+        A refused run (the record does not verify, a clock off, a name unknown, a cap) removed
+        nothing it was asked to: someone must look, so it is unhealthy until a run succeeds.
         """
         found = []
         if not self.scheduler_running:
             found.append("scheduler is not running")
         if self.last_run_result == "failed":
             found.append("last run failed")
+        if self.last_run_result == "refused":
+            found.append(f"last run refused: {self.last_reason or 'refused'}")
         return found
 
     def report(self) -> dict[str, Any]:
@@ -182,6 +231,7 @@ class HealthState:
                 "result": self.last_run_result,
                 "at": _iso(self.last_run_at),
                 "error": redact_text(self.last_error) if self.last_error else None,
+                "reason": self.last_reason,
             },
             "next_run": _iso(self.next_run_at),
         }

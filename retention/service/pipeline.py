@@ -22,6 +22,7 @@ import httpx
 import structlog
 from sqlite_utils import Database
 
+from retention.audit.log import AuditLog
 from retention.engine import inventory
 from retention.engine.decide import decide
 from retention.engine.execute import ExecutionReport, Executor, Gate, Verdict
@@ -47,7 +48,7 @@ from retention.errors import InvalidInput, Refused, RuntimeFailure
 from retention.goto.client import GoToClient
 from retention.goto.factory import client_from_settings
 from retention.policy import PolicySet, load_policy_set
-from retention.policy.names import unknown_names
+from retention.policy.names import check_hold_names, unknown_names
 from retention.service import execution, preflight, record
 from retention.service.checks import PREFLIGHT, account_and_clock
 from retention.service.lock import acquire
@@ -122,7 +123,9 @@ class Pipeline:
 
     `policy_set` is the set in force (the daemon's last good load); None reads the folder at
     each run. `stoppable_scan` abandons a scan when `stop` is set (nothing is removed yet).
-    `on_client` and `on_scan` see each client made and each scan done (the daemon's metrics).
+    `on_client`, `on_scan` and `on_audit` see each client made, each scan done and each record
+    opened (the daemon's metrics). `checks` are every run's preflight (the daemon's verifies the
+    record incrementally after its start-up).
     """
 
     settings: Settings
@@ -135,6 +138,8 @@ class Pipeline:
     stoppable_scan: bool = False
     on_client: Callable[[GoToClient], None] = _quiet
     on_scan: Callable[[ScanReport], None] = _quiet
+    on_audit: Callable[[AuditLog], None] = _quiet
+    checks: Sequence[Check] = PREFLIGHT
     stop_grace: float = STOP_GRACE_SECONDS
 
     def load_policies(self) -> PolicySet:
@@ -264,6 +269,8 @@ class Pipeline:
                 # The clock and the account are checked (and recorded on first use) first.
                 await account_and_clock(Opening(self.settings, self.clock, db, policy_set, client))
                 await self.refresh(client, db)
+            # A hold shrunk by a misspelt name must not pass for one in force, even in a preview.
+            check_hold_names(policy_set, *known_names(db))
             plan = self.make_plan(
                 db,
                 policy_set,
@@ -285,17 +292,24 @@ class Pipeline:
         self,
         policy_set: PolicySet,
         trigger: str,
-        checks: Sequence[Check] = PREFLIGHT,
+        checks: Sequence[Check] = (),
+        *,
+        opens_run: Callable[[AuditLog], bool] = lambda _audit: True,
         **options: Any,
     ) -> contextlib.AbstractAsyncContextManager[Session | None]:
+        def opened(audit: AuditLog) -> bool:
+            self.on_audit(audit)
+            return opens_run(audit)
+
         return open_session(
             self.settings,
             policy_set,
             trigger=trigger,
             clock=self.clock,
             stop=self.stop,
-            checks=checks,
+            checks=[*self.checks, *checks],
             lock=self.lock,
+            opens_run=opened,
             **options,
         )
 
@@ -353,7 +367,7 @@ class Pipeline:
         """`retention apply PLAN_FILE`: check the plan, approve it, re-read its facts, execute
         each item that is still due, decided again when it is sent."""
         policy_set = self.load_policies()
-        checks = [*PREFLIGHT, *preflight.plan_checks(loaded)]
+        checks = preflight.plan_checks(loaded)
         async with (
             self._api() as client,
             self._session(policy_set, "apply", checks, api=client) as session,
@@ -411,9 +425,7 @@ class Pipeline:
         pending = lambda audit: bool(audit.pending_intents())  # noqa: E731
         async with (
             self._api() as client,
-            self._session(
-                policy_set, "daemon start-up", PREFLIGHT, api=client, opens_run=pending
-            ) as session,
+            self._session(policy_set, "daemon start-up", api=client, opens_run=pending) as session,
         ):
             await client.auth.access_token()
             if session is None:

@@ -10,8 +10,10 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Iterable
 
+from retention.audit.log import AuditLog
 from retention.audit.store import connect_reader
 from retention.engine.scan import ScanReport
+from retention.goto.client import GoToClient
 from retention.goto.stats import RequestStats
 from retention.goto.tokenstore import TokenStore
 from retention.service.metrics import Metrics
@@ -34,6 +36,23 @@ def absorb_scans(metrics: Metrics, scans: Iterable[ScanReport]) -> None:
     """Add the sessions the scans read."""
     for report in scans:
         metrics.observe_scanned(report.sessions_seen)
+
+
+def absorb_record(
+    metrics: Metrics,
+    clients: Iterable[GoToClient],
+    audits: Iterable[AuditLog],
+    audit_ok: bool | None,
+) -> None:
+    """Whether the record verified, the clock skew last measured, and witness failures."""
+    if audit_ok is not None:
+        metrics.set_audit_ok(audit_ok)
+    for client in clients:
+        skew = client.clock_skew_seconds()
+        if skew is not None:
+            metrics.set_clock_skew(skew)
+    for audit in audits:
+        metrics.witness_failures.inc(audit.witness_failures)
 
 
 class AuditFollower:

@@ -19,7 +19,8 @@ then writes one `refused` event naming the code and ends the run `refused`; a ch
 all. Adding a check is one line in `checks.PREFLIGHT` (every run) or in the command's list.
 
 Whatever the body does, raising or cancelled, `run_finished` is written, the record checkpointed
-and one summary line logged.
+and one summary line logged. A failure after removals went out (the disk fills mid-run) is
+raised as `RemovalsInterrupted`, which counts them, so that no message says nothing was done.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import inspect
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -53,6 +54,30 @@ LOCK_POLL_SECONDS = 1.0
 
 class RunStopped(RuntimeFailure):
     """A stop (SIGTERM or the run's deadline) came before the run could do its work."""
+
+
+_OUTCOMES = ("deleted", "already_absent", "failed", "skipped_hold", "skipped_changed")
+
+
+class RemovalsInterrupted(RuntimeFailure):
+    """A failure (the record refused a write, the disk filled) came after removals went out.
+
+    `cause` is the failure itself (the CLI names it as it would alone); `went_out` says what
+    the run had done by then, from its outcome counts.
+    """
+
+    def __init__(self, cause: Exception, outcomes: Mapping[str, int]) -> None:
+        others = ", ".join(f"{outcomes[n]} {n}" for n in _OUTCOMES[1:] if outcomes.get(n))
+        self.went_out = f"{outcomes.get('deleted', 0)} removal(s) had gone out before it" + (
+            f" ({others})" if others else ""
+        )
+        super().__init__(
+            f"{cause}; {self.went_out}",
+            hint="each removal sent has its intent in the audit record; fix the cause (free"
+            " space in RETENTION_STATE_DIR), then run again: the next run reconciles what"
+            " has no outcome yet and goes on",
+        )
+        self.cause = cause
 
 
 @dataclass(frozen=True)
@@ -224,8 +249,13 @@ async def _preflight(session: Session, opening: Opening, checks: Sequence[Check]
 def _finish(session: Session) -> None:
     tally = session.tally
     counts = session.counts() if session.counts is not None else tally.counts
-    session.audit.run_finished(run_id=session.run_id, counts=counts, result=tally.result)
-    session.audit.checkpoint(state=session.db)
+    try:
+        session.audit.run_finished(run_id=session.run_id, counts=counts, result=tally.result)
+        session.audit.checkpoint(state=session.db)
+    except Exception as exc:
+        if any(counts.get(name) for name in _OUTCOMES):
+            raise RemovalsInterrupted(exc, counts) from exc
+        raise
     log_run_summary(
         RunSummary(
             run_id=session.run_id,

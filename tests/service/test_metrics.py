@@ -128,9 +128,17 @@ async def test_healthz_is_503_while_the_scheduler_is_not_running() -> None:
     assert response.json()["problems"] == ["scheduler is not running"]
 
 
-def test_a_refused_run_keeps_the_service_healthy() -> None:
-    health = HealthState(scheduler_running=True, last_run_result="refused")
+def test_a_refused_run_is_unhealthy_with_its_reason_until_a_run_succeeds() -> None:
+    health = HealthState(scheduler_running=True)
+    at = datetime(2026, 11, 23, 3, tzinfo=UTC)
+    health.record_run("refused", at, "the audit record cannot be verified", "audit_unverified")
+    refused = health.report()
+    assert refused["status"] == "unhealthy"
+    assert refused["problems"] == ["last run refused: audit_unverified"]
+    assert refused["last_run"]["reason"] == "audit_unverified"
+    health.record_run("ok", at, None, None)
     assert health.report()["status"] == "ok"
+    assert health.report()["last_run"]["reason"] is None
 
 
 def test_healthz_error_text_never_carries_a_secret() -> None:
