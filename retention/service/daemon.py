@@ -16,20 +16,11 @@ for the whole run.
 from __future__ import annotations
 
 import asyncio
-import ctypes
-import ctypes.util
-import gc
 import signal
 from collections.abc import Callable
 from datetime import UTC, datetime
 
 import structlog
-from apscheduler.events import (
-    EVENT_JOB_ERROR,
-    EVENT_JOB_MAX_INSTANCES,
-    EVENT_JOB_MISSED,
-    JobExecutionEvent,
-)
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from retention.audit.log import AuditLog
@@ -40,15 +31,19 @@ from retention.policy import PolicyError, PolicySet, load_policy_set
 from retention.service import runmetrics
 from retention.service.checks import RecordWatch, preflight
 from retention.service.lock import InstanceLocked
+from retention.service.memory import return_memory
 from retention.service.metrics import HealthState, Metrics, RunState, serve_metrics
 from retention.service.notify import Notifier, feed_watchdog, monotonic_usec
 from retention.service.pipeline import Pipeline, RunResult
 from retention.service.schedule import (
+    JOB_EVENTS,
     RunQueue,
     Schedule,
+    log_job_event,
     parse_schedule,
     policies_of,
     schedules_for,
+    when,
 )
 from retention.service.session import LockWait, RunStopped
 from retention.settings import Settings
@@ -64,20 +59,6 @@ _RESULTS: dict[str, RunState] = {
     "halted": "failed",
     "failed": "failed",
 }
-
-
-def _when(at: datetime | None) -> str:
-    return at.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%SZ") if at else "none"
-
-
-def _return_memory() -> None:
-    """Give the memory a run freed back to the system: the daemon idles for hours after it."""
-    gc.collect()
-    libc_name = ctypes.util.find_library("c")
-    if libc_name is not None:
-        libc = ctypes.CDLL(libc_name)
-        if hasattr(libc, "malloc_trim"):  # glibc only
-            libc.malloc_trim(0)
 
 
 class Daemon:
@@ -163,8 +144,7 @@ class Daemon:
 
     def _start_scheduler(self, loop: asyncio.AbstractEventLoop) -> None:
         scheduler = AsyncIOScheduler(event_loop=loop, timezone=UTC)
-        scheduler.add_listener(self._on_job_event, EVENT_JOB_MISSED | EVENT_JOB_ERROR)
-        scheduler.add_listener(self._on_job_event, EVENT_JOB_MAX_INSTANCES)
+        scheduler.add_listener(log_job_event, JOB_EVENTS)
         scheduler.start()
         self.scheduler = scheduler
         self._install_jobs()
@@ -175,7 +155,7 @@ class Daemon:
             "daemon ready",
             policies=[policy.name for policy in self.policy_set.enabled_policies],
             schedules={s.spec: list(s.policies) for s in self.schedules},
-            next_run=_when(self._next_run()),
+            next_run=when(self._next_run()),
         )
 
     def terminate(self, signum: int) -> None:
@@ -318,9 +298,9 @@ class Daemon:
         self.health.record_run(state, finished, error, reason)
         counts = result.counts() if result else {}
         done = ", ".join(f"{counts[k]} {k}" for k in ("deleted", "already_absent") if counts.get(k))
-        self._last = f"last run {state} at {_when(finished)}" + (f" ({done})" if done else "")
+        self._last = f"last run {state} at {when(finished)}" + (f" ({done})" if done else "")
         self._publish_next_run()
-        _return_memory()
+        return_memory()
 
     def _absorb(self) -> None:
         for client in self._clients:
@@ -394,16 +374,6 @@ class Daemon:
             schedules=[s.spec for s in self.schedules],
         )
 
-    def _on_job_event(self, event: JobExecutionEvent) -> None:
-        if event.code == EVENT_JOB_MISSED:
-            log.warning(
-                "scheduled run missed", job=event.job_id, due=_when(event.scheduled_run_time)
-            )
-        elif event.code == EVENT_JOB_MAX_INSTANCES:
-            log.warning("scheduled run skipped: still running", job=event.job_id)
-        else:
-            log.error("scheduled job failed", job=event.job_id, error=repr(event.exception))
-
     # --- status ---------------------------------------------------------------------------
 
     def _next_run(self) -> datetime | None:
@@ -419,4 +389,4 @@ class Daemon:
         self.notifier.status(self._status())
 
     def _status(self) -> str:
-        return f"{self._last}; next run {_when(self._next_run())}"
+        return f"{self._last}; next run {when(self._next_run())}"

@@ -11,15 +11,25 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import UTC
+from datetime import UTC, datetime
 from typing import Literal
 
+import structlog
+from apscheduler.events import (
+    EVENT_JOB_ERROR,
+    EVENT_JOB_MAX_INSTANCES,
+    EVENT_JOB_MISSED,
+    JobExecutionEvent,
+)
 from apscheduler.triggers.base import BaseTrigger
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
 from retention.errors import SettingsError
 from retention.policy import PolicySet
+
+# The daemon's logger: these lines are the daemon's own.
+log = structlog.get_logger("retention.daemon")
 
 _EVERY = re.compile(r"^@every\s+(\d+)\s*([smh])$")
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600}
@@ -115,3 +125,22 @@ class RunQueue:
         self.applying = None
         self.queued.clear()
         return queued
+
+
+# The scheduler's events the daemon logs: a missed run, one skipped while running, a failure.
+JOB_EVENTS = EVENT_JOB_MISSED | EVENT_JOB_ERROR | EVENT_JOB_MAX_INSTANCES
+
+
+def when(at: datetime | None) -> str:
+    """A time as the daemon's status and log lines show it, or "none"."""
+    return at.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%SZ") if at else "none"
+
+
+def log_job_event(event: JobExecutionEvent) -> None:
+    """One log line for a scheduled run that was missed, skipped or failed."""
+    if event.code == EVENT_JOB_MISSED:
+        log.warning("scheduled run missed", job=event.job_id, due=when(event.scheduled_run_time))
+    elif event.code == EVENT_JOB_MAX_INSTANCES:
+        log.warning("scheduled run skipped: still running", job=event.job_id)
+    else:
+        log.error("scheduled job failed", job=event.job_id, error=repr(event.exception))
