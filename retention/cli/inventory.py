@@ -18,7 +18,8 @@ from retention.engine.scan import ScanReport
 from retention.engine.state import open_state_db
 from retention.service.lock import acquire
 from retention.service.logging import configure_logging, register_settings_secrets
-from retention.service.pipeline import Pipeline, ScanIncomplete
+from retention.service.pipeline import Pipeline
+from retention.service.reading import ScanIncomplete
 from retention.settings import load_settings
 
 _SHOWN_INCOMPLETE = 10
