@@ -7,7 +7,7 @@ import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -77,3 +77,16 @@ class Deployment:
     def deletes(self, since: int = 0) -> list[dict[str, Any]]:
         """DELETE requests the sandbox received (from request index `since` on)."""
         return [r for r in self.requests(since) if r["method"] == "DELETE"]
+
+
+D = TypeVar("D", bound=Deployment)
+
+
+def deploy(
+    server: Any, root: Path, policies: str, kind: type[D] = Deployment, **settings: str
+) -> D:  # type: ignore[assignment]
+    """The service against `server`: `policies` in ROOT/policies, its state in ROOT/state."""
+    policy_dir = root / "policies"
+    policy_dir.mkdir(parents=True, exist_ok=True)
+    (policy_dir / "policies.yaml").write_text(policies)
+    return kind(server, root, server.service_env(root / "state", policy_dir, **settings))

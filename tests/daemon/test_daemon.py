@@ -10,27 +10,10 @@ from typing import Any
 
 from prometheus_client.parser import text_string_to_metric_families
 
-RECORDINGS = """
-policies:
-  - name: recordings-30d
-    description: Recordings go 30 days after the session ended.
-    action: delete_recordings
-    after: 30d
-    match: {has_recording: true}
-"""
-SESSIONS = """
-policies:
-  - name: sessions-90d
-    description: Whole sessions go after 90 days.
-    action: delete_session
-    after: 90d
-  - name: attendees-60d
-    description: Attendee lists go after 60 days, at 04:00.
-    action: delete_attendees
-    after: 60d
-    match: {min_attendees: 1}
-    schedule: "0 4 * * *"
-"""
+from retention.sandbox.policies import RECORDINGS_30D, policy_set, rule
+
+RECORDINGS = RECORDINGS_30D
+SESSIONS = policy_set(rule("sessions", 90), rule("attendees", 60, schedule='"0 4 * * *"'))
 # Three problems: a misspelt key (so `after` is missing too) and a duration without a unit.
 INVALID = """
 policies:

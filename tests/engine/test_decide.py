@@ -10,23 +10,19 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+import records
 
 from retention.engine.decide import Blocked, Decision, Planned, decide, scope_counts
 from retention.engine.records import SessionRecord
 from retention.policy import PolicySet, load_policy_set
 
 AS_OF = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
-BASE = SessionRecord(
-    session_id=1,
+BASE = records.ended(
+    at=datetime(2025, 1, 10, 10, 0, tzinfo=UTC),
     meeting_id=10,
-    organizer_key=1001,
     organizer_email="Ana@Example.com",
     group_key=4411,
-    group_name="Sales",
-    subject="Weekly sync",
     meeting_type="scheduled",
-    start_time=datetime(2025, 1, 10, 9, 0, tzinfo=UTC),
-    end_time=datetime(2025, 1, 10, 10, 0, tzinfo=UTC),
     attendee_count=5,
     recording_id="rec-1",
     recording_bytes=1000,

@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+import records
 
 from retention.engine.decide import decide
 from retention.engine.plan import (
@@ -45,22 +46,13 @@ holds:
 
 
 def session(session_id: int, *, ended_days_ago: int, recording: bool = True) -> SessionRecord:
-    end = AS_OF - timedelta(days=ended_days_ago)
-    return SessionRecord(
-        session_id=session_id,
+    media = {"recording_name": "Weekly sync", "recording_bytes": 1000 * session_id}
+    return records.ended(
+        session_id,
+        at=AS_OF - timedelta(days=ended_days_ago),
         meeting_id=100 + session_id,
-        organizer_key=1001,
-        organizer_email="ana@example.com",
-        group_key=10,
-        group_name="Sales",
-        subject="Weekly sync",
-        meeting_type="recurring",
-        start_time=end - timedelta(hours=1),
-        end_time=end,
         attendee_count=4,
-        recording_id=f"rec-{session_id}" if recording else None,
-        recording_name="Weekly sync" if recording else None,
-        recording_bytes=1000 * session_id if recording else None,
+        **(media if recording else {"recording_id": None, "recording_bytes": None}),
     )
 
 

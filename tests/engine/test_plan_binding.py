@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import records
 
 from retention.engine.decide import decide
 from retention.engine.plan import Plan, build_plan, plan_hash, plan_refusals, read_plan_file
@@ -25,18 +26,13 @@ policies:
 
 
 def record(session_id: int, ended: datetime) -> SessionRecord:
-    return SessionRecord(
-        session_id=session_id,
+    return records.ended(
+        session_id,
+        at=ended,
         meeting_id=500 + session_id,
-        organizer_key=1001,
-        organizer_email="ana@example.com",
-        group_key=10,
-        group_name="Sales",
-        subject="Weekly sync",
-        meeting_type="recurring",
-        start_time=ended - timedelta(hours=1),
-        end_time=ended,
         attendee_count=2,
+        recording_id=None,
+        recording_bytes=None,
     )
 
 

@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+import records
 
 from retention.engine.caps import run_cap_violation
 from retention.engine.decide import Decision, decide
@@ -35,22 +36,7 @@ policies:
 
 
 def record(session_id: int, *, ended_days_ago: int) -> SessionRecord:
-    end = NOW - timedelta(days=ended_days_ago)
-    return SessionRecord(
-        session_id=session_id,
-        meeting_id=500,
-        organizer_key=1001,
-        organizer_email="ana@example.com",
-        group_key=10,
-        group_name="Sales",
-        subject="Weekly sync",
-        meeting_type="recurring",
-        start_time=end - timedelta(hours=1),
-        end_time=end,
-        attendee_count=3,
-        recording_id=f"rec-{session_id}",
-        recording_bytes=100,
-    )
+    return records.ended(session_id, at=NOW - timedelta(days=ended_days_ago))
 
 
 @pytest.fixture
