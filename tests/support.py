@@ -5,11 +5,33 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
 REPO = Path(__file__).resolve().parents[1]
+
+
+def run_retention(
+    *args: str,
+    env: Mapping[str, str] | None = None,
+    cwd: Path = REPO,
+    timeout: float = 240,
+    check: bool = False,
+    **kwargs: Any,
+) -> subprocess.CompletedProcess[str]:
+    """`python -m retention ARGS` as a real subprocess, its output captured as text."""
+    return subprocess.run(
+        [sys.executable, "-m", "retention", *args],
+        env=env,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=check,
+        **kwargs,
+    )
 
 
 @dataclass
@@ -37,15 +59,8 @@ class Deployment:
         **kwargs: Any,
     ) -> subprocess.CompletedProcess[str]:
         """Run `python -m retention ARGS` as a real subprocess against the sandbox."""
-        result = subprocess.run(
-            [sys.executable, "-m", "retention", *args],
-            env={**self.env, **(extra_env or {})},
-            capture_output=True,
-            text=True,
-            cwd=REPO,
-            timeout=timeout,
-            check=False,
-            **kwargs,
+        result = run_retention(
+            *args, env={**self.env, **(extra_env or {})}, timeout=timeout, **kwargs
         )
         if check and result.returncode != 0:
             raise AssertionError(
