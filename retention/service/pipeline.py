@@ -36,7 +36,6 @@ from retention.engine.recheck import Rechecker
 from retention.engine.reconcile import ReconcileReport
 from retention.engine.refresh import fresh_record, refresh_items
 from retention.engine.removal import ApiRemovals
-from retention.engine.scan import Progress as ScanProgress
 from retention.engine.scan import ScanReport
 from retention.engine.state import account_of, mark_plan_applied, open_state_db, record_plan
 from retention.errors import InvalidInput
@@ -111,22 +110,9 @@ class Pipeline:
             finally:
                 waiting.cancel()
 
-    async def scan_inventory(
-        self,
-        client: GoToClient,
-        db: Database,
-        *,
-        full: bool = False,
-        progress: ScanProgress | None = None,
-    ) -> ScanReport:
-        """Scan the account into the inventory with the settings' windows, start and margin."""
-        return await scan_as_set(
-            client, db, self.settings, now=self.clock(), full=full, progress=progress
-        )
-
     async def refresh(self, client: GoToClient, db: Database) -> ScanReport:
         """Bring the inventory up to date; refuse to go on from an incomplete one."""
-        scanning = self.scan_inventory(client, db)
+        scanning = scan_as_set(client, db, self.settings, now=self.clock())
         report = await (unless_stopped(scanning, self.stop) if self.stoppable_scan else scanning)
         self.on_scan(report)
         return require_complete(report)
