@@ -5,33 +5,36 @@ from __future__ import annotations
 _RULES = {
     "recordings": (
         "delete_recordings",
-        "Recordings go {days} days after the session ended.",
+        "Recordings go {after} after the session ended.",
         "{has_recording: true}",
     ),
-    "attendees": ("delete_attendees", "Attendee lists go after {days} days.", "{min_attendees: 1}"),
-    "sessions": ("delete_session", "Whole sessions go after {days} days.", None),
+    "attendees": ("delete_attendees", "Attendee lists go after {after}.", "{min_attendees: 1}"),
+    "sessions": ("delete_session", "Whole sessions go after {after}.", None),
 }
 
 
-def rule(kind: str, days: int, **more: str) -> str:
-    """One rule, named `KIND-DAYSd`: `recordings`, `attendees` (with a recording or an attendee,
-    as they need) or `sessions`; `more` adds fields such as `schedule`."""
+def rule(kind: str, after: int | str, **fields: str | None) -> str:
+    """One rule named `KIND-AFTER`: `recordings`, `attendees` or `sessions`, due `after` days
+    (or a duration such as `1y`). Recording and attendee rules match what they remove; `fields`
+    add fields (`schedule`, `limits`) or replace them, None leaving one out."""
     action, description, match = _RULES[kind]
-    lines = [
-        f"  - name: {kind}-{days}d",
-        f"    description: {description.format(days=days)}",
-        f"    action: {action}",
-        f"    after: {days}d",
-    ]
-    if match is not None:
-        lines.append(f"    match: {match}")
-    lines.extend(f"    {key}: {value}" for key, value in more.items())
-    return "\n".join(lines) + "\n"
+    span = f"{after}d" if isinstance(after, int) else after
+    said = f"{after} days" if isinstance(after, int) else span
+    lines = {
+        "name": f"{kind}-{span}",
+        "description": description.format(after=said),
+        "action": action,
+        "after": span,
+        "match": match,
+        **fields,
+    }
+    shown = [f"{key}: {value}" for key, value in lines.items() if value is not None]
+    return "  - " + "\n    ".join(shown) + "\n"
 
 
-def policy_set(*rules: str) -> str:
-    """A policy file holding `rules`."""
-    return "policies:\n" + "".join(rules)
+def policy_set(*rules: str, holds: str = "") -> str:
+    """A policy file holding `rules`, then `holds` (the YAML of a `holds:` list) when given."""
+    return "policies:\n" + "".join(rules) + (f"holds:\n{holds}" if holds else "")
 
 
 RECORDINGS_30D = policy_set(rule("recordings", 30))

@@ -23,26 +23,15 @@ from retention.engine.plan import (
 from retention.engine.records import SessionRecord
 from retention.errors import InvalidInput
 from retention.policy import PolicySet, load_policy_set
+from retention.sandbox.policies import policy_set, rule
 
 AS_OF = datetime(2026, 11, 23, tzinfo=UTC)
 
-POLICIES = """
-policies:
-  - name: recordings-30d
-    description: Recordings go after 30 days.
-    action: delete_recordings
-    after: 30d
-    limits: {max_deletions: 2}
-  - name: sessions-1y
-    description: Sessions go after a year.
-    action: delete_session
-    after: 1y
-    limits: {max_percent: 50}
-holds:
-  - id: LIT-1
-    reason: Litigation.
-    sessions: [3]
-"""
+POLICIES = policy_set(
+    rule("recordings", 30, match=None, limits="{max_deletions: 2}"),
+    rule("sessions", "1y", limits="{max_percent: 50}"),
+    holds="  - {id: LIT-1, reason: Litigation., sessions: [3]}\n",
+)
 
 
 def session(session_id: int, *, ended_days_ago: int, recording: bool = True) -> SessionRecord:

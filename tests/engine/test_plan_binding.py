@@ -14,15 +14,10 @@ from retention.engine.decide import decide
 from retention.engine.plan import Plan, build_plan, plan_hash, plan_refusals, read_plan_file
 from retention.engine.records import SessionRecord
 from retention.policy import PolicySet, load_policy_set
+from retention.sandbox.policies import policy_set, rule
 
 NOW = datetime(2026, 11, 23, 12, tzinfo=UTC)
-POLICIES = """
-policies:
-  - name: sessions-30d
-    description: Sessions go after 30 days.
-    action: delete_session
-    after: 30d
-"""
+POLICIES = policy_set(rule("sessions", 30))
 
 
 def record(session_id: int, ended: datetime) -> SessionRecord:

@@ -14,25 +14,14 @@ from retention.engine.decide import Decision, decide
 from retention.engine.plan import Plan, limit_plan, plan_within_caps
 from retention.engine.records import SessionRecord
 from retention.policy import PolicySet, load_policy_set
+from retention.sandbox.policies import policy_set, rule
 
 NOW = datetime(2026, 11, 23, tzinfo=UTC)
-POLICIES = """
-policies:
-  - name: sessions-30d
-    description: Sessions go after 30 days.
-    action: delete_session
-    after: 30d
-    limits: {max_deletions: 2}
-  - name: recordings-7d
-    description: Recordings go after a week.
-    action: delete_recordings
-    after: 7d
-  - name: attendees-60d
-    description: Attendee lists go after 60 days.
-    action: delete_attendees
-    after: 60d
-    limits: {max_deletions: 1}
-"""
+POLICIES = policy_set(
+    rule("sessions", 30, limits="{max_deletions: 2}"),
+    rule("recordings", "7d"),
+    rule("attendees", 60, limits="{max_deletions: 1}"),
+)
 
 
 def record(session_id: int, *, ended_days_ago: int) -> SessionRecord:
