@@ -22,16 +22,9 @@ def run_retention(
     **kwargs: Any,
 ) -> subprocess.CompletedProcess[str]:
     """`python -m retention ARGS` as a real subprocess, its output captured as text."""
-    return subprocess.run(
-        [sys.executable, "-m", "retention", *args],
-        env=env,
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=check,
-        **kwargs,
-    )
+    command = [sys.executable, "-m", "retention", *args]
+    captured: dict[str, Any] = {"capture_output": True, "text": True, **kwargs}
+    return subprocess.run(command, env=env, cwd=cwd, timeout=timeout, check=check, **captured)
 
 
 @dataclass
