@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from retention.engine.plan import PlanItem
+from retention.engine.planitem import PlanItem
 from retention.goto.errors import ApiError, NotFound
 from retention.sandbox.policies import policy_set, rule
 

@@ -21,16 +21,12 @@ from typing import Any
 from sqlite_utils import Database
 
 from retention.engine import inventory
+from retention.engine.caps import CapViolation
 from retention.engine.decide import decide
 from retention.engine.execute import Executor, Gate, Verdict
-from retention.engine.plan import (
-    CapViolation,
-    LoadedPlan,
-    Plan,
-    PlanItem,
-    limit_plan,
-    plan_within_caps,
-)
+from retention.engine.plan import Plan, limit_plan, plan_within_caps
+from retention.engine.planfile import LoadedPlan
+from retention.engine.planitem import PlanItem
 from retention.engine.policy_checks import known_names
 from retention.engine.recheck import Rechecker
 from retention.engine.reconcile import ReconcileReport

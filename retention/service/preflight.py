@@ -11,7 +11,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from datetime import timedelta
 
-from retention.engine.plan import CapViolation, LoadedPlan, PlanItem, cap_violations, plan_refusals
+from retention.engine.caps import CapViolation, cap_violations
+from retention.engine.planfile import LoadedPlan, plan_refusals
+from retention.engine.planitem import PlanItem
 from retention.engine.state import account_of, known_plan_hash, plan_applied_by
 from retention.errors import ReasonCode, Refused
 from retention.policy import PolicySet

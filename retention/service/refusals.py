@@ -7,7 +7,8 @@ from collections.abc import Mapping, Sequence
 
 import structlog
 
-from retention.engine.plan import CapViolation, PlanItem, run_cap_violation
+from retention.engine.caps import CapViolation, run_cap_violation
+from retention.engine.planitem import PlanItem
 from retention.errors import ReasonCode, Refused
 from retention.service import preflight
 from retention.service.result import RunResult

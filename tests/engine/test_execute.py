@@ -15,7 +15,7 @@ from retention.audit import AuditLog
 from retention.audit.store import connect_reader
 from retention.engine.execute import SEND, CircuitBreaker, Executor, Verdict
 from retention.engine.holds import HoldWatcher
-from retention.engine.plan import PlanItem
+from retention.engine.planitem import PlanItem
 from retention.engine.records import SessionRecord
 
 pytestmark = pytest.mark.anyio

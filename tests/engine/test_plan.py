@@ -10,16 +10,11 @@ from pathlib import Path
 import pytest
 import records
 
+from retention.engine.caps import cap_violations
 from retention.engine.decide import decide
-from retention.engine.plan import (
-    PLAN_FORMAT,
-    Plan,
-    build_plan,
-    cap_violations,
-    plan_hash,
-    plan_refusals,
-    read_plan_file,
-)
+from retention.engine.plan import Plan, build_plan
+from retention.engine.planfile import plan_refusals, read_plan_file
+from retention.engine.planitem import PLAN_FORMAT, plan_hash
 from retention.engine.records import SessionRecord
 from retention.errors import InvalidInput
 from retention.policy import PolicySet, load_policy_set

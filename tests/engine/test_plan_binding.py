@@ -11,7 +11,9 @@ import pytest
 import records
 
 from retention.engine.decide import decide
-from retention.engine.plan import Plan, build_plan, plan_hash, plan_refusals, read_plan_file
+from retention.engine.plan import Plan, build_plan
+from retention.engine.planfile import plan_refusals, read_plan_file
+from retention.engine.planitem import plan_hash
 from retention.engine.records import SessionRecord
 from retention.policy import PolicySet, load_policy_set
 from retention.sandbox.policies import policy_set, rule

@@ -10,7 +10,8 @@ import pytest
 import records
 
 from retention.engine.decide import decide
-from retention.engine.plan import PlanItem, build_plan
+from retention.engine.plan import build_plan
+from retention.engine.planitem import PlanItem
 from retention.engine.recheck import Rechecker, recheck
 from retention.engine.records import SessionRecord
 from retention.policy import PolicySet, load_policy_set

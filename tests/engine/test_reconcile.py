@@ -10,7 +10,7 @@ from records import intent_fields
 
 from retention.audit import AuditLog
 from retention.engine.execute import SEND, Executor, Verdict
-from retention.engine.plan import PlanItem
+from retention.engine.planitem import PlanItem
 from retention.engine.reconcile import reconcile
 from retention.goto.errors import AuthError
 
