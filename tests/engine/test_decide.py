@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import records
 
-from retention.engine.decide import Blocked, Decision, Planned, decide, scope_counts
+from retention.engine.decide import Blocked, Decision, Planned, decide
 from retention.engine.records import SessionRecord
 from retention.policy import PolicySet, load_policy_set
 
@@ -317,7 +317,7 @@ def test_decide_streams_without_holding_decisions(tmp_path: Path) -> None:
     assert retained < 100_000
 
 
-def test_scope_counts_are_sessions_surely_in_each_delete_scope(tmp_path: Path) -> None:
+def test_each_decision_names_the_delete_scopes_its_session_is_surely_in(tmp_path: Path) -> None:
     policies = load(
         tmp_path,
         rule("sales", "delete_session", "30d", "scope: {groups: [Sales]}")
@@ -329,7 +329,6 @@ def test_scope_counts_are_sessions_surely_in_each_delete_scope(tmp_path: Path) -
         session(group_name="HR", group_key=2),
         session(group_name=None, group_key=None),
     ]
-    assert scope_counts(records, policies, AS_OF) == {"everyone": 3, "sales": 1}
     assert [d.in_scope for d in decide(records, policies, AS_OF)] == [
         ("everyone", "sales"),
         ("everyone",),
