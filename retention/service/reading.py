@@ -1,5 +1,4 @@
-"""Reading the account before a run decides: the scan with the settings, abandoned on a stop,
-refused when incomplete, since nothing is planned from a partial view."""
+"""Reading the account before a run decides: the scan as set, stoppable, refused if incomplete."""
 
 from __future__ import annotations
 

@@ -1,5 +1,7 @@
-"""Refusals during a run: the run's own cap refuses it whole, a policy's cap or unknown name only
-that policy, whose refusal ends the run exit 3 after the other policies' removals."""
+"""Refusals in a run: its own cap refuses it whole, a policy's cap or unknown name that policy.
+
+A policy refused on its own ends the run exit 3, after the other policies' removals.
+"""
 
 from __future__ import annotations
 
