@@ -17,14 +17,9 @@ import threading
 import time
 from pathlib import Path
 
-POLICY = """
-policies:
-  - name: recordings-30d
-    description: Recordings go 30 days after the session ended.
-    action: delete_recordings
-    after: 30d
-    match: {has_recording: true}
-"""
+from retention.sandbox.policies import RECORDINGS_30D
+
+POLICY = RECORDINGS_30D
 IDLE_SECONDS = 30.0
 # The first run comes one interval after READY; the next one after the idle window.
 INTERVAL_SECONDS = 60

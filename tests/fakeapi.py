@@ -14,17 +14,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from retention.engine.plan import PlanItem
+from retention.engine.planitem import PlanItem
 from retention.goto.errors import ApiError, NotFound
+from retention.sandbox.policies import policy_set, rule
 
 WHEN = datetime(2026, 3, 1, 10, 0, tzinfo=UTC)
-POLICY = """
-policies:
-  - name: sessions-90d
-    description: Whole sessions go after 90 days.
-    action: delete_session
-    after: 90d
-"""
+POLICY = policy_set(rule("sessions", 90))
 ACTIONS = ("delete_session", "delete_recordings", "delete_attendees")
 
 

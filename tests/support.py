@@ -5,11 +5,26 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 REPO = Path(__file__).resolve().parents[1]
+
+
+def run_retention(
+    *args: str,
+    env: Mapping[str, str] | None = None,
+    cwd: Path = REPO,
+    timeout: float = 240,
+    check: bool = False,
+    **kwargs: Any,
+) -> subprocess.CompletedProcess[str]:
+    """`python -m retention ARGS` as a real subprocess, its output captured as text."""
+    command = [sys.executable, "-m", "retention", *args]
+    captured: dict[str, Any] = {"capture_output": True, "text": True, **kwargs}
+    return subprocess.run(command, env=env, cwd=cwd, timeout=timeout, check=check, **captured)
 
 
 @dataclass
@@ -37,15 +52,8 @@ class Deployment:
         **kwargs: Any,
     ) -> subprocess.CompletedProcess[str]:
         """Run `python -m retention ARGS` as a real subprocess against the sandbox."""
-        result = subprocess.run(
-            [sys.executable, "-m", "retention", *args],
-            env={**self.env, **(extra_env or {})},
-            capture_output=True,
-            text=True,
-            cwd=REPO,
-            timeout=timeout,
-            check=False,
-            **kwargs,
+        result = run_retention(
+            *args, env={**self.env, **(extra_env or {})}, timeout=timeout, **kwargs
         )
         if check and result.returncode != 0:
             raise AssertionError(
@@ -77,3 +85,16 @@ class Deployment:
     def deletes(self, since: int = 0) -> list[dict[str, Any]]:
         """DELETE requests the sandbox received (from request index `since` on)."""
         return [r for r in self.requests(since) if r["method"] == "DELETE"]
+
+
+D = TypeVar("D", bound=Deployment)
+
+
+def deploy(
+    server: Any, root: Path, policies: str, kind: type[D] = Deployment, **settings: str
+) -> D:  # type: ignore[assignment]
+    """The service against `server`: `policies` in ROOT/policies, its state in ROOT/state."""
+    policy_dir = root / "policies"
+    policy_dir.mkdir(parents=True, exist_ok=True)
+    (policy_dir / "policies.yaml").write_text(policies)
+    return kind(server, root, server.service_env(root / "state", policy_dir, **settings))

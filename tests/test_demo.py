@@ -2,22 +2,20 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
+
+from support import run_retention
 
 REPO = Path(__file__).resolve().parents[1]
 
 
 def test_demo_runs_every_step_and_leaves_a_clean_record_and_a_report(tmp_path: Path) -> None:
     workdir = tmp_path / "demo"
-    result = subprocess.run(
-        [sys.executable, "-m", "retention", "demo", "--dir", str(workdir)],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
+    result = run_retention(
+        "demo",
+        "--dir",
+        str(workdir),
         timeout=300,
-        check=False,
     )
     assert result.returncode == 0, result.stderr
     for step in range(9):

@@ -18,7 +18,8 @@ from retention.engine.scan import ScanReport
 from retention.engine.state import open_state_db
 from retention.service.lock import acquire
 from retention.service.logging import configure_logging, register_settings_secrets
-from retention.service.pipeline import Pipeline, ScanIncomplete
+from retention.service.pipeline import Pipeline
+from retention.service.reading import ScanIncomplete, scan_as_set
 from retention.settings import load_settings
 
 _SHOWN_INCOMPLETE = 10
@@ -60,7 +61,7 @@ def inventory_command(full: bool, output: str) -> None:
 async def _scan(pipeline: Pipeline, db: Database, *, full: bool) -> ScanReport:
     async with pipeline.client() as client:
         if not sys.stderr.isatty():
-            return await pipeline.scan_inventory(client, db, full=full)
+            return await scan_as_set(client, db, pipeline.settings, now=pipeline.clock(), full=full)
         columns = (BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
         with Progress(*columns, console=Console(stderr=True), transient=True) as bar:
             task = bar.add_task("scanning", total=None)
@@ -68,7 +69,9 @@ async def _scan(pipeline: Pipeline, db: Database, *, full: bool) -> ScanReport:
             def advance(done: int, total: int) -> None:
                 bar.update(task, completed=done, total=total)
 
-            return await pipeline.scan_inventory(client, db, full=full, progress=advance)
+            return await scan_as_set(
+                client, db, pipeline.settings, now=pipeline.clock(), full=full, progress=advance
+            )
 
 
 def _print_table(summary: InventorySummary) -> None:

@@ -30,7 +30,8 @@ from retention.cli.render import (
     write_plan_csv,
     write_plan_json,
 )
-from retention.engine.plan import Plan, read_plan_file
+from retention.engine.plan import Plan
+from retention.engine.planfile import read_plan_file
 from retention.errors import InvalidInput, RuntimeFailure
 from retention.service.logging import configure_logging, register_settings_secrets
 from retention.service.pipeline import Pipeline, RunResult

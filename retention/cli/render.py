@@ -10,8 +10,8 @@ from typing import IO, Any
 from rich.console import Console
 from rich.table import Table
 
+from retention.engine.caps import CapViolation
 from retention.engine.execute import ExecutionReport
-from retention.engine.plan import CapViolation
 from retention.units import format_bytes
 
 ITEM_COLUMNS = (

@@ -7,7 +7,6 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from retention.engine.planitem import PlanItem
-from retention.errors import Refused
 from retention.policy import PolicySet
 
 
@@ -60,17 +59,6 @@ class CapViolation:
             "message": self.describe(),
             "hint": self.hint(),
         }
-
-
-class CapExceeded(Refused):
-    """The run cap (or, in older callers, any cap) is exceeded: the run is refused whole."""
-
-    def __init__(self, violations: Sequence[CapViolation]) -> None:
-        self.violations = list(violations)
-        super().__init__(
-            "plan refused by safety caps: " + "; ".join(v.describe() for v in violations),
-            hint=violations[0].hint() if violations else "review the plan",
-        )
 
 
 def policy_cap_violations(

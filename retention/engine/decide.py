@@ -327,19 +327,6 @@ def decide(
         yield engine.decide(session)
 
 
-def scope_counts(
-    sessions: Iterable[SessionRecord], policy_set: PolicySet, as_of: datetime
-) -> dict[str, int]:
-    """Per enabled delete policy, how many sessions its scope certainly covers."""
-    engine = _Engine(policy_set, as_of)
-    counts = {rule.name: 0 for rule in engine.rules if rule.action != "retain"}
-    for session in sessions:
-        for rule, truth, _ in engine.in_scope(session)[0]:
-            if truth and rule.action != "retain":
-                counts[rule.name] += 1
-    return counts
-
-
 def hold_checker(
     policy_set: PolicySet, as_of: datetime
 ) -> Callable[[SessionRecord], tuple[str, ...]]:

@@ -22,7 +22,7 @@ import structlog
 from retention import failpoints
 from retention.audit.log import AuditLog, Outcome
 from retention.engine.journal import Journal
-from retention.engine.plan import PlanItem
+from retention.engine.planitem import PlanItem
 from retention.engine.stopping import GraceExpired, within_grace
 from retention.goto.errors import ApiError, NotFound
 

@@ -16,7 +16,7 @@ import structlog
 
 from retention.engine.decide import hold_checker
 from retention.engine.execute import SEND, Gate, Verdict
-from retention.engine.plan import PlanItem
+from retention.engine.planitem import PlanItem
 from retention.engine.records import SessionRecord
 from retention.policy import PolicyError, load_policy_set
 from retention.policy.folder import folder_fingerprint as _fingerprint

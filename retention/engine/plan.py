@@ -15,46 +15,12 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from retention.engine.caps import (
-    CapExceeded,
-    CapViolation,
-    cap_violations,
-    policy_cap_violations,
-    run_cap_violation,
-)
+from retention.engine.caps import CapViolation, policy_cap_violations
 from retention.engine.decide import ACTION_ORDER, Decision, Planned, decide
-from retention.engine.planfile import (
-    DEFAULT_MAX_CLOCK_SKEW,
-    LoadedPlan,
-    PlanRefusal,
-    plan_refusals,
-    read_plan_file,
-)
+from retention.engine.planfile import DEFAULT_MAX_CLOCK_SKEW
 from retention.engine.planitem import PLAN_FORMAT, PlanItem, iso, plan_hash
 from retention.engine.records import SessionRecord
 from retention.policy import PolicySet
-
-__all__ = [
-    "DEFAULT_MAX_CLOCK_SKEW",
-    "PLAN_FORMAT",
-    "CapExceeded",
-    "CapViolation",
-    "LoadedPlan",
-    "Plan",
-    "PlanItem",
-    "PlanRefusal",
-    "PolicyTotals",
-    "SessionDecider",
-    "build_plan",
-    "cap_violations",
-    "limit_plan",
-    "plan_hash",
-    "plan_refusals",
-    "plan_within_caps",
-    "read_plan_file",
-    "run_cap_violation",
-    "without_policies",
-]
 
 
 @dataclass

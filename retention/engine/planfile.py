@@ -53,6 +53,12 @@ class LoadedPlan:
         value = self.document.get("api_base_url")
         return None if value is None else str(value)
 
+    @property
+    def in_scope(self) -> dict[str, int]:
+        """Sessions in each policy's scope when the plan was made (its caps' `max_percent` base)."""
+        per_policy = self.document["summary"].get("per_policy", {})
+        return {name: totals.get("in_scope", 0) for name, totals in per_policy.items()}
+
 
 def read_plan_file(path: str, text: str) -> LoadedPlan:
     """Parse a plan file; a file that is not a readable plan is invalid input (exit 2)."""

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 
 from retention.audit.log import Intent
 from retention.engine.execute import Gate, RemovalPort, Resolution, Verdict
-from retention.engine.plan import PlanItem
+from retention.engine.planitem import PlanItem
 from retention.goto.errors import ApiError, AuthError
 
 GONE = Verdict("deleted", "reconciled: gone when read after a restart")

@@ -15,8 +15,7 @@ prefilter re-read the whole lookback.
 from __future__ import annotations
 
 import asyncio
-import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -24,19 +23,27 @@ import structlog
 from sqlite_utils import Database
 
 from retention.engine import inventory
-from retention.engine.inventory import WindowResult, from_text, to_text
+from retention.engine.inventory import WindowResult, to_text
 from retention.engine.sanity import distrust_contradictions
+from retention.engine.windows import (
+    advance_watermarks,
+    begin_scan,
+    end_scan,
+    held_sessions,
+    note_problem,
+    reading_starts,
+    watermarks,
+    windows,
+)
 from retention.goto.client import GoToClient
 from retention.goto.errors import ApiError
-from retention.goto.models import Group, GroupMeeting, ItemProblem, Organizer
+from retention.goto.models import Group, GroupMeeting, Organizer
 from retention.goto.stats import RequestStats
 
 log = structlog.get_logger(__name__)
 # Each problem is logged up to this many; the scan_problems table keeps the dropped rows.
 _PROBLEMS_LOGGED = 20
 GROUP_HISTORY_LIMIT = 50
-# How far back before a watermark a meeting may have started and still have been running then.
-RUNNING_LOOKBACK = timedelta(hours=24)
 Progress = Callable[[int, int], None]
 
 
@@ -93,15 +100,6 @@ class _OrganizerWindow:
     end: datetime
 
 
-def windows(start: datetime, end: datetime, days: int) -> Iterator[tuple[datetime, datetime]]:
-    """Consecutive windows of `days` covering [start, end); the last one is cut at `end`."""
-    step = timedelta(days=days)
-    cursor = start
-    while cursor < end:
-        yield cursor, min(cursor + step, end)
-        cursor += step
-
-
 async def scan(
     client: GoToClient,
     db: Database,
@@ -119,28 +117,29 @@ async def scan(
     organizer or group listing itself cannot be read. `prefilter=False` reads every organizer's
     every window (the benchmark's baseline)."""
     before = client.stats.snapshot()
-    scan_id = _begin(db, now, full)
+    scan_id = begin_scan(db, now, full)
     report = ScanReport(scan_id, full)
     organizers = await client.organizers()
     groups = await client.groups()
     for problem in [*organizers.problems, *groups.problems]:
-        _note_problem(db, report, scan_id, problem, now)
+        note_problem(db, report.problems, scan_id, problem, now)
         if problem.dropped and problem.endpoint.endswith("/organizers"):
             report.incomplete.append(IncompleteWindow(None, None, None, problem.describe()))
     inventory.store_directory(db, organizers.items, groups.items, now)
     report.organizers = len(organizers.items)
     run = _Run(client, db, report, now=now, window_days=window_days, progress=progress)
     run.settle = settle
-    run.marks = {} if full else _watermarks(db)
+    run.marks = {} if full else watermarks(db)
     run.plan(
         organizers.items,
         groups.items if prefilter else [],
-        _needed_from(run.marks, organizers.items, start=start, settle=settle, now=now),
+        reading_starts(run.marks, organizers.items, start=start, settle=settle, now=now),
     )
     await run.execute(concurrency)
     run.finish(full)
     report.requests = client.stats.since(before)
-    _end(db, report, now)
+    incomplete = [window.describe() for window in report.incomplete]
+    end_scan(db, scan_id, calls=report.requests.calls, incomplete=incomplete, now=now)
     log.info(
         "scan finished",
         full=full,
@@ -160,34 +159,6 @@ async def scan(
             "more rows could not be fully read", more=len(report.problems) - _PROBLEMS_LOGGED
         )
     return report
-
-
-def _watermarks(db: Database) -> dict[int, datetime]:
-    return {
-        key: mark
-        for key, text in db.execute("SELECT organizer_key, scanned_through FROM watermarks")
-        if (mark := from_text(text)) is not None
-    }
-
-
-def _needed_from(
-    marks: dict[int, datetime],
-    organizers: list[Organizer],
-    *,
-    start: datetime,
-    settle: timedelta,
-    now: datetime,
-) -> dict[int, datetime]:
-    """Where each organizer's reading starts: the scan start, or its watermark less the
-    lookback (the longer of the settle margin and `RUNNING_LOOKBACK`)."""
-    lookback = max(settle, RUNNING_LOOKBACK)
-    needed: dict[int, datetime] = {}
-    for organizer in organizers:
-        mark = marks.get(organizer.organizer_key)
-        begin = start if mark is None else max(start, mark - lookback)
-        if begin < now:
-            needed[organizer.organizer_key] = begin
-    return needed
 
 
 class _Run:
@@ -286,7 +257,7 @@ class _Run:
                 # A meeting whose organizer cannot be read could be anyone's.
                 met = to_read = {m.organizer_key for m in due}
             for problem in result.problems:
-                _note_problem(self.db, self.report, self.report.scan_id, problem, self.now)
+                note_problem(self.db, self.report.problems, self.report.scan_id, problem, self.now)
         for organizer in due:
             if organizer.organizer_key in to_read:
                 self._put(_OrganizerWindow(organizer, unit.start, unit.end))
@@ -302,7 +273,7 @@ class _Run:
 
     def _to_read(self, unit: _GroupWindow, meetings: list[GroupMeeting]) -> set[int]:
         """Organizers whose history in this window may differ from what the inventory holds."""
-        held = _held_sessions(self.db, [m.organizer_key for m in unit.members], unit.start)
+        held = held_sessions(self.db, [m.organizer_key for m in unit.members], unit.start)
         to_read: set[int] = set()
         for meeting in meetings:
             key = meeting.organizer_key
@@ -333,24 +304,11 @@ class _Run:
         self.report.windows_read += 1
         self.report.sessions_seen += len(result.items)
         for problem in window.problems:
-            _note_problem(self.db, self.report, self.report.scan_id, problem, self.now)
+            note_problem(self.db, self.report.problems, self.report.scan_id, problem, self.now)
 
     def finish(self, full: bool) -> None:
         """Advance watermarks over what was read; after a full scan drop what is gone."""
-        with self.db.atomic():
-            for key in self.needed:
-                failed = self.failed_from.get(key)
-                through = self.now if failed is None else failed
-                if failed is not None and through <= self.needed[key]:
-                    continue
-                self.db.table("watermarks").upsert(
-                    {
-                        "organizer_key": key,
-                        "scanned_through": to_text(through),
-                        "updated_at": to_text(self.now),
-                    },
-                    pk="organizer_key",
-                )
+        advance_watermarks(self.db, self.needed, self.failed_from, self.now)
         if full:
             complete = [key for key in self.needed if key not in self.failed_from]
             self.report.sessions_dropped += inventory.drop_unseen(
@@ -360,53 +318,7 @@ class _Run:
                 self.report.sessions_dropped += inventory.drop_organizers_gone(self.db)
 
 
-def _held_sessions(
-    db: Database, organizer_keys: list[int], since: datetime
-) -> dict[tuple[int, int | None, str | None], bool]:
-    """(organizer, meeting id, start) of the sessions stored from `since` on: has a recording."""
-    marks = ",".join("?" * len(organizer_keys))
-    query = f"SELECT organizer_key, meeting_id, start_time, recording_id IS NOT NULL FROM sessions WHERE organizer_key IN ({marks}) AND start_time >= ?"  # noqa: E501, S608  (placeholders only)
-    rows = db.execute(query, [*organizer_keys, to_text(since)])
-    return {(key, meeting, start): bool(recorded) for key, meeting, start, recorded in rows}
-
-
 def _prefilter_fits(group: Group, members: list[Organizer]) -> bool:
     """Group history serves groups of at most 50, and only when the listing agrees on size."""
     size = group.num_organizers
     return size is not None and 0 < size <= GROUP_HISTORY_LIMIT and size == len(members)
-
-
-def _note_problem(
-    db: Database, report: ScanReport, scan_id: int, problem: ItemProblem, now: datetime
-) -> None:
-    report.problems.append(problem.describe())
-    if problem.dropped:
-        db.table("scan_problems").insert(
-            {
-                "scan_id": scan_id,
-                "endpoint": problem.endpoint,
-                "field": problem.name,
-                "problem": problem.problem,
-                "keys": json.dumps(problem.keys, default=str),
-                "seen_at": to_text(now),
-            }
-        )
-
-
-def _begin(db: Database, now: datetime, full: bool) -> int:
-    table = db.table("scans")
-    table.insert({"started_at": to_text(now), "full": int(full), "complete": 0})
-    return int(str(table.last_pk))
-
-
-def _end(db: Database, report: ScanReport, now: datetime) -> None:
-    incomplete = [window.describe() for window in report.incomplete]
-    db.table("scans").update(
-        report.scan_id,
-        {
-            "finished_at": to_text(now),
-            "calls": report.requests.calls,
-            "complete": int(report.complete),
-            "incomplete": json.dumps(incomplete),
-        },
-    )

@@ -16,10 +16,12 @@ from retention.goto.errors import ApiError, MalformedResponse, ResponseTooLarge,
 
 DEFAULT_MAX_RESPONSE_BYTES = 32 * 1024 * 1024
 CA_BUNDLE_HINT = "set RETENTION_CA_BUNDLE for a corporate CA"
+# The seam through which tests (and the sandbox's ASGI app) answer calls; only goto/ knows httpx.
+Transport = httpx.AsyncBaseTransport
 
 
 def make_http_client(
-    transport: httpx.AsyncBaseTransport | None = None,
+    transport: Transport | None = None,
     *,
     ca_bundle: Path | None = None,
     max_connections: int = 64,

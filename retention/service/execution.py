@@ -23,7 +23,7 @@ from retention.engine.execute import (
     Verdict,
 )
 from retention.engine.holds import HoldWatcher
-from retention.engine.plan import PlanItem
+from retention.engine.planitem import PlanItem
 from retention.engine.reconcile import ReconcileReport, reconcile
 from retention.engine.records import SessionRecord
 from retention.errors import RuntimeFailure

@@ -13,104 +13,50 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import uuid
-from collections.abc import AsyncIterator, Callable, Coroutine, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import httpx
-import structlog
 from sqlite_utils import Database
 
 from retention.audit.log import AuditLog
 from retention.engine import inventory
+from retention.engine.caps import CapViolation
 from retention.engine.decide import decide
-from retention.engine.execute import ExecutionReport, Executor, Gate, Verdict
-from retention.engine.plan import (
-    CapViolation,
-    LoadedPlan,
-    Plan,
-    PlanItem,
-    limit_plan,
-    plan_within_caps,
-    run_cap_violation,
-)
+from retention.engine.execute import Executor, Gate, Verdict
+from retention.engine.plan import Plan, limit_plan, plan_within_caps
+from retention.engine.planfile import LoadedPlan
+from retention.engine.planitem import PlanItem
 from retention.engine.policy_checks import known_names
 from retention.engine.recheck import Rechecker
 from retention.engine.reconcile import ReconcileReport
 from retention.engine.refresh import fresh_record, refresh_items
 from retention.engine.removal import ApiRemovals
-from retention.engine.scan import Progress as ScanProgress
-from retention.engine.scan import ScanReport, scan
+from retention.engine.scan import ScanReport
 from retention.engine.state import account_of, mark_plan_applied, open_state_db, record_plan
-from retention.engine.stopping import GraceExpired, within_grace
-from retention.errors import InvalidInput, Refused, RuntimeFailure
+from retention.errors import InvalidInput
 from retention.goto.client import GoToClient
 from retention.goto.factory import client_from_settings
+from retention.goto.http import Transport
 from retention.policy import PolicySet, load_policy_set
 from retention.policy.names import check_hold_names, unknown_names
 from retention.service import execution, preflight, record
 from retention.service.checks import PREFLIGHT, account_and_clock
 from retention.service.lock import acquire
-from retention.service.logging import RunResult as RunState
 from retention.service.logging import register_secret
-from retention.service.session import (
-    Check,
-    LockWait,
-    Opening,
-    RunStopped,
-    RunTally,
-    Session,
-    open_session,
-)
+from retention.service.reading import require_complete, scan_as_set, unless_stopped
+from retention.service.refusals import end_refused, refuse_over_run_cap, refuse_policies
+from retention.service.result import RunResult
+from retention.service.session import Check, LockWait, Opening, Session, open_session
 from retention.settings import Settings
 
-log = structlog.get_logger(__name__)
+__all__ = ["STOP_GRACE_SECONDS", "Pipeline", "RunResult"]
+
 Clock = Callable[[], datetime]
 Confirm = Callable[[Mapping[str, Any]], bool]
 # Calls in flight after a stop get at most this long (DECISIONS: below TimeoutStopSec=120).
 STOP_GRACE_SECONDS = 30.0
-
-
-class ScanIncomplete(RuntimeFailure):
-    """Some organizers or windows could not be read; their watermarks did not move."""
-
-
-@dataclass
-class RunResult:
-    """What one run did, for the CLI's rendering, the daemon's metrics and the exit code."""
-
-    run_id: str
-    started_at: datetime
-    tally: RunTally = field(default_factory=RunTally)
-    plan: Plan | None = None
-    reconciled: ReconcileReport | None = None
-    execution: ExecutionReport = field(default_factory=ExecutionReport)
-    planned: int = 0
-
-    @classmethod
-    def of(cls, session: Session) -> RunResult:
-        """The result of this session's run; the session records what it says at its end."""
-        result = cls(session.run_id, session.started_at, session.tally)
-        session.counts = result.counts
-        return result
-
-    @property
-    def result(self) -> RunState:
-        return self.tally.result
-
-    @result.setter
-    def result(self, value: RunState) -> None:
-        self.tally.result = value
-
-    def counts(self) -> dict[str, int]:
-        """Counts for the run_finished event and the summary line."""
-        counts: dict[str, int] = {"planned": self.planned}
-        counts.update(self.execution.outcomes)
-        counts["not_started"] = self.execution.not_started
-        if self.reconciled:
-            counts["reconciled"] = self.reconciled.pending
-        return counts
 
 
 def _quiet(_value: object) -> None:
@@ -130,7 +76,7 @@ class Pipeline:
 
     settings: Settings
     clock: Clock = lambda: datetime.now(UTC)
-    transport: httpx.AsyncBaseTransport | None = None
+    transport: Transport | None = None
     stop: asyncio.Event = field(default_factory=asyncio.Event)
     on_progress: Callable[[int, int], None] | None = None
     lock: LockWait = field(default_factory=LockWait)
@@ -165,53 +111,12 @@ class Pipeline:
             finally:
                 waiting.cancel()
 
-    async def scan_inventory(
-        self,
-        client: GoToClient,
-        db: Database,
-        *,
-        full: bool = False,
-        progress: ScanProgress | None = None,
-    ) -> ScanReport:
-        """Scan the account into the inventory with the settings' windows, start and margin."""
-        settings = self.settings
-        return await scan(
-            client,
-            db,
-            now=self.clock(),
-            window_days=settings.scan_window_days,
-            start=settings.scan_start_time,
-            settle=timedelta(hours=settings.settle_hours),
-            full=full,
-            concurrency=settings.concurrency,
-            progress=progress,
-        )
-
     async def refresh(self, client: GoToClient, db: Database) -> ScanReport:
         """Bring the inventory up to date; refuse to go on from an incomplete one."""
-        if self.stoppable_scan:
-            report = await self._stoppable(self.scan_inventory(client, db))
-        else:
-            report = await self.scan_inventory(client, db)
+        scanning = scan_as_set(client, db, self.settings, now=self.clock())
+        report = await (unless_stopped(scanning, self.stop) if self.stoppable_scan else scanning)
         self.on_scan(report)
-        if not report.complete:
-            shown = "; ".join(window.describe() for window in report.incomplete[:5])
-            raise ScanIncomplete(
-                f"the inventory is incomplete: {len(report.incomplete)} window(s) could not be "
-                f"read ({shown}); nothing is planned from a partial view",
-                hint="check the API's health and run again; unread windows are retried",
-            )
-        return report
-
-    async def _stoppable(self, scanning: Coroutine[Any, Any, ScanReport]) -> ScanReport:
-        """Scan, unless a stop comes first: reading is safe to abandon, nothing is removed yet."""
-        try:
-            return await within_grace(scanning, self.stop, 0)
-        except GraceExpired:
-            raise RunStopped(
-                "the run was stopped while reading the inventory; nothing was removed",
-                hint="the next run reads it again",
-            ) from None
+        return require_complete(report)
 
     def make_plan(
         self,
@@ -340,8 +245,8 @@ class Pipeline:
             )
             document = plan.document()
             result.planned = len(plan.items)
-            self._refuse_over_run_cap(session, plan.items, plan.plan_id)
-            refusals = self._refuse_policies(session, plan.plan_id, plan.cap_refusals, plan.refused)
+            refuse_over_run_cap(session, plan.items, plan.plan_id)
+            refusals = refuse_policies(session, plan.plan_id, plan.cap_refusals, plan.refused)
             if confirm is not None and not confirm(document["summary"]):
                 result.result = "declined"
                 return result
@@ -358,7 +263,7 @@ class Pipeline:
             )
             record.holds_blocked(session.audit, session.run_id, plan.blocked)
             mark_plan_applied(session.db, plan.plan_id, session.run_id)
-            self._end_refused(result, refusals)
+            end_refused(result, refusals)
         return result
 
     async def apply(
@@ -390,14 +295,14 @@ class Pipeline:
             )
             organizers, groups = known_names(session.db)
             unknown = unknown_names(policy_set, organizers, groups)
-            per_policy = self.violations(loaded.items, policy_set, _in_scope(loaded))
+            per_policy = self.violations(loaded.items, policy_set, loaded.in_scope)
             caps = [v for v in per_policy if v.policy is not None]
             refused = {
                 name: by
                 for name in {i.policy for i in loaded.items}
                 if (by := unknown.blocked_by(name))
             }
-            refusals = self._refuse_policies(session, loaded.plan_id, caps, refused)
+            refusals = refuse_policies(session, loaded.plan_id, caps, refused)
             held_back = {str(v.policy) for v in caps} | set(refused)
             items = [item for item in loaded.items if item.policy not in held_back]
             rechecker = Rechecker(policy_set)
@@ -411,7 +316,7 @@ class Pipeline:
             )
             record.holds_blocked(session.audit, session.run_id, list(loaded.document["blocked"]))
             mark_plan_applied(session.db, loaded.plan_id, session.run_id)
-            self._end_refused(result, refusals)
+            end_refused(result, refusals)
         return result
 
     async def start_up(self) -> int:
@@ -433,71 +338,6 @@ class Pipeline:
             result = RunResult.of(session)
             result.reconciled = await self._reconcile(session, client)
             return result.reconciled.pending if result.reconciled else 0
-
-    def _refuse_over_run_cap(self, session: Session, items: list[PlanItem], plan_id: str) -> None:
-        """Over `RETENTION_MAX_DELETIONS_PER_RUN` the whole run is refused, before any DELETE."""
-        found = run_cap_violation(items, max_per_run=self.settings.max_deletions_per_run)
-        if found is not None:
-            refusal = preflight.cap_refusal([found], "plan refused by the run's cap: ")
-            session.audit.refused(
-                run_id=session.run_id,
-                reason="global_cap",
-                details={"message": refusal.message, "plan_id": plan_id, **found.as_event()},
-            )
-            raise refusal
-
-    def _refuse_policies(
-        self,
-        session: Session,
-        plan_id: str,
-        caps: Sequence[CapViolation],
-        unknown: Mapping[str, str],
-    ) -> list[Refused]:
-        """One `refused` event per policy refused on its own; the others' removals proceed."""
-        refusals: list[Refused] = []
-        for violation in caps:
-            refusal = Refused(
-                f"policy {violation.policy} refused: {violation.describe()}",
-                hint=violation.hint(),
-                reason="cap",
-            )
-            session.audit.refused(
-                run_id=session.run_id,
-                reason="cap",
-                details={"message": refusal.message, "plan_id": plan_id, **violation.as_event()},
-            )
-            refusals.append(refusal)
-        for name, by in sorted(unknown.items()):
-            if not by.startswith("unknown:"):
-                continue
-            missing = by.removeprefix("unknown:")
-            refusal = Refused(
-                f"policy {name} refused: it names {missing!r}, which the account does not have",
-                hint=f"fix the name in policy {name} (`retention validate` shows where), or run "
-                "`retention inventory` if it is new",
-                reason="unknown_name",
-            )
-            session.audit.refused(
-                run_id=session.run_id,
-                reason="unknown_name",
-                details={"message": refusal.message, "plan_id": plan_id, "policy": name},
-            )
-            refusals.append(refusal)
-        for refusal in refusals:
-            log.warning("policy refused on its own", reason=refusal.reason, error=refusal.message)
-        return refusals
-
-    def _end_refused(self, result: RunResult, refusals: list[Refused]) -> None:
-        """After the other policies' removals, a run with a refused policy ends exit 3."""
-        if refusals and result.result == "ok":
-            result.result = "refused"
-            first = refusals[0]
-            raise Refused(
-                "; ".join(r.message for r in refusals)
-                + " (the other policies' removals were made)",
-                hint=first.hint,
-                reason=first.reason,
-            )
 
     def _approve(
         self,
@@ -544,17 +384,7 @@ class Pipeline:
             clock_skew=client.clock_skew_seconds,
             as_of=as_of,
         )
-        result.execution = await execution.execute(executor, items, self.on_progress)
-        session.tally.error = result.execution.halted
-        if result.execution.halted:
-            result.result = "halted"
-        elif not result.execution.ok:
-            result.result = "failed"
-
-
-def _in_scope(loaded: LoadedPlan) -> dict[str, int]:
-    per_policy = loaded.document["summary"].get("per_policy", {})
-    return {name: totals.get("in_scope", 0) for name, totals in per_policy.items()}
+        result.executed(await execution.execute(executor, items, self.on_progress))
 
 
 def _shorten(stopped: asyncio.Future[Any], client: GoToClient, grace: float) -> None:

@@ -11,7 +11,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from datetime import timedelta
 
-from retention.engine.plan import CapViolation, LoadedPlan, PlanItem, cap_violations, plan_refusals
+from retention.engine.caps import CapViolation, cap_violations
+from retention.engine.planfile import LoadedPlan, plan_refusals
+from retention.engine.planitem import PlanItem
 from retention.engine.state import account_of, known_plan_hash, plan_applied_by
 from retention.errors import ReasonCode, Refused
 from retention.policy import PolicySet
@@ -67,9 +69,7 @@ def plan_checks(loaded: LoadedPlan) -> list[Check]:
             raise _refuse(loaded, reason, "; ".join(text for _code, text in found))  # type: ignore[arg-type]
 
     def within_caps(opening: Opening) -> None:
-        per_policy = loaded.document["summary"].get("per_policy", {})
-        in_scope = {name: totals.get("in_scope", 0) for name, totals in per_policy.items()}
-        found = violations(opening.settings, loaded.items, opening.policy_set, in_scope)
+        found = violations(opening.settings, loaded.items, opening.policy_set, loaded.in_scope)
         run_wide = [v for v in found if v.policy is None]
         if run_wide:
             raise cap_refusal(run_wide, f"plan {loaded.plan_id} refused by the run's cap: ")

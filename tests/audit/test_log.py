@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from records import intent_fields
 from structlog.testing import capture_logs
 
 from retention.audit import (
@@ -37,20 +38,14 @@ RunWriter = Callable[..., list[int]]
 
 def _intent(log: AuditLog, session_id: int = 7000, subject: str | None = "Board") -> int:
     return log.intent(
-        run_id="run-1",
-        plan_id="plan-1",
-        policy="p",
-        policy_hash="c" * 64,
-        action="delete_session",
-        organizer_key=100,
-        meeting_id=5000,
-        session_id=session_id,
-        subject=subject,
-        start_time=START,
-        end_time=START,
-        recording_ids=[],
-        recording_bytes=None,
-        attendee_count=3,
+        **intent_fields(
+            session_id,
+            policy="p",
+            meeting_id=5000,
+            subject=subject,
+            start_time=START,
+            end_time=START,
+        )
     )
 
 

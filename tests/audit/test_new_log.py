@@ -6,12 +6,12 @@ import json
 import os
 import sqlite3
 import subprocess
-import sys
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 from sqlite_utils import Database
+from support import run_retention
 
 from retention.audit import AuditLog
 from retention.audit.head import last_head
@@ -37,13 +37,10 @@ def _retention(state_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
         RETENTION_CONFIG=str(config),
         PYTHONPATH=str(REPO),
     )
-    return subprocess.run(
-        [sys.executable, "-m", "retention", *args],
-        capture_output=True,
-        text=True,
+    return run_retention(
+        *args,
         env=env,
         timeout=120,
-        check=False,
     )
 
 

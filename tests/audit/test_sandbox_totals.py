@@ -7,25 +7,11 @@ from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
 
-from support import Deployment
+from support import deploy
 
-POLICIES = """
-policies:
-  - name: recordings-30d
-    description: Recordings go 30 days after the session.
-    action: delete_recordings
-    after: 30d
-    match: {has_recording: true}
-  - name: attendees-60d
-    description: Attendee lists go after 60 days.
-    action: delete_attendees
-    after: 60d
-    match: {min_attendees: 1}
-  - name: sessions-120d
-    description: Whole sessions go after 120 days.
-    action: delete_session
-    after: 120d
-"""
+from retention.sandbox.policies import policy_set, rule
+
+POLICIES = policy_set(rule("recordings", 30), rule("attendees", 60), rule("sessions", 120))
 
 
 class _Figures(HTMLParser):
@@ -43,11 +29,7 @@ def test_export_and_report_agree_with_the_bytes_the_sandbox_lost(
     sandbox: Callable[..., Any], tmp_path: Path
 ) -> None:
     server = sandbox("--seed", "7", "--days", "150", "--sessions-per-day", "6")
-    policy_dir = tmp_path / "policies"
-    policy_dir.mkdir()
-    (policy_dir / "policies.yaml").write_text(POLICIES)
-    env = server.service_env(tmp_path / "state", policy_dir, RETENTION_RATE_LIMIT="100")
-    dep = Deployment(server, tmp_path, env)
+    dep = deploy(server, tmp_path, POLICIES, RETENTION_RATE_LIMIT="100")
     before = server.state()
     dep.cli("run", "--yes", check=True)
     after = server.state()

@@ -6,8 +6,6 @@ import hashlib
 import json
 import shutil
 import sqlite3
-import subprocess
-import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -15,6 +13,7 @@ from typing import Any
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from support import run_retention
 
 from retention.audit import AuditLog
 from retention.audit.store import TRIGGERS
@@ -128,12 +127,11 @@ def test_one_byte_edited_in_the_file_is_detected(written: Path) -> None:
     content = written.read_bytes()
     assert content.count(b'"rate_limit":10') == 1
     written.write_bytes(content.replace(b'"rate_limit":10', b'"rate_limit":19'))
-    result = subprocess.run(
-        [sys.executable, "-m", "retention", "audit", "verify", "--db", str(written)],
-        capture_output=True,
-        text=True,
-        check=False,
-        cwd=REPO,
+    result = run_retention(
+        "audit",
+        "verify",
+        "--db",
+        str(written),
     )
     assert result.returncode == 1
     assert "First bad row: 1: row 1: stored hash does not match its contents" in result.stdout

@@ -1,7 +1,7 @@
 """Fixtures for the daemon tests: a sandbox deployment, a notification socket, the daemon process.
 
 `deployment(policies)` is a sandbox subprocess, a policy folder and the RETENTION_* environment
-pointing at them (like tests/pipeline's fixture, which this folder cannot import).
+pointing at them (`support.deploy`, as tests/pipeline's fixture).
 
 `daemon(dep, schedule="@every 2s")` starts `python -m retention daemon` against the deployment's
 sandbox with NOTIFY_SOCKET pointing at a datagram socket the test owns, metrics on a free
@@ -27,7 +27,7 @@ from typing import Any
 
 import httpx
 import pytest
-from support import REPO, Deployment
+from support import REPO, Deployment, deploy
 
 WAIT_SECONDS = 60.0
 
@@ -38,11 +38,7 @@ def deployment(sandbox: Callable[..., Any], tmp_path: Path) -> Callable[..., Dep
 
     def build(policies: str, *args: str) -> Deployment:
         server = sandbox("--seed", "7", "--days", "150", "--sessions-per-day", "6", *args)
-        policy_dir = tmp_path / "policies"
-        policy_dir.mkdir()
-        (policy_dir / "policies.yaml").write_text(policies)
-        env = server.service_env(tmp_path / "state", policy_dir, RETENTION_CONCURRENCY="200")
-        return Deployment(server, tmp_path, env)
+        return deploy(server, tmp_path, policies, RETENTION_CONCURRENCY="200")
 
     return build
 

@@ -10,27 +10,10 @@ from typing import Any
 
 from prometheus_client.parser import text_string_to_metric_families
 
-RECORDINGS = """
-policies:
-  - name: recordings-30d
-    description: Recordings go 30 days after the session ended.
-    action: delete_recordings
-    after: 30d
-    match: {has_recording: true}
-"""
-SESSIONS = """
-policies:
-  - name: sessions-90d
-    description: Whole sessions go after 90 days.
-    action: delete_session
-    after: 90d
-  - name: attendees-60d
-    description: Attendee lists go after 60 days, at 04:00.
-    action: delete_attendees
-    after: 60d
-    match: {min_attendees: 1}
-    schedule: "0 4 * * *"
-"""
+from retention.sandbox.policies import RECORDINGS_30D, policy_set, rule
+
+RECORDINGS = RECORDINGS_30D
+SESSIONS = policy_set(rule("sessions", 90), rule("attendees", 60, schedule='"0 4 * * *"'))
 # Three problems: a misspelt key (so `after` is missing too) and a duration without a unit.
 INVALID = """
 policies:
@@ -108,18 +91,26 @@ def test_daemon_notifies_ready_runs_on_schedule_and_serves_metrics_and_health(
     assert verify.returncode == 0, verify.stdout + verify.stderr
 
 
-def test_sighup_with_a_valid_set_replaces_the_policies_and_their_schedules(
-    deployment: Any, daemon: Any, notify_socket: Any
-) -> None:
+def reloaded_after_a_run(
+    deployment: Any, daemon: Any, notify_socket: Any, policies: str
+) -> tuple[Any, Any, int, int]:
+    """A daemon on RECORDINGS after its first run, sent SIGHUP with `policies` in its folder:
+    the deployment, the daemon, and how many requests and events there were before."""
     dep = deployment(RECORDINGS)
     proc = daemon(dep)
     notify_socket.wait_for("READY")
     proc.wait_for_run()
     mark = len(dep.server.requests())
-
-    (dep.policy_dir / "policies.yaml").write_text(SESSIONS)
+    (dep.policy_dir / "policies.yaml").write_text(policies)
     seen = len(proc.events())
     proc.signal(signal.SIGHUP)
+    return dep, proc, mark, seen
+
+
+def test_sighup_with_a_valid_set_replaces_the_policies_and_their_schedules(
+    deployment: Any, daemon: Any, notify_socket: Any
+) -> None:
+    dep, proc, mark, seen = reloaded_after_a_run(deployment, daemon, notify_socket, SESSIONS)
     reloaded = proc.wait_for_event(lambda e: e["event"] == "policies reloaded", after=seen)
     assert reloaded["schedules"] == {
         "0 4 * * *": ["attendees-60d"],
@@ -147,14 +138,7 @@ def test_sighup_with_a_valid_set_replaces_the_policies_and_their_schedules(
 def test_sighup_with_an_invalid_set_logs_every_problem_keeps_the_old_set_and_removes_nothing(
     deployment: Any, daemon: Any, notify_socket: Any
 ) -> None:
-    dep = deployment(RECORDINGS)
-    proc = daemon(dep)
-    notify_socket.wait_for("READY")
-    proc.wait_for_run()
-
-    (dep.policy_dir / "policies.yaml").write_text(INVALID)
-    seen = len(proc.events())
-    proc.signal(signal.SIGHUP)
+    dep, proc, _mark, seen = reloaded_after_a_run(deployment, daemon, notify_socket, INVALID)
     rejected = proc.wait_for_event(
         lambda e: e["event"].startswith("policy reload rejected"), after=seen
     )

@@ -9,13 +9,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+import records
 from fakeapi import POLICY, FakeAccount, item
 
 from retention.audit import AuditLog
 from retention.audit.store import connect_reader
 from retention.engine.execute import SEND, CircuitBreaker, Executor, Verdict
 from retention.engine.holds import HoldWatcher
-from retention.engine.plan import PlanItem
+from retention.engine.planitem import PlanItem
 from retention.engine.records import SessionRecord
 
 pytestmark = pytest.mark.anyio
@@ -232,8 +233,9 @@ async def test_a_delete_without_an_answer_fails_and_has_its_window_read_again(
 
 
 def _record(session_id: int) -> SessionRecord:
-    return SessionRecord(
-        session_id=session_id,
+    return records.ended(
+        session_id,
+        at=datetime(2026, 3, 1, 11, 0, tzinfo=UTC),
         meeting_id=5000 + session_id,
         organizer_key=100,
         organizer_email="o@example.com",
@@ -241,7 +243,6 @@ def _record(session_id: int) -> SessionRecord:
         group_name=None,
         subject="Weekly",
         meeting_type="scheduled",
-        start_time=datetime(2026, 3, 1, 10, 0, tzinfo=UTC),
-        end_time=datetime(2026, 3, 1, 11, 0, tzinfo=UTC),
-        attendee_count=3,
+        recording_id=None,
+        recording_bytes=None,
     )

@@ -5,11 +5,9 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
-from pathlib import Path
-from typing import Any
 
 import pytest
+from records import intent_fields
 
 from retention.audit import AuditLog
 from retention.audit.store import AuditError
@@ -17,37 +15,11 @@ from retention.audit.verify import verify_log
 from retention.engine.journal import Journal
 
 pytestmark = pytest.mark.anyio
-WHEN = datetime(2026, 3, 1, 10, 0, tzinfo=UTC)
-
-
-def intent_fields(session_id: int, **overrides: Any) -> dict[str, Any]:
-    fields: dict[str, Any] = {
-        "run_id": "run-1",
-        "plan_id": "plan-1",
-        "policy": "sessions-90d",
-        "policy_hash": "c" * 64,
-        "action": "delete_session",
-        "organizer_key": 100,
-        "meeting_id": 5000 + session_id,
-        "session_id": session_id,
-        "subject": None,
-        "start_time": WHEN,
-        "end_time": WHEN,
-        "recording_ids": [],
-        "recording_bytes": None,
-        "attendee_count": 3,
-    }
-    fields.update(overrides)
-    return fields
 
 
 @pytest.fixture
-def log(tmp_path: Path) -> Iterator[AuditLog]:
-    opened = AuditLog.open(
-        tmp_path / "audit.db", subject_mode="omit", clock=lambda: datetime.now(UTC)
-    )
-    yield opened
-    opened.close()
+def log(audit: AuditLog) -> AuditLog:
+    return audit
 
 
 def count_commits(log: AuditLog) -> list[int]:

@@ -8,59 +8,35 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+import records
 
+from retention.engine.caps import cap_violations
 from retention.engine.decide import decide
-from retention.engine.plan import (
-    PLAN_FORMAT,
-    Plan,
-    build_plan,
-    cap_violations,
-    plan_hash,
-    plan_refusals,
-    read_plan_file,
-)
+from retention.engine.plan import Plan, build_plan
+from retention.engine.planfile import plan_refusals, read_plan_file
+from retention.engine.planitem import PLAN_FORMAT, plan_hash
 from retention.engine.records import SessionRecord
 from retention.errors import InvalidInput
 from retention.policy import PolicySet, load_policy_set
+from retention.sandbox.policies import policy_set, rule
 
 AS_OF = datetime(2026, 11, 23, tzinfo=UTC)
 
-POLICIES = """
-policies:
-  - name: recordings-30d
-    description: Recordings go after 30 days.
-    action: delete_recordings
-    after: 30d
-    limits: {max_deletions: 2}
-  - name: sessions-1y
-    description: Sessions go after a year.
-    action: delete_session
-    after: 1y
-    limits: {max_percent: 50}
-holds:
-  - id: LIT-1
-    reason: Litigation.
-    sessions: [3]
-"""
+POLICIES = policy_set(
+    rule("recordings", 30, match=None, limits="{max_deletions: 2}"),
+    rule("sessions", "1y", limits="{max_percent: 50}"),
+    holds="  - {id: LIT-1, reason: Litigation., sessions: [3]}\n",
+)
 
 
 def session(session_id: int, *, ended_days_ago: int, recording: bool = True) -> SessionRecord:
-    end = AS_OF - timedelta(days=ended_days_ago)
-    return SessionRecord(
-        session_id=session_id,
+    media = {"recording_name": "Weekly sync", "recording_bytes": 1000 * session_id}
+    return records.ended(
+        session_id,
+        at=AS_OF - timedelta(days=ended_days_ago),
         meeting_id=100 + session_id,
-        organizer_key=1001,
-        organizer_email="ana@example.com",
-        group_key=10,
-        group_name="Sales",
-        subject="Weekly sync",
-        meeting_type="recurring",
-        start_time=end - timedelta(hours=1),
-        end_time=end,
         attendee_count=4,
-        recording_id=f"rec-{session_id}" if recording else None,
-        recording_name="Weekly sync" if recording else None,
-        recording_bytes=1000 * session_id if recording else None,
+        **(media if recording else {"recording_id": None, "recording_bytes": None}),
     )
 
 

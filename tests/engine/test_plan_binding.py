@@ -8,35 +8,28 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import records
 
 from retention.engine.decide import decide
-from retention.engine.plan import Plan, build_plan, plan_hash, plan_refusals, read_plan_file
+from retention.engine.plan import Plan, build_plan
+from retention.engine.planfile import plan_refusals, read_plan_file
+from retention.engine.planitem import plan_hash
 from retention.engine.records import SessionRecord
 from retention.policy import PolicySet, load_policy_set
+from retention.sandbox.policies import policy_set, rule
 
 NOW = datetime(2026, 11, 23, 12, tzinfo=UTC)
-POLICIES = """
-policies:
-  - name: sessions-30d
-    description: Sessions go after 30 days.
-    action: delete_session
-    after: 30d
-"""
+POLICIES = policy_set(rule("sessions", 30))
 
 
 def record(session_id: int, ended: datetime) -> SessionRecord:
-    return SessionRecord(
-        session_id=session_id,
+    return records.ended(
+        session_id,
+        at=ended,
         meeting_id=500 + session_id,
-        organizer_key=1001,
-        organizer_email="ana@example.com",
-        group_key=10,
-        group_name="Sales",
-        subject="Weekly sync",
-        meeting_type="recurring",
-        start_time=ended - timedelta(hours=1),
-        end_time=ended,
         attendee_count=2,
+        recording_id=None,
+        recording_bytes=None,
     )
 
 

@@ -7,50 +7,25 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+import records
 
 from retention.engine.caps import run_cap_violation
 from retention.engine.decide import Decision, decide
 from retention.engine.plan import Plan, limit_plan, plan_within_caps
 from retention.engine.records import SessionRecord
 from retention.policy import PolicySet, load_policy_set
+from retention.sandbox.policies import policy_set, rule
 
 NOW = datetime(2026, 11, 23, tzinfo=UTC)
-POLICIES = """
-policies:
-  - name: sessions-30d
-    description: Sessions go after 30 days.
-    action: delete_session
-    after: 30d
-    limits: {max_deletions: 2}
-  - name: recordings-7d
-    description: Recordings go after a week.
-    action: delete_recordings
-    after: 7d
-  - name: attendees-60d
-    description: Attendee lists go after 60 days.
-    action: delete_attendees
-    after: 60d
-    limits: {max_deletions: 1}
-"""
+POLICIES = policy_set(
+    rule("sessions", 30, limits="{max_deletions: 2}"),
+    rule("recordings", "7d"),
+    rule("attendees", 60, limits="{max_deletions: 1}"),
+)
 
 
 def record(session_id: int, *, ended_days_ago: int) -> SessionRecord:
-    end = NOW - timedelta(days=ended_days_ago)
-    return SessionRecord(
-        session_id=session_id,
-        meeting_id=500,
-        organizer_key=1001,
-        organizer_email="ana@example.com",
-        group_key=10,
-        group_name="Sales",
-        subject="Weekly sync",
-        meeting_type="recurring",
-        start_time=end - timedelta(hours=1),
-        end_time=end,
-        attendee_count=3,
-        recording_id=f"rec-{session_id}",
-        recording_bytes=100,
-    )
+    return records.ended(session_id, at=NOW - timedelta(days=ended_days_ago))
 
 
 @pytest.fixture

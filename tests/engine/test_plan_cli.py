@@ -8,34 +8,24 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from support import Deployment
+from support import Deployment, deploy
 
-POLICIES = """
-policies:
-  - name: recordings-30d
-    description: Recordings go 30 days after the session ended.
-    action: delete_recordings
-    after: 30d
-  - name: sessions-90d
-    description: Whole sessions go after 90 days.
-    action: delete_session
-    after: 90d
+from retention.sandbox.policies import policy_set, rule
+
+BOARD_7Y = """\
   - name: board-7y
     description: Board meetings are kept seven years.
     action: retain
     after: 7y
     match: {subject: "(?i)board"}
 """
+POLICIES = policy_set(rule("recordings", 30), rule("sessions", 90), BOARD_7Y)
 
 
 @pytest.fixture
 def deployment(sandbox: Callable[..., Any], tmp_path: Path) -> Deployment:
     server = sandbox("--seed", "7", "--days", "150", "--sessions-per-day", "6")
-    policy_dir = tmp_path / "policies"
-    policy_dir.mkdir()
-    (policy_dir / "policies.yaml").write_text(POLICIES)
-    env = server.service_env(tmp_path / "state", policy_dir, RETENTION_RATE_LIMIT="100")
-    return Deployment(server, tmp_path, env)
+    return deploy(server, tmp_path, POLICIES, RETENTION_RATE_LIMIT="100")
 
 
 def test_a_plan_as_of_the_future_is_a_preview_that_apply_refuses(

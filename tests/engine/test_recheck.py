@@ -7,9 +7,11 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+import records
 
 from retention.engine.decide import decide
-from retention.engine.plan import PlanItem, build_plan
+from retention.engine.plan import build_plan
+from retention.engine.planitem import PlanItem
 from retention.engine.recheck import Rechecker, recheck
 from retention.engine.records import SessionRecord
 from retention.policy import PolicySet, load_policy_set
@@ -45,23 +47,8 @@ holds:
 
 
 def record(session_id: int = 1, *, ended_days_ago: int = 40, **changes: object) -> SessionRecord:
-    end = NOW - timedelta(days=ended_days_ago)
-    base = SessionRecord(
-        session_id=session_id,
-        meeting_id=500,
-        organizer_key=1001,
-        organizer_email="ana@example.com",
-        group_key=10,
-        group_name="Sales",
-        subject="Weekly sync",
-        meeting_type="recurring",
-        start_time=end - timedelta(hours=1),
-        end_time=end,
-        attendee_count=3,
-        recording_id="rec-1",
-        recording_bytes=100,
-    )
-    return dataclasses.replace(base, **changes)  # type: ignore[arg-type]
+    changes.setdefault("recording_id", "rec-1")
+    return records.ended(session_id, at=NOW - timedelta(days=ended_days_ago), **changes)
 
 
 def load(tmp_path: Path, *texts: str) -> PolicySet:

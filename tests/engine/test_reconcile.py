@@ -5,11 +5,12 @@ from __future__ import annotations
 from collections import Counter
 
 import pytest
-from fakeapi import WHEN, FakeAccount
+from fakeapi import FakeAccount
+from records import intent_fields
 
 from retention.audit import AuditLog
 from retention.engine.execute import SEND, Executor, Verdict
-from retention.engine.plan import PlanItem
+from retention.engine.planitem import PlanItem
 from retention.engine.reconcile import reconcile
 from retention.goto.errors import AuthError
 
@@ -19,22 +20,7 @@ pytestmark = pytest.mark.anyio
 def left_pending(audit: AuditLog, *session_ids: int, action: str = "delete_session") -> None:
     """Intents as a run that crashed before their outcomes would have left them."""
     for session_id in session_ids:
-        audit.intent(
-            run_id="run-crashed",
-            plan_id="plan-1",
-            policy="sessions-90d",
-            policy_hash="c" * 64,
-            action=action,
-            organizer_key=100,
-            meeting_id=5000 + session_id,
-            session_id=session_id,
-            subject=None,
-            start_time=WHEN,
-            end_time=WHEN,
-            recording_ids=[],
-            recording_bytes=None,
-            attendee_count=3,
-        )
+        audit.intent(**intent_fields(session_id, run_id="run-crashed", action=action))
 
 
 async def resolve(

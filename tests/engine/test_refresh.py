@@ -2,23 +2,17 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
 
-import httpx
 import pytest
-from pydantic import SecretStr
+from asgiclient import client_for
 
 from retention.engine.planitem import PlanItem
 from retention.engine.recheck import Rechecker
 from retention.engine.refresh import fresh_record, item_windows, refresh_items
 from retention.engine.state import open_state_db
-from retention.goto.auth import TokenManager
-from retention.goto.client import GoToClient
-from retention.goto.tokenstore import TokenStore
 from retention.policy import PolicySet, load_policy_set
 from retention.sandbox import Account, create_app, generate_account
 from retention.sandbox.account import Session
@@ -37,40 +31,6 @@ holds:
     reason: Litigation.
     scope: {groups: [%s]}
 """
-
-
-class Instant:
-    """The client's clock and sleep: pauses take no real time."""
-
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def clock(self) -> float:
-        return self.now
-
-    async def sleep(self, seconds: float) -> None:
-        self.now += seconds
-        await asyncio.sleep(0)
-
-
-def client_for(app: Any, tmp_path: Path) -> GoToClient:
-    transport = httpx.ASGITransport(app=app)
-    auth = TokenManager(
-        "http://sandbox/oauth/token",
-        "sandbox-client",
-        SecretStr("sandbox-secret"),
-        TokenStore(tmp_path / "token.json"),
-        SecretStr("sandbox-refresh"),
-        transport=transport,
-    )
-    instant = Instant()
-    return GoToClient(
-        "http://sandbox/G2M/rest",
-        auth,
-        10_000,
-        clock=instant.clock,
-        sleep=instant.sleep,
-    )
 
 
 def item_of(session: Session) -> PlanItem:

@@ -5,36 +5,18 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
 
-import httpx
 import pytest
-from pydantic import SecretStr
+from asgiclient import client_for
 
 from retention.engine.inventory import iter_sessions
 from retention.engine.removal import ApiRemovals
 from retention.engine.scan import scan
 from retention.engine.state import open_state_db
-from retention.goto.auth import TokenManager
-from retention.goto.client import GoToClient
-from retention.goto.tokenstore import TokenStore
 from retention.sandbox import create_app, generate_account
 
 pytestmark = pytest.mark.anyio
 NOW = datetime(2026, 11, 23, tzinfo=UTC)
-
-
-def sandbox_client(app: Any, tmp_path: Path) -> GoToClient:
-    transport = httpx.ASGITransport(app=app)
-    auth = TokenManager(
-        "http://sandbox/oauth/token",
-        "sandbox-client",
-        SecretStr("sandbox-secret"),
-        TokenStore(tmp_path / "token.json"),
-        SecretStr("sandbox-refresh"),
-        transport=transport,
-    )
-    return GoToClient("http://sandbox/G2M/rest", auth, 10_000)
 
 
 async def test_what_is_left_is_read_from_organizer_history_once_per_organizer_and_day(
@@ -43,7 +25,7 @@ async def test_what_is_left_is_read_from_organizer_history_once_per_organizer_an
     account = generate_account(seed=4, organizers=5, groups=1, days=20, sessions_per_day=6, now=NOW)
     app = create_app(account)
     db = open_state_db(tmp_path / "state.db")
-    async with sandbox_client(app, tmp_path) as client:
+    async with client_for(app, tmp_path) as client:
         await scan(
             client,
             db,

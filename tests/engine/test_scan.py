@@ -2,23 +2,18 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
-from pydantic import SecretStr
+from asgiclient import client_for
 
 from retention.engine.inventory import count_summary, iter_sessions, session_problems
 from retention.engine.scan import scan
 from retention.engine.state import open_state_db
-from retention.goto.auth import TokenManager
-from retention.goto.client import GoToClient
-from retention.goto.tokenstore import TokenStore
 from retention.sandbox import Account, create_app, generate_account
 from retention.sandbox.account import Recording
 
@@ -45,35 +40,6 @@ def finished(acct: Account, until: datetime = NOW) -> dict[int, Any]:
         for s in acct.iter_sessions()
         if s.start <= limit and s.start <= now and (s.end is None or s.end <= now)
     }
-
-
-class Instant:
-    """Injected clock and sleep for the client: retries and pauses take no real time."""
-
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def clock(self) -> float:
-        return self.now
-
-    async def sleep(self, seconds: float) -> None:
-        self.now += seconds
-        await asyncio.sleep(0)
-
-
-def client_for(app: ASGIApp, tmp_path: Path, **options: Any) -> GoToClient:
-    transport = httpx.ASGITransport(app=app)
-    auth = TokenManager(
-        "http://sandbox/oauth/token",
-        "sandbox-client",
-        SecretStr("sandbox-secret"),
-        TokenStore(tmp_path / "token.json"),
-        SecretStr("sandbox-refresh"),
-        transport=transport,
-    )
-    instant = Instant()
-    options = {"clock": instant.clock, "sleep": instant.sleep, **options}
-    return GoToClient("http://sandbox/G2M/rest", auth, 10_000, **options)
 
 
 async def run_scan(

@@ -11,6 +11,7 @@ from collections import Counter
 from pathlib import Path
 
 import httpx
+from support import run_retention
 
 REPO = Path(__file__).resolve().parents[2]
 SANDBOX_NOW = "2026-11-23T00:00:00Z"
@@ -19,15 +20,11 @@ SANDBOX_NOW = "2026-11-23T00:00:00Z"
 def retention(
     args: list[str], env: dict[str, str], stdin: str | None = None
 ) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "retention", *args],
+    return run_retention(
+        *args,
         env={**os.environ, **env},
-        capture_output=True,
-        text=True,
         timeout=120,
-        cwd=REPO,
         input=stdin,
-        check=False,
     )
 
 

@@ -7,25 +7,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from support import Deployment
+from support import Deployment, deploy
 
-POLICIES = """
-policies:
-  - name: recordings-30d
-    description: Recordings go 30 days after the session ended.
-    action: delete_recordings
-    after: 30d
-    match: {has_recording: true}
-  - name: attendees-60d
-    description: Attendee lists go after 60 days.
-    action: delete_attendees
-    after: 60d
-    match: {min_attendees: 1}
-  - name: sessions-90d
-    description: Whole sessions go after 90 days.
-    action: delete_session
-    after: 90d
-"""
+from retention.sandbox.policies import THREE_ACTIONS
+
+POLICIES = THREE_ACTIONS
 
 
 @pytest.fixture
@@ -34,10 +20,6 @@ def deployment(sandbox: Callable[..., Any], tmp_path: Path) -> Callable[..., Dep
 
     def build(*args: str, policies: str = POLICIES, rate_limit: str = "100") -> Deployment:
         server = sandbox("--seed", "7", "--days", "150", "--sessions-per-day", "6", *args)
-        policy_dir = tmp_path / "policies"
-        policy_dir.mkdir(exist_ok=True)
-        (policy_dir / "policies.yaml").write_text(policies)
-        env = server.service_env(tmp_path / "state", policy_dir, RETENTION_RATE_LIMIT=rate_limit)
-        return Deployment(server, tmp_path, env)
+        return deploy(server, tmp_path, policies, RETENTION_RATE_LIMIT=rate_limit)
 
     return build

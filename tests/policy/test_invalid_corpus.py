@@ -6,11 +6,10 @@ where FILE stands for the file's own path and DIR for its folder (for cross-file
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from support import run_retention
 
 CORPUS = Path(__file__).parent / "invalid"
 CASES = sorted(path.name for path in CORPUS.iterdir() if not path.name.startswith("."))
@@ -35,13 +34,11 @@ def test_corpus_has_at_least_twenty_cases_each_with_an_expectation() -> None:
 
 @pytest.mark.parametrize("case", CASES)
 def test_validate_refuses_invalid_file_with_its_exact_message(case: str) -> None:
-    result = subprocess.run(
-        [sys.executable, "-m", "retention", "validate", case],
+    result = run_retention(
+        "validate",
+        case,
         cwd=CORPUS,
-        capture_output=True,
-        text=True,
         timeout=60,
-        check=False,
     )
     assert result.returncode == 2, result.stderr
     assert "Traceback" not in result.stderr

@@ -5,14 +5,13 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import subprocess
-import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
 import jsonschema
 import pytest
 from click.testing import CliRunner
+from support import run_retention
 
 from retention.cli.app import cli
 from retention.policy import PolicyError, json_schema, load_policy_set, parse_duration
@@ -28,12 +27,10 @@ RULE = (
 
 
 def test_shipped_policies_validate_through_the_cli() -> None:
-    result = subprocess.run(
-        [sys.executable, "-m", "retention", "validate", str(SHIPPED)],
-        capture_output=True,
-        text=True,
+    result = run_retention(
+        "validate",
+        str(SHIPPED),
         timeout=60,
-        check=False,
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith("valid: 8 policies (8 enabled), 2 holds in 5 files")

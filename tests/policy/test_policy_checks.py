@@ -6,8 +6,9 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
+import records
+
 from retention.engine.policy_checks import check_against_inventory, lapsed_holds
-from retention.engine.records import SessionRecord
 from retention.policy import load_policy_set
 
 TEXT = """policies:
@@ -25,19 +26,14 @@ holds:
   - {id: H-1, reason: r, sessions: [1]}
   - {id: H-2, reason: r, meetings: [77], expires: 2026-01-31}
 """
-SESSION = SessionRecord(
-    session_id=1,
+SESSION = records.ended(
+    at=datetime(2025, 1, 1, 10, tzinfo=UTC),
     meeting_id=10,
-    organizer_key=1001,
-    organizer_email="ana@example.com",
     group_key=4411,
-    group_name="Sales",
     subject="Weekly",
     meeting_type="scheduled",
-    start_time=datetime(2025, 1, 1, 9, tzinfo=UTC),
-    end_time=datetime(2025, 1, 1, 10, tzinfo=UTC),
-    attendee_count=3,
     recording_id="r",
+    recording_bytes=None,
 )
 
 

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from support import run_retention
 
 from retention.sandbox import load_account
 
@@ -90,12 +90,9 @@ def test_rate_limit_flag_without_retry_after(sandbox: Any) -> None:
 
 
 def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "retention", *args],
-        capture_output=True,
-        text=True,
+    return run_retention(
+        *args,
         timeout=60,
-        check=False,
     )
 
 

@@ -5,12 +5,12 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 from click.testing import CliRunner
+from support import run_retention
 
 import retention.cli.config  # noqa: F401  (attaches `config` to the root group)
 from retention.cli.app import cli
@@ -106,13 +106,11 @@ def run_cli(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
         for k, v in os.environ.items()
         if not k.startswith("RETENTION_") and k != "CREDENTIALS_DIRECTORY"
     }
-    return subprocess.run(
-        [sys.executable, "-m", "retention", "config", "show"],
+    return run_retention(
+        "config",
+        "show",
         env={**base, **env},
-        capture_output=True,
-        text=True,
         timeout=60,
-        check=False,
     )
 
 

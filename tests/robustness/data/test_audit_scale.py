@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from support import REPO
+from support import REPO, run_retention
 
 from retention.audit import AuditLog
 
@@ -88,14 +88,10 @@ def build_log(path: Path, pairs: int) -> None:
 
 def retention(*args: str) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("RETENTION_")}
-    return subprocess.run(
-        [sys.executable, "-m", "retention", *args],
-        capture_output=True,
-        text=True,
-        cwd=REPO,
+    return run_retention(
+        *args,
         env=env,
         timeout=1800,
-        check=False,
     )
 
 

@@ -13,7 +13,6 @@ import json
 import os
 import sqlite3
 import subprocess
-import sys
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -21,6 +20,7 @@ from pathlib import Path
 import click
 import pytest
 from click.testing import CliRunner
+from support import run_retention
 
 from retention.cli.app import RetentionGroup
 from retention.cli.failures import known_failure
@@ -233,26 +233,23 @@ def test_auth_status_reads_the_stored_token_without_a_network_call(tmp_path: Pat
         # Nothing listens here: a network call would fail the command.
         "RETENTION_TOKEN_URL": "http://127.0.0.1:9/oauth/token",
     }
-    status = subprocess.run(
-        [sys.executable, "-m", "retention", "auth", "status"],
+    status = run_retention(
+        "auth",
+        "status",
         env=env,
-        capture_output=True,
-        text=True,
         timeout=60,
-        check=False,
     )
     assert status.returncode == 0, status.stderr
     assert "obtained 3.0 days ago" in status.stdout
     assert "belongs to: admin@example.com" in status.stdout
     assert "canary" not in status.stdout + status.stderr
     assert (state / "refresh_token.json").read_bytes() == before
-    checked = subprocess.run(
-        [sys.executable, "-m", "retention", "auth", "status", "--check"],
+    checked = run_retention(
+        "auth",
+        "status",
+        "--check",
         env=env,
-        capture_output=True,
-        text=True,
         timeout=120,
-        check=False,
     )
     assert checked.returncode == 1, checked.stderr
     assert "Traceback" not in checked.stderr

@@ -6,24 +6,24 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from pathlib import Path
 
+import records
+
 from retention.engine.holds import HoldWatcher
-from retention.engine.records import SessionRecord
 
 from .conftest import DELETE_OLDER_THAN_1D
 
 NOW = datetime(2026, 6, 1, tzinfo=UTC)
-SESSION = SessionRecord(
-    session_id=1,
+SESSION = records.ended(
+    at=datetime(2025, 1, 1, 1, tzinfo=UTC),
     meeting_id=2,
     organizer_key=3,
     organizer_email="o@example.com",
     group_key=None,
     group_name=None,
     subject="weekly",
-    meeting_type="recurring",
-    start_time=datetime(2025, 1, 1, tzinfo=UTC),
-    end_time=datetime(2025, 1, 1, 1, tzinfo=UTC),
     attendee_count=2,
+    recording_id=None,
+    recording_bytes=None,
 )
 
 

@@ -21,37 +21,17 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from support import Deployment
+from support import Deployment, deploy
+
+from retention.sandbox.policies import policy_set, rule
 
 SANDBOX_NOW = "2026-11-23T00:00:00Z"
 
 # Whole sessions go after 30 days: one DELETE per planned item, and "removed" is plain to see.
-SESSIONS_30D = """
-policies:
-  - name: sessions-30d
-    description: Whole sessions go 30 days after they ended.
-    action: delete_session
-    after: 30d
-"""
+SESSIONS_30D = policy_set(rule("sessions", 30))
 
 # All three actions, so that crashes land on attendee-list and recording deletes too.
-MIXED = """
-policies:
-  - name: recordings-20d
-    description: Recordings go 20 days after the session ended.
-    action: delete_recordings
-    after: 20d
-    match: {has_recording: true}
-  - name: attendees-40d
-    description: Attendee lists go after 40 days.
-    action: delete_attendees
-    after: 40d
-    match: {min_attendees: 1}
-  - name: sessions-60d
-    description: Whole sessions go after 60 days.
-    action: delete_session
-    after: 60d
-"""
+MIXED = policy_set(rule("recordings", 20), rule("attendees", 40), rule("sessions", 60))
 
 POLICY_SETS = {"sessions-30d": SESSIONS_30D, "mixed": MIXED}
 
@@ -176,11 +156,7 @@ def stage(sandbox: Callable[..., Any], tmp_path: Path) -> Callable[..., Stage]:
     ) -> Stage:
         server = sandbox("--now", SANDBOX_NOW, "--organizers", "12", "--groups", "2", *args)
         root = tmp_path / f"stage-{len(made)}"
-        policy_dir = root / "policies"
-        policy_dir.mkdir(parents=True)
-        (policy_dir / "policies.yaml").write_text(POLICY_SETS[policies])
-        base = server.service_env(root / "state", policy_dir, **(env or {}))
-        made.append(Stage(server, root, base))
+        made.append(deploy(server, root, POLICY_SETS[policies], Stage, **(env or {})))
         return made[-1]
 
     return build

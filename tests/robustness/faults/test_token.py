@@ -75,21 +75,23 @@ def login_again(dep: Any) -> None:
     assert done.returncode == 0, done.stderr
 
 
-def test_crash_before_a_rotated_refresh_token_is_stored_refuses_next_run_until_login(
-    stage: Any,
-) -> None:
+def killed_at_second_refresh(stage: Any, failpoint: str) -> tuple[Any, list[Any], int]:
+    """An apply killed at `failpoint` of its second token refresh, which comes mid-execution
+    with removals in flight: the stage, the plan's items and the requests made by then."""
     dep = stage("--days", "60", "--sessions-per-day", "4", "--token-ttl", "2")
     dep.env["RETENTION_RATE_LIMIT"] = "40"
     items = dep.plan()
-    # The second refresh of the apply happens mid-execution, with removals in flight.
     crashed = dep.cli(
-        "apply",
-        str(dep.root / "plan.json"),
-        "--yes",
-        extra_env={FAILPOINTS: "before_token_persist=2"},
+        "apply", str(dep.root / "plan.json"), "--yes", extra_env={FAILPOINTS: f"{failpoint}=2"}
     )
     assert crashed.returncode == KILLED, crashed.stderr[-2000:]
-    mark = len(dep.requests())
+    return dep, items, len(dep.requests())
+
+
+def test_crash_before_a_rotated_refresh_token_is_stored_refuses_next_run_until_login(
+    stage: Any,
+) -> None:
+    dep, items, mark = killed_at_second_refresh(stage, "before_token_persist")
 
     refused = dep.cli("run", "--yes")
 
@@ -108,17 +110,7 @@ def test_crash_before_a_rotated_refresh_token_is_stored_refuses_next_run_until_l
 
 
 def test_crash_after_a_rotated_refresh_token_is_stored_loses_nothing(stage: Any) -> None:
-    dep = stage("--days", "60", "--sessions-per-day", "4", "--token-ttl", "2")
-    dep.env["RETENTION_RATE_LIMIT"] = "40"
-    items = dep.plan()
-    crashed = dep.cli(
-        "apply",
-        str(dep.root / "plan.json"),
-        "--yes",
-        extra_env={FAILPOINTS: "after_token_persist=2"},
-    )
-    assert crashed.returncode == KILLED, crashed.stderr[-2000:]
-    mark = len(dep.requests())
+    dep, items, mark = killed_at_second_refresh(stage, "after_token_persist")
 
     finished = dep.cli("run", "--yes")
 

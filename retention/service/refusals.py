@@ -1,0 +1,83 @@
+"""Refusals in a run: its own cap refuses it whole, a policy's cap or unknown name that policy.
+
+A policy refused on its own ends the run exit 3, after the other policies' removals.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import structlog
+
+from retention.engine.caps import CapViolation, run_cap_violation
+from retention.engine.planitem import PlanItem
+from retention.errors import ReasonCode, Refused
+from retention.service import preflight
+from retention.service.result import RunResult
+from retention.service.session import Session
+
+log = structlog.get_logger(__name__)
+
+
+def refuse_over_run_cap(session: Session, items: list[PlanItem], plan_id: str) -> None:
+    """Over `RETENTION_MAX_DELETIONS_PER_RUN` the whole run is refused, before any DELETE."""
+    found = run_cap_violation(items, max_per_run=session.settings.max_deletions_per_run)
+    if found is not None:
+        refusal = preflight.cap_refusal([found], "plan refused by the run's cap: ")
+        session.audit.refused(
+            run_id=session.run_id,
+            reason="global_cap",
+            details={"message": refusal.message, "plan_id": plan_id, **found.as_event()},
+        )
+        raise refusal
+
+
+def refuse_policies(
+    session: Session,
+    plan_id: str,
+    caps: Sequence[CapViolation],
+    unknown: Mapping[str, str],
+) -> list[Refused]:
+    """One `refused` event per policy refused on its own; the others' removals proceed.
+
+    `unknown` maps a policy to what blocks it (`unknown:NAME`); other blockers are not refusals.
+    """
+    refusals: list[tuple[Refused, ReasonCode, dict[str, object]]] = []
+    for violation in caps:
+        refusal = Refused(
+            f"policy {violation.policy} refused: {violation.describe()}",
+            hint=violation.hint(),
+            reason="cap",
+        )
+        refusals.append((refusal, "cap", violation.as_event()))
+    for name, by in sorted(unknown.items()):
+        if not by.startswith("unknown:"):
+            continue
+        missing = by.removeprefix("unknown:")
+        refusal = Refused(
+            f"policy {name} refused: it names {missing!r}, which the account does not have",
+            hint=f"fix the name in policy {name} (`retention validate` shows where), or run "
+            "`retention inventory` if it is new",
+            reason="unknown_name",
+        )
+        refusals.append((refusal, "unknown_name", {"policy": name}))
+    for refusal, reason, details in refusals:
+        session.audit.refused(
+            run_id=session.run_id,
+            reason=reason,
+            details={"message": refusal.message, "plan_id": plan_id, **details},
+        )
+        log.warning("policy refused on its own", reason=reason, error=refusal.message)
+    return [refusal for refusal, _reason, _details in refusals]
+
+
+def end_refused(result: RunResult, refusals: list[Refused]) -> None:
+    """After the other policies' removals, a run with a refused policy ends exit 3."""
+    if refusals and result.result == "ok":
+        result.result = "refused"
+        first = refusals[0]
+        raise Refused(
+            "; ".join(r.message for r in refusals) + " (the other policies' removals were made)",
+            hint=first.hint,
+            reason=first.reason,
+        )
