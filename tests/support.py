@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import subprocess
 import sys
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -98,3 +99,14 @@ def deploy(
     policy_dir.mkdir(parents=True, exist_ok=True)
     (policy_dir / "policies.yaml").write_text(policies)
     return kind(server, root, server.service_env(root / "state", policy_dir, **settings))
+
+
+@contextlib.contextmanager
+def reaped(proc: subprocess.Popen[str]) -> Iterator[subprocess.Popen[str]]:
+    """Kill (and reap) the process if the block leaves it running, failed assertion or not."""
+    try:
+        yield proc
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()

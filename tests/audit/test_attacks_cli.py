@@ -15,23 +15,11 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from support import Deployment
 
 from retention.audit.store import COLUMNS, GENESIS_HASH, TRIGGERS, canonical_json, row_hash
+from retention.sandbox.policies import policy_set, rule
 
 SANDBOX = ("--seed", "5", "--days", "60", "--sessions-per-day", "2")
-NOTHING_DUE = """
-policies:
-  - name: everything-400d
-    description: Nothing in this account is old enough yet.
-    action: delete_session
-    after: 400d
-"""
-RECORDINGS = """
-policies:
-  - name: recordings-20d
-    description: Recordings go 20 days after the session ended.
-    action: delete_recordings
-    after: 20d
-    match: {has_recording: true}
-"""
+NOTHING_DUE = policy_set(rule("sessions", 400))
+RECORDINGS = policy_set(rule("recordings", 20))
 ALL_TRIGGERS = ("events_no_update", "events_no_delete", "events_chain")
 
 

@@ -9,15 +9,8 @@ from typing import Any
 from prometheus_client.parser import text_string_to_metric_families
 
 from retention.audit.store import TRIGGERS
+from retention.sandbox.policies import RECORDINGS_30D
 
-RECORDINGS = """
-policies:
-  - name: recordings-30d
-    description: Recordings go 30 days after the session ended.
-    action: delete_recordings
-    after: 30d
-    match: {has_recording: true}
-"""
 HOLD_ON_A_MISSPELT_GROUP = """
 holds:
   - id: LIT-9
@@ -67,7 +60,7 @@ def refused_runs(proc: Any, after: int = 0) -> list[dict[str, Any]]:
 def test_a_tampered_record_makes_the_daemon_refuse_every_run_and_report_it(
     deployment: Any, daemon: Any, notify_socket: Any
 ) -> None:
-    dep = deployment(RECORDINGS)
+    dep = deployment(RECORDINGS_30D)
     first = dep.cli("run", "--yes")
     assert first.returncode == 0, first.stderr
     audit_db = dep.state_dir / "audit.db"
@@ -110,7 +103,7 @@ def test_a_tampered_record_makes_the_daemon_refuse_every_run_and_report_it(
 def test_a_hold_naming_an_unknown_group_makes_the_daemon_unhealthy_and_metrics_show_it(
     deployment: Any, daemon: Any, notify_socket: Any
 ) -> None:
-    dep = deployment(RECORDINGS)
+    dep = deployment(RECORDINGS_30D)
     (dep.policy_dir / "holds.yaml").write_text(HOLD_ON_A_MISSPELT_GROUP)
     proc = daemon(dep, RETENTION_CHECKPOINT_COMMAND="false")  # a witness that always fails
     notify_socket.wait_for("READY")

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from support import Deployment
+from support import Deployment, reaped
 
 SMALL = ("--organizers", "6", "--groups", "2", "--days", "60")
 SESSIONS_30D = """
@@ -233,7 +233,7 @@ def test_after_sigterm_no_new_delete_starts_and_no_item_gets_more_than_two(
     items = plan_items(dep, plan_file)
     assert len(items) >= 10
     proc = dep.popen("apply", str(plan_file), "--yes")
-    try:
+    with reaped(proc):
         wait_for(lambda: len(dep.deletes()) >= 3)
         dep.server.control(hang=True)
         # Every worker waits on a hung DELETE: none can start another before the signal.
@@ -241,10 +241,6 @@ def test_after_sigterm_no_new_delete_starts_and_no_item_gets_more_than_two(
         mark = len(dep.requests())
         proc.send_signal(signal.SIGTERM)
         _, stderr = proc.communicate(timeout=30)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.communicate()
     assert proc.returncode == 1, stderr[-2000:]
     assert "Traceback" not in stderr
     assert dep.requests(mark) == [], "after SIGTERM nothing is sent, not even a retry"

@@ -17,13 +17,9 @@ from typing import Any
 import pytest
 from support import Deployment as Service
 
-DELETE_OLDER_THAN_1D = """
-policies:
-  - name: everything-1d
-    description: Every session goes one day after it ended.
-    action: delete_session
-    after: 1d
-"""
+from retention.sandbox.policies import policy_set, rule
+
+DELETE_OLDER_THAN_1D = policy_set(rule("sessions", 1))
 
 
 @pytest.fixture

@@ -16,6 +16,8 @@ from pathlib import Path
 
 import pytest
 
+from retention.sandbox.policies import policy_set, rule
+
 from .conftest import DELETE_OLDER_THAN_1D, Service
 
 SANDBOX = ("--seed", "5", "--days", "90", "--sessions-per-day", "3")
@@ -70,13 +72,7 @@ def test_read_only_state_directory_fails_clearly_and_sends_no_delete(
     assert deployed.deletes() == []
 
 
-NOTHING_DUE = """
-policies:
-  - name: everything-400d
-    description: Nothing in this account is old enough yet.
-    action: delete_session
-    after: 400d
-"""
+NOTHING_DUE = policy_set(rule("sessions", 400))
 
 
 def test_full_disk_stops_the_run_and_every_delete_sent_has_a_durable_intent(

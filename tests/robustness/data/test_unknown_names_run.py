@@ -8,16 +8,9 @@ from typing import Any
 
 import pytest
 
-from .conftest import Service
+from .conftest import DELETE_OLDER_THAN_1D, Service
 
 SANDBOX = ("--seed", "5", "--days", "60", "--sessions-per-day", "3")
-EVERYTHING = """
-policies:
-  - name: everything-1d
-    description: Every session goes one day after it ended.
-    action: delete_session
-    after: 1d
-"""
 UNKNOWN = {
     "group": ("groups", "Finanse"),
     "organizer": ("organizers", "nobody@example.invalid"),
@@ -54,7 +47,7 @@ def assert_refused(result: Any, *named: str) -> None:
 def test_a_hold_naming_an_unknown_name_stops_plan_and_run_with_exit_3(
     service: Callable[..., Service], kind: str
 ) -> None:
-    deployed = service(*SANDBOX, policies=EVERYTHING)
+    deployed = service(*SANDBOX, policies=DELETE_OLDER_THAN_1D)
     key, name = UNKNOWN[kind]
     (deployed.policy_dir / "holds.yaml").write_text(
         f"holds:\n  - id: LIT-4\n    reason: Litigation.\n    scope: {{{key}: [{name}]}}\n"

@@ -10,6 +10,8 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
+from support import reaped
+
 DEADLINE = {"RETENTION_CALL_DEADLINE": "2"}
 
 
@@ -19,14 +21,10 @@ def test_a_hung_api_mid_run_fails_calls_at_their_deadline_and_the_next_run_compl
     dep = stage("--days", "60", "--sessions-per-day", "4", env=DEADLINE)
     items = dep.plan()
     proc = dep.popen("run", "--yes")
-    try:
+    with reaped(proc):
         assert dep.wait_for_deletes(proc, 20, limit=60), "the run ended before the hang"
         dep.server.control(hang=True)
         _, stderr = proc.communicate(timeout=120)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.communicate()
     assert proc.returncode == 1, stderr[-2000:]
     assert "error: run " in stderr
     assert "circuit breaker" in stderr or "removals failed" in stderr

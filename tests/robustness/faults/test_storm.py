@@ -11,6 +11,7 @@ from collections import Counter
 from typing import Any
 
 import pytest
+from support import reaped
 
 RATE = 40
 BURST = 4
@@ -110,15 +111,11 @@ def test_429_bursts_with_every_kind_of_retry_after_are_waited_out_and_lose_nothi
     items = dep.plan()
     mark = len(dep.requests())
     proc = dep.popen("run", "--yes")
-    try:
+    with reaped(proc):
         for retry_after in RETRY_AFTERS:
             assert dep.wait_for_deletes(proc, 12, limit=60), "the run ended before the bursts"
             dep.server.control(burst_429=BURST, retry_after=retry_after)
         _, stderr = proc.communicate(timeout=180)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.communicate()
     assert proc.returncode == 0, stderr[-2000:]
 
     kinds = assert_every_item_settled(dep)
