@@ -2,18 +2,8 @@
 
 from __future__ import annotations
 
-# Each command module attaches its commands to `cli` when imported.
-from retention.cli import (  # noqa: F401
-    audit,
-    auth,
-    config,
-    daemon,
-    demo,
-    inventory,
-    plan,
-    policy,
-    sandbox,
-)
+# Each command module attaches its commands to `cli` when `cli` first asks for one of them
+# (app.COMMAND_MODULES).
 from retention.cli.app import cli
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import sys
 import traceback
 from pathlib import Path
@@ -14,9 +15,35 @@ from retention.errors import RetentionError
 from retention.service.logging import redact_text
 from retention.settings import load_settings
 
+# Each command's module, imported when the command is asked for: `retention apply` loads
+# neither the sandbox nor the report, which keeps every command's start-up short.
+COMMAND_MODULES = {
+    "apply": "plan",
+    "audit": "audit",
+    "auth": "auth",
+    "config": "config",
+    "daemon": "daemon",
+    "demo": "demo",
+    "inventory": "inventory",
+    "plan": "plan",
+    "run": "plan",
+    "sandbox": "sandbox",
+    "schema": "policy",
+    "validate": "policy",
+}
+
 
 class RetentionGroup(click.Group):
     """A click group that turns every known failure into one message and an exit code."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(set(super().list_commands(ctx)) | set(COMMAND_MODULES))
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        module = COMMAND_MODULES.get(cmd_name)
+        if module is not None and cmd_name not in self.commands:
+            importlib.import_module(f"retention.cli.{module}")  # attaches its commands
+        return super().get_command(ctx, cmd_name)
 
     def invoke(self, ctx: click.Context) -> Any:
         try:

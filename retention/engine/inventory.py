@@ -140,6 +140,42 @@ def _one_per_session(
     return sessions
 
 
+_UPSERTED = (
+    "session_id",
+    "meeting_id",
+    "organizer_key",
+    "organizer_email",
+    "group_key",
+    "group_name",
+    "subject",
+    "meeting_type",
+    "start_time",
+    "end_time",
+    "duration_minutes",
+    "attendee_count",
+    "recording_id",
+    "recording_name",
+    "recording_bytes",
+    "has_transcript",
+    "problems",
+    "last_seen",
+    "last_scan",
+    "removed_at",
+    "first_seen",
+)  # fmt: skip  (the first and last are kept by an update: see below)
+# One statement per session (sqlite-utils' upsert reads the table's schema on every call).
+# A stored row keeps its first sighting and the removals already done, except that a
+# recording removal is forgotten when the API now shows a different recording.
+_UPSERT_SESSION = (
+    f"INSERT INTO sessions ({', '.join(_UPSERTED)}) "  # noqa: S608  (constant names)
+    f"VALUES ({', '.join(':' + name for name in _UPSERTED)}) "
+    "ON CONFLICT(session_id) DO UPDATE SET "
+    + ", ".join(f"{name} = excluded.{name}" for name in _UPSERTED[1:-1])
+    + ", recording_removed_at = CASE WHEN sessions.recording_id IS excluded.recording_id "
+    "THEN sessions.recording_removed_at END"
+)
+
+
 def _upsert_session(
     db: Database,
     *,
@@ -172,24 +208,9 @@ def _upsert_session(
         "last_seen": seen,
         "last_scan": scan_id,
         "removed_at": None,
+        "first_seen": seen,
     }
-    previous = next(
-        db.query(
-            "SELECT first_seen, recording_id, recording_removed_at, attendees_removed_at "
-            "FROM sessions WHERE session_id = ?",
-            [session.session_id],
-        ),
-        None,
-    )
-    if previous is None:
-        row["first_seen"] = seen
-    else:
-        row["first_seen"] = previous["first_seen"]
-        # A removal already done stays done unless the API shows a different recording.
-        same_recording = previous["recording_id"] == row["recording_id"]
-        row["recording_removed_at"] = previous["recording_removed_at"] if same_recording else None
-        row["attendees_removed_at"] = previous["attendees_removed_at"]
-    db.table("sessions").upsert(row, pk="session_id")
+    db.execute(_UPSERT_SESSION, row)
 
 
 def drop_unseen(db: Database, organizer_keys: Iterable[int], scan_id: int) -> int:

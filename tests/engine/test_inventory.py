@@ -178,6 +178,23 @@ def test_a_rescan_keeps_an_attendee_list_removal_the_api_still_counts(tmp_path):
     assert records[1].attendee_count == 0
 
 
+def test_a_rescan_keeps_a_recording_removal_unless_the_api_shows_another_recording(tmp_path):
+    db = seeded(tmp_path)
+    mark_removed(db, 1, "delete_recordings", NOW)
+    mark_removed(db, 3, "delete_recordings", NOW)
+    later = datetime(2026, 11, 20, tzinfo=UTC)
+    rows = sessions(
+        {"id": 1, "recording": {"recordingId": "r1", "fileSize": 1000}},
+        {"id": 3, "recording": {"recordingId": "r3-new", "fileSize": 77}},
+    )
+    store_window(db, WindowResult(ORGANIZER, *WINDOW, rows), scan_id=2, now=later)
+    records = {r.session_id: r for r in iter_sessions(db)}
+    assert records[1].recording_id is None
+    assert (records[3].recording_id, records[3].recording_bytes) == ("r3-new", 77)
+    seen = {row["session_id"]: row for row in db.query("SELECT * FROM sessions")}
+    assert seen[1]["first_seen"] == seen[3]["first_seen"] != seen[1]["last_seen"]
+
+
 def test_a_window_read_again_drops_sessions_it_no_longer_lists_but_not_unknown_starts(tmp_path):
     db = seeded(tmp_path)
     unknown_start = sessions({"id": 9, "start": ""})
