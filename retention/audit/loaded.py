@@ -1,9 +1,10 @@
 """The runs and the policy files they loaded, read back: full loads and references alike.
 
 A `policy_loaded` event holds the files in force (name, sha256, text), or, when the set is
-unchanged since an earlier load, a reference to it: `{"same_as": SEQ}` (that event's row),
-or the row hash or set digest of that event. Either way a load resolves to its files here,
-and every text is found by its sha256 in whichever load carried it, so both forms render.
+unchanged since the previous load, a reference to it: `{"same_as": SEQ}` (that event's row),
+or the row hash or set digest of that event (another form: the previous load). Either way a
+load resolves to its files here, and every text is found by its sha256 in whichever load
+carried it, so both forms render.
 """
 
 from __future__ import annotations
@@ -111,7 +112,10 @@ def read_loads(conn: sqlite3.Connection) -> tuple[list[Load], dict[str, str]]:
     ):
         data = json.loads(data_text)
         same_as = _reference(data)
-        base = earlier.get(same_as) if same_as is not None else None
+        base = None
+        if same_as is not None:
+            # A reference is to the previous load; one in a form not known here still is.
+            base = earlier.get(same_as) or (loads[-1] if loads else None)
         if "files" in data:
             files = tuple((f["name"], f["sha256"]) for f in data["files"])
             texts.update({f["sha256"]: f["text"] for f in data["files"] if "text" in f})

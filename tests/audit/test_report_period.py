@@ -218,3 +218,23 @@ def test_a_period_that_is_not_a_time_is_refused(
     assert done.exit_code == 2
     assert "--since 'last tuesday'" in done.output
     assert not (tmp_path / "r.html").exists()
+
+
+def test_a_reference_in_another_form_takes_the_previous_load(
+    open_log: Opener, run_cli: Cli, tmp_path: Path
+) -> None:
+    clock = DayClock()
+    log = open_log(clock=clock)
+    for run in ("run-a", "run-b"):
+        log.run_started(run_id=run, trigger="daemon", settings_summary={})
+        if run == "run-a":
+            files = [("main.yaml", _sha(FIRST), FIRST)]
+            log.policy_loaded(run_id=run, files=files, policies=[], holds=[])
+        else:  # a set digest, which no load of the record carries
+            log._append("policy_loaded", {"same_as": "f" * 64}, run=run)
+        log.run_finished(run_id=run, counts={}, result="ok")
+    log.close()
+
+    page = _page(run_cli, tmp_path)
+    assert [f["data-runs"] for f in page.having("data-sha256")] == ["2"]
+    assert [r["data-set"] for r in page.having("data-run") if "data-set" in r] == ["set 1"] * 2
