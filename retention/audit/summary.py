@@ -237,12 +237,13 @@ def summarise(conn: sqlite3.Connection, period: Filters | None = None) -> Summar
         )
     )
     by_action = _deleted_groups(conn, "o.action", period)
+    outcome_where, outcome_params = period.where("o")
     failures = conn.execute(
         "SELECT o.seq, o.time, o.action, o.session_id, json_extract(o.data, '$.status'),"  # noqa: S608
         " json_extract(o.data, '$.reason') FROM events AS o"
-        f" WHERE o.event = 'outcome' AND o.outcome = 'failed' AND {period.where('o')[0]}"
+        f" WHERE o.event = 'outcome' AND o.outcome = 'failed' AND {outcome_where}"
         " ORDER BY o.seq DESC LIMIT ?",
-        [*period.where("o")[1], _FAILURES_LISTED],
+        [*outcome_params, _FAILURES_LISTED],
     ).fetchall()
     found = provenance(conn, period)
     return Summary(
