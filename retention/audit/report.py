@@ -57,7 +57,16 @@ def _environment() -> Environment:
         keep_trailing_newline=True,
     )
     environment.filters["bytes"] = format_bytes
+    environment.filters["when"] = shown_time
     return environment
+
+
+def shown_time(moment: str | None) -> str:
+    """A time of the record as the page shows it: `2026-05-01 03:00:00Z`, to the second."""
+    if not moment:
+        return ""
+    day, _, rest = moment.partition("T")
+    return f"{day} {rest[:8]}Z" if rest else day
 
 
 def _chart(attribute: str, groups: Sequence[Group]) -> _Chart:
@@ -92,7 +101,10 @@ def _chart(attribute: str, groups: Sequence[Group]) -> _Chart:
 
 
 def render_report(summary: Summary, verified: VerifyReport, *, generated: str) -> str:
-    """The whole page as one HTML string: no scripts, no external assets."""
+    """The whole page as one HTML string: no scripts, no external assets.
+
+    The verification covers the whole record; every other figure covers `summary.period`.
+    """
     outcomes = summary.outcomes
 
     def count(element_id: str, title: str, value: int) -> _Figure:
@@ -116,7 +128,6 @@ def render_report(summary: Summary, verified: VerifyReport, *, generated: str) -
         _chart("policy", summary.by_policy),
         _chart("action", summary.by_action),
     ]
-    texts = sorted(summary.texts.items(), key=lambda item: item[1][0])
     return (
         _environment()
         .get_template("report.html")
@@ -126,6 +137,5 @@ def render_report(summary: Summary, verified: VerifyReport, *, generated: str) -
             generated=generated,
             figures=figures,
             charts=charts,
-            texts=texts,
         )
     )

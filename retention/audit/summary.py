@@ -1,4 +1,4 @@
-"""The report's figures, read from the record with SQL: totals, groupings, holds, runs."""
+"""The report's figures, read from the record with SQL for a period: totals, removals, runs."""
 
 from __future__ import annotations
 
@@ -8,8 +8,11 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
+from retention.audit.export import Filters
+from retention.audit.loaded import PolicyFile, PolicySet, RunSummary, provenance
+
 # Actions whose removal takes the recording with it, so its bytes count as removed.
-_RECORDING_ACTIONS = ("delete_session", "delete_recordings")
+_RECORDING_ACTIONS = ("delete_recordings", "delete_session")
 _FAILURES_LISTED = 500
 
 
@@ -34,22 +37,61 @@ class HoldSummary:
 
 
 @dataclass(frozen=True, slots=True)
-class RunSummary:
-    """One run: when and why it started, how it ended, and the policy files it loaded."""
+class Removal:
+    """One outcome of the period with the facts of its intent: a row of the removals table."""
 
-    run: str
-    started: str | None
-    trigger: str | None
-    finished: str | None
-    result: str | None
-    counts: dict[str, int]
-    files: list[tuple[str, str]]
+    seq: int
+    time: str
+    organizer_key: int | None
+    session_id: int | None
+    policy: str | None
+    action: str | None
+    recording_bytes: int | None
+    outcome: str
+    status: int | None
+    reason: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Approver:
+    """Who approved a plan: a principal with its key's fingerprint, or who said `--yes`."""
+
+    principal: str
+    fingerprint: str | None = None
+    time: str | None = None
+    comment: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Approval:
+    """A `plan_approved` event: the plan (id and hash), its run, its approvers and time."""
+
+    seq: int
+    time: str
+    run: str | None
+    plan_id: str | None
+    plan_hash: str
+    as_of: str | None
+    approvers: list[Approver]
+
+
+@dataclass(frozen=True, slots=True)
+class Refusal:
+    """A `refused` event: its reason code, the message, the policy refused on its own."""
+
+    seq: int
+    time: str
+    run: str | None
+    reason: str
+    message: str
+    policy: str | None
 
 
 @dataclass
 class Summary:
-    """Every figure of the report, each computed by one query over the record."""
+    """Every figure of the report for one period, each computed by one query over the record."""
 
+    period: Filters
     outcomes: Counter[str]
     bytes_removed: int
     by_month: list[Group]
@@ -57,30 +99,43 @@ class Summary:
     by_action: list[Group]
     holds: list[HoldSummary]
     failures: list[tuple[int, str, str, int, int | None, str | None]]
-    refusals: list[tuple[int, str, str | None, str]]
+    refusals: list[Refusal]
+    approvals: list[Approval]
+    removals: list[Removal]
     runs: list[RunSummary]
-    texts: dict[str, tuple[str, str]]
+    policy_sets: list[PolicySet]
+    policy_files: list[PolicyFile]
+
+    @property
+    def runs_needing_attention(self) -> list[RunSummary]:
+        """Runs that failed, were halted or never recorded their end."""
+        return [run for run in self.runs if run.needs_attention]
 
 
-def _deleted_groups(conn: sqlite3.Connection, key_sql: str) -> list[Group]:
+def _deleted_groups(conn: sqlite3.Connection, key_sql: str, period: Filters) -> list[Group]:
+    where, params = period.where("o")
     rows = conn.execute(
         f"SELECT {key_sql} AS key, count(*), coalesce(sum(CASE WHEN o.action IN"  # noqa: S608
         f" {_RECORDING_ACTIONS!r} THEN json_extract(i.data, '$.recording_bytes') END), 0)"
         " FROM events AS o JOIN events AS i ON i.seq = o.intent_seq"
-        " WHERE o.event = 'outcome' AND o.outcome = 'deleted' GROUP BY key ORDER BY key"
+        f" WHERE o.event = 'outcome' AND o.outcome = 'deleted' AND {where}"
+        " GROUP BY key ORDER BY key",
+        params,
     )
     return [Group(str(key), count, int(size)) for key, count, size in rows]
 
 
-def _holds(conn: sqlite3.Connection) -> list[HoldSummary]:
-    latest = conn.execute(
-        "SELECT data FROM events WHERE event = 'policy_loaded' ORDER BY seq DESC LIMIT 1"
-    ).fetchone()
+def _holds(
+    conn: sqlite3.Connection, loaded: list[dict[str, Any]], period: Filters
+) -> list[HoldSummary]:
     holds = {
-        hold["id"]: HoldSummary(hold["id"], hold["reason"], hold["expires"])
-        for hold in (json.loads(latest[0])["holds"] if latest else [])
+        hold["id"]: HoldSummary(hold["id"], hold["reason"], hold["expires"]) for hold in loaded
     }
-    for (data_text,) in conn.execute("SELECT data FROM events WHERE event = 'hold_blocked'"):
+    where, params = period.where()
+    for (data_text,) in conn.execute(
+        f"SELECT data FROM events WHERE event = 'hold_blocked' AND {where}",  # noqa: S608
+        params,
+    ):
         data = json.loads(data_text)
         summary = holds.setdefault(
             data["hold"], HoldSummary(data["hold"], "(no longer loaded)", None)
@@ -90,67 +145,120 @@ def _holds(conn: sqlite3.Connection) -> list[HoldSummary]:
     return sorted(holds.values(), key=lambda hold: hold.hold_id)
 
 
-def _runs(conn: sqlite3.Connection) -> tuple[list[RunSummary], dict[str, tuple[str, str]]]:
-    runs: dict[str, dict[str, Any]] = {}
-    texts: dict[str, tuple[str, str]] = {}
-    for run, event, moment, data_text in conn.execute(
-        "SELECT run, event, time, data FROM events WHERE event IN"
-        " ('run_started', 'run_finished', 'policy_loaded') ORDER BY seq"
-    ):
-        entry = runs.setdefault(run, {"files": [], "counts": {}})
+def _removals(conn: sqlite3.Connection, period: Filters) -> list[Removal]:
+    where, params = period.where("o")
+    rows = conn.execute(
+        "SELECT o.seq, o.time, o.organizer_key, o.session_id, o.policy, o.action,"  # noqa: S608
+        " json_extract(i.data, '$.recording_bytes'), o.outcome,"
+        " json_extract(o.data, '$.status'), json_extract(o.data, '$.reason')"
+        " FROM events AS o LEFT JOIN events AS i ON i.seq = o.intent_seq"
+        f" WHERE o.event = 'outcome' AND {where} ORDER BY o.seq",
+        params,
+    )
+    return [Removal(*row) for row in rows]
+
+
+def _approvers(data: dict[str, Any], moment: str) -> list[Approver]:
+    listed = data.get("approvers")
+    if isinstance(listed, list) and listed:
+        return [
+            Approver(
+                principal=str(entry.get("principal", "?")),
+                fingerprint=entry.get("fingerprint"),
+                time=entry.get("time"),
+                comment=entry.get("comment"),
+            )
+            for entry in listed
+            if isinstance(entry, dict)
+        ]
+    return [Approver(principal=str(data.get("approved_by") or "?"), time=moment)]
+
+
+def _approvals(conn: sqlite3.Connection, period: Filters) -> list[Approval]:
+    where, params = period.where()
+    rows = conn.execute(
+        "SELECT seq, time, run, plan, data FROM events"  # noqa: S608
+        f" WHERE event = 'plan_approved' AND {where} ORDER BY seq",
+        params,
+    )
+    approvals = []
+    for seq, moment, run, plan, data_text in rows:
         data = json.loads(data_text)
-        if event == "run_started":
-            entry.update(started=moment, trigger=data["trigger"])
-        elif event == "run_finished":
-            entry.update(finished=moment, result=data["result"], counts=data["counts"])
-        else:
-            entry["files"] = [(f["name"], f["sha256"]) for f in data["files"]]
-            texts.update({f["sha256"]: (f["name"], f["text"]) for f in data["files"]})
-    summaries = [
-        RunSummary(
-            run=run,
-            started=entry.get("started"),
-            trigger=entry.get("trigger"),
-            finished=entry.get("finished"),
-            result=entry.get("result"),
-            counts=entry["counts"],
-            files=entry["files"],
+        approvals.append(
+            Approval(
+                seq=seq,
+                time=moment,
+                run=run,
+                plan_id=plan,
+                plan_hash=str(data.get("plan_hash") or ""),
+                as_of=data.get("as_of"),
+                approvers=_approvers(data, moment),
+            )
         )
-        for run, entry in runs.items()
-    ]
-    return summaries, texts
+    return approvals
 
 
-def summarise(conn: sqlite3.Connection) -> Summary:
-    """Read every figure of the report from an open (read-only) connection."""
+def _refusals(conn: sqlite3.Connection, period: Filters) -> list[Refusal]:
+    where, params = period.where()
+    rows = conn.execute(
+        "SELECT seq, time, run, data FROM events"  # noqa: S608
+        f" WHERE event = 'refused' AND {where} ORDER BY seq",
+        params,
+    )
+    refusals = []
+    for seq, moment, run, data_text in rows:
+        data = json.loads(data_text)
+        details = data.get("details") or {}
+        message = details.get("message") or details.get("check") or ""
+        refusals.append(
+            Refusal(
+                seq=seq,
+                time=moment,
+                run=run,
+                reason=str(data.get("reason") or "refused"),
+                message=str(message),
+                policy=details.get("policy"),
+            )
+        )
+    return refusals
+
+
+def summarise(conn: sqlite3.Connection, period: Filters | None = None) -> Summary:
+    """Read every figure of the report for `period` (default: all) from a read-only connection."""
+    period = period or Filters()
+    where, params = period.where()
     outcomes = Counter(
         dict(
             conn.execute(
-                "SELECT outcome, count(*) FROM events WHERE event = 'outcome' GROUP BY outcome"
+                "SELECT outcome, count(*) FROM events"  # noqa: S608
+                f" WHERE event = 'outcome' AND {where} GROUP BY outcome",
+                params,
             ).fetchall()
         )
     )
-    by_action = _deleted_groups(conn, "o.action")
+    by_action = _deleted_groups(conn, "o.action", period)
+    outcome_where, outcome_params = period.where("o")
     failures = conn.execute(
-        "SELECT o.seq, o.time, o.action, o.session_id, json_extract(o.data, '$.status'),"
+        "SELECT o.seq, o.time, o.action, o.session_id, json_extract(o.data, '$.status'),"  # noqa: S608
         " json_extract(o.data, '$.reason') FROM events AS o"
-        " WHERE o.event = 'outcome' AND o.outcome = 'failed' ORDER BY o.seq DESC LIMIT ?",
-        [_FAILURES_LISTED],
+        f" WHERE o.event = 'outcome' AND o.outcome = 'failed' AND {outcome_where}"
+        " ORDER BY o.seq DESC LIMIT ?",
+        [*outcome_params, _FAILURES_LISTED],
     ).fetchall()
-    refusals = conn.execute(
-        "SELECT seq, time, run, json_extract(data, '$.reason') FROM events"
-        " WHERE event = 'refused' ORDER BY seq DESC"
-    ).fetchall()
-    runs, texts = _runs(conn)
+    found = provenance(conn, period)
     return Summary(
+        period=period,
         outcomes=outcomes,
         bytes_removed=sum(group.bytes for group in by_action),
-        by_month=_deleted_groups(conn, "substr(o.time, 1, 7)"),
-        by_policy=_deleted_groups(conn, "o.policy"),
+        by_month=_deleted_groups(conn, "substr(o.time, 1, 7)", period),
+        by_policy=_deleted_groups(conn, "o.policy", period),
         by_action=by_action,
-        holds=_holds(conn),
+        holds=_holds(conn, found.holds, period),
         failures=failures,
-        refusals=refusals,
-        runs=runs,
-        texts=texts,
+        refusals=_refusals(conn, period),
+        approvals=_approvals(conn, period),
+        removals=_removals(conn, period),
+        runs=found.runs,
+        policy_sets=found.sets,
+        policy_files=found.files,
     )

@@ -300,16 +300,29 @@ def show(
 @db_option
 @_with(_verify_options)
 @click.option("--out", type=click.Path(path_type=Path, dir_okay=False), required=True)
+@click.option("--since", help="Report the events at or after this date/time (default: all).")
+@click.option("--until", help="Report the events before this time; a date includes the day.")
 def report(
-    db_path: Path | None, checkpoint_file: Path | None, public_keys: tuple[Path, ...], out: Path
+    *,
+    db_path: Path | None,
+    checkpoint_file: Path | None,
+    public_keys: tuple[Path, ...],
+    out: Path,
+    since: str | None,
+    until: str | None,
 ) -> None:
-    """Write a self-contained HTML report for the compliance officer (prints well)."""
+    """Write a self-contained HTML report for the compliance officer (prints well).
+
+    The verification covers the whole record; the figures, removals, runs, approvals and
+    refusals cover the period --since/--until gives.
+    """
+    period = _filters(since, until, None, None)
     db = record_path(db_path)
     verified = _verify(db, checkpoint_file, public_keys)
     conn = _open_record(db)
     try:
         conn.execute("BEGIN")
-        summary = summarise(conn)
+        summary = summarise(conn, period)
     finally:
         conn.close()
     page = render_report(
@@ -317,7 +330,10 @@ def report(
     )
     with _open_out(out) as handle:
         handle.write(page)
-    click.echo(f"wrote {out}: {verified.rows:,} rows, verification {verified.result}")
+    click.echo(
+        f"wrote {out}: {verified.rows:,} rows, verification {verified.result};"
+        f" {len(summary.removals):,} removals, {len(summary.runs):,} runs in the period"
+    )
 
 
 @audit.command()

@@ -152,6 +152,8 @@ def test_report_figures_in_chromium_match_the_events_written(
             assert value('#holds tr[data-hold="LIT-7"]', "data-sessions") == "2"
             assert page.locator("#failures tr[data-seq]").count() == 1
             assert page.locator("#runs tr[data-run]").count() == 2
-            assert page.locator("#policy-files details").count() == 1
+            policy_file = page.locator("#policy-files [data-sha256]")
+            assert policy_file.count() == 1
+            assert policy_file.get_attribute("data-runs") == "2"
         finally:
             browser.close()
