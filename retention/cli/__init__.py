@@ -9,9 +9,11 @@ from retention.cli import (  # noqa: F401
     config,
     daemon,
     demo,
+    explain,
     inventory,
     plan,
     policy,
+    policytest,
     sandbox,
 )
 from retention.cli.app import cli
