@@ -223,15 +223,14 @@ def _text(explanation: Explanation, subject: str | None, mode: str, age: int) ->
         "actions:",
     ]
     for verdict in explanation.actions:
-        head = f"  {verdict.action:<18} {verdict.verdict:<9}"
-        if verdict.policy:
-            head += f" {verdict.policy}"
+        head = f"  {verdict.action:<18} {verdict.verdict:<9} {verdict.policy or '-'}"
         if verdict.by:
-            head += f" by {verdict.by}"
+            head += f"  by {verdict.by}"
+        reason = verdict.reason
         if verdict.due:
-            head += f", due {verdict.due:%Y-%m-%d}"
+            reason += f"; becomes due {_when(verdict.due)}"
         lines.extend(_wrap(head, "      "))
-        lines.extend(_wrap(f"      {verdict.reason}", "      "))
+        lines.extend(_wrap(f"      {reason}", "      "))
     lines.append("")
     lines.append("rules:")
     for rule in explanation.matched:
