@@ -219,8 +219,4 @@ def test_json_has_the_issue_s_fields(policies: PolicySet) -> None:
     assert set(document["actions"][0]) == {"action", "verdict", "policy", "by", "due", "reason"}
     assert set(document["matched"][0]) == {"name", "kind", "matches", "reason"}
     assert set(document["holds"][0]) == {"id", "kind", "matches", "reason"}
-    assert document["actions"][1]["due"].endswith("Z")    assert verdicts(explained)["delete_session"] == (
-        "retained",
-        "sessions-1y",
-        "retain:keep-board-2y",
-    )
+    assert document["actions"][1]["due"].endswith("Z")
