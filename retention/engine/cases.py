@@ -216,6 +216,9 @@ def _problem(error: Any, parsed: ParsedYaml, path: str) -> Problem:
     if kind == "missing":
         return Problem(path, line, col, f"missing required key {where[-1]!r}", _hint(where[:-1]))
     message = str(error.get("ctx", {}).get("error", error["msg"]))
+    given = error.get("input")
+    if kind != "value_error" and not isinstance(given, dict | list):
+        message = f"{given!r}: {message[:1].lower()}{message[1:]}"
     return Problem(path, line, col, f"{label}: {message}", _hint(where))
 
 
