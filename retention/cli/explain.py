@@ -67,6 +67,7 @@ def explain_command(
             return
         assert session_id is not None
         record = _session(db, session_id)
+        removed = _removed_at(db, record.session_id)
         explanation = explainer(record)
     finally:
         db.close()
@@ -76,11 +77,17 @@ def explain_command(
             "sessionId": str(record.session_id),
             "inventory_age_s": age,
             **explanation.to_json(),
-            "session": _facts(record, subject, settings.audit_subject),
+            "session": {
+                **_facts(record, subject, settings.audit_subject),
+                "removed_at": iso(removed),
+            },
         }
         click.echo(json.dumps(document, indent=2))
     else:
-        click.echo("\n".join(_text(explanation, subject, settings.audit_subject, age)))
+        lines = _text(explanation, subject, settings.audit_subject, age)
+        if removed is not None:
+            lines.insert(1, f"  removed    from the account at {_when(removed)}")
+        click.echo("\n".join(lines))
 
 
 def _inventory(settings: Settings) -> Database:
@@ -121,6 +128,12 @@ def _session(db: Database, text: str) -> SessionRecord:
             hint=f"check the id, or run `retention inventory` to read new sessions; {hint}",
         )
     return record
+
+
+def _removed_at(db: Database, session_id: int) -> datetime | None:
+    """When a removal of the whole session went out, if one did (the inventory keeps it)."""
+    row = next(db.query("SELECT removed_at FROM sessions WHERE session_id = ?", [session_id]))
+    return from_text(row["removed_at"])
 
 
 def _organizer_sessions(db: Database, organizer: str) -> Iterator[SessionRecord]:
