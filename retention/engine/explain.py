@@ -139,13 +139,17 @@ class Explainer:
                 for name in names
             }
         )
+        matching = [name for name in decision.matched if self._actions.get(name) in relevant]
+        # Whether there is a list to remove is unknown, whatever its rule's age.
+        own_rule = any(self._actions[name] == action for name in matching)
+        if action == "delete_attendees" and session.attendee_count is None and own_rule:
+            unknown = sorted({*unknown, "attendee_count"})
         if unknown and not covered:
             return _verdict(
                 action,
                 "unknown",
                 reason=f"unknown {', '.join(unknown)}: a rule may apply, so nothing is removed",
             )
-        matching = [name for name in decision.matched if self._actions.get(name) in relevant]
         due_now = [name for kind, name in found.due if kind in relevant]
         waiting = sorted((when, name) for kind, name, when in found.waiting if kind in relevant)
         deciding = wanted.get(action) or wanted.get("delete_session")
