@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import shutil
-from collections import Counter
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -16,12 +15,13 @@ from typing import Any
 
 import pytest
 from asgiclient import client_for
+from explain_checks import check_agreement
 from support import REPO, Deployment
 
 from retention.engine.decide import decide
-from retention.engine.explain import Explainer, Explanation
+from retention.engine.explain import Explainer
 from retention.engine.inventory import iter_sessions
-from retention.engine.plan import Plan, build_plan
+from retention.engine.plan import build_plan
 from retention.engine.scan import scan
 from retention.engine.state import open_state_db
 from retention.policy import load_policy_set
@@ -29,30 +29,6 @@ from retention.sandbox import SandboxOptions, create_app, generate_account
 
 NOW = datetime(2026, 11, 23, tzinfo=UTC)
 DAYS = 400
-
-
-def check_agreement(plan: Plan, explained: dict[int, Explanation]) -> Counter[str]:
-    """Assert explain's verdicts agree with the plan; the count of each verdict seen."""
-    planned = {(item.session_id, item.action): item.policy for item in plan.items}
-    for (session_id, action), policy in planned.items():
-        verdict = explained[session_id].verdict(action)
-        assert (verdict.verdict, verdict.policy) == ("due", policy), (session_id, verdict)
-    first_blocker: dict[tuple[int, str], str] = {}
-    for entry in plan.blocked:
-        first_blocker.setdefault((int(entry["sessionId"]), entry["action"]), entry["by"])
-    for (session_id, action), by in first_blocker.items():
-        verdict = explained[session_id].verdict(action)
-        assert verdict.verdict in {"held", "retained"}, (session_id, verdict)
-        assert verdict.by == by
-    seen: Counter[str] = Counter()
-    for session_id, explanation in explained.items():
-        for verdict in explanation.actions:
-            seen[verdict.verdict] += 1
-            if (session_id, verdict.action) not in planned:
-                assert verdict.verdict != "due", (session_id, verdict)
-            if verdict.verdict == "subsumed":
-                assert (session_id, "delete_session") in planned
-    return seen
 
 
 @pytest.mark.anyio
