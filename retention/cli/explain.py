@@ -23,10 +23,12 @@ from retention.cli.app import cli
 from retention.engine.explain import EXPLAINED_ACTIONS, VERDICTS, Explainer, Explanation
 from retention.engine.inventory import from_text, iter_sessions, session_record
 from retention.engine.planitem import iso
+from retention.engine.policy_checks import known_names
 from retention.engine.records import SessionRecord
 from retention.engine.state import open_state_db
 from retention.errors import InvalidInput
 from retention.policy import load_policy_set
+from retention.policy.names import unknown_names
 from retention.settings import Settings, load_settings
 from retention.times import parse_user_time
 from retention.units import format_bytes
@@ -69,6 +71,12 @@ def explain_command(
         record = _session(db, session_id)
         removed = _removed_at(db, record.session_id)
         explanation = explainer(record)
+        names = unknown_names(policy_set, *known_names(db))
+        refused = {
+            policy.name: by
+            for policy in policy_set.policies
+            if (by := names.blocked_by(policy.name)) is not None
+        }
     finally:
         db.close()
     subject = _recorded_subject(settings, record.subject)
@@ -81,12 +89,18 @@ def explain_command(
                 **_facts(record, subject, settings.audit_subject),
                 "removed_at": iso(removed),
             },
+            "refused_policies": [
+                {"policy": name, "by": by} for name, by in sorted(refused.items())
+            ],
         }
         click.echo(json.dumps(document, indent=2))
     else:
         lines = _text(explanation, subject, settings.audit_subject, age)
         if removed is not None:
             lines.insert(1, f"  removed    from the account at {_when(removed)}")
+        for name, by in sorted(refused.items()):
+            note = f"note: policy {name} is refused on its own ({by}): plan blocks its removals"
+            lines.extend(_wrap(note, "      "))
         click.echo("\n".join(lines))
 
 
