@@ -131,19 +131,8 @@ class Explainer:
         wanted = found.wanted
         covered = "delete_session" in wanted or action in wanted
         nothing = _nothing_to_remove(action, session)
-        unknown = sorted(
-            {
-                name
-                for kind, names in found.unknown.items()
-                if kind == action or (kind in relevant and nothing is None)
-                for name in names
-            }
-        )
         matching = [name for name in decision.matched if self._actions.get(name) in relevant]
-        # Whether there is a list to remove is unknown, whatever its rule's age.
-        own_rule = any(self._actions[name] == action for name in matching)
-        if action == "delete_attendees" and session.attendee_count is None and own_rule:
-            unknown = sorted({*unknown, "attendee_count"})
+        unknown = self._unknown(action, found, matching, nothing)
         if unknown and not covered:
             return _verdict(
                 action,
@@ -192,6 +181,24 @@ class Explainer:
             rule = wanted[action]
             return _verdict(action, "due", policy=rule, reason=f"due under {rule}")
         return _verdict(action, "unknown", reason="no rule could be shown to apply")
+
+    def _unknown(
+        self, action: DeleteAction, found: Findings, matching: list[str], nothing: str | None
+    ) -> list[str]:
+        """The missing values that keep a rule from deciding the action (a session delete's
+        count only when there is something to remove)."""
+        relevant = {action, "delete_session"}
+        fields = {
+            name
+            for kind, names in found.unknown.items()
+            if kind == action or (kind in relevant and nothing is None)
+            for name in names
+        }
+        # Whether there is a list to remove is unknown, whatever its rule's age.
+        own_rule = any(self._actions[name] == action for name in matching)
+        if action == "delete_attendees" and found.decision.session.attendee_count is None:
+            fields |= {"attendee_count"} if own_rule else set()
+        return sorted(fields)
 
     def _rule(self, policy: Policy, session: SessionRecord) -> Finding:
         if not policy.enabled:
