@@ -3,6 +3,7 @@ an invalid test file is refused at FILE:LINE:COL, and the loader never reads tes
 
 from __future__ import annotations
 
+import os
 import shutil
 import xml.etree.ElementTree as ET
 from pathlib import Path
@@ -81,7 +82,9 @@ def test_a_failure_names_expected_got_and_the_deciding_rule(tmp_path: Path) -> N
         tmp_path, CASE.replace("delete_recordings: due", "delete_recordings: held")
     )
 
-    result = run_retention("test", str(folder))
+    environment = {**os.environ, "RETENTION_POLICY_DIR": str(folder)}
+
+    result = run_retention("test", env=environment)  # the configured folder by default
 
     assert result.returncode == 1
     assert "delete_recordings: expected held, got due (rule recordings-30d" in result.stdout
