@@ -24,11 +24,13 @@ COMMAND_MODULES = {
     "config": "config",
     "daemon": "daemon",
     "demo": "demo",
+    "explain": "explain",
     "inventory": "inventory",
     "plan": "plan",
     "run": "plan",
     "sandbox": "sandbox",
     "schema": "policy",
+    "test": "policytest",
     "validate": "policy",
 }
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shlex
 import subprocess
@@ -94,6 +95,13 @@ def _start_sandbox(workdir: Path) -> tuple[subprocess.Popen[str], str]:
     return proc, base_url
 
 
+def _kept_session(plan_file: Path) -> str:
+    """A session the plan keeps (held first), else one it removes: the one to explain."""
+    plan = json.loads(plan_file.read_text(encoding="utf-8"))
+    kept = sorted(plan["blocked"], key=lambda entry: not str(entry["by"]).startswith("hold:"))
+    return str((kept or plan["items"])[0]["sessionId"])
+
+
 @cli.command("demo")
 @click.option(
     "--dir",
@@ -111,7 +119,7 @@ def _start_sandbox(workdir: Path) -> tuple[subprocess.Popen[str], str]:
     help="The policy folder to demonstrate.",
 )
 def demo(workdir: Path, policies: Path) -> None:
-    """Generate a sandbox account, then validate, plan, apply, verify and report on it."""
+    """Generate a sandbox account, then validate, test, plan, explain, apply, verify and report."""
     if not policies.is_dir():
         raise InvalidInput(
             f"policy folder {policies} not found", hint="run the demo from the repository's root"
@@ -127,13 +135,15 @@ def demo(workdir: Path, policies: Path) -> None:
         plan_file = workdir / "plan.json"
         report = workdir / "report.html"
         run.step("1. Check the shipped policies", "validate", str(policies))
-        run.step("2. Scan the account into the inventory", "inventory")
-        run.step("3. Preview what the policies would remove", "plan", "--out", str(plan_file))
-        run.step("4. Apply the reviewed plan", "apply", str(plan_file), "--yes")
-        run.step("5. Verify the audit record", "audit", "verify")
-        run.step("6. The most recent removals", "audit", "show", "--limit", "8")
-        run.step("7. The compliance report", "audit", "report", "--out", str(report))
-        run.step("8. A second run finds nothing more to do", "run", "--yes")
+        run.step("2. Run the policies' own tests", "test", str(policies))
+        run.step("3. Scan the account into the inventory", "inventory")
+        run.step("4. Preview what the policies would remove", "plan", "--out", str(plan_file))
+        run.step("5. Why one session is kept", "explain", _kept_session(plan_file))
+        run.step("6. Apply the reviewed plan", "apply", str(plan_file), "--yes")
+        run.step("7. Verify the audit record", "audit", "verify")
+        run.step("8. The most recent removals", "audit", "show", "--limit", "8")
+        run.step("9. The compliance report", "audit", "report", "--out", str(report))
+        run.step("10. A second run finds nothing more to do", "run", "--yes")
     finally:
         proc.terminate()
         proc.wait(timeout=10)

@@ -8,7 +8,7 @@ can only ever keep a session, never delete it.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -77,6 +77,25 @@ class Decision:
     def unknown(self) -> bool:
         """Whether a value the API did not give kept a policy from acting."""
         return bool(self.unknown_fields)
+
+
+@dataclass(frozen=True, slots=True)
+class Findings:
+    """A session's decision and what the rules found before conflicts were resolved (explain).
+
+    `due` lists every (action, rule) due now; `wanted` the strongest of them (what would be
+    planned without blockers); `waiting` each matching delete rule not yet old enough with the
+    time it becomes due; `unknown` per action the fields that kept a rule from acting;
+    `blockers` the holds covering the session, then the retain rules in force (longest first),
+    each with the time it stops blocking (None: never known).
+    """
+
+    decision: Decision
+    due: tuple[tuple[str, str], ...]
+    wanted: Mapping[DeleteAction, str]
+    waiting: tuple[tuple[str, str, datetime], ...]
+    unknown: Mapping[str, tuple[str, ...]]
+    blockers: tuple[tuple[str, datetime | None], ...]
 
 
 @dataclass(frozen=True)
@@ -249,6 +268,25 @@ class _Engine:
             due_at=due_at,
         )
 
+    def examine(self, session: SessionRecord) -> Findings:
+        """The decision with the findings behind it, for explaining one session."""
+        candidates, _ = self.in_scope(session)
+        found = self.findings(session, candidates)
+        holds = self.holds_covering(session)
+        end = session.end_time
+        return Findings(
+            decision=self.decide(session),
+            due=tuple(found.due),
+            wanted=_strongest(found.due),
+            waiting=tuple(
+                (rule.action, rule.name, rule.after.due_at(end))
+                for rule in found.waiting
+                if end is not None
+            ),
+            unknown={action: tuple(sorted(names)) for action, names in found.unknown.items()},
+            blockers=tuple(self.blockers(session, holds, found.retains)),
+        )
+
     def blockers(
         self, session: SessionRecord, holds: tuple[str, ...], retains: list[_Rule]
     ) -> list[tuple[str, datetime | None]]:
@@ -332,3 +370,8 @@ def hold_checker(
 ) -> Callable[[SessionRecord], tuple[str, ...]]:
     """The ids of the active holds covering a session, for re-checking at execution time."""
     return _Engine(policy_set, as_of).holds_covering
+
+
+def examiner(policy_set: PolicySet, as_of: datetime) -> Callable[[SessionRecord], Findings]:
+    """The decision of a session with the findings behind it (`retention explain`, tests)."""
+    return _Engine(policy_set, as_of).examine

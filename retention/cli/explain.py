@@ -1,0 +1,320 @@
+"""`retention explain`: why one session (or one organizer's) is kept or removed, from the inventory.
+
+Reads the last inventory and the policy folder only: no API call. Exit 2 for an unknown session
+or organizer, and when no inventory exists yet.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import textwrap
+from collections import Counter
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from typing import Any
+
+import click
+from sqlite_utils import Database
+
+from retention.audit.log import AuditLog
+from retention.audit.store import AuditInputError, connect_reader
+from retention.cli.app import cli
+from retention.engine.explain import EXPLAINED_ACTIONS, VERDICTS, Explainer, Explanation
+from retention.engine.inventory import from_text, iter_sessions, session_record
+from retention.engine.planitem import iso
+from retention.engine.policy_checks import known_names
+from retention.engine.records import SessionRecord
+from retention.engine.state import open_state_db
+from retention.errors import InvalidInput
+from retention.policy import load_policy_set
+from retention.policy.names import unknown_names
+from retention.settings import Settings, load_settings
+from retention.times import parse_user_time
+from retention.units import format_bytes
+
+WIDTH = 80
+
+
+@cli.command("explain")
+@click.argument("session_id", required=False)
+@click.option("--organizer", help="Summarise this organizer's sessions (email or key).")
+@click.option("--as-of", help="Decide as of this time (ISO 8601 or a date); default now.")
+@click.option(
+    "--format", "output", type=click.Choice(["text", "json"]), default="text", show_default=True
+)
+def explain_command(
+    session_id: str | None, organizer: str | None, as_of: str | None, output: str
+) -> None:
+    """Why a session is kept or removed: per action a verdict, every rule and hold and why.
+
+    Decides on the last inventory (`retention inventory`) without calling the API.
+    """
+    if (session_id is None) == (organizer is None):
+        raise InvalidInput(
+            "give either a SESSION_ID or --organizer EMAIL|KEY",
+            hint="e.g. `retention explain 7021455903` or `retention explain --organizer ana@x.com`",
+        )
+    settings = load_settings()
+    now = datetime.now(UTC)
+    moment = now if as_of is None else parse_user_time(as_of, option="--as-of")
+    policy_set = load_policy_set([settings.policy_dir])
+    db = _inventory(settings)
+    try:
+        age = _inventory_age(db, now)
+        explainer = Explainer(policy_set, moment)
+        if organizer is not None:
+            summary = _summary(db, organizer, explainer)
+            _show_summary(organizer, summary, age, output)
+            return
+        assert session_id is not None
+        record = _session(db, session_id)
+        removed = _removed_at(db, record.session_id)
+        explanation = explainer(record)
+        names = unknown_names(policy_set, *known_names(db))
+        refused = {
+            policy.name: by
+            for policy in policy_set.policies
+            if (by := names.blocked_by(policy.name)) is not None
+        }
+    finally:
+        db.close()
+    subject = _recorded_subject(settings, record.subject)
+    if output == "json":
+        document = {
+            "sessionId": str(record.session_id),
+            "inventory_age_s": age,
+            **explanation.to_json(),
+            "session": {
+                **_facts(record, subject, settings.audit_subject),
+                "removed_at": iso(removed),
+            },
+            "refused_policies": [
+                {"policy": name, "by": by} for name, by in sorted(refused.items())
+            ],
+        }
+        click.echo(json.dumps(document, indent=2))
+    else:
+        lines = _text(explanation, subject, settings.audit_subject, age)
+        if removed is not None:
+            lines.insert(1, f"  removed    from the account at {_when(removed)}")
+        for name, by in sorted(refused.items()):
+            note = f"note: policy {name} is refused on its own ({by}): plan blocks its removals"
+            lines.extend(_wrap(note, "      "))
+        click.echo("\n".join(lines))
+
+
+def _inventory(settings: Settings) -> Database:
+    """The state database, refused (exit 2) while no scan has filled it."""
+    hint = "run `retention inventory` first: explain reads the last inventory"
+    if not settings.state_db.is_file():
+        raise InvalidInput(f"no inventory yet in {settings.state_dir}", hint=hint)
+    db = open_state_db(settings.state_db)
+    if next(db.query("SELECT id FROM scans WHERE finished_at IS NOT NULL LIMIT 1"), None) is None:
+        db.close()
+        raise InvalidInput(f"no inventory yet in {settings.state_dir}", hint=hint)
+    return db
+
+
+def _inventory_age(db: Database, now: datetime) -> int:
+    """Seconds since the last complete scan ended (else the last scan of any kind)."""
+    row = next(
+        db.query(
+            "SELECT finished_at FROM scans WHERE finished_at IS NOT NULL "
+            "ORDER BY complete DESC, finished_at DESC LIMIT 1"
+        )
+    )
+    finished = from_text(row["finished_at"])
+    assert finished is not None
+    return max(0, int((now - finished).total_seconds()))
+
+
+def _session(db: Database, text: str) -> SessionRecord:
+    hint = "`retention explain --organizer EMAIL` lists an organizer's sessions by verdict"
+    try:
+        number = int(text)
+    except ValueError:
+        raise InvalidInput(f"session id {text!r} is not a number", hint=hint) from None
+    record = session_record(db, number)
+    if record is None:
+        raise InvalidInput(
+            f"session {text} is not in the inventory",
+            hint=f"check the id, or run `retention inventory` to read new sessions; {hint}",
+        )
+    return record
+
+
+def _removed_at(db: Database, session_id: int) -> datetime | None:
+    """When a removal of the whole session went out, if one did (the inventory keeps it)."""
+    row = next(db.query("SELECT removed_at FROM sessions WHERE session_id = ?", [session_id]))
+    return from_text(row["removed_at"])
+
+
+def _organizer_sessions(db: Database, organizer: str) -> Iterator[SessionRecord]:
+    wanted = organizer.strip().casefold()
+    for record in iter_sessions(db):
+        email = (record.organizer_email or "").casefold()
+        if wanted in (str(record.organizer_key), email):
+            yield record
+
+
+def _summary(db: Database, organizer: str, explainer: Explainer) -> dict[str, Counter[str]]:
+    counts: dict[str, Counter[str]] = {action: Counter() for action in EXPLAINED_ACTIONS}
+    seen = 0
+    for record in _organizer_sessions(db, organizer):
+        seen += 1
+        for verdict in explainer(record).actions:
+            counts[verdict.action][verdict.verdict] += 1
+    if not seen:
+        raise InvalidInput(
+            f"organizer {organizer} has no session in the inventory",
+            hint="give the organizer's email or key as `retention inventory` stored it",
+        )
+    return counts
+
+
+def _show_summary(organizer: str, counts: dict[str, Counter[str]], age: int, output: str) -> None:
+    sessions = sum(counts["delete_session"].values())
+    if output == "json":
+        document = {
+            "organizer": organizer,
+            "inventory_age_s": age,
+            "sessions": sessions,
+            "actions": {
+                action: {verdict: counts[action][verdict] for verdict in VERDICTS}
+                for action in EXPLAINED_ACTIONS
+            },
+        }
+        click.echo(json.dumps(document, indent=2))
+        return
+    click.echo(f"{organizer}: {sessions} sessions, inventory read {_age(age)} ago")
+    header = f"{'verdict':<10}" + "".join(f"{action:>20}" for action in EXPLAINED_ACTIONS)
+    click.echo(header)
+    for verdict in VERDICTS:
+        row = [counts[action][verdict] for action in EXPLAINED_ACTIONS]
+        if any(row):
+            click.echo(f"{verdict:<10}" + "".join(f"{count:>20}" for count in row))
+
+
+def _recorded_subject(settings: Settings, subject: str | None) -> str | None:
+    """The subject as the audit record would store it (RETENTION_AUDIT_SUBJECT)."""
+    if subject is None or settings.audit_subject == "omit":
+        return None
+    if settings.audit_subject == "keep":
+        return subject
+    try:
+        conn = connect_reader(settings.audit_db)
+    except AuditInputError:
+        return None  # no record yet: no salt, so no hash the record would match
+    try:
+        log = AuditLog(
+            conn,
+            path=settings.audit_db,
+            subject_mode="hash",
+            signing_key=None,
+            checkpoint_path=settings.audit_db.with_suffix(".none"),
+            clock=lambda: datetime.now(UTC),
+        )
+        return log.subject_value(subject)
+    except (KeyError, ValueError, sqlite3.Error):
+        return None
+    finally:
+        conn.close()
+
+
+def _facts(record: SessionRecord, subject: str | None, mode: str) -> dict[str, Any]:
+    return {
+        "organizerKey": str(record.organizer_key),
+        "organizerEmail": record.organizer_email,
+        "groupKey": None if record.group_key is None else str(record.group_key),
+        "groupName": record.group_name,
+        "meetingId": str(record.meeting_id),
+        "meetingType": record.meeting_type,
+        "startTime": iso(record.start_time),
+        "endTime": iso(record.end_time),
+        "recordingId": record.recording_id,
+        "recording_bytes": record.recording_bytes,
+        "attendees": record.attendee_count,
+        "subject": subject,
+        "subject_mode": mode,
+    }
+
+
+def _text(explanation: Explanation, subject: str | None, mode: str, age: int) -> list[str]:
+    record = explanation.session
+    lines = [
+        f"session {record.session_id} as of {_when(explanation.as_of)}"
+        f" (inventory read {_age(age)} ago)",
+        *_fact_lines(record, subject, mode),
+        "",
+        "actions:",
+    ]
+    for verdict in explanation.actions:
+        head = f"  {verdict.action:<18} {verdict.verdict:<9} {verdict.policy or '-'}"
+        if verdict.by:
+            head += f"  by {verdict.by}"
+        reason = verdict.reason
+        if verdict.due:
+            reason += f"; becomes due {_when(verdict.due)}"
+        lines.extend(_wrap(head, "      "))
+        lines.extend(_wrap(f"      {reason}", "      "))
+    lines.append("")
+    lines.append("rules:")
+    for rule in explanation.matched:
+        mark = "+" if rule.matches else "-"
+        lines.extend(_wrap(f"  {mark} {rule.name} ({rule.kind}): {rule.reason}", "      "))
+    lines.append("holds:" if explanation.holds else "holds: none")
+    for hold in explanation.holds:
+        mark = "+" if hold.matches else "-"
+        lines.extend(_wrap(f"  {mark} {hold.name}: {hold.reason}", "      "))
+    return lines
+
+
+def _fact_lines(record: SessionRecord, subject: str | None, mode: str) -> list[str]:
+    group = record.group_name or "(none)"
+    if record.group_key is not None:
+        group += f" (key {record.group_key})"
+    if record.has_recording:
+        size = record.recording_bytes
+        recording = f"yes, {format_bytes(size)}" if size is not None else "yes, size unknown"
+    else:
+        recording = "none"
+    attendees = "unknown" if record.attendee_count is None else str(record.attendee_count)
+    if mode == "omit":
+        shown = "(omitted: RETENTION_AUDIT_SUBJECT=omit)"
+    elif subject is None:
+        shown = "(unknown)" if mode == "keep" or record.subject is None else "(hashed; no record)"
+    else:
+        shown = subject if mode == "keep" else f"(hashed) {subject[:16]}…"
+    facts = [
+        (
+            "organizer",
+            f"{record.organizer_email or '(email unknown)'} (key {record.organizer_key})",
+        ),
+        ("group", group),
+        ("meeting", f"{record.meeting_id}, {record.meeting_type or 'type unknown'}"),
+        ("start", _when(record.start_time)),
+        ("end", _when(record.end_time)),
+        ("recording", recording),
+        ("attendees", attendees),
+        ("subject", shown),
+    ]
+    lines: list[str] = []
+    for label, value in facts:
+        lines.extend(_wrap(f"  {label:<10} {value}", " " * 13))
+    return lines
+
+
+def _wrap(text: str, indent: str) -> list[str]:
+    return textwrap.wrap(text, WIDTH, subsequent_indent=indent, break_on_hyphens=False) or [""]
+
+
+def _when(moment: datetime | None) -> str:
+    return "unknown" if moment is None else f"{moment:%Y-%m-%d %H:%M} UTC"
+
+
+def _age(seconds: int) -> str:
+    for size, unit in ((86_400, "d"), (3600, "h"), (60, "min")):
+        if seconds >= size:
+            return f"{seconds // size} {unit}"
+    return f"{seconds} s"
