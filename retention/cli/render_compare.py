@@ -52,7 +52,7 @@ def _blocker_line(entry: Mapping[str, Any]) -> str:
 
 def _md(text: str) -> str:
     """Text safe in a markdown table cell or list item."""
-    return text.replace("|", "\\|").replace("\n", " ")
+    return text.replace("|", "\\|").replace("<", "&lt;").replace("\n", " ")
 
 
 def change_markdown(document: Mapping[str, Any]) -> str:
@@ -95,11 +95,20 @@ def change_markdown(document: Mapping[str, Any]) -> str:
 
 
 def _md_list(title: str, entries: Sequence[Mapping[str, Any]], line: Any) -> list[str]:
+    """A folded list (GitHub's <details>) of the first entries, then how many more."""
     if not entries:
         return []
     shown = [f"- {_md(line(entry))}" for entry in entries[:MARKDOWN_ITEMS]]
     more = len(entries) - len(shown)
-    return [f"#### {title}", "", *shown, *([f"- … and {more} more"] if more else []), ""]
+    return [
+        f"<details><summary>{title} ({len(entries)})</summary>",
+        "",
+        *shown,
+        *([f"- … and {more} more"] if more else []),
+        "",
+        "</details>",
+        "",
+    ]
 
 
 def render_change_table(document: Mapping[str, Any], console: Console) -> None:
