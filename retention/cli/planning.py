@@ -14,6 +14,7 @@ from rich.console import Console
 
 from retention.cli.failures import leaves
 from retention.cli.render_compare import (
+    age_text,
     change_document,
     change_markdown,
     render_change_table,
@@ -52,20 +53,6 @@ def reaching_api(pipeline: Pipeline, job: Callable[[], Coroutine[Any, Any, T]]) 
             hint="check the network and RETENTION_API_BASE_URL; `retention plan --offline` "
             "previews on the last inventory without calling the API",
         ) from None
-
-
-def age_text(seconds: int | None) -> str:
-    """An age for people: `45 s`, `12 min`, `5 h 3 min`, `2 d 4 h`."""
-    if seconds is None:
-        return "of unknown age"
-    minutes, hours = seconds // 60, seconds // 3600
-    if seconds < 120:
-        return f"{seconds} s old"
-    if hours < 1:
-        return f"{minutes} min old"
-    if hours < 48:
-        return f"{hours} h {minutes % 60} min old"
-    return f"{hours // 24} d {hours % 24} h old"
 
 
 def offline_note(plan: Plan) -> str:

@@ -30,6 +30,20 @@ def change_document(change: PlanChange, base_dir: str, plan: Plan) -> dict[str, 
     }
 
 
+def age_text(seconds: int | None) -> str:
+    """An age for people: `45 s old`, `12 min old`, `5 h 3 min old`, `2 d 4 h old`."""
+    if seconds is None:
+        return "of unknown age"
+    minutes, hours = seconds // 60, seconds // 3600
+    if seconds < 120:
+        return f"{seconds} s old"
+    if hours < 1:
+        return f"{minutes} min old"
+    if hours < 48:
+        return f"{hours} h {minutes % 60} min old"
+    return f"{hours // 24} d {hours % 24} h old"
+
+
 def write_change_json(document: Mapping[str, Any], out: IO[str]) -> None:
     write_plan_json(document, out)
 
@@ -65,7 +79,7 @@ def change_markdown(document: Mapping[str, Any]) -> str:
         "",
         f"Compared with `{_md(str(document['base']))}` as of {document['as_of']}, on "
         f"{document['sessions_scanned']} sessions"
-        + (f" (offline, inventory {age} s old)" if document.get("offline") else "")
+        + (f" (offline, on an inventory {age_text(age)})" if document.get("offline") else "")
         + ".",
         "",
     ]
