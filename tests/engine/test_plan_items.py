@@ -153,7 +153,7 @@ def test_the_csv_lists_removals_then_blocked_and_unknown_rows_with_their_times(
 
 @pytest.mark.parametrize("mode", ["hash", "keep", "omit"])
 def test_the_subject_is_the_one_the_audit_record_stores(tmp_path: Path, mode: str) -> None:
-    settings = Settings(state_dir=tmp_path, audit_subject=mode)  # type: ignore[arg-type]
+    settings = Settings(state_dir=tmp_path, audit_subject=mode)
     with AuditLog.open(
         settings.audit_db, subject_mode=settings.audit_subject, clock=lambda: AS_OF
     ) as record:
