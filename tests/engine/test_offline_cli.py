@@ -12,6 +12,8 @@ from typing import Any
 import pytest
 from support import Deployment, deploy
 
+from retention.cli.planning import unreachable
+from retention.goto.errors import ApiError, TlsError
 from retention.sandbox.policies import policy_set, rule
 
 BOARD_7Y = """\
@@ -115,3 +117,18 @@ def test_an_offline_plan_sends_nothing_and_apply_re_reads_and_applies_it(
 
     deleted = sorted(int(d["path"].split("/")[-2]) for d in deployment.deletes())
     assert deleted == sorted(int(item["sessionId"]) for item in planned["items"])
+
+
+@pytest.mark.parametrize(
+    ("failure", "says_offline"),
+    [
+        (ApiError("GET", "/organizers", None, detail="ConnectTimeout, still failing"), True),
+        (ExceptionGroup("scan", [ApiError("GET", "/h", None, detail="ReadTimeout")]), True),
+        (ApiError("GET", "/organizers", 503, detail="HTTP 503, still failing"), False),
+        (TlsError("GET", "/organizers", detail="TLS certificate verification failed"), False),
+    ],
+)
+def test_only_a_call_that_got_no_answer_is_taken_for_an_api_out_of_reach(
+    failure: Exception, says_offline: bool
+) -> None:
+    assert (unreachable(failure) is not None) is says_offline
