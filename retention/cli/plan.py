@@ -24,6 +24,7 @@ from rich.progress import (
 )
 
 from retention.cli.app import cli
+from retention.cli.planning import compare_command, offline_note, reaching_api
 from retention.cli.render import (
     render_execution,
     render_plan_table,
@@ -136,22 +137,60 @@ def _finish(result: RunResult, console: Console) -> None:
     type=click.IntRange(0),
     help="Keep only the first N removals (oldest session first), to apply in batches.",
 )
-@click.option("--format", "output", type=click.Choice(["table", "json", "csv"]), default="table")
+@click.option(
+    "--format",
+    "output",
+    type=click.Choice(["table", "json", "csv", "markdown"]),
+    default="table",
+    help="markdown: only with --compare-to (a pull-request comment).",
+)
 @click.option("--out", type=click.Path(path_type=Path, dir_okay=False), help="Write a plan file.")
-def plan_command(
+@click.option(
+    "--offline",
+    is_flag=True,
+    help="Decide on the last inventory without calling the API; states the inventory's age.",
+)
+@click.option(
+    "--compare-to",
+    "compare_to",
+    type=click.Path(path_type=Path),
+    help="Show what the policies in force add and drop against the policy folder DIR.",
+    metavar="DIR",
+)
+def plan_command(  # noqa: PLR0917
     policies: tuple[str, ...],
     as_of: str | None,
     output: str,
     out: Path | None,
     limit: int | None = None,
+    offline: bool = False,
+    compare_to: Path | None = None,
 ) -> None:
     """Preview what the policies would remove (a dry run); --out writes a plan to apply."""
     pipeline = _pipeline()
     moment = _parse_time(as_of)
-    plan = asyncio.run(
-        pipeline.preview(
-            as_of=moment, selected=list(policies) or None, record=out is not None, limit=limit
+    if compare_to is not None:
+        if out is not None or limit is not None or output == "csv":
+            raise InvalidInput(
+                "--compare-to shows a change: it takes --format table, json or markdown, "
+                "without --out or --limit",
+                hint="plan each folder on its own to write a plan file",
+            )
+        compare_command(pipeline, compare_to, moment, list(policies), offline, output)
+        return
+    if output == "markdown":
+        raise InvalidInput(
+            "--format markdown is the form of a policy change", hint="add --compare-to DIR"
         )
+    plan = reaching_api(
+        pipeline,
+        lambda: pipeline.preview(
+            as_of=moment,
+            selected=list(policies) or None,
+            record=out is not None,
+            limit=limit,
+            offline=offline,
+        ),
     )
     document = plan.document()
     console = Console()
@@ -175,7 +214,10 @@ def plan_command(
 
 
 def _plan_notes(plan: Plan, console: Console) -> None:
-    """What a reader must know beside the table: a preview, refused policies, items left out."""
+    """What a reader must know beside the table: offline, a preview, refused policies, items
+    left out."""
+    if plan.offline:
+        console.print(offline_note(plan))
     if plan.preview:
         console.print(
             f"[bold]preview[/]: this plan decides as of {plan.document()['as_of']}, in the "
@@ -226,7 +268,7 @@ def apply_command(plan_file: Path, yes: bool) -> None:
 def run_command(ctx: click.Context, yes: bool, dry_run: bool) -> None:
     """Plan and apply in one step: reconcile, scan, decide, check caps, execute, record."""
     if dry_run:
-        ctx.invoke(plan_command, policies=(), as_of=None, output="table", out=None, limit=None)
+        ctx.invoke(plan_command, policies=(), as_of=None, output="table", out=None)
         return
     pipeline = _pipeline()
     console = Console(stderr=True)

@@ -15,18 +15,28 @@ from retention.engine.execute import ExecutionReport
 from retention.units import format_bytes
 
 ITEM_COLUMNS = (
+    "kind",
     "organizerKey",
+    "organizer_email",
+    "group",
+    "subject",
     "meetingId",
     "sessionId",
     "action",
     "policy",
     "also_matched",
+    "by",
+    "until",
     "startTime",
     "endTime",
     "recordingId",
     "recording_bytes",
     "attendees",
+    "fields",
+    "reason",
 )
+# A cell starting with one of these is a formula to a spreadsheet (as in `audit export`).
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
 def render_plan_table(
@@ -86,13 +96,23 @@ def write_plan_json(document: Mapping[str, Any], out: IO[str]) -> None:
 
 
 def write_plan_csv(document: Mapping[str, Any], out: IO[str]) -> None:
-    """One row per planned removal, with stable column names."""
+    """One row per planned removal (`kind` removal), then per blocked removal (`blocked`, with
+    its `by`) and per session kept for unknown fields (`unknown`), with stable column names."""
     writer = csv.DictWriter(out, fieldnames=ITEM_COLUMNS, extrasaction="ignore")
     writer.writeheader()
-    for item in document["items"]:
-        row = dict(item)
-        row["also_matched"] = ";".join(item["also_matched"])
-        writer.writerow(row)
+    for kind, key in (("removal", "items"), ("blocked", "blocked"), ("unknown", "unknown")):
+        for entry in document.get(key, ()):
+            writer.writerow({"kind": kind, **{k: _cell(v) for k, v in entry.items()}})
+
+
+def _cell(value: Any) -> str:
+    """A CSV cell: lists joined with `;`, nothing for null, free text never a formula."""
+    if value is None:
+        return ""
+    if isinstance(value, list):
+        return ";".join(str(part) for part in value)
+    text = str(value)
+    return "'" + text if text.startswith(_FORMULA_START) else text
 
 
 def render_execution(report: ExecutionReport, console: Console) -> None:

@@ -1,6 +1,6 @@
 """Plans: decisions gathered into a reviewable, hashable document bound to its time and account.
 
-Pure: the plan id, creation time and as-of time are arguments. The JSON form
+Pure: the plan id, creation time, as-of time and the subject's form are arguments. The JSON form
 (`goto-retention-plan/1`) is a contract: the compliance officer reviews it, `apply` checks it.
 A policy refused on its own (over its cap, or naming what the account does not know) has its
 removals moved to `blocked`; a removal another policy also calls for stays, under that policy.
@@ -21,6 +21,14 @@ from retention.engine.planfile import DEFAULT_MAX_CLOCK_SKEW
 from retention.engine.planitem import PLAN_FORMAT, PlanItem, iso, plan_hash
 from retention.engine.records import SessionRecord
 from retention.policy import PolicySet
+
+# How a plan shows a session's subject: the audit record's form of it (RETENTION_AUDIT_SUBJECT).
+SubjectForm = Callable[[str | None], str | None]
+
+
+def no_subject(_subject: str | None) -> str | None:
+    """The subject left out (a plan built without the audit record's setting)."""
+    return None
 
 
 @dataclass
@@ -51,7 +59,8 @@ class Plan:
     `preview` is true when `as_of` is later than the creation time plus the clock-skew
     tolerance: such a plan shows the future and is never applied. `refused` maps each policy
     refused on its own to its `by` (`cap:NAME`, `unknown:NAME`); `cap_refusals` says why for
-    caps. `left_out` counts the items `--limit` dropped.
+    caps. `left_out` counts the items `--limit` dropped. `offline` plans decided on the last
+    inventory without calling the API; `inventory_at` is when that inventory's scan finished.
     """
 
     plan_id: str
@@ -73,6 +82,15 @@ class Plan:
     cap_refusals: list[CapViolation] = field(default_factory=list)
     limit: int | None = None
     left_out: int = 0
+    offline: bool = False
+    inventory_at: datetime | None = None
+
+    @property
+    def inventory_age_s(self) -> int | None:
+        """How old the inventory was when the plan was made, in whole seconds."""
+        if self.inventory_at is None:
+            return None
+        return max(0, int((self.created_at - self.inventory_at).total_seconds()))
 
     def summary(self) -> dict[str, Any]:
         """Per policy and in total: sessions, recordings, bytes and attendee lists to remove."""
@@ -106,6 +124,9 @@ class Plan:
             "created_at": iso(self.created_at),
             "as_of": iso(self.as_of),
             "preview": self.preview,
+            "offline": self.offline,
+            "inventory_at": iso(self.inventory_at),
+            "inventory_age_s": self.inventory_age_s,
             "account_key": self.account_key,
             "api_base_url": self.api_base_url,
             "policies_digest": self.policies_digest,
@@ -169,9 +190,13 @@ def build_plan(
     account_key: str | None = None,
     api_base_url: str | None = None,
     max_clock_skew: timedelta = DEFAULT_MAX_CLOCK_SKEW,
+    subject: SubjectForm = no_subject,
+    offline: bool = False,
+    inventory_at: datetime | None = None,
 ) -> Plan:
     """Gather decisions into a plan, oldest session first; with `selected`, only those
-    policies' actions are items; `refused` ({policy: by}) policies' removals are blocked."""
+    policies' actions are items; `refused` ({policy: by}) policies' removals are blocked.
+    `subject` gives each entry's subject in the audit record's form."""
     plan = Plan(
         plan_id=plan_id,
         created_at=created_at,
@@ -184,7 +209,10 @@ def build_plan(
         account_key=account_key,
         api_base_url=api_base_url,
         refused=dict(refused or {}),
+        offline=offline,
+        inventory_at=inventory_at,
     )
+    facts = _Facts(subject)
     wanted = set(selected) if selected else None
     refusals = _Refusals(policy_set, plan.refused, as_of) if plan.refused else None
     in_scope: dict[str, int] = defaultdict(int)
@@ -195,21 +223,22 @@ def build_plan(
         session = decision.session
         actions = decision.actions
         if refusals is not None and refusals.applies(actions):
-            actions = refusals(plan, session, wanted)
+            actions = refusals(plan, session, wanted, facts)
         for planned in actions:
             if wanted is None or planned.policy in wanted:
-                plan.items.append(_item(session, planned, policy_set))
+                plan.items.append(_item(session, planned, policy_set, facts))
         for blocked in decision.blocked:
             if wanted is not None and blocked.policy not in wanted:
                 continue
             plan.blocked.append(
-                _blocked_entry(session, blocked.action, blocked.policy, blocked.by, blocked.until)
+                _blocked_entry(
+                    session, blocked.action, blocked.policy, blocked.by, blocked.until, facts
+                )
             )
         if decision.unknown and not decision.actions:
             plan.unknown.append(
                 {
-                    "organizerKey": str(session.organizer_key),
-                    "sessionId": str(session.session_id),
+                    **facts.of(session),
                     "fields": list(decision.unknown_fields),
                     "reason": decision.reason,
                 }
@@ -240,7 +269,7 @@ class _Refusals:
         return any(planned.policy in self.refused for planned in actions)
 
     def __call__(
-        self, plan: Plan, session: SessionRecord, wanted: set[str] | None
+        self, plan: Plan, session: SessionRecord, wanted: set[str] | None, facts: _Facts
     ) -> tuple[Planned, ...]:
         """The actions the other policies call for; records the refused ones as blocked."""
         others = self.others(session).actions
@@ -253,11 +282,34 @@ class _Refusals:
             for planned in redecide(session).actions:
                 if planned.policy == name and planned.action not in still_called:
                     by = self.refused[name]
-                    plan.blocked.append(_blocked_entry(session, planned.action, name, by, None))
+                    entry = _blocked_entry(session, planned.action, name, by, None, facts)
+                    plan.blocked.append(entry)
         return others
 
 
-def _item(session: SessionRecord, planned: Planned, policy_set: PolicySet) -> PlanItem:
+class _Facts:
+    """What a plan shows of a session beside its ids, for the reviewer: who, which group, what,
+    when. Informational: covered by the plan hash, never read to decide."""
+
+    def __init__(self, subject: SubjectForm) -> None:
+        self.subject = subject
+
+    def of(self, session: SessionRecord) -> dict[str, Any]:
+        """The session's keys, people and times, as blocked and unknown entries write them."""
+        return {
+            "organizerKey": str(session.organizer_key),
+            "organizer_email": session.organizer_email,
+            "group": session.group_name,
+            "subject": self.subject(session.subject),
+            "sessionId": str(session.session_id),
+            "startTime": iso(session.start_time),
+            "endTime": iso(session.end_time),
+        }
+
+
+def _item(
+    session: SessionRecord, planned: Planned, policy_set: PolicySet, facts: _Facts
+) -> PlanItem:
     return PlanItem(
         organizer_key=session.organizer_key,
         meeting_id=session.meeting_id,
@@ -271,15 +323,22 @@ def _item(session: SessionRecord, planned: Planned, policy_set: PolicySet) -> Pl
         recording_id=session.recording_id,
         recording_bytes=session.recording_bytes,
         attendees=session.attendee_count,
+        organizer_email=session.organizer_email,
+        group=session.group_name,
+        subject=facts.subject(session.subject),
     )
 
 
-def _blocked_entry(
-    session: SessionRecord, action: str, policy: str, by: str, until: datetime | None
+def _blocked_entry(  # noqa: PLR0917
+    session: SessionRecord,
+    action: str,
+    policy: str,
+    by: str,
+    until: datetime | None,
+    facts: _Facts,
 ) -> dict[str, Any]:
     return {
-        "organizerKey": str(session.organizer_key),
-        "sessionId": str(session.session_id),
+        **facts.of(session),
         "action": action,
         "policy": policy,
         "by": by,

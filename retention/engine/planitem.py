@@ -29,6 +29,10 @@ class PlanItem:
     recording_id: str | None
     recording_bytes: int | None
     attendees: int | None
+    # Informational, for the reviewer: covered by the plan hash, never read to decide.
+    organizer_email: str | None = None
+    group: str | None = None
+    subject: str | None = None
 
     @property
     def key(self) -> tuple[int, str]:
@@ -39,6 +43,9 @@ class PlanItem:
         """The item as the plan file writes it (ids as strings, as the API sends them)."""
         return {
             "organizerKey": str(self.organizer_key),
+            "organizer_email": self.organizer_email,
+            "group": self.group,
+            "subject": self.subject,
             "meetingId": str(self.meeting_id),
             "sessionId": str(self.session_id),
             "action": self.action,
@@ -68,6 +75,9 @@ class PlanItem:
             recording_id=data.get("recordingId"),
             recording_bytes=_optional_int(data["recording_bytes"]),
             attendees=_optional_int(data["attendees"]),
+            organizer_email=_optional_str(data.get("organizer_email")),
+            group=_optional_str(data.get("group")),
+            subject=_optional_str(data.get("subject")),
         )
 
 
@@ -90,3 +100,8 @@ def parse_iso(value: str | None) -> datetime | None:
 
 def _optional_int(value: Any) -> int | None:
     return None if value is None else int(value)
+
+
+def _optional_str(value: Any) -> str | None:
+    """A field plans before it existed lack (None), else its text."""
+    return None if value is None else str(value)

@@ -25,7 +25,7 @@ from retention.engine import inventory
 from retention.engine.caps import CapViolation
 from retention.engine.decide import decide
 from retention.engine.execute import Executor, Gate, Verdict
-from retention.engine.plan import Plan, limit_plan, plan_within_caps
+from retention.engine.plan import Plan, plan_within_caps
 from retention.engine.planfile import LoadedPlan
 from retention.engine.planitem import PlanItem
 from retention.engine.policy_checks import known_names
@@ -34,21 +34,21 @@ from retention.engine.reconcile import ReconcileReport
 from retention.engine.refresh import fresh_record, refresh_items
 from retention.engine.removal import ApiRemovals
 from retention.engine.scan import ScanReport
-from retention.engine.state import account_of, mark_plan_applied, open_state_db, record_plan
+from retention.engine.state import account_of, mark_plan_applied, record_plan
 from retention.errors import InvalidInput
 from retention.goto.client import GoToClient
 from retention.goto.factory import client_from_settings
 from retention.goto.http import Transport
 from retention.policy import PolicySet, load_policy_set
-from retention.policy.names import check_hold_names, unknown_names
+from retention.policy.names import unknown_names
 from retention.service import execution, preflight, record
-from retention.service.checks import PREFLIGHT, account_and_clock
-from retention.service.lock import acquire
+from retention.service import preview as previews
+from retention.service.checks import PREFLIGHT
 from retention.service.logging import register_secret
 from retention.service.reading import require_complete, scan_as_set, unless_stopped
 from retention.service.refusals import end_refused, refuse_over_run_cap, refuse_policies
 from retention.service.result import RunResult
-from retention.service.session import Check, LockWait, Opening, Session, open_session
+from retention.service.session import Check, LockWait, Session, open_session
 from retention.settings import Settings
 
 __all__ = ["STOP_GRACE_SECONDS", "Pipeline", "RunResult"]
@@ -126,10 +126,12 @@ class Pipeline:
         as_of: datetime,
         selected: list[str] | None = None,
         account_key: str | None = None,
+        **shown: Any,
     ) -> Plan:
         """Decide over the whole inventory and gather the plan (pure but for reading the db).
 
-        The plan records `account_key` (the account the scan read), else the state's account.
+        The plan records `account_key` (the account the scan read), else the state's account;
+        `shown` passes `subject`, `offline` and `inventory_at` to build_plan.
         """
         unknown = sorted(set(selected or ()) - {p.name for p in policy_set.policies})
         if unknown:
@@ -156,6 +158,7 @@ class Pipeline:
             max_clock_skew=timedelta(seconds=self.settings.max_clock_skew),
             api_base_url=self.settings.api_base_url,
             account_key=account_key or account_of(db),
+            **shown,
         )
 
     async def preview(
@@ -165,28 +168,13 @@ class Pipeline:
         selected: list[str] | None,
         record: bool,
         limit: int | None = None,
+        offline: bool = False,
     ) -> Plan:
-        """`retention plan`: refresh the inventory, decide, and (with --out) record the plan."""
-        policy_set = self.load_policies()
-        with acquire(self.settings.state_dir, self.lock.seconds, command="retention plan"):
-            db = open_state_db(self.settings.state_db)
-            async with self.client() as client:
-                # The clock and the account are checked (and recorded on first use) first.
-                await account_and_clock(Opening(self.settings, self.clock, db, policy_set, client))
-                await self.refresh(client, db)
-            # A hold shrunk by a misspelt name must not pass for one in force, even in a preview.
-            check_hold_names(policy_set, *known_names(db))
-            plan = self.make_plan(
-                db,
-                policy_set,
-                as_of=as_of or self.clock(),
-                selected=selected,
-                account_key=client.account_key,  # the account its facts were read from
-            )
-            plan = limit_plan(plan, limit)
-            if record:
-                record_plan(db, plan.plan_id, plan.document()["plan_hash"], plan.created_at)
-        return plan
+        """`retention plan`: read the inventory (scan, or the last one offline), decide, and
+        (with --out) record the plan; service/preview.py."""
+        return await previews.preview(
+            self, as_of=as_of, selected=selected, record=record, limit=limit, offline=offline
+        )
 
     def violations(
         self, plan_items: list[PlanItem], policy_set: PolicySet, in_scope: Mapping[str, int]
@@ -242,6 +230,7 @@ class Pipeline:
                 policy_set,
                 as_of=self.clock(),
                 selected=list(selected) if selected else None,
+                subject=session.audit.subject_value,
             )
             document = plan.document()
             result.planned = len(plan.items)

@@ -158,10 +158,11 @@ def test_apply_without_yes_and_without_a_terminal_removes_nothing(
     assert dep.deletes() == []
 
 
-def test_plan_csv_has_one_row_per_item(deployment: Any, tmp_path: Path) -> None:
+def test_plan_csv_has_one_removal_row_per_item(deployment: Any, tmp_path: Path) -> None:
     dep = deployment()
     plan_file = tmp_path / "plan.json"
     dep.cli("plan", "--out", str(plan_file), check=True)
     csv_out = dep.cli("plan", "--format", "csv", check=True).stdout.splitlines()
-    assert csv_out[0].startswith("organizerKey,meetingId,sessionId,action,policy")
-    assert len(csv_out) - 1 == len(json.loads(plan_file.read_text())["items"])
+    assert csv_out[0].startswith("kind,organizerKey,organizer_email,group,subject,meetingId")
+    removals = [line for line in csv_out[1:] if line.startswith("removal,")]
+    assert len(removals) == len(json.loads(plan_file.read_text())["items"])

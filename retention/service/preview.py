@@ -1,0 +1,220 @@
+"""Planning without applying: `retention plan`, scanning first or offline, and a policy change's
+two plans on one inventory.
+
+    lock ► state db ► (online: token, clock and account check, scan) ► hold names ► decide
+
+Offline, nothing is sent to the API: the plan decides on the last complete scan's inventory and
+states its age; the lock and the state database are used as online. The only writes are local
+and reversible: the plan's hash in the state database (with --out), never the audit record.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING
+
+from sqlite_utils import Database
+
+from retention.audit.log import AuditLog
+from retention.audit.store import connect_reader
+from retention.engine.inventory import from_text
+from retention.engine.plan import Plan, SubjectForm, limit_plan
+from retention.engine.policy_checks import known_names
+from retention.engine.state import account_of, open_state_db, record_plan
+from retention.errors import InvalidInput
+from retention.policy import PolicySet
+from retention.policy.names import check_hold_names
+from retention.service.checks import account_and_clock
+from retention.service.lock import acquire
+from retention.service.record import CHECKPOINT_FILE
+from retention.service.session import Opening
+from retention.settings import Settings
+
+if TYPE_CHECKING:
+    from retention.service.pipeline import Pipeline
+
+NO_INVENTORY_HINT = "run `retention inventory` (it reads the API) to make one, then plan offline"
+
+
+@dataclass(frozen=True)
+class Inventory:
+    """The inventory a plan decides on: its database, account, when its scan finished."""
+
+    db: Database
+    account_key: str | None
+    scanned_at: datetime | None
+    offline: bool
+
+
+def last_scan_time(db: Database) -> datetime | None:
+    """When the last complete scan finished; None when no scan ever completed."""
+    row = next(
+        db.query(
+            "SELECT finished_at FROM scans WHERE complete = 1 AND finished_at IS NOT NULL "
+            "ORDER BY finished_at DESC LIMIT 1"
+        ),
+        None,
+    )
+    return None if row is None else from_text(str(row["finished_at"]))
+
+
+@contextlib.contextmanager
+def audit_subject(settings: Settings) -> Iterator[SubjectForm]:
+    """The subject as the audit record stores it (RETENTION_AUDIT_SUBJECT), read-only.
+
+    `hash` is the record's own keyed hash (its salt), so a plan's subject is the one its
+    removals' rows will carry; before the record exists (no run yet) it is unknown (None).
+    """
+    path = settings.audit_db
+    if not path.is_file():
+        mode = settings.audit_subject
+        yield (lambda subject: subject) if mode == "keep" else (lambda _subject: None)
+        return
+    conn = connect_reader(path)
+    try:
+        record = AuditLog(
+            conn,
+            path=path,
+            subject_mode=settings.audit_subject,
+            signing_key=None,
+            checkpoint_path=path.parent / CHECKPOINT_FILE,
+            clock=lambda: datetime.now(UTC),  # never writes: the clock is not read
+        )
+        yield record.subject_value
+    finally:
+        conn.close()
+
+
+@contextlib.asynccontextmanager
+async def _inventory(
+    pipeline: Pipeline, policy_sets: list[PolicySet], *, offline: bool
+) -> AsyncIterator[Inventory]:
+    settings = pipeline.settings
+    with acquire(settings.state_dir, pipeline.lock.seconds, command="retention plan"):
+        if offline and not settings.state_db.is_file():
+            raise InvalidInput(
+                f"no inventory to plan offline on: {settings.state_db} does not exist",
+                hint=NO_INVENTORY_HINT,
+            )
+        db = open_state_db(settings.state_db)
+        try:
+            account = await _read(pipeline, db, policy_sets[0], offline=offline)
+            for policy_set in policy_sets:
+                # A hold shrunk by a misspelt name must not pass for one in force, even here.
+                check_hold_names(policy_set, *known_names(db))
+            yield Inventory(db, account, last_scan_time(db), offline)
+        finally:
+            db.close()
+
+
+async def _read(
+    pipeline: Pipeline, db: Database, policy_set: PolicySet, *, offline: bool
+) -> str | None:
+    """Bring the inventory up to date (online) or check there is one (offline); its account."""
+    if offline:
+        if last_scan_time(db) is None:
+            raise InvalidInput(
+                f"no inventory to plan offline on: no scan of {pipeline.settings.state_db} "
+                "has completed",
+                hint=NO_INVENTORY_HINT,
+            )
+        return account_of(db)
+    async with pipeline.client() as client:
+        # The clock and the account are checked (and recorded on first use) first.
+        await account_and_clock(Opening(pipeline.settings, pipeline.clock, db, policy_set, client))
+        await pipeline.refresh(client, db)
+    return client.account_key
+
+
+def _plan(
+    pipeline: Pipeline,
+    inventory: Inventory,
+    policy_set: PolicySet,
+    subject: SubjectForm,
+    *,
+    as_of: datetime,
+    selected: list[str] | None,
+) -> Plan:
+    return pipeline.make_plan(
+        inventory.db,
+        policy_set,
+        as_of=as_of,
+        selected=selected,
+        account_key=inventory.account_key,  # the account its facts were read from
+        subject=subject,
+        offline=inventory.offline,
+        inventory_at=inventory.scanned_at,
+    )
+
+
+async def preview(
+    pipeline: Pipeline,
+    *,
+    as_of: datetime | None,
+    selected: list[str] | None,
+    record: bool,
+    limit: int | None = None,
+    offline: bool = False,
+) -> Plan:
+    """`retention plan`: read the inventory, decide, and (with --out) record the plan."""
+    policy_set = pipeline.load_policies()
+    async with _inventory(pipeline, [policy_set], offline=offline) as inventory:
+        with audit_subject(pipeline.settings) as subject:
+            plan = _plan(
+                pipeline,
+                inventory,
+                policy_set,
+                subject,
+                as_of=as_of or pipeline.clock(),
+                selected=selected,
+            )
+        plan = limit_plan(plan, limit)
+        if record:
+            record_plan(inventory.db, plan.plan_id, plan.document()["plan_hash"], plan.created_at)
+    return plan
+
+
+async def compare(
+    pipeline: Pipeline,
+    base: PolicySet,
+    *,
+    as_of: datetime | None,
+    selected: list[str] | None,
+    offline: bool = False,
+) -> tuple[Plan, Plan]:
+    """The plans of `base` and of the policies in force, on one inventory and as-of time.
+
+    Both plans hold every policy's removals: a policy selected that only one folder defines
+    is one the change adds or drops, so the comparison (engine/compare.py) selects.
+    """
+    change = pipeline.load_policies()
+    _check_selected(selected, base, change)
+    async with _inventory(pipeline, [change, base], offline=offline) as inventory:
+        moment = as_of or pipeline.clock()
+        with audit_subject(pipeline.settings) as subject:
+            plans = [
+                _plan(
+                    pipeline,
+                    inventory,
+                    policy_set,
+                    subject,
+                    as_of=moment,
+                    selected=None,  # the comparison keeps the selected policies' entries
+                )
+                for policy_set in (base, change)
+            ]
+    return plans[0], plans[1]
+
+
+def _check_selected(selected: list[str] | None, *sets: PolicySet) -> None:
+    """A --policy that neither folder defines is a mistake; one only the other has, a change."""
+    names = {policy.name for policy_set in sets for policy in policy_set.policies}
+    unknown = sorted(set(selected or ()) - names)
+    if unknown:
+        raise InvalidInput(
+            f"no such policy in either folder: {', '.join(unknown)}",
+            hint="`retention validate DIR` lists a folder's policies",
+        )
