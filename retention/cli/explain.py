@@ -7,7 +7,6 @@ or organizer, and when no inventory exists yet.
 from __future__ import annotations
 
 import json
-import sqlite3
 import textwrap
 from collections import Counter
 from collections.abc import Iterator
@@ -17,8 +16,6 @@ from typing import Any
 import click
 from sqlite_utils import Database
 
-from retention.audit.log import AuditLog
-from retention.audit.store import AuditInputError, connect_reader
 from retention.cli.app import cli
 from retention.engine.explain import EXPLAINED_ACTIONS, VERDICTS, Explainer, Explanation
 from retention.engine.inventory import from_text, iter_sessions, session_record
@@ -29,6 +26,7 @@ from retention.engine.state import open_state_db
 from retention.errors import InvalidInput
 from retention.policy import load_policy_set
 from retention.policy.names import unknown_names
+from retention.service.preview import audit_subject, last_scan_time
 from retention.settings import Settings, load_settings
 from retention.times import parse_user_time
 from retention.units import format_bytes
@@ -79,7 +77,8 @@ def explain_command(
         }
     finally:
         db.close()
-    subject = _recorded_subject(settings, record.subject)
+    with audit_subject(settings) as recorded:
+        subject = recorded(record.subject)
     if output == "json":
         document = {
             "sessionId": str(record.session_id),
@@ -110,22 +109,16 @@ def _inventory(settings: Settings) -> Database:
     if not settings.state_db.is_file():
         raise InvalidInput(f"no inventory yet in {settings.state_dir}", hint=hint)
     db = open_state_db(settings.state_db)
-    if next(db.query("SELECT id FROM scans WHERE finished_at IS NOT NULL LIMIT 1"), None) is None:
+    if last_scan_time(db) is None:
         db.close()
         raise InvalidInput(f"no inventory yet in {settings.state_dir}", hint=hint)
     return db
 
 
 def _inventory_age(db: Database, now: datetime) -> int:
-    """Seconds since the last complete scan ended (else the last scan of any kind)."""
-    row = next(
-        db.query(
-            "SELECT finished_at FROM scans WHERE finished_at IS NOT NULL "
-            "ORDER BY complete DESC, finished_at DESC LIMIT 1"
-        )
-    )
-    finished = from_text(row["finished_at"])
-    assert finished is not None
+    """Seconds since the last complete scan ended (the inventory `plan --offline` reads)."""
+    finished = last_scan_time(db)
+    assert finished is not None  # _inventory refused a database without one
     return max(0, int((now - finished).total_seconds()))
 
 
@@ -194,32 +187,6 @@ def _show_summary(organizer: str, counts: dict[str, Counter[str]], age: int, out
         row = [counts[action][verdict] for action in EXPLAINED_ACTIONS]
         if any(row):
             click.echo(f"{verdict:<10}" + "".join(f"{count:>20}" for count in row))
-
-
-def _recorded_subject(settings: Settings, subject: str | None) -> str | None:
-    """The subject as the audit record would store it (RETENTION_AUDIT_SUBJECT)."""
-    if subject is None or settings.audit_subject == "omit":
-        return None
-    if settings.audit_subject == "keep":
-        return subject
-    try:
-        conn = connect_reader(settings.audit_db)
-    except AuditInputError:
-        return None  # no record yet: no salt, so no hash the record would match
-    try:
-        log = AuditLog(
-            conn,
-            path=settings.audit_db,
-            subject_mode="hash",
-            signing_key=None,
-            checkpoint_path=settings.audit_db.with_suffix(".none"),
-            clock=lambda: datetime.now(UTC),
-        )
-        return log.subject_value(subject)
-    except (KeyError, ValueError, sqlite3.Error):
-        return None
-    finally:
-        conn.close()
 
 
 def _facts(record: SessionRecord, subject: str | None, mode: str) -> dict[str, Any]:
