@@ -142,7 +142,9 @@ def _finish(result: RunResult, console: Console) -> None:
 
 @cli.command("plan")
 @click.option("--policy", "policies", multiple=True, help="Only this policy's removals (repeat).")
-@click.option("--as-of", help="Preview as of this time (ISO 8601), e.g. next month.")
+@click.option(
+    "--as-of", help="Preview as of this time: a date, an ISO time, or a span such as +30d."
+)
 @click.option(
     "--limit",
     type=click.IntRange(0),
