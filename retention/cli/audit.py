@@ -296,7 +296,9 @@ def show(
     table.column("session", "number")
     table.column("size", "number")
     for item in removals:
-        detail = " ".join(str(part) for part in (item.status, item.reason) if part is not None)
+        # The status of a removal made is always a success: only the others say why.
+        parts = () if item.outcome == "deleted" else (item.status, item.reason)
+        detail = " ".join(str(part) for part in parts if part is not None)
         table.row(
             str(item.seq),
             item.time[:19].replace("T", " "),

@@ -142,17 +142,18 @@ class FitTable:
             return None
         widths = list(least)
         spare = room - sum(widths)
-        growing = [i for i in range(len(widths)) if widths[i] < natural[i]]
-        while spare > 0 and growing:
-            share = max(1, spare // len(growing))
-            for i in list(growing):
-                step = min(share, natural[i] - widths[i], spare)
-                widths[i] += step
-                spare -= step
-                if widths[i] >= natural[i]:
-                    growing.remove(i)
-                if spare == 0:
+        # Text (names, files) grows first, then times; each step to the one lacking the most.
+        for kind in ("text", "words"):
+            while spare > 0:
+                lacking = [
+                    (natural[i] - widths[i], i)
+                    for i, spec in enumerate(self.columns)
+                    if spec.kind == kind and widths[i] < natural[i]
+                ]
+                if not lacking:
                     break
+                widths[max(lacking)[1]] += 1
+                spare -= 1
         return widths
 
     def _overhead(self) -> int:
