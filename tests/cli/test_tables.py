@@ -6,10 +6,10 @@ import re
 from pathlib import Path
 
 import pytest
+from rich.console import Console
 from support import Deployment
 
 from retention.cli.tables import FitTable
-from rich.console import Console
 
 # A size's unit always follows its number on the same line; a number is never cut short.
 _UNIT_WITHOUT_NUMBER = re.compile(r"(?<!\d )\b(?:KiB|MiB|GiB|TiB|PiB)\b")
