@@ -112,7 +112,7 @@ def effective_settings() -> list[dict[str, Any]]:
 
 
 def _print_table(rows: list[dict[str, Any]]) -> None:
-    table = FitTable()
+    table = FitTable(plain=True)
     for heading in ("SETTING", "VALUE", "SOURCE"):
         table.column(heading)
     for row in rows:

@@ -87,6 +87,7 @@ class FitTable:
     """
 
     title: str | None = None
+    plain: bool = False  # no header rule: lines that `grep` and `awk` read as they are
     columns: list[_Column] = field(default_factory=list)
     rows: list[tuple[list[str], str | None, bool]] = field(default_factory=list)
 
@@ -107,7 +108,7 @@ class FitTable:
         if widths is None:
             self._print_records(console)
             return
-        table = _frame(self.title)
+        table = _frame(self.title, plain=self.plain)
         for spec, width in zip(self.columns, widths, strict=True):
             table.add_column(
                 Text(spec.header, overflow="fold"),
@@ -171,13 +172,13 @@ class FitTable:
                 say(console, f"{spec.header:<{label}}  {cell}", style=style, indent=" " * 4)
 
 
-def _frame(title: str | None) -> Table:
-    """Headers underlined, columns two spaces apart, no outer edge: every cell counts."""
+def _frame(title: str | None, *, plain: bool) -> Table:
+    """Headers underlined (unless plain), columns two spaces apart, no outer edge."""
     return Table(
         title=title,
         title_justify="left",
-        box=box.SIMPLE_HEAD,
+        box=None if plain else box.SIMPLE_HEAD,
         show_edge=False,
         pad_edge=False,
-        padding=(0, 1, 0, 0),
+        padding=(0, 2, 0, 0) if plain else (0, 1, 0, 0),
     )
