@@ -71,11 +71,12 @@ def _age(listed_at: datetime | None, now: datetime) -> str:
         return "the account listed none: run `retention inventory` to list them again"
     seconds = max(0, int((now - listed_at).total_seconds()))
     if seconds < 3600:
-        ago = f"{seconds // 60} minutes"
+        count, unit = seconds // 60, "minute"
     elif seconds < 2 * 86_400:
-        ago = f"{seconds // 3600} hours"
+        count, unit = seconds // 3600, "hour"
     else:
-        ago = f"{seconds // 86_400} days"
+        count, unit = seconds // 86_400, "day"
+    ago = f"{count} {unit}" if count == 1 else f"{count} {unit}s"
     return (
         f"as the account listed them at {listed_at:%Y-%m-%d %H:%M:%S} UTC, {ago} ago "
         "(`retention inventory` lists them again)"

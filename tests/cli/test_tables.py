@@ -9,7 +9,7 @@ import pytest
 from rich.console import Console
 from support import Deployment
 
-from retention.cli.tables import FitTable
+from retention.cli.tables import FitTable, output_width
 
 # A size's unit always follows its number on the same line; a number is never cut short.
 _UNIT_WITHOUT_NUMBER = re.compile(r"(?<!\d )\b(?:KiB|MiB|GiB|TiB|PiB)\b")
@@ -99,3 +99,15 @@ def test_text_gives_way_before_numbers_and_rows_become_fields_when_nothing_fits(
     table.print(tiny)
     fields = tiny.export_text()
     assert "102.8 GiB" in fields
+
+
+def test_the_width_is_columns_else_80_when_not_a_terminal(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    with (tmp_path / "out.txt").open("w") as piped:
+        monkeypatch.delenv("COLUMNS", raising=False)
+        assert output_width(piped) == 80
+        monkeypatch.setenv("COLUMNS", "123")
+        assert output_width(piped) == 123
+        monkeypatch.setenv("COLUMNS", "wide")
+        assert output_width(piped) == 80
