@@ -79,6 +79,8 @@ def _confirm(yes: bool, console: Console) -> Callable[[Mapping[str, Any]], bool]
         )
 
     def ask(document: Mapping[str, Any]) -> bool:
+        if not document["items"]:
+            return True  # nothing to remove: nothing to ask
         say(console, f"About to make {removal_summary(document)}. This cannot be undone.")
         return click.confirm("Proceed?", default=False, err=True)
 

@@ -20,9 +20,12 @@ PROMPT = "Proceed? [y/N]"
 
 
 def answer_on_a_terminal(
-    deployment: Deployment, args: list[str], answer: str
+    deployment: Deployment, args: list[str], answer: str | None
 ) -> tuple[int, str, str]:
-    """Run the CLI on a pty, wait for the prompt, type `answer`; (exit, before, after)."""
+    """Run the CLI on a pty, wait for the prompt, type `answer`; (exit, before, after).
+
+    With `answer` None no prompt is expected: everything shown is `after`.
+    """
     main, side = pty.openpty()
     proc = subprocess.Popen(
         [sys.executable, "-m", "retention", *args],
@@ -48,7 +51,9 @@ def answer_on_a_terminal(
                 if not chunk:
                     break
                 seen += chunk
-            if not answered and PROMPT in _ANSI.sub("", seen.decode(errors="replace")):
+            if answer is None:
+                pass
+            elif not answered and PROMPT in _ANSI.sub("", seen.decode(errors="replace")):
                 before = seen.decode(errors="replace")
                 os.write(main, answer.encode() + b"\n")
                 answered = True
@@ -60,7 +65,7 @@ def answer_on_a_terminal(
             proc.kill()
             proc.wait()
         os.close(main)
-    assert answered, f"no prompt came:\n{seen.decode(errors='replace')}"
+    assert answered or answer is None, f"no prompt came:\n{seen.decode(errors='replace')}"
     return code, before, seen.decode(errors="replace")[len(before) :]
 
 
@@ -122,3 +127,15 @@ def test_answering_yes_removes_and_counts_removals(deployment: Deployment) -> No
     assert re.search(r"\d+/\d+ removals", _ANSI.sub("", after)), "the bar counts removals"
     assert "Outcomes:" in after
     assert "deleted" in after
+
+
+def test_nothing_to_remove_asks_nothing(deployment: Deployment) -> None:
+    deployment.cli("run", "--yes", check=True)
+    removed = len(deployment.deletes())
+
+    code, _before, after = answer_on_a_terminal(deployment, ["run"], None)
+
+    assert code == 0, after
+    assert PROMPT not in _ANSI.sub("", after)
+    assert "nothing to remove" in after
+    assert len(deployment.deletes()) == removed
