@@ -99,8 +99,15 @@ def _filters(
         since=parse_when(since, option="--since") if since else None,
         until=parse_when(until, option="--until", end=True) if until else None,
         policy=policy,
-        organizer=None if organizer is None else organizer_key(load_settings().state_db, organizer),
+        organizer=None if organizer is None else _organizer(organizer),
     )
+
+
+def _organizer(text: str) -> int:
+    """A key as given; an email through the configured state's last inventory."""
+    if text.strip().isdigit():
+        return int(text)
+    return organizer_key(load_settings().state_db, text)
 
 
 def record_path(db_path: Path | None) -> Path:
