@@ -1,7 +1,8 @@
 """Times: the API's shapes, the times a user types, and the ISO form the service writes itself.
 
 Every time leaves this module as an aware UTC datetime. The API's shapes are parsed with the
-standard library behind one shape guard; what a user types goes through `parse_user_time`.
+standard library behind one shape guard; what a user types goes through `parse_user_time`
+(dates, ISO times, `today`, `yesterday`, `7d` ago and `+30d` ahead).
 """
 
 from __future__ import annotations
@@ -20,6 +21,10 @@ _API_TIME = re.compile(
     r"(?P<zone>Z|[+-]\d{2}:?\d{2})?$"
 )
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+# `7d` is seven days ago, `+30d` thirty days ahead; h (hours) and w (weeks) likewise.
+_RELATIVE = re.compile(r"^(?P<sign>[+-]?)(?P<count>\d{1,6})(?P<unit>[hdw])$")
+_UNIT = {"h": timedelta(hours=1), "d": timedelta(days=1), "w": timedelta(weeks=1)}
+_DAYS_BACK = {"today": 0, "yesterday": 1}
 # Years a user may name: far enough for any retention period, near enough that adding one
 # never overflows the datetime range.
 _FIRST_YEAR, _LAST_YEAR = 1970, 9000
@@ -63,21 +68,25 @@ def format_query_time(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def parse_user_time(text: str, *, option: str, end_of_day: bool = False) -> datetime:
-    """A date or ISO 8601 time a person wrote (`option` names where), as an aware UTC datetime.
+def parse_user_time(
+    text: str, *, option: str, end_of_day: bool = False, now: datetime | None = None
+) -> datetime:
+    """A time a person wrote (`option` names where), as an aware UTC datetime.
 
-    The one rule for a missing zone: a time without a zone is UTC, and a bare date is the
-    midnight (UTC) that starts it, or with `end_of_day` the midnight that ends it, so that a
-    day given as an upper bound includes that day. A bad value is an InvalidInput naming
-    `option`.
+    Accepted: a date, an ISO 8601 time, `today` or `yesterday` (the day, like a date), and a
+    span from `now` (the host clock when not given): `7d` is 7 days ago, `+30d` 30 days ahead
+    (`h` hours, `w` weeks). The one rule for a missing zone: a time without a zone is UTC, and
+    a day is the midnight (UTC) that starts it, or with `end_of_day` the midnight that ends it,
+    so that a day given as an upper bound includes that day. A bad value is an InvalidInput
+    naming `option`.
     """
     value = text.strip()
+    word = value.lower()
     try:
-        if _DATE.match(value):
-            day = date.fromisoformat(value)
-            moment = datetime.combine(day, time(0), tzinfo=UTC)
-            if end_of_day:
-                moment += timedelta(days=1)
+        if word in _DAYS_BACK or _RELATIVE.match(word):
+            moment = _relative(word, now or datetime.now(UTC), end_of_day=end_of_day)
+        elif _DATE.match(value):
+            moment = _day_start(date.fromisoformat(value), end_of_day=end_of_day)
         else:
             moment = datetime.fromisoformat(value)
             moment = moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
@@ -85,8 +94,8 @@ def parse_user_time(text: str, *, option: str, end_of_day: bool = False) -> date
     except (ValueError, OverflowError):
         raise InvalidInput(
             f"{option} {text!r} is not a date or time",
-            hint="use YYYY-MM-DD or an ISO 8601 time such as 2026-05-01T00:00:00Z"
-            " (a time without a zone is UTC)",
+            hint="use YYYY-MM-DD, an ISO 8601 time such as 2026-05-01T00:00:00Z (a time"
+            " without a zone is UTC), today, yesterday, 7d (7 days ago) or +30d (30 days ahead)",
         ) from None
     if not _FIRST_YEAR <= moment.year <= _LAST_YEAR:
         raise InvalidInput(
@@ -94,6 +103,23 @@ def parse_user_time(text: str, *, option: str, end_of_day: bool = False) -> date
             hint=f"give a time between the years {_FIRST_YEAR} and {_LAST_YEAR}",
         )
     return moment
+
+
+def _relative(word: str, now: datetime, *, end_of_day: bool) -> datetime:
+    """`today`, `yesterday` (days, as dates are) or a span such as `7d`, `+30d`, `-12h`."""
+    reference = now.astimezone(UTC)
+    if word in _DAYS_BACK:
+        day = reference.date() - timedelta(days=_DAYS_BACK[word])
+        return _day_start(day, end_of_day=end_of_day)
+    match = _RELATIVE.match(word)
+    assert match is not None
+    span = int(match["count"]) * _UNIT[match["unit"]]
+    return reference + span if match["sign"] == "+" else reference - span
+
+
+def _day_start(day: date, *, end_of_day: bool) -> datetime:
+    moment = datetime.combine(day, time(0), tzinfo=UTC)
+    return moment + timedelta(days=1) if end_of_day else moment
 
 
 def parse_stored_time(text: str) -> datetime:

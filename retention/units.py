@@ -1,4 +1,4 @@
-"""Byte counts as people read them: IEC units (KiB, MiB, ...) everywhere the service shows one."""
+"""Byte counts (IEC units: KiB, MiB, ...) and ages as people read them, wherever one is shown."""
 
 from __future__ import annotations
 
@@ -15,3 +15,16 @@ def format_bytes(count: int) -> str:
         if round(value, 1) < 1024 or unit == _UNITS[-1]:
             return f"{value:.1f} {unit}"
     raise AssertionError("unreachable")
+
+
+def format_age(seconds: int) -> str:
+    """45 → '45 s', 750 → '12 min', 18_180 → '5 h 3 min', 187_200 → '2 d 4 h'."""
+    seconds = max(0, seconds)
+    minutes, hours = seconds // 60, seconds // 3600
+    if seconds < 120:
+        return f"{seconds} s"
+    if hours < 1:
+        return f"{minutes} min"
+    if hours < 48:
+        return f"{hours} h {minutes % 60} min"
+    return f"{hours // 24} d {hours % 24} h"

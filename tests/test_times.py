@@ -44,3 +44,59 @@ def test_stored_times_come_back_aware_in_utc() -> None:
     assert parse_stored_time("2026-05-01T10:30:00+02:00") == datetime(2026, 5, 1, 8, 30, tzinfo=UTC)
     with pytest.raises(ValueError, match="Invalid isoformat"):
         parse_stored_time("yesterday")
+
+
+NOW = datetime(2026, 12, 2, 1, 30, tzinfo=UTC)
+
+
+def test_today_and_yesterday_are_days_as_dates_are() -> None:
+    assert parse_user_time("today", option="--since", now=NOW) == datetime(2026, 12, 2, tzinfo=UTC)
+    assert parse_user_time("Yesterday", option="--since", now=NOW) == datetime(
+        2026, 12, 1, tzinfo=UTC
+    )
+    # As an upper bound a day includes itself: --until yesterday ends where today starts.
+    assert parse_user_time("yesterday", option="--until", end_of_day=True, now=NOW) == datetime(
+        2026, 12, 2, tzinfo=UTC
+    )
+    assert parse_user_time("today", option="--until", end_of_day=True, now=NOW) == datetime(
+        2026, 12, 3, tzinfo=UTC
+    )
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("7d", datetime(2026, 11, 25, 1, 30, tzinfo=UTC)),
+        ("-7d", datetime(2026, 11, 25, 1, 30, tzinfo=UTC)),
+        ("+30d", datetime(2027, 1, 1, 1, 30, tzinfo=UTC)),
+        ("12h", datetime(2026, 12, 1, 13, 30, tzinfo=UTC)),
+        ("2w", datetime(2026, 11, 18, 1, 30, tzinfo=UTC)),
+    ],
+)
+def test_a_span_counts_back_from_now_or_ahead_with_a_plus(text: str, expected: datetime) -> None:
+    assert parse_user_time(text, option="--as-of", now=NOW) == expected
+    # A span is a moment, not a day: as an upper bound it stays where it is.
+    assert parse_user_time(text, option="--until", end_of_day=True, now=NOW) == expected
+
+
+def test_relative_forms_follow_the_clock_they_are_given() -> None:
+    later = datetime(2027, 3, 1, 12, tzinfo=UTC)
+    assert parse_user_time("today", option="--since", now=later) == datetime(2027, 3, 1, tzinfo=UTC)
+    assert parse_user_time("1d", option="--since", now=later) == datetime(
+        2027, 2, 28, 12, tzinfo=UTC
+    )
+
+
+@pytest.mark.parametrize("text", ["7x", "+d", "tomorrow", "7 d", "+9999999d"])
+def test_a_malformed_span_is_invalid_input_with_the_forms_in_the_hint(text: str) -> None:
+    with pytest.raises(InvalidInput) as caught:
+        parse_user_time(text, option="--since", now=NOW)
+    assert str(caught.value).startswith(f"--since {text!r} is not a date or time")
+    assert caught.value.hint is not None
+    assert "7d" in caught.value.hint
+    assert "+30d" in caught.value.hint
+
+
+def test_a_span_beyond_the_years_is_out_of_range() -> None:
+    with pytest.raises(InvalidInput, match="out of range"):
+        parse_user_time("+400000w", option="--as-of", now=NOW)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from retention.units import format_bytes
+from retention.units import format_age, format_bytes
 
 
 @pytest.mark.parametrize(
@@ -26,3 +26,21 @@ def test_bytes_are_shown_in_iec_units(count: int, text: str) -> None:
 
 def test_number_and_unit_are_two_words() -> None:
     assert format_bytes(5 * 1024**3).split(" ") == ["5.0", "GiB"]
+
+
+@pytest.mark.parametrize(
+    ("seconds", "text"),
+    [
+        (0, "0 s"),
+        (119, "119 s"),
+        (120, "2 min"),
+        (3599, "59 min"),
+        (3600, "1 h 0 min"),
+        (18_180, "5 h 3 min"),
+        (172_799, "47 h 59 min"),
+        (187_200, "2 d 4 h"),
+        (-5, "0 s"),
+    ],
+)
+def test_ages_read_in_whole_units_without_going_negative(seconds: int, text: str) -> None:
+    assert format_age(seconds) == text

@@ -12,8 +12,6 @@ from pathlib import Path
 from typing import Any, TextIO
 
 import click
-from rich.console import Console
-from rich.table import Table
 from sqlite_utils import Database
 
 from retention.audit.checkpoint import generate_key_pair, key_id, load_signing_key
@@ -32,6 +30,8 @@ from retention.audit.store import AuditInputError, connect_reader
 from retention.audit.summary import summarise
 from retention.audit.verify import VerifyReport, verify_log
 from retention.cli.app import cli
+from retention.cli.listing import organizer_key
+from retention.cli.tables import FitTable, console_for, output_width, wrap
 from retention.service.record import CHECKPOINT_FILE
 from retention.settings import load_settings
 from retention.units import format_bytes
@@ -72,10 +72,20 @@ def _with(options: list[Callable[[Any], Any]]) -> Callable[[Any], Any]:
 def _filter_options(function: Any) -> Any:
     for option in reversed(
         [
-            click.option("--since", help="Only events at or after this date/time (UTC)."),
-            click.option("--until", help="Only events before this time; a date includes the day."),
+            click.option(
+                "--since",
+                help="Only events at or after this time: a date, an ISO time (UTC), `7d` (7 days"
+                " ago), `yesterday` or `today`.",
+            ),
+            click.option(
+                "--until",
+                help="Only events before this time (same forms); a date includes the day.",
+            ),
             click.option("--policy", help="Only events of this policy."),
-            click.option("--organizer", type=int, help="Only events of this organizer key."),
+            click.option(
+                "--organizer",
+                help="Only events of this organizer: a key, or an email the last inventory knows.",
+            ),
         ]
     ):
         function = option(function)
@@ -83,14 +93,21 @@ def _filter_options(function: Any) -> Any:
 
 
 def _filters(
-    since: str | None, until: str | None, policy: str | None, organizer: int | None
+    since: str | None, until: str | None, policy: str | None, organizer: str | None
 ) -> Filters:
     return Filters(
         since=parse_when(since, option="--since") if since else None,
         until=parse_when(until, option="--until", end=True) if until else None,
         policy=policy,
-        organizer=organizer,
+        organizer=None if organizer is None else _organizer(organizer),
     )
+
+
+def _organizer(text: str) -> int:
+    """A key as given; an email through the configured state's last inventory."""
+    if text.strip().isdigit():
+        return int(text)
+    return organizer_key(load_settings().state_db, text)
 
 
 def record_path(db_path: Path | None) -> Path:
@@ -154,7 +171,9 @@ def verify(
     if output == "json":
         click.echo(json.dumps(report.to_json(), indent=2))
     else:
-        click.echo(render_verify_text(report))
+        width = output_width(sys.stdout)
+        for line in render_verify_text(report).splitlines():
+            click.echo("\n".join(wrap(line, width, indent="    ")))
     sys.exit(0 if report.clean else 1)
 
 
@@ -212,7 +231,7 @@ def export(
     since: str | None,
     until: str | None,
     policy: str | None,
-    organizer: int | None,
+    organizer: str | None,
     out: Path | None,
 ) -> None:
     """Every event as one row, streamed (columns are documented and stable)."""
@@ -265,7 +284,7 @@ def show(
     since: str | None,
     until: str | None,
     policy: str | None,
-    organizer: int | None,
+    organizer: str | None,
     limit: int,
 ) -> None:
     """The most recent removals (outcomes of intents), newest first."""
@@ -274,26 +293,30 @@ def show(
         removals = recent_removals(conn, _filters(since, until, policy, organizer), limit)
     finally:
         conn.close()
-    table = Table(title=f"Recent removals ({len(removals)})")
-    for heading in ("row", "time", "outcome", "action", "policy", "organizer", "session"):
-        table.add_column(heading)
-    table.add_column("bytes", justify="right")
-    table.add_column("status / reason")
+    table = FitTable(f"Recent removals ({len(removals)})")
+    table.column("row", "number")
+    table.column("time", "words")
+    table.column("outcome")
+    table.column("action")
+    table.column("policy")
+    table.column("organizer", "number")
+    table.column("session", "number")
+    table.column("size", "number")
     for item in removals:
-        detail = " ".join(str(part) for part in (item.status, item.reason) if part is not None)
-        table.add_row(
+        # The status of a removal made is always a success: only the others say why.
+        parts = () if item.outcome == "deleted" else (item.status, item.reason)
+        detail = " ".join(str(part) for part in parts if part is not None)
+        table.row(
             str(item.seq),
             item.time[:19].replace("T", " "),
-            item.outcome,
-            item.action,
+            f"{item.outcome} {detail}".strip(),
+            item.action.removeprefix("delete_"),
             item.policy,
             str(item.organizer_key),
             str(item.session_id),
             format_bytes(item.recording_bytes) if item.recording_bytes is not None else "",
-            detail,
         )
-    # Piped output has no terminal width to wrap to: keep each removal on one line.
-    Console(width=None if sys.stdout.isatty() else 200).print(table)
+    table.print(console_for())
 
 
 @audit.command()

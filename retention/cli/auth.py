@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import secrets
+import sys
 from datetime import UTC, datetime, timedelta
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 import click
 
 from retention.cli.app import cli
+from retention.cli.tables import output_width, wrap
 from retention.errors import InvalidInput
 from retention.goto.auth import TokenInfo, TokenManager
 from retention.goto.factory import token_manager_from_settings
@@ -49,7 +51,7 @@ def login(answer: str | None) -> None:
     )
     if answer is None:
         click.echo(f"{settings.authorize_url}?{query}")
-        click.echo(
+        _echo(
             "Open the URL above as an admin of the account, approve, and paste the URL you are "
             "redirected to (or only its code).",
             err=True,
@@ -62,7 +64,7 @@ def login(answer: str | None) -> None:
     manager = token_manager_from_settings(settings, on_secret=register_secret)
     info = asyncio.run(_exchange(manager, code, settings.redirect_uri))
     who = info.principal or "an unnamed principal"
-    click.echo(f"logged in as {who}; refresh token stored in {manager.store.path}")
+    _echo(f"logged in as {who}; refresh token stored in {manager.store.path}")
 
 
 def code_from_answer(answer: str, *, expected_state: str | None) -> str:
@@ -113,20 +115,20 @@ def status(check: bool) -> None:
     now = datetime.now(UTC)
     if stored is not None:
         age = now - stored.obtained_at
-        click.echo(f"refresh token: stored in the state directory, obtained {_days(age)} ago")
+        _echo(f"refresh token: stored in the state directory, obtained {_days(age)} ago")
         if stored.principal:
-            click.echo(f"belongs to: {stored.principal}")
+            _echo(f"belongs to: {stored.principal}")
         if age >= WARN_AFTER:
             left = max(timedelta(0), REFRESH_TOKEN_LIFE - age)
-            click.echo(
+            _echo(
                 f"warning: refresh tokens live about 30 days; this one has about {_days(left)} "
                 "left: run `retention auth login` soon",
                 err=True,
             )
     elif settings.refresh_token is not None:
-        click.echo("refresh token: from RETENTION_REFRESH_TOKEN (its age is unknown)")
+        _echo("refresh token: from RETENTION_REFRESH_TOKEN (its age is unknown)")
     else:
-        click.echo("refresh token: none (run `retention auth login`)")
+        _echo("refresh token: none (run `retention auth login`)")
         return
     if not check:
         return
@@ -134,7 +136,7 @@ def status(check: bool) -> None:
     with acquire(settings.state_dir, command="retention auth status --check"):
         manager = token_manager_from_settings(settings, on_secret=register_secret)
         principal = asyncio.run(_check(manager))
-    click.echo(f"token endpoint: accepted; access token for {principal or 'an unnamed principal'}")
+    _echo(f"token endpoint: accepted; access token for {principal or 'an unnamed principal'}")
 
 
 async def _check(manager: TokenManager) -> str | None:
@@ -143,6 +145,12 @@ async def _check(manager: TokenManager) -> str | None:
         return manager.principal
     finally:
         await manager.aclose()
+
+
+def _echo(text: str, *, err: bool = False) -> None:
+    """A line of prose wrapped to the width in force."""
+    width = output_width(sys.stderr if err else sys.stdout)
+    click.echo("\n".join(wrap(text, width, indent="  ")), err=err)
 
 
 def _settings() -> Settings:

@@ -21,6 +21,7 @@ from pydantic_settings import (
 )
 
 from retention.cli.app import cli
+from retention.cli.tables import FitTable, console_for
 from retention.errors import SettingsError
 from retention.service.logging import redact_text
 from retention.settings import CredentialsSource, Settings, config_file_path, load_settings
@@ -110,22 +111,17 @@ def effective_settings() -> list[dict[str, Any]]:
     ]
 
 
-def _table(rows: list[dict[str, Any]]) -> str:
-    cells = [
-        (
+def _print_table(rows: list[dict[str, Any]]) -> None:
+    table = FitTable(plain=True)
+    for heading in ("SETTING", "VALUE", "SOURCE"):
+        table.column(heading)
+    for row in rows:
+        table.row(
             row["name"],
             UNSET if row["value"] is None else str(row["value"]),
             Provenance(row["source"], row["from"]).describe(),
         )
-        for row in rows
-    ]
-    header = ("SETTING", "VALUE", "SOURCE")
-    widths = [max(len(line[i]) for line in [header, *cells]) for i in range(2)]
-    lines = [
-        f"{name:<{widths[0]}}  {value:<{widths[1]}}  {source}".rstrip()
-        for name, value, source in [header, *cells]
-    ]
-    return "\n".join(lines)
+    table.print(console_for())
 
 
 @cli.group("config")
@@ -153,4 +149,4 @@ def show(output_format: str) -> None:
     if output_format == "json":
         click.echo(json.dumps({"settings": rows}, indent=2))
     else:
-        click.echo(_table(rows))
+        _print_table(rows)

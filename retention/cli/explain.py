@@ -29,7 +29,7 @@ from retention.policy.names import unknown_names
 from retention.service.preview import audit_subject, last_scan_time
 from retention.settings import Settings, load_settings
 from retention.times import parse_user_time
-from retention.units import format_bytes
+from retention.units import format_age, format_bytes
 
 WIDTH = 80
 
@@ -180,7 +180,7 @@ def _show_summary(organizer: str, counts: dict[str, Counter[str]], age: int, out
         }
         click.echo(json.dumps(document, indent=2))
         return
-    click.echo(f"{organizer}: {sessions} sessions, inventory read {_age(age)} ago")
+    click.echo(f"{organizer}: {sessions} sessions, inventory read {format_age(age)} ago")
     header = f"{'verdict':<10}" + "".join(f"{action:>20}" for action in EXPLAINED_ACTIONS)
     click.echo(header)
     for verdict in VERDICTS:
@@ -211,7 +211,7 @@ def _text(explanation: Explanation, subject: str | None, mode: str, age: int) ->
     record = explanation.session
     lines = [
         f"session {record.session_id} as of {_when(explanation.as_of)}"
-        f" (inventory read {_age(age)} ago)",
+        f" (inventory read {format_age(age)} ago)",
         *_fact_lines(record, subject, mode),
         "",
         "actions:",
@@ -278,10 +278,3 @@ def _wrap(text: str, indent: str) -> list[str]:
 
 def _when(moment: datetime | None) -> str:
     return "unknown" if moment is None else f"{moment:%Y-%m-%d %H:%M} UTC"
-
-
-def _age(seconds: int) -> str:
-    for size, unit in ((86_400, "d"), (3600, "h"), (60, "min")):
-        if seconds >= size:
-            return f"{seconds // size} {unit}"
-    return f"{seconds} s"

@@ -5,22 +5,26 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
+from datetime import UTC, datetime
 
 import click
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
-from rich.table import Table
 from sqlite_utils import Database
 
 from retention.cli.app import cli
+from retention.cli.listing import print_listing, read_listing
+from retention.cli.tables import FitTable, console_for
 from retention.engine.inventory import InventorySummary, count_summary
 from retention.engine.scan import ScanReport
 from retention.engine.state import open_state_db
+from retention.errors import InvalidInput
 from retention.service.lock import acquire
 from retention.service.logging import configure_logging, register_settings_secrets
 from retention.service.pipeline import Pipeline
 from retention.service.reading import ScanIncomplete, scan_as_set
 from retention.settings import load_settings
+from retention.units import format_bytes
 
 _SHOWN_INCOMPLETE = 10
 
@@ -28,17 +32,36 @@ _SHOWN_INCOMPLETE = 10
 @cli.command("inventory")
 @click.option("--full", is_flag=True, help="Rescan all history and drop sessions no longer there.")
 @click.option(
-    "--format", "output", type=click.Choice(["table", "json"]), default="table", show_default=True
+    "--list",
+    "listing",
+    type=click.Choice(["organizers", "groups"]),
+    help="List the organizers or groups a hold may name, from the last inventory (no scan).",
 )
-def inventory_command(full: bool, output: str) -> None:
+@click.option(
+    "--format",
+    "output",
+    type=click.Choice(["table", "json", "csv"]),
+    default="table",
+    show_default=True,
+    help="csv goes with --list.",
+)
+def inventory_command(full: bool, listing: str | None, output: str) -> None:
     """Scan every organizer's history into the inventory and print its counts.
 
     Exits 1 when any window could not be read (those windows are listed and rescanned next
-    time); the counts printed are then those of what the inventory holds.
+    time); the counts printed are then those of what the inventory holds. With --list, prints
+    the organizers or groups of the last inventory and its age, without scanning.
     """
     configure_logging()
     settings = load_settings()
     register_settings_secrets(settings)
+    if listing is not None:
+        if full:
+            raise InvalidInput("--list reads the last inventory; --full scans: give one of them")
+        print_listing(read_listing(settings.state_db, listing), output, datetime.now(UTC))
+        return
+    if output == "csv":
+        raise InvalidInput("--format csv lists organizers or groups", hint="add --list organizers")
     with acquire(settings.state_dir, command="retention inventory"):
         db = open_state_db(settings.state_db)
         report = asyncio.run(_scan(Pipeline(settings), db, full=full))
@@ -75,35 +98,30 @@ async def _scan(pipeline: Pipeline, db: Database, *, full: bool) -> ScanReport:
 
 
 def _print_table(summary: InventorySummary) -> None:
-    table = Table(title="Inventory")
-    for column in (
-        "group",
-        "organizers",
-        "sessions",
-        "recordings",
-        "recording bytes",
-        "attendee lists",
-    ):
-        table.add_column(column, justify="left" if column == "group" else "right")
+    table = FitTable("Inventory")
+    table.column("group")
+    for column in ("organizers", "sessions", "recordings", "size", "attendee lists"):
+        table.column(column, "number")
     for group in summary.groups:
         name = group.name or ("(no group)" if group.group_key is None else str(group.group_key))
         counts = group.counts
-        table.add_row(
+        table.row(
             name,
             str(counts.organizers),
             str(counts.sessions),
             str(counts.recordings),
-            str(counts.recording_bytes),
+            format_bytes(counts.recording_bytes),
             str(counts.attendee_lists),
         )
     total = summary.total
-    table.add_row(
+    table.row(
         "total",
         str(total.organizers),
         str(total.sessions),
         str(total.recordings),
-        str(total.recording_bytes),
+        format_bytes(total.recording_bytes),
         str(total.attendee_lists),
         style="bold",
+        section=True,
     )
-    Console().print(table)
+    table.print(console_for())

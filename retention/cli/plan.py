@@ -14,23 +14,18 @@ from typing import Any, TypeVar
 
 import click
 from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    TaskProgressColumn,
-    TimeRemainingColumn,
-    TransferSpeedColumn,
-)
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from retention.cli.app import cli
 from retention.cli.planning import compare_command, offline_note, reaching_api
 from retention.cli.render import (
+    removal_summary,
     render_execution,
     render_plan_table,
     write_plan_csv,
     write_plan_json,
 )
+from retention.cli.tables import console_for, say
 from retention.engine.plan import Plan
 from retention.engine.planfile import read_plan_file
 from retention.errors import InvalidInput, RuntimeFailure
@@ -38,7 +33,6 @@ from retention.service.logging import configure_logging, register_settings_secre
 from retention.service.pipeline import Pipeline, RunResult
 from retention.settings import load_settings
 from retention.times import parse_user_time
-from retention.units import format_bytes
 
 T = TypeVar("T")
 # No session predates 2000 (the scan distrusts such times), and far dates overflow date sums.
@@ -85,14 +79,11 @@ def _confirm(yes: bool, console: Console) -> Callable[[Mapping[str, Any]], bool]
             hint="review the plan, then pass --yes",
         )
 
-    def ask(summary: Mapping[str, Any]) -> bool:
-        total = summary["total"]
-        console.print(
-            f"About to make [bold]{summary['items']}[/] removals: {total['sessions']} sessions, "
-            f"{total['recordings']} recordings ({format_bytes(total['recording_bytes'])}), "
-            f"{total['attendee_lists']} attendee lists. This cannot be undone."
-        )
-        return click.confirm("Proceed?", default=False)
+    def ask(document: Mapping[str, Any]) -> bool:
+        if not document["items"]:
+            return True  # nothing to remove: nothing to ask
+        say(console, f"About to make {removal_summary(document)}. This cannot be undone.")
+        return click.confirm("Proceed?", default=False, err=True)
 
     return ask
 
@@ -102,21 +93,44 @@ def _approver(yes: bool) -> str:
     return f"{who} (--yes)" if yes else f"{who} (confirmed at the prompt)"
 
 
-def _with_progress(pipeline: Pipeline, console: Console) -> Progress | None:
+class _RemovalProgress:
+    """A bar of removals made (`12/58 removals`), drawn from the first removal on: never
+    during the scan or over the prompt."""
+
+    def __init__(self, console: Console) -> None:
+        self.bar = Progress(
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("removals"),
+            TimeRemainingColumn(),
+            console=console,
+            transient=True,
+        )
+        self.task = self.bar.add_task("removing", total=None)
+        self.started = False
+
+    def advance(self, done: int, total: int) -> None:
+        if not self.started:
+            self.started = True
+            self.bar.start()
+        self.bar.update(self.task, completed=done, total=total)
+
+    def stop(self) -> None:
+        if self.started:
+            self.bar.stop()
+
+
+def _execute_with_progress(
+    pipeline: Pipeline, console: Console, job: Callable[[], Coroutine[Any, Any, RunResult]]
+) -> RunResult:
     if not console.is_terminal:
-        return None
-    bar = Progress(
-        BarColumn(),
-        MofNCompleteColumn(),
-        TaskProgressColumn(),
-        TransferSpeedColumn(),
-        TimeRemainingColumn(),
-        console=console,
-        transient=True,
-    )
-    task = bar.add_task("removing", total=None)
-    pipeline.on_progress = lambda done, total: bar.update(task, completed=done, total=total)
-    return bar
+        return _run_with_signals(pipeline, job)
+    progress = _RemovalProgress(console)
+    pipeline.on_progress = progress.advance
+    try:
+        return _run_with_signals(pipeline, job)
+    finally:
+        progress.stop()
 
 
 def _finish(result: RunResult, console: Console) -> None:
@@ -131,7 +145,9 @@ def _finish(result: RunResult, console: Console) -> None:
 
 @cli.command("plan")
 @click.option("--policy", "policies", multiple=True, help="Only this policy's removals (repeat).")
-@click.option("--as-of", help="Preview as of this time (ISO 8601), e.g. next month.")
+@click.option(
+    "--as-of", help="Preview as of this time: a date, an ISO time, or a span such as +30d."
+)
 @click.option(
     "--limit",
     type=click.IntRange(0),
@@ -169,6 +185,7 @@ def plan_command(  # noqa: PLR0917
     """Preview what the policies would remove (a dry run); --out writes a plan to apply."""
     pipeline = _pipeline()
     moment = _parse_time(as_of)
+    _check_policy_names(pipeline, policies)
     if compare_to is not None:
         if out is not None or limit is not None or output == "csv":
             raise InvalidInput(
@@ -193,8 +210,8 @@ def plan_command(  # noqa: PLR0917
         ),
     )
     document = plan.document()
-    console = Console()
-    notes = Console(stderr=True) if output != "table" else console
+    console = console_for()
+    notes = console_for(stderr=True) if output != "table" else console
     if out is not None:
         with out.open("w", encoding="utf-8") as handle:
             write_plan_json(document, handle)
@@ -208,30 +225,45 @@ def plan_command(  # noqa: PLR0917
         render_plan_table(document, console, violations)
     _plan_notes(plan, notes)
     if out is not None and output == "table":
-        console.print(f"plan written to {out} (hash {document['plan_hash'][:16]}…)")
+        say(console, f"plan written to {out} (hash {document['plan_hash'][:16]}…)")
         if not plan.preview:
-            console.print(f"apply it with: retention apply {out}")
+            say(console, f"apply it with: retention apply {out}")
+
+
+def _check_policy_names(pipeline: Pipeline, selected: tuple[str, ...]) -> None:
+    """`--policy` names a policy of the set in force, checked before any API call."""
+    if not selected:
+        return
+    known = sorted(policy.name for policy in pipeline.load_policies().policies)
+    unknown = sorted(set(selected) - set(known))
+    if unknown:
+        raise InvalidInput(
+            f"--policy: no such policy: {', '.join(unknown)}",
+            hint=f"the policies are: {', '.join(known) or '(none)'}",
+        )
 
 
 def _plan_notes(plan: Plan, console: Console) -> None:
     """What a reader must know beside the table: offline, a preview, refused policies, items
     left out."""
     if plan.offline:
-        console.print(offline_note(plan))
+        say(console, offline_note(plan))
     if plan.preview:
-        console.print(
-            f"[bold]preview[/]: this plan decides as of {plan.document()['as_of']}, in the "
-            "future; it shows what will become due and `retention apply` refuses it"
+        say(
+            console,
+            f"preview: this plan decides as of {plan.document()['as_of']}, in the "
+            "future; it shows what will become due and `retention apply` refuses it",
         )
     for refusal in plan.cap_refusals:
-        console.print(f"refused: {refusal.describe()}; {refusal.hint()}")
+        say(console, f"refused: {refusal.describe()}; {refusal.hint()}")
     for name, by in sorted(plan.refused.items()):
         if not by.startswith("cap:"):
-            console.print(f"refused: policy {name} ({by}); its removals are blocked")
+            say(console, f"refused: policy {name} ({by}); its removals are blocked")
     if plan.left_out:
-        console.print(
+        say(
+            console,
             f"--limit {plan.limit}: kept the first {len(plan.items)} removals, "
-            f"left out {plan.left_out}; plan again for the next batch"
+            f"left out {plan.left_out}; plan again for the next batch",
         )
 
 
@@ -249,16 +281,10 @@ def apply_command(plan_file: Path, yes: bool) -> None:
         ) from None
     loaded = read_plan_file(str(plan_file), text)
     pipeline = _pipeline()
-    console = Console(stderr=True)
+    console = console_for(stderr=True)
     confirm = _confirm(yes, console)
-    bar = _with_progress(pipeline, console)
     job = lambda: pipeline.apply(loaded, confirm=confirm, approved_by=_approver(yes))  # noqa: E731
-    if bar is None:
-        result = _run_with_signals(pipeline, job)
-    else:
-        with bar:
-            result = _run_with_signals(pipeline, job)
-    _finish(result, console)
+    _finish(_execute_with_progress(pipeline, console, job), console)
 
 
 @cli.command("run")
@@ -271,15 +297,10 @@ def run_command(ctx: click.Context, yes: bool, dry_run: bool) -> None:
         ctx.invoke(plan_command, policies=(), as_of=None, output="table", out=None)
         return
     pipeline = _pipeline()
-    console = Console(stderr=True)
+    console = console_for(stderr=True)
     confirm = _confirm(yes, console)
-    bar = _with_progress(pipeline, console)
     job = lambda: pipeline.run(trigger="run", confirm=confirm, approved_by=_approver(yes))  # noqa: E731
-    if bar is None:
-        result = _run_with_signals(pipeline, job)
-    else:
-        with bar:
-            result = _run_with_signals(pipeline, job)
+    result = _execute_with_progress(pipeline, console, job)
     if result.plan is not None and not result.plan.items:
-        console.print("nothing to remove")
+        say(console, "nothing to remove")
     _finish(result, console)

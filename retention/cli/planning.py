@@ -10,8 +10,6 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
-from rich.console import Console
-
 from retention.cli.failures import leaves
 from retention.cli.render_compare import (
     age_text,
@@ -20,6 +18,7 @@ from retention.cli.render_compare import (
     render_change_table,
     write_change_json,
 )
+from retention.cli.tables import console_for, say
 from retention.engine.compare import compare_plans
 from retention.engine.plan import Plan
 from retention.errors import InvalidInput, RuntimeFailure
@@ -59,7 +58,7 @@ def offline_note(plan: Plan) -> str:
     """The line an offline plan prints: what it decided on, and how old that is."""
     at = plan.document()["inventory_at"]
     return (
-        f"[bold]offline[/]: decided on the inventory of {at} ({age_text(plan.inventory_age_s)});"
+        f"offline: decided on the inventory of {at} ({age_text(plan.inventory_age_s)});"
         " nothing was read from the API, which re-reads each item when a plan is applied"
     )
 
@@ -90,9 +89,9 @@ def compare_command(  # noqa: PLR0917
     elif output == "markdown":
         sys.stdout.write(change_markdown(document))
     else:
-        console = Console()
+        console = console_for()
         render_change_table(document, console)
         if after.offline:
-            console.print(offline_note(after))
+            say(console, offline_note(after))
     if after.offline and output != "table":
-        Console(stderr=True).print(offline_note(after))
+        say(console_for(stderr=True), offline_note(after))

@@ -8,8 +8,8 @@ from collections.abc import Mapping, Sequence
 from typing import IO, Any
 
 from rich.console import Console
-from rich.table import Table
 
+from retention.cli.tables import FitTable, say
 from retention.engine.caps import CapViolation
 from retention.engine.execute import ExecutionReport
 from retention.units import format_bytes
@@ -44,17 +44,17 @@ def render_plan_table(
 ) -> None:
     """The preview: per policy what would go, what was blocked and why, what is unknown."""
     summary = document["summary"]
-    console.print(
-        f"Plan [bold]{document['plan_id']}[/] as of {document['as_of']}: "
-        f"{summary['sessions_scanned']} sessions scanned, {summary['items']} removals planned"
+    say(
+        console,
+        f"Plan {document['plan_id']} as of {document['as_of']}: "
+        f"{summary['sessions_scanned']} sessions scanned, {summary['items']} removals planned",
     )
-    table = Table(title="Removals by policy", title_justify="left")
-    table.add_column("policy", no_wrap=True)
-    for column in ("sessions", "recordings", "recording size", "attendee lists"):
-        table.add_column(column, justify="right")
-    table.add_column("in scope", justify="right")
+    table = FitTable("Removals by policy")
+    table.column("policy")
+    for column in ("sessions", "recordings", "size", "attendee lists", "in scope"):
+        table.column(column, "number")
     for name, totals in summary["per_policy"].items():
-        table.add_row(
+        table.row(
             name,
             str(totals["sessions"]),
             str(totals["recordings"]),
@@ -63,30 +63,74 @@ def render_plan_table(
             str(totals["in_scope"]),
         )
     total = summary["total"]
-    table.add_row(
-        "[bold]total[/]",
+    table.row(
+        "total",
         str(total["sessions"]),
         str(total["recordings"]),
         format_bytes(total["recording_bytes"]),
         str(total["attendee_lists"]),
         "",
-        end_section=True,
+        style="bold",
+        section=True,
     )
-    console.print(table)
+    table.print(console)
     if summary["blocked_by"]:
-        blocked = Table(title="Blocked (not removed)", title_justify="left")
-        blocked.add_column("blocked by")
-        blocked.add_column("removals", justify="right")
+        blocked = FitTable("Blocked (not removed)")
+        blocked.column("blocked by")
+        blocked.column("removals", "number")
         for by, count in summary["blocked_by"].items():
-            blocked.add_row(by, str(count))
-        console.print(blocked)
+            blocked.row(by, str(count))
+        blocked.print(console)
     if summary["unknown"]:
-        console.print(
-            f"[yellow]{summary['unknown']} sessions have unknown fields and are not removed[/] "
-            "(see `unknown` in --format json)"
+        say(
+            console,
+            f"{summary['unknown']} sessions have unknown fields and are not removed "
+            "(see `unknown` in --format json)",
+            style="yellow",
         )
     for violation in violations:
-        console.print(f"[red]over a cap:[/] {violation.describe()}")
+        say(console, f"over a cap: {violation.describe()}", style="red")
+
+
+def removal_summary(document: Mapping[str, Any]) -> str:
+    """What a plan removes, counted per action so that the parts add up to the total.
+
+    `58 removals on 55 sessions: 12 recordings (5.5 GiB), 46 attendee lists, 0 whole sessions`:
+    a session may lose its recording and its attendee list, so sessions are counted apart.
+    """
+    items = document["items"]
+    per_action = {"delete_recordings": 0, "delete_attendees": 0, "delete_session": 0}
+    recording_bytes = {"delete_recordings": 0, "delete_session": 0}
+    recordings_in_sessions = 0
+    for item in items:
+        action = item["action"]
+        per_action[action] = per_action.get(action, 0) + 1
+        if action in recording_bytes:
+            recording_bytes[action] += item.get("recording_bytes") or 0
+        if action == "delete_session" and item.get("recordingId"):
+            recordings_in_sessions += 1
+    sessions = len({item["sessionId"] for item in items})
+    whole = per_action["delete_session"]
+    text = (
+        f"{len(items)} {_plural(len(items), 'removal')} on {sessions} distinct "
+        f"{_plural(sessions, 'session')}: {per_action['delete_recordings']} "
+        f"{_plural(per_action['delete_recordings'], 'recording')} "
+        f"({format_bytes(recording_bytes['delete_recordings'])}), "
+        f"{per_action['delete_attendees']} attendee "
+        f"{_plural(per_action['delete_attendees'], 'list')}, "
+        f"{whole} whole {_plural(whole, 'session')}"
+    )
+    if recordings_in_sessions:
+        text += (
+            f" (with {recordings_in_sessions} "
+            f"{_plural(recordings_in_sessions, 'recording')}, "
+            f"{format_bytes(recording_bytes['delete_session'])})"
+        )
+    return text
+
+
+def _plural(count: int, noun: str) -> str:
+    return noun if count == 1 else f"{noun}s"
 
 
 def write_plan_json(document: Mapping[str, Any], out: IO[str]) -> None:
@@ -118,10 +162,12 @@ def _cell(value: Any) -> str:
 def render_execution(report: ExecutionReport, console: Console) -> None:
     """What a run did: outcomes by kind, the failures, and why it stopped early if it did."""
     parts = [f"{count} {outcome}" for outcome, count in sorted(report.outcomes.items())]
-    console.print("Outcomes: " + (", ".join(parts) if parts else "nothing to do"))
+    say(console, "Outcomes: " + (", ".join(parts) if parts else "nothing to do"))
     for failure in report.failures[:20]:
-        console.print(f"  [red]failed[/] {failure}")
+        say(console, f"  failed {failure}", style="red", indent="    ")
     if len(report.failures) > 20:
-        console.print(f"  … and {len(report.failures) - 20} more (see `retention audit show`)")
+        say(console, f"  … and {len(report.failures) - 20} more (see `retention audit show`)")
     if report.halted:
-        console.print(f"[red]halted:[/] {report.halted}; {report.not_started} items not started")
+        say(
+            console, f"halted: {report.halted}; {report.not_started} items not started", style="red"
+        )

@@ -6,12 +6,12 @@ from collections.abc import Mapping, Sequence
 from typing import IO, Any
 
 from rich.console import Console
-from rich.markup import escape
-from rich.table import Table
 
 from retention.cli.render import write_plan_json
+from retention.cli.tables import FitTable, say
 from retention.engine.compare import PlanChange
 from retention.engine.plan import Plan
+from retention.units import format_age
 
 # A pull-request comment lists this many items per list, then says how many more there are.
 MARKDOWN_ITEMS = 20
@@ -32,16 +32,7 @@ def change_document(change: PlanChange, base_dir: str, plan: Plan) -> dict[str, 
 
 def age_text(seconds: int | None) -> str:
     """An age for people: `45 s old`, `12 min old`, `5 h 3 min old`, `2 d 4 h old`."""
-    if seconds is None:
-        return "of unknown age"
-    minutes, hours = seconds // 60, seconds // 3600
-    if seconds < 120:
-        return f"{seconds} s old"
-    if hours < 1:
-        return f"{minutes} min old"
-    if hours < 48:
-        return f"{hours} h {minutes % 60} min old"
-    return f"{hours // 24} d {hours % 24} h old"
+    return "of unknown age" if seconds is None else f"{format_age(seconds)} old"
 
 
 def write_change_json(document: Mapping[str, Any], out: IO[str]) -> None:
@@ -129,19 +120,20 @@ def render_change_table(document: Mapping[str, Any], console: Console) -> None:
     """The change for a terminal: counts per policy, then the first items of each list."""
     added, dropped = document["added"], document["dropped"]
     started, stopped = document["blocking"]["started"], document["blocking"]["stopped"]
-    console.print(
-        f"Change against [bold]{escape(str(document['base']))}[/] as of {document['as_of']}: "
+    say(
+        console,
+        f"Change against {document['base']} as of {document['as_of']}: "
         f"{len(added)} removals added, {len(dropped)} dropped; blocking "
-        f"{len(started)} started, {len(stopped)} stopped"
+        f"{len(started)} started, {len(stopped)} stopped",
     )
     if document["by_policy"]:
-        table = Table(title="Removals by policy", title_justify="left")
-        table.add_column("policy", no_wrap=True)
-        table.add_column("added", justify="right")
-        table.add_column("dropped", justify="right")
+        table = FitTable(title="Removals by policy")
+        table.column("policy")
+        table.column("added", "number")
+        table.column("dropped", "number")
         for name, counts in document["by_policy"].items():
-            table.add_row(escape(name), str(counts["added"]), str(counts["dropped"]))
-        console.print(table)
+            table.row(name, str(counts["added"]), str(counts["dropped"]))
+        table.print(console)
     for title, entries, line in (
         ("added", added, _item_line),
         ("dropped", dropped, _item_line),
@@ -149,6 +141,6 @@ def render_change_table(document: Mapping[str, Any], console: Console) -> None:
         ("blocking stops", stopped, _blocker_line),
     ):
         for entry in entries[:TABLE_ITEMS]:
-            console.print(f"  {title}: {escape(line(entry))}")
+            say(console, f"  {title}: {line(entry)}")
         if len(entries) > TABLE_ITEMS:
-            console.print(f"  {title}: … and {len(entries) - TABLE_ITEMS} more (--format json)")
+            say(console, f"  {title}: … and {len(entries) - TABLE_ITEMS} more (--format json)")

@@ -46,7 +46,12 @@ from retention.service import preview as previews
 from retention.service.checks import PREFLIGHT
 from retention.service.logging import register_secret
 from retention.service.reading import require_complete, scan_as_set, unless_stopped
-from retention.service.refusals import end_refused, refuse_over_run_cap, refuse_policies
+from retention.service.refusals import (
+    declined,
+    end_refused,
+    refuse_over_run_cap,
+    refuse_policies,
+)
 from retention.service.result import RunResult
 from retention.service.session import Check, LockWait, Session, open_session
 from retention.settings import Settings
@@ -54,6 +59,7 @@ from retention.settings import Settings
 __all__ = ["STOP_GRACE_SECONDS", "Pipeline", "RunResult"]
 
 Clock = Callable[[], datetime]
+# Asked with the plan document before anything is removed; False declines (exit 3).
 Confirm = Callable[[Mapping[str, Any]], bool]
 # Calls in flight after a stop get at most this long (DECISIONS: below TimeoutStopSec=120).
 STOP_GRACE_SECONDS = 30.0
@@ -236,9 +242,8 @@ class Pipeline:
             result.planned = len(plan.items)
             refuse_over_run_cap(session, plan.items, plan.plan_id)
             refusals = refuse_policies(session, plan.plan_id, plan.cap_refusals, plan.refused)
-            if confirm is not None and not confirm(document["summary"]):
-                result.result = "declined"
-                return result
+            if confirm is not None and not confirm(document):
+                declined(session, result, plan.plan_id)
             record_plan(session.db, plan.plan_id, document["plan_hash"], plan.created_at)
             self._approve(session, plan.plan_id, document["plan_hash"], approved_by, plan.as_of)
             rechecker = Rechecker(policy_set)
@@ -269,9 +274,8 @@ class Pipeline:
             assert session is not None
             result = RunResult.of(session)
             result.planned = len(loaded.items)
-            if confirm is not None and not confirm(loaded.document["summary"]):
-                result.result = "declined"
-                return result
+            if confirm is not None and not confirm(loaded.document):
+                declined(session, result, loaded.plan_id)
             self._approve(session, loaded.plan_id, loaded.recorded_hash, approved_by, loaded.as_of)
             result.reconciled = await self._reconcile(session, client)
             refreshed = await refresh_items(

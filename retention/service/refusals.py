@@ -1,11 +1,13 @@
 """Refusals in a run: its own cap refuses it whole, a policy's cap or unknown name that policy.
 
-A policy refused on its own ends the run exit 3, after the other policies' removals.
+A policy refused on its own ends the run exit 3, after the other policies' removals; a person
+declining at the prompt refuses the plan (exit 3, nothing removed).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from typing import NoReturn
 
 import structlog
 
@@ -69,6 +71,19 @@ def refuse_policies(
         )
         log.warning("policy refused on its own", reason=reason, error=refusal.message)
     return [refusal for refusal, _reason, _details in refusals]
+
+
+def declined(session: Session, result: RunResult, plan_id: str) -> NoReturn:
+    """The person at the prompt said no: refused by the person (exit 3), nothing removed."""
+    result.result = "declined"
+    refusal = Refused("cancelled, nothing removed", reason="declined")
+    session.audit.refused(
+        run_id=session.run_id,
+        reason="declined",
+        details={"message": refusal.message, "plan_id": plan_id},
+    )
+    log.info("the plan was declined at the prompt", plan_id=plan_id)
+    raise refusal
 
 
 def end_refused(result: RunResult, refusals: list[Refused]) -> None:

@@ -79,7 +79,7 @@ def test_credentials_directory_secrets_are_masked_and_attributed(tmp_path: Path)
     credentials.mkdir()
     (credentials / "refresh_token").write_text(TOKEN + "\n")
     result = CliRunner().invoke(
-        cli, ["config", "show"], env={"CREDENTIALS_DIRECTORY": str(credentials)}
+        cli, ["config", "show"], env={"CREDENTIALS_DIRECTORY": str(credentials), "COLUMNS": "200"}
     )
     assert result.exit_code == 0
     assert TOKEN not in result.output
@@ -88,7 +88,9 @@ def test_credentials_directory_secrets_are_masked_and_attributed(tmp_path: Path)
 
 
 def test_table_lists_every_setting_with_its_source(tmp_path: Path) -> None:
-    result = CliRunner().invoke(cli, ["config", "show"], env={"RETENTION_CLIENT_ID": "acme"})
+    result = CliRunner().invoke(
+        cli, ["config", "show"], env={"RETENTION_CLIENT_ID": "acme", "COLUMNS": "200"}
+    )
     assert result.exit_code == 0
     lines = result.output.splitlines()
     assert lines[0].split() == ["SETTING", "VALUE", "SOURCE"]
