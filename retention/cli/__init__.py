@@ -4,6 +4,7 @@ from __future__ import annotations
 
 # Each command module attaches its commands to `cli` when imported.
 from retention.cli import (  # noqa: F401
+    approve,
     audit,
     auth,
     config,
