@@ -151,8 +151,8 @@ class Settings(BaseSettings):
         default=10, ge=1, description="removals answered before the breaker may trip"
     )
     metrics_address: str = "127.0.0.1:9464"
-    approvers: Path | None = Field(
-        default=None,
+    approvers: str = Field(
+        default="",
         description="allowed-signers file (ssh-keygen -Y format) naming who may approve plans",
     )
     approvals_required: int = Field(
@@ -166,8 +166,8 @@ class Settings(BaseSettings):
         default="apply",
         description="apply: scheduled runs remove; review: they propose plans to approve",
     )
-    plans_dir: Path | None = Field(
-        default=None,
+    plans_dir: str = Field(
+        default="",
         description="where review mode writes proposals; unset: $RETENTION_STATE_DIR/plans"
         " (with DynamicUser=yes, a folder outside the private state directory)",
     )
@@ -205,12 +205,8 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _approvers_exist(self) -> Self:
-        if self.approvals_required >= 1 and (
-            self.approvers is None or not self.approvers.is_file()
-        ):
-            named = (
-                "is not set" if self.approvers is None else f"names {self.approvers}, not a file"
-            )
+        if self.approvals_required >= 1 and not Path(self.approvers or ".").is_file():
+            named = f"names {self.approvers}, not a file" if self.approvers else "is not set"
             raise ValueError(
                 f"approvals_required is {self.approvals_required} but approvers {named}: no"
                 " approval could ever count"
@@ -230,7 +226,12 @@ class Settings(BaseSettings):
     @property
     def proposals_dir(self) -> Path:
         """Where review mode writes its proposals: RETENTION_PLANS_DIR, else STATE_DIR/plans."""
-        return self.plans_dir or self.state_dir / "plans"
+        return Path(self.plans_dir) if self.plans_dir else self.state_dir / "plans"
+
+    @property
+    def approvers_file(self) -> Path | None:
+        """The allowed-signers file, or None when no one is named."""
+        return Path(self.approvers) if self.approvers else None
 
     @property
     def state_db(self) -> Path:

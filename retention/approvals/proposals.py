@@ -52,9 +52,9 @@ class Proposal:
 
     def tally(self, settings: Settings) -> Tally:
         """Its approvals that count (none can without an allowed-signers file)."""
-        if settings.approvers is None:
+        if settings.approvers_file is None:
             return Tally()
-        signers = load_allowed_signers(settings.approvers)
+        signers = load_allowed_signers(settings.approvers_file)
         return count_approvals(self.path, self.plan.recorded_hash, signers)
 
     def approved(self, settings: Settings) -> bool:
@@ -80,8 +80,17 @@ def _group(settings: Settings) -> int | None:
 
 
 def _share(path: Path, gid: int | None, mode: int) -> None:
-    if gid is not None:
-        os.chown(path, -1, gid)
+    """Give the path its mode, and the approvers' group unless a setgid folder already did."""
+    if gid is not None and path.stat().st_gid != gid:
+        try:
+            os.chown(path, -1, gid)
+        except OSError as exc:
+            log.warning(
+                "cannot give the proposal the approvers' group",
+                file=str(path),
+                error=exc.strerror,
+                hint="make the folder setgid and owned by RETENTION_APPROVERS_GROUP",
+            )
     path.chmod(mode)
 
 

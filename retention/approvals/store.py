@@ -78,6 +78,9 @@ def append_approval(plan_file: Path | str, approval: Approval) -> Path:
     line = json.dumps(approval.as_json(), sort_keys=True) + "\n"
     try:
         descriptor = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o664)
+        if os.fstat(descriptor).st_uid == os.geteuid():
+            # The next approver (another user of the group) appends to it too; umask aside.
+            os.fchmod(descriptor, 0o664)
         with os.fdopen(descriptor, "a", encoding="utf-8") as handle:
             handle.write(line)
     except OSError as exc:

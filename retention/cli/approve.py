@@ -57,7 +57,8 @@ def _approvable(plan_file: Path) -> LoadedPlan:
 
 
 def _signers(settings: Settings) -> AllowedSigners | None:
-    return None if settings.approvers is None else load_allowed_signers(settings.approvers)
+    path = settings.approvers_file
+    return None if path is None else load_allowed_signers(path)
 
 
 def _principal(

@@ -81,8 +81,9 @@ class ApprovalsCheck:
         need = approvals_needed(opening.settings)
         if need == 0:
             return
-        assert opening.settings.approvers is not None  # the settings require it then
-        signers = load_allowed_signers(opening.settings.approvers)
+        path = opening.settings.approvers_file
+        assert path is not None  # the settings require it then
+        signers = load_allowed_signers(path)
         tally = count_approvals(Path(self.loaded.path), self.loaded.recorded_hash, signers)
         if len(tally.valid) < need:
             raise ApprovalsRefused(self.loaded, tally.principals, need, tally.rejected)
