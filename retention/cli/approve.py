@@ -150,6 +150,13 @@ def approve_command(
     )
     written = append_approval(plan_file, approval)
     click.echo(f"approved plan {loaded.plan_id} as {name} ({fingerprint}); added to {written}")
+    hours = (datetime.now(UTC) - loaded.created_at).total_seconds() / 3600
+    if hours > settings.plan_max_age_hours:
+        click.echo(
+            f"warning: the plan is {hours:.1f} hours old, over RETENTION_PLAN_MAX_AGE_HOURS="
+            f"{settings.plan_max_age_hours:g}: apply will refuse it as stale",
+            err=True,
+        )
     if signers is not None:
         tally = count_approvals(plan_file, loaded.recorded_hash, signers)
         click.echo(f"the plan has {tally.summary(approvals_needed(settings))}")
