@@ -214,8 +214,11 @@ def plans_command(output: str) -> None:
         console.print(f"no proposal waits in {settings.proposals_dir}")
         return
     table = Table(title=f"Proposals in {settings.proposals_dir}", title_justify="left")
-    for column in ("file", "removals", "approvals", "approved by", "age"):
-        table.add_column(column, justify="right" if column in ("removals", "age") else "left")
+    table.add_column("file", no_wrap=True)
+    table.add_column("removals", justify="right")
+    table.add_column("approvals", no_wrap=True)
+    table.add_column("approved by")
+    table.add_column("age", justify="right")
     for row in rows:
         approvals = row["approvals"]
         age = f"{row['age_hours']:.1f} h" + (" (expired)" if row["expired"] else "")

@@ -60,6 +60,9 @@ def test_review_mode_proposes_then_applies_the_proposal_once_approved(
     assert [
         (Path(r["file"]).name, r["approvals"]["valid"], r["approvals"]["needed"]) for r in listed
     ] == [(proposal.name, 0, 1)]
+    table = dep.cli("plans", check=True).stdout
+    assert proposal.name in table
+    assert "0/1" in table
     assert dep.deletes() == [], "a proposal removes nothing"
     [proposed] = audit_events(dep, "plan_proposed")
     assert proposed["file"] == proposal.name
