@@ -151,6 +151,31 @@ class Settings(BaseSettings):
         default=10, ge=1, description="removals answered before the breaker may trip"
     )
     metrics_address: str = "127.0.0.1:9464"
+    approvers: str = Field(
+        default="",
+        description="allowed-signers file (ssh-keygen -Y format) naming who may approve plans",
+    )
+    approvals_required: int = Field(
+        default=0,
+        ge=0,
+        le=100,
+        description="approvals by distinct approvers a plan needs before apply; 0: the prompt"
+        " or --yes is enough",
+    )
+    daemon_mode: Literal["apply", "review"] = Field(
+        default="apply",
+        description="apply: scheduled runs remove; review: they propose plans to approve",
+    )
+    plans_dir: str = Field(
+        default="",
+        description="where review mode writes proposals; unset: $RETENTION_STATE_DIR/plans"
+        " (with DynamicUser=yes, a folder outside the private state directory)",
+    )
+    approvers_group: str = Field(
+        default="",
+        description="the group (the unit's SupplementaryGroups=) that may read proposals and"
+        " write their approvals in review mode",
+    )
 
     @classmethod
     def settings_customise_sources(
@@ -177,6 +202,36 @@ class Settings(BaseSettings):
                 f"({self.breaker_window}): the circuit breaker could never trip"
             )
         return self
+
+    @model_validator(mode="after")
+    def _approvers_exist(self) -> Self:
+        if self.approvals_required >= 1 and not Path(self.approvers or ".").is_file():
+            named = f"names {self.approvers}, not a file" if self.approvers else "is not set"
+            raise ValueError(
+                f"approvals_required is {self.approvals_required} but approvers {named}: no"
+                " approval could ever count"
+            )
+        return self
+
+    def check_daemon_mode(self) -> None:
+        """The daemon removes only through approved proposals when approvals are required."""
+        if self.approvals_required >= 1 and self.daemon_mode != "review":
+            raise SettingsError(
+                f"RETENTION_APPROVALS_REQUIRED={self.approvals_required} with"
+                " RETENTION_DAEMON_MODE=apply: scheduled runs would remove without approvals",
+                hint="set RETENTION_DAEMON_MODE=review (scheduled runs then propose plans to"
+                " approve), or RETENTION_APPROVALS_REQUIRED=0",
+            )
+
+    @property
+    def proposals_dir(self) -> Path:
+        """Where review mode writes its proposals: RETENTION_PLANS_DIR, else STATE_DIR/plans."""
+        return Path(self.plans_dir) if self.plans_dir else self.state_dir / "plans"
+
+    @property
+    def approvers_file(self) -> Path | None:
+        """The allowed-signers file, or None when no one is named."""
+        return Path(self.approvers) if self.approvers else None
 
     @property
     def state_db(self) -> Path:

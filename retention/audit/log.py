@@ -222,11 +222,29 @@ class AuditLog:
         plan_hash: str,
         approved_by: str,
         as_of: datetime | None = None,
+        approvers: Sequence[Mapping[str, str]] | None = None,
     ) -> int:
-        """A plan was approved for execution: by whom (a person or `--yes`/the schedule), and
-        the time it decided as of."""
-        data = {"plan_hash": plan_hash, "approved_by": approved_by, "as_of": _iso(as_of)}
+        """A plan was approved for execution: by whom (a person or `--yes`/the schedule), the
+        time it decided as of, and the named approvers whose signatures it carried."""
+        data: dict[str, Any] = {
+            "plan_hash": plan_hash,
+            "approved_by": approved_by,
+            "as_of": _iso(as_of),
+        }
+        if approvers:
+            data["approvers"] = [dict(a) for a in approvers]
         return self._append("plan_approved", data, run=run_id, plan=plan_id)
+
+    def plan_review(
+        self,
+        event: Literal["plan_proposed", "plan_expired"],
+        *,
+        run_id: str,
+        plan_id: str,
+        data: Mapping[str, Any],
+    ) -> int:
+        """Review mode: a plan proposed for approval (hash, counts, file), or one that expired."""
+        return self._append(event, dict(data), run=run_id, plan=plan_id)
 
     def intent(
         self,

@@ -29,9 +29,12 @@ EVENT_KINDS = (
     "run_finished",
     "checkpoint",
     "log_started",
+    "plan_proposed",
+    "plan_expired",
 )
-# Logs created before `log_started` existed carry this CHECK list; their schema stays intact.
-_EARLIER_KINDS = EVENT_KINDS[:-1]
+# The CHECK lists of logs made by earlier versions: before `log_started`, before proposals.
+# Opening such a log for writing widens its list to EVENT_KINDS (m002).
+_EARLIER_KINDS = (EVENT_KINDS[:9], EVENT_KINDS[:10])
 OUTCOMES = ("deleted", "already_absent", "failed", "skipped_hold", "skipped_changed")
 # Every column of `events`; a row's hash covers all of them except `hash` itself.
 COLUMNS = (
@@ -78,7 +81,7 @@ def _events_table(kinds: tuple[str, ...]) -> str:
 
 
 EVENTS_TABLE = _events_table(EVENT_KINDS)
-_ACCEPTED_EVENTS_TABLES = {_events_table(k) for k in (EVENT_KINDS, _EARLIER_KINDS)}
+_ACCEPTED_EVENTS_TABLES = {_events_table(k) for k in (EVENT_KINDS, *_EARLIER_KINDS)}
 META_TABLE = "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) STRICT"
 # The triggers that make the record append-only; verify checks each one is present, unaltered.
 TRIGGERS = {
@@ -122,6 +125,29 @@ def m001_events(db: Database) -> None:
         "INSERT INTO meta (key, value) VALUES ('log_id', ?), ('subject_salt', ?)",
         [secrets.token_hex(16), secrets.token_hex(32)],
     )
+
+
+@MIGRATIONS()
+def m002_event_kinds(db: Database) -> None:
+    """Widen an earlier log's CHECK list of event kinds to this version's (rows are unchanged).
+
+    Only a CHECK is loosened, which SQLite's documented `writable_schema` procedure allows
+    without rebuilding the table (and so without touching an append-only row).
+    """
+    (current,) = db.execute(
+        "SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'events'"
+    ).fetchone()
+    earlier = {_normalise_sql(_events_table(kinds)) for kinds in _EARLIER_KINDS}
+    if _normalise_sql(current) not in earlier:
+        return
+    (version,) = db.execute("PRAGMA schema_version").fetchone()
+    db.execute("PRAGMA writable_schema = ON")
+    db.execute(
+        "UPDATE sqlite_master SET sql = ? WHERE type = 'table' AND name = 'events'",
+        [EVENTS_TABLE],
+    )
+    db.execute(f"PRAGMA schema_version = {int(version) + 1}")
+    db.execute("PRAGMA writable_schema = OFF")
 
 
 class AuditError(RuntimeFailure):

@@ -19,6 +19,7 @@ from retention.settings import load_settings
 # neither the sandbox nor the report, which keeps every command's start-up short.
 COMMAND_MODULES = {
     "apply": "plan",
+    "approve": "approve",
     "audit": "audit",
     "auth": "auth",
     "config": "config",
@@ -27,6 +28,7 @@ COMMAND_MODULES = {
     "explain": "explain",
     "inventory": "inventory",
     "plan": "plan",
+    "plans": "approve",
     "run": "plan",
     "sandbox": "sandbox",
     "schema": "policy",

@@ -23,6 +23,7 @@ from datetime import UTC, datetime
 import structlog
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
+from retention.approvals.review import scheduled_run
 from retention.audit.log import AuditLog
 from retention.engine.scan import ScanReport
 from retention.errors import Refused, RetentionError, RuntimeFailure
@@ -103,6 +104,7 @@ class Daemon:
             loop.add_signal_handler(signum, self.terminate, signum)
         loop.add_signal_handler(signal.SIGHUP, self._spawn_reload)
         parse_schedule(self.settings.default_schedule)
+        self.settings.check_daemon_mode()
         self.policy_set = load_policy_set([self.settings.policy_dir])
         self.schedules = schedules_for(self.policy_set, self.settings.default_schedule)
         watchdog = asyncio.create_task(feed_watchdog(self.notifier))
@@ -242,9 +244,7 @@ class Daemon:
         reason: str | None = None
         try:
             log.info("scheduled run starting", schedule=spec, policies=sorted(policies))
-            result = await pipeline.run(
-                trigger="daemon", confirm=None, approved_by="schedule", selected=sorted(policies)
-            )
+            result = await scheduled_run(pipeline, sorted(policies))
             state = _RESULTS[result.result]
             error = result.execution.halted
         except RunStopped as exc:

@@ -226,7 +226,10 @@ class Pipeline:
         retain rule still applies. Without it, every enabled policy's.
         """
         policy_set = self.load_policies()
-        async with self._api() as client, self._session(policy_set, trigger, api=client) as session:
+        async with (
+            self._api() as client,
+            self._session(policy_set, trigger, preflight.RUN_CHECKS, api=client) as session,
+        ):
             assert session is not None
             result = RunResult.of(session)
             result.reconciled = await self._reconcile(session, client)
@@ -245,7 +248,7 @@ class Pipeline:
             if confirm is not None and not confirm(document):
                 declined(session, result, plan.plan_id)
             record_plan(session.db, plan.plan_id, document["plan_hash"], plan.created_at)
-            self._approve(session, plan.plan_id, document["plan_hash"], approved_by, plan.as_of)
+            record.plan_approved(session.audit, session.run_id, document, approved_by, plan.as_of)
             rechecker = Rechecker(policy_set)
             db = session.db
 
@@ -266,7 +269,8 @@ class Pipeline:
         """`retention apply PLAN_FILE`: check the plan, approve it, re-read its facts, execute
         each item that is still due, decided again when it is sent."""
         policy_set = self.load_policies()
-        checks = preflight.plan_checks(loaded)
+        approvals = preflight.ApprovalsCheck(loaded)
+        checks = preflight.plan_checks(loaded, approvals)
         async with (
             self._api() as client,
             self._session(policy_set, "apply", checks, api=client) as session,
@@ -276,7 +280,14 @@ class Pipeline:
             result.planned = len(loaded.items)
             if confirm is not None and not confirm(loaded.document):
                 declined(session, result, loaded.plan_id)
-            self._approve(session, loaded.plan_id, loaded.recorded_hash, approved_by, loaded.as_of)
+            record.plan_approved(
+                session.audit,
+                session.run_id,
+                loaded.document,
+                approved_by,
+                loaded.as_of,
+                approvers=approvals.recorded(),
+            )
             result.reconciled = await self._reconcile(session, client)
             refreshed = await refresh_items(
                 loaded.items,
@@ -331,22 +342,6 @@ class Pipeline:
             result = RunResult.of(session)
             result.reconciled = await self._reconcile(session, client)
             return result.reconciled.pending if result.reconciled else 0
-
-    def _approve(
-        self,
-        session: Session,
-        plan_id: str,
-        plan_hash: str,
-        approved_by: str,
-        as_of: datetime | None,
-    ) -> None:
-        session.audit.plan_approved(
-            run_id=session.run_id,
-            plan_id=plan_id,
-            plan_hash=plan_hash,
-            approved_by=approved_by,
-            as_of=as_of,
-        )
 
     async def _reconcile(self, session: Session, client: GoToClient) -> ReconcileReport | None:
         return await execution.reconcile_pending(session, lambda: self._executor(session, client))

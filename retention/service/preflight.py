@@ -2,15 +2,21 @@
 
 In order: the plan may be applied (`engine.planfile.plan_refusals`: unaltered and made here,
 bound to the policies in force, fresh, not a preview, for this account, not applied before; the
-first reason's code is the refusal's), then its removals stay within the run's cap
-(`global_cap`). A policy over its own cap is refused on its own while the others proceed.
+first reason's code is the refusal's), then it has the approvals it needs (`approvals`:
+RETENTION_APPROVALS_REQUIRED, at least one in review mode), then its removals stay within the
+run's cap (`global_cap`). A policy over its own cap is refused on its own while the others
+proceed. `run` makes a plan nobody approved: with approvals required it is refused.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import timedelta
+from pathlib import Path
 
+from retention.approvals.signers import load_allowed_signers
+from retention.approvals.store import Approval, approvals_needed, count_approvals
 from retention.engine.caps import CapViolation, cap_violations
 from retention.engine.planfile import LoadedPlan, plan_refusals
 from retention.engine.planitem import PlanItem
@@ -47,7 +53,64 @@ def cap_refusal(found: list[CapViolation], why: str) -> Refused:
     )
 
 
-def plan_checks(loaded: LoadedPlan) -> list[Check]:
+class ApprovalsRefused(Refused):
+    """A plan with fewer valid approvals than it needs; `details` go in the `refused` event."""
+
+    def __init__(self, loaded: LoadedPlan, have: list[str], need: int, rejected: list[str]) -> None:
+        shown = f" ({', '.join(have)})" if have else ""
+        why = f"; not counted: {'; '.join(rejected[:3])}" if rejected else ""
+        super().__init__(
+            f"plan {loaded.plan_id} refused: it has {len(have)} of the {need} approvals it "
+            f"needs{shown}{why}",
+            hint=f"each approver runs `retention approve {loaded.path} --key KEY`; --yes is "
+            "no substitute",
+            reason="approvals",
+        )
+        self.details = {"have": len(have), "need": need, "principals": have}
+
+
+@dataclass
+class ApprovalsCheck:
+    """The plan's valid approvals, counted against the allowed signers; `valid` keeps them for
+    the `plan_approved` event."""
+
+    loaded: LoadedPlan
+    valid: list[Approval] = field(default_factory=list)
+
+    def __call__(self, opening: Opening) -> None:
+        need = approvals_needed(opening.settings)
+        if need == 0:
+            return
+        path = opening.settings.approvers_file
+        assert path is not None  # the settings require it then
+        signers = load_allowed_signers(path)
+        tally = count_approvals(Path(self.loaded.path), self.loaded.recorded_hash, signers)
+        if len(tally.valid) < need:
+            raise ApprovalsRefused(self.loaded, tally.principals, need, tally.rejected)
+        self.valid = tally.valid
+
+    def recorded(self) -> list[dict[str, str]] | None:
+        """Each approver's principal, fingerprint, time and comment; None when none were used."""
+        return [approval.recorded() for approval in self.valid] or None
+
+
+def unapproved_run(opening: Opening) -> None:
+    """`run` applies a plan it has just made: with approvals required, nobody approved it."""
+    need = opening.settings.approvals_required
+    if need >= 1:
+        raise Refused(
+            f"run refused: plans need {need} approvals (RETENTION_APPROVALS_REQUIRED) and a "
+            "plan made by `run` has none; --yes is no substitute",
+            hint="make a plan with `retention plan --out FILE`, have it approved with "
+            "`retention approve FILE --key KEY`, then `retention apply FILE`",
+            reason="approvals",
+        )
+
+
+RUN_CHECKS = (Check("approvals required", unapproved_run),)
+
+
+def plan_checks(loaded: LoadedPlan, approvals: ApprovalsCheck | None = None) -> list[Check]:
     """The checks of one plan file, in the order they are made."""
 
     def may_be_applied(opening: Opening) -> None:
@@ -76,5 +139,6 @@ def plan_checks(loaded: LoadedPlan) -> list[Check]:
 
     return [
         Check("plan may be applied", may_be_applied),
+        Check("plan approved", approvals or ApprovalsCheck(loaded)),
         Check("plan within the run's cap", within_caps),
     ]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections import Counter, defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any
 
@@ -62,3 +62,23 @@ def holds_blocked(audit: AuditLog, run_id: str, blocked: list[dict[str, Any]]) -
             sessions=sorted(sessions[hold_id]),
             actions=dict(actions[hold_id]),
         )
+
+
+def plan_approved(
+    audit: AuditLog,
+    run_id: str,
+    plan: Mapping[str, Any],
+    approved_by: str,
+    as_of: datetime | None,
+    *,
+    approvers: list[dict[str, str]] | None = None,
+) -> None:
+    """The plan (its document) is approved: by whom, and the named approvers it carried."""
+    audit.plan_approved(
+        run_id=run_id,
+        plan_id=str(plan["plan_id"]),
+        plan_hash=str(plan["plan_hash"]),
+        approved_by=approved_by,
+        as_of=as_of,
+        approvers=approvers,
+    )

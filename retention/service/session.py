@@ -240,7 +240,11 @@ async def _preflight(session: Session, opening: Opening, checks: Sequence[Check]
                 session.audit.refused(
                     run_id=session.run_id,
                     reason=exc.reason or "refused",
-                    details={"check": check.name, "message": exc.message},
+                    details={
+                        "check": check.name,
+                        "message": exc.message,
+                        **getattr(exc, "details", {}),
+                    },
                 )
             log.warning("preflight check refused the run", check=check.name, reason=exc.reason)
             raise

@@ -1,0 +1,1 @@
+"""Named approvals of plans: OpenSSH signatures, the allowed signers, and each plan's approvals."""

@@ -1,0 +1,131 @@
+"""Review mode's scheduled run: apply the proposals approved since, then propose the next plan.
+
+    each pending proposal with max(1, RETENTION_APPROVALS_REQUIRED) valid approvals ►
+        `Pipeline.apply` (the one apply path: every check, each item decided again when sent)
+    one session ► expired proposals: `plan_expired`, set aside ► scan ► decide ► plan ►
+        a new proposal file and `plan_proposed` (none while one for the same policies waits)
+
+A proposal refused for good (altered, stale, made under other policies, applied already) is set
+aside in `refused/`; one refused for a passing reason (the clock, the record) waits for the next
+run. To keep a session out of an approved proposal, place a hold: holds are read at send time.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import structlog
+
+from retention.approvals.proposals import Proposal, pending, set_aside, write_proposal
+from retention.engine.state import record_plan
+from retention.errors import RetentionError
+from retention.service.pipeline import Pipeline
+from retention.service.result import RunResult
+from retention.service.session import Session
+
+log = structlog.get_logger("retention.daemon")
+
+# Refusals that no later run can lift: the proposal is set aside.
+_FINAL = frozenset(
+    {"changed_plan", "stale_plan", "preview_plan", "applied_before", "other_account"}
+)
+APPROVED_BY = "review mode (daemon)"
+
+
+async def scheduled_run(pipeline: Pipeline, selected: list[str]) -> RunResult:
+    """The daemon's scheduled run: in apply mode it removes, in review mode it proposes."""
+    if pipeline.settings.daemon_mode == "review":
+        return await scheduled_review(pipeline, selected)
+    return await pipeline.run(
+        trigger="daemon", confirm=None, approved_by="schedule", selected=selected
+    )
+
+
+async def scheduled_review(pipeline: Pipeline, selected: Sequence[str]) -> RunResult:
+    """The daemon's scheduled run in review mode; raises the first apply's error, if any, after
+    the proposal is made."""
+    settings = pipeline.settings
+    failure: RetentionError | None = None
+    applied: RunResult | None = None
+    for proposal in pending(settings):
+        if proposal.expired(pipeline.clock(), settings) or not proposal.approved(settings):
+            continue
+        log.info("applying an approved proposal", file=proposal.path.name)
+        try:
+            applied = await pipeline.apply(proposal.plan, confirm=None, approved_by=APPROVED_BY)
+        except RetentionError as exc:
+            failure = failure or exc
+            if exc.reason in _FINAL:
+                set_aside(proposal, "refused")
+            continue
+        set_aside(proposal, "applied")
+    proposed = await propose(pipeline, selected)
+    if failure is not None:
+        raise failure
+    return applied or proposed
+
+
+def _expire(session: Session, proposals: list[Proposal]) -> list[Proposal]:
+    """Record and set aside the proposals too old to apply; the others, still pending."""
+    now = session.clock()
+    waiting = []
+    for proposal in proposals:
+        if not proposal.expired(now, session.settings):
+            waiting.append(proposal)
+            continue
+        tally = proposal.tally(session.settings)
+        session.audit.plan_review(
+            "plan_expired",
+            run_id=session.run_id,
+            plan_id=proposal.plan.plan_id,
+            data={
+                "plan_hash": proposal.plan.recorded_hash,
+                "file": proposal.path.name,
+                "approvals": len(tally.valid),
+                "age_hours": round(proposal.age_hours(now), 2),
+            },
+        )
+        set_aside(proposal, "expired")
+        log.warning("proposal expired unapplied", file=proposal.path.name)
+    return waiting
+
+
+async def propose(pipeline: Pipeline, selected: Sequence[str]) -> RunResult:
+    """One session: expire what is too old, then scan, plan and write a proposal."""
+    policy_set = pipeline.load_policies()
+    chosen = sorted(selected) or None
+    async with (
+        pipeline._api() as client,
+        pipeline._session(policy_set, "daemon review", api=client) as session,
+    ):
+        assert session is not None
+        result = RunResult.of(session)
+        waiting = _expire(session, pending(pipeline.settings))
+        same = [p for p in waiting if p.selected == chosen]
+        if same:
+            log.info("a proposal for these policies awaits approval", file=same[0].path.name)
+            return result
+        await pipeline.refresh(client, session.db)
+        plan = result.plan = pipeline.make_plan(
+            session.db, policy_set, as_of=pipeline.clock(), selected=chosen
+        )
+        result.planned = len(plan.items)
+        if not plan.items:
+            return result
+        document = plan.document()
+        record_plan(session.db, plan.plan_id, document["plan_hash"], plan.created_at)
+        path = write_proposal(pipeline.settings, document)
+        session.audit.plan_review(
+            "plan_proposed",
+            run_id=session.run_id,
+            plan_id=plan.plan_id,
+            data={
+                "plan_hash": document["plan_hash"],
+                "file": path.name,
+                "items": len(plan.items),
+                "summary": document["summary"]["total"],
+                "selected_policies": chosen,
+            },
+        )
+        log.info("plan proposed", file=path.name, items=len(plan.items))
+    return result
