@@ -111,7 +111,7 @@ class FitTable:
         table = _frame(self.title, plain=self.plain)
         for spec, width in zip(self.columns, widths, strict=True):
             table.add_column(
-                Text(spec.header, overflow="fold"),
+                Text(spec.header, overflow="fold", no_wrap=False),  # a header may wrap
                 justify=spec.justify,
                 width=width,
                 no_wrap=spec.kind == "number",
@@ -143,8 +143,9 @@ class FitTable:
             return None
         widths = list(least)
         spare = room - sum(widths)
-        # Text (names, files) grows first, then times; each step to the one lacking the most.
-        for kind in ("text", "words"):
+        # Text (names, files) grows first, then times, then numbers whose header is wider than
+        # their cells; each step to the one lacking the most.
+        for kind in ("text", "words", "number"):
             while spare > 0:
                 lacking = [
                     (natural[i] - widths[i], i)
