@@ -8,6 +8,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
+from retention.audit import policyref
+
 # Actions whose removal takes the recording with it, so its bytes count as removed.
 _RECORDING_ACTIONS = ("delete_session", "delete_recordings")
 _FAILURES_LISTED = 500
@@ -76,9 +78,10 @@ def _holds(conn: sqlite3.Connection) -> list[HoldSummary]:
     latest = conn.execute(
         "SELECT data FROM events WHERE event = 'policy_loaded' ORDER BY seq DESC LIMIT 1"
     ).fetchone()
+    loaded = policyref.resolve(conn, json.loads(latest[0])) if latest else {"holds": []}
     holds = {
         hold["id"]: HoldSummary(hold["id"], hold["reason"], hold["expires"])
-        for hold in (json.loads(latest[0])["holds"] if latest else [])
+        for hold in loaded["holds"]
     }
     for (data_text,) in conn.execute("SELECT data FROM events WHERE event = 'hold_blocked'"):
         data = json.loads(data_text)
@@ -104,6 +107,7 @@ def _runs(conn: sqlite3.Connection) -> tuple[list[RunSummary], dict[str, tuple[s
         elif event == "run_finished":
             entry.update(finished=moment, result=data["result"], counts=data["counts"])
         else:
+            data = policyref.resolve(conn, data)
             entry["files"] = [(f["name"], f["sha256"]) for f in data["files"]]
             texts.update({f["sha256"]: (f["name"], f["text"]) for f in data["files"]})
     summaries = [
