@@ -4,7 +4,8 @@
    the daemon's start-up), or, for the daemon's scheduled runs, the rows since the head that
    daemon itself last verified (`RecordWatch`); the checkpoints and their signatures, and the
    head the service itself last sealed, either way.
-2. `account_and_clock`: a token is obtained; the host clock is compared with the API's `Date`
+2. `account_and_clock`: a token is obtained (or the one kept is used, and the groups are read
+   for their `Date`); the host clock is compared with the API's `Date`
    (beyond `RETENTION_MAX_CLOCK_SKEW` nothing is removed); the token answer's account and the
    base URL must be the ones this state directory was first used with.
 3. `hold_names`: every organizer and group a legal hold names exists in the account now.
@@ -60,6 +61,9 @@ async def account_and_clock(opening: Opening) -> None:
     if api is None:
         raise RuntimeFailure("no API client for the run's account check")
     await api.auth.access_token()
+    if api.clock_skew_seconds() is None:
+        # A token an earlier run kept asked the token endpoint nothing: one small call's Date.
+        await api.groups()
     settings = opening.settings
     skew = api.clock_skew_seconds()
     if skew is None:
