@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Callable
 from contextlib import closing
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from prometheus_client.parser import text_string_to_metric_families
 
+from retention.audit import AuditLog
 from retention.sandbox.policies import RECORDINGS_30D as RECORDINGS
+from retention.service.runmetrics import RecordedRun, last_recorded_run
+from retention.settings import Settings
 
 # A schedule that does not fire while a test reads what the restarted daemon reports.
 HOURLY = "@every 1h"
@@ -108,3 +113,52 @@ def test_a_daemon_on_a_new_state_directory_reports_no_run_yet(
     assert states["never"] == 1.0
     assert timestamp == 0.0
     assert proc.stop() == 0
+
+
+def _settings(tmp_path: Path) -> Settings:
+    return Settings(state_dir=tmp_path / "state", policy_dir=tmp_path)
+
+
+def _clock() -> Callable[[], datetime]:
+    moments = iter(datetime(2026, 11, 23, 3, 0, second, tzinfo=UTC) for second in range(60))
+    return lambda: next(moments)
+
+
+def test_the_record_gives_a_refused_runs_reason_and_message_and_a_halted_run_is_failed(
+    tmp_path: Path,
+) -> None:
+    settings = _settings(tmp_path)
+    with AuditLog.open(settings.audit_db, subject_mode="hash", clock=_clock()) as log:
+        log.run_started(run_id="run-1", trigger="daemon", settings_summary={})
+        log.run_finished(run_id="run-1", counts={}, result="halted")
+        log.run_started(run_id="run-2", trigger="run", settings_summary={})
+        log.refused(
+            run_id="run-2",
+            reason="clock_skew",
+            details={"check": "account_and_clock", "message": "the host clock is off"},
+        )
+        log.run_finished(run_id="run-2", counts={}, result="refused")
+    recorded = last_recorded_run(settings)
+    assert recorded == RecordedRun(
+        result="refused",
+        finished_at=datetime(2026, 11, 23, 3, 0, 4, tzinfo=UTC),
+        duration_seconds=2.0,
+        reason="clock_skew",
+        error="the host clock is off",
+    )
+    with AuditLog.open(
+        settings.audit_db, subject_mode="hash", clock=lambda: datetime(2026, 11, 24, tzinfo=UTC)
+    ) as log:
+        log.run_started(run_id="run-3", trigger="daemon", settings_summary={})
+        log.run_finished(run_id="run-3", counts={}, result="halted")
+    halted = last_recorded_run(settings)
+    assert halted is not None
+    assert (halted.result, halted.reason, halted.error) == ("failed", None, None)
+
+
+def test_no_record_or_one_that_cannot_be_read_is_no_last_run(tmp_path: Path) -> None:
+    settings = _settings(tmp_path)
+    assert last_recorded_run(settings) is None
+    settings.audit_db.parent.mkdir(parents=True)
+    settings.audit_db.write_bytes(b"not a database at all" * 100)
+    assert last_recorded_run(settings) is None
