@@ -63,6 +63,20 @@ def test_a_kept_token_the_api_refuses_is_refreshed_once_and_the_new_one_kept(
     assert [r for r in server.requests(mark) if r["status"] in (401, 403)] == []
 
 
+def test_a_run_with_a_kept_token_still_checks_the_clock_against_the_apis_date(
+    sandbox: Callable[..., Any], tmp_path: Path
+) -> None:
+    server = sandbox("--token-ttl", "3600")
+    dep = deploy(server, tmp_path, NOTHING_DUE)
+    dep.cli("run", "--yes", check=True)
+    server.control(date_offset=3600)
+    mark = len(server.requests())
+    refused = dep.cli("run", "--yes")
+    assert refused.returncode == 3, refused.stderr[-2000:]
+    assert "host clock" in refused.stderr
+    assert token_posts(server, mark) == 0, "the API's own answer gave the Date"
+
+
 def test_auth_status_check_asks_the_token_endpoint_even_with_a_token_kept(
     sandbox: Callable[..., Any], tmp_path: Path
 ) -> None:
