@@ -1,10 +1,11 @@
 """The runs and the policy files they loaded, read back: full loads and references alike.
 
 A `policy_loaded` event holds the files in force (name, sha256, text), or, when the set is
-unchanged since the previous load, a reference to it: `{"same_as": SEQ}` (that event's row),
-or the row hash or set digest of that event (another form: the previous load). Either way a
-load resolves to its files here, and every text is found by its sha256 in whichever load
-carried it, so both forms render.
+unchanged since the previous load, a reference to the full event it repeats:
+`{"policy_set_hash": H, "same_as": SEQ}` (audit/policyref.py). Either way a load resolves to
+its files here, and every text is found by its sha256 in whichever load carried it, so both
+forms render; a reference naming no earlier full load is shown unresolved (and `audit verify`
+reports it).
 """
 
 from __future__ import annotations
@@ -105,17 +106,14 @@ def read_loads(conn: sqlite3.Connection) -> tuple[list[Load], dict[str, str]]:
     """Every `policy_loaded` of the record in order, resolved; and every text by sha256."""
     loads: list[Load] = []
     texts: dict[str, str] = {}
-    # A reference may name an earlier load by its row, its row hash or its set digest.
-    earlier: dict[str, Load] = {}
-    for seq, moment, run, row_hash, data_text in conn.execute(
-        "SELECT seq, time, run, hash, data FROM events WHERE event = 'policy_loaded' ORDER BY seq"
+    full_loads: dict[int, Load] = {}
+    for seq, moment, run, data_text in conn.execute(
+        "SELECT seq, time, run, data FROM events WHERE event = 'policy_loaded' ORDER BY seq"
     ):
         data = json.loads(data_text)
         same_as = _reference(data)
-        base = None
-        if same_as is not None:
-            # A reference is to the previous load; one in a form not known here still is.
-            base = earlier.get(same_as) or (loads[-1] if loads else None)
+        target = data.get("same_as")
+        base = full_loads.get(target) if isinstance(target, int) else None
         if "files" in data:
             files = tuple((f["name"], f["sha256"]) for f in data["files"])
             texts.update({f["sha256"]: f["text"] for f in data["files"] if "text" in f})
@@ -132,9 +130,8 @@ def read_loads(conn: sqlite3.Connection) -> tuple[list[Load], dict[str, str]]:
             unresolved=same_as is not None and base is None and "files" not in data,
         )
         loads.append(load)
-        for key in (str(seq), row_hash, data.get("digest")):
-            if key:
-                earlier[str(key)] = load
+        if "files" in data:
+            full_loads[seq] = load
     return loads, texts
 
 

@@ -18,6 +18,7 @@ from sqlite_utils import Database
 from retention.audit import checkpoint as checkpoints
 from retention.audit.head import WrittenHead, record_head
 from retention.audit.intents import ATTENDEE_ACTIONS, RECORDING_ACTIONS, Intent, intent_from_row
+from retention.audit.policyref import policy_loaded_data
 from retention.audit.store import (
     COLUMNS,
     GENESIS_HASH,
@@ -206,13 +207,16 @@ class AuditLog:
         policies: Sequence[tuple[str, str]],
         holds: Sequence[tuple[str, str, date | None]],
     ) -> int:
-        """The policy and hold files in force: (name, sha256, text), policies and holds."""
-        data = {
+        """The policy and hold files in force: (name, sha256, text), policies and holds; a
+        reference to the last such event instead when the set is the same (audit/policyref.py)."""
+        full = {
             "files": [{"name": n, "sha256": h, "text": t} for n, h, t in files],
             "policies": [{"name": n, "hash": h} for n, h in policies],
             "holds": [{"id": i, "reason": r, "expires": _iso(e)} for i, r, e in holds],
         }
-        return self._append("policy_loaded", data, run=run_id)
+        with self.transaction("a policy_loaded event"):
+            data = policy_loaded_data(self._conn, full)
+            return self._insert("policy_loaded", data, {"run": run_id})
 
     def plan_approved(
         self,

@@ -1,8 +1,10 @@
-"""The record's outcome rules: one outcome per intent, none orphaned, nothing deleted twice."""
+"""The record's rules: an outcome per intent, none orphaned or twice, no dangling policy ref."""
 
 from __future__ import annotations
 
 import sqlite3
+
+from retention.audit.policyref import dangling_references
 
 _LISTED = 20  # how many seqs a finding quotes before summarising the rest
 
@@ -55,6 +57,7 @@ def outcome_problems(
         for found in conn.execute(sql):
             seq = None if code == "deleted_twice" else found[0]
             problems.append((code, sentence.format(*found), seq))
+    problems.extend(dangling_references(conn))
     return pending, problems
 
 

@@ -141,7 +141,7 @@ def status(check: bool) -> None:
 
 async def _check(manager: TokenManager) -> str | None:
     try:
-        await manager.access_token()
+        await manager.refresh()
         return manager.principal
     finally:
         await manager.aclose()

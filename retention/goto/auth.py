@@ -1,4 +1,10 @@
-"""OAuth for the API: refresh-token grant, single-flight refresh, rotation persisted before use."""
+"""OAuth for the API: refresh-token grant, single-flight refresh, rotation persisted before use.
+
+The access token is kept in the token store with its expiry, so a run uses the one an earlier
+run obtained until it is due for a refresh: a token is refreshed when none is kept, when it is
+within a margin of its expiry, or when the API answers 401 to it, not on every run (every
+refresh rotates GoTo's refresh token).
+"""
 
 from __future__ import annotations
 
@@ -7,7 +13,7 @@ import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -34,7 +40,7 @@ from retention.goto.pacing import (
     retrying,
 )
 from retention.goto.stats import ClockSkew
-from retention.goto.tokenstore import StoredToken, TokenStore
+from retention.goto.tokenstore import StoredAccess, StoredToken, TokenStore
 
 log = structlog.get_logger(__name__)
 
@@ -101,6 +107,8 @@ class TokenManager:
         self._refresh_at = 0.0
         self._expires_at = 0.0
         self._failure: AuthError | None = None
+        # The kept access token is tried once, by the first caller: after a 401 it is not again.
+        self._kept_tried = False
         self.refreshes = 0
         self.principal: str | None = None
         self.account_key: str | None = None
@@ -123,10 +131,35 @@ class TokenManager:
         async with self._lock:
             if self._failure is not None:
                 raise self._failure
+            if self._access is None and not self._kept_tried:
+                self._kept_tried = True
+                self._adopt(self.store.load_access())
             if self._access is None or self._clock() >= self._refresh_at:
                 await self._refresh()
             assert self._access is not None
             return self._access
+
+    async def refresh(self) -> None:
+        """Ask the token endpoint now, whatever is kept (`auth status --check`)."""
+        async with self._lock:
+            if self._failure is not None:
+                raise self._failure
+            self._kept_tried = True
+            await self._refresh()
+
+    def _adopt(self, kept: StoredAccess | None) -> None:
+        """Use the access token an earlier run kept, if it is this client's and not yet due."""
+        if kept is None or (kept.token_url, kept.client_id) != (self.token_url, self._client_id):
+            return
+        self._on_secret(kept.access_token)
+        lifetime = (kept.expires_at - kept.obtained_at).total_seconds()
+        left = (kept.expires_at - self._wall_clock()).total_seconds()
+        if lifetime <= 0 or left - min(_MAX_EARLY_REFRESH, lifetime / 4) <= 0:
+            return
+        self._set_access(kept.access_token, lifetime, left)
+        self.principal = kept.principal
+        self.account_key = kept.account_key
+        log.info("access token reused", expires_in=round(left))
 
     def is_valid(self, token: str) -> bool:
         """Whether `token` is the one in force and not expired (it may be due for a refresh)."""
@@ -136,6 +169,7 @@ class TokenManager:
         """The API refused `token`: the next caller refreshes, unless someone already did."""
         if self._access == token:
             self._access = None
+            self.store.forget_access()
 
     def current_refresh_token(self) -> str | None:
         """The refresh token in force: the stored (rotated) one, else the one from settings."""
@@ -197,17 +231,39 @@ class TokenManager:
         elif previous_refresh is None:
             raise AuthError("POST", self.token_url, 200, detail="no refresh_token in the answer")
         expires_in = _expires_in(body.get("expires_in"))
-        self._access = access
-        # Counted from its arrival, so a little before the server's own reckoning.
-        self._expires_at = self._clock() + expires_in - min(_EXPIRY_MARGIN, expires_in / 10)
-        # A quarter of a short lifetime, at most a minute of a long one: a token must not expire
-        # between its rate-limit turn and the server reading it, even on a loaded host.
-        self._refresh_at = self._clock() + expires_in - min(_MAX_EARLY_REFRESH, expires_in / 4)
+        self._set_access(access, expires_in, expires_in)
         self.refreshes += 1
         self.principal = principal or self.principal
         self.account_key = account_key or self.account_key
+        self._keep(access, expires_in)
         log.info("access token obtained", rotated=rotated, expires_in=expires_in)
         return TokenInfo(principal, account_key, expires_in, rotated)
+
+    def _set_access(self, access: str, lifetime: float, left: float) -> None:
+        """`access` is in force: `lifetime` seconds long in all, `left` of them remaining."""
+        self._access = access
+        # Counted from its arrival, so a little before the server's own reckoning.
+        self._expires_at = self._clock() + left - min(_EXPIRY_MARGIN, lifetime / 10)
+        # A quarter of a short lifetime, at most a minute of a long one: a token must not expire
+        # between its rate-limit turn and the server reading it, even on a loaded host.
+        self._refresh_at = self._clock() + left - min(_MAX_EARLY_REFRESH, lifetime / 4)
+
+    def _keep(self, access: str, expires_in: float) -> None:
+        """Keep the new access token for later runs; failing that, they refresh as before."""
+        now = self._wall_clock()
+        kept = StoredAccess(
+            access_token=access,
+            obtained_at=now,
+            expires_at=now + timedelta(seconds=expires_in),
+            token_url=self.token_url,
+            client_id=self._client_id,
+            principal=self.principal,
+            account_key=self.account_key,
+        )
+        try:
+            self.store.save_access(kept)
+        except OSError as exc:
+            log.warning("access token not kept for the next run", error=exc.strerror or str(exc))
 
     def _persist(self, token: StoredToken) -> None:
         try:

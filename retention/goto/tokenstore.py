@@ -1,7 +1,13 @@
-"""The refresh token kept in the state directory, written atomically (0600, fsync, rename)."""
+"""The tokens kept in the state directory, written atomically (0600, fsync, rename).
+
+`refresh_token.json` holds the refresh token GoTo rotated to; `access_token.json` the last
+access token with its expiry, so that the next run (another process) uses it until it is
+due for a refresh rather than asking the token endpoint, and rotating, every run.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from dataclasses import dataclass
@@ -12,6 +18,7 @@ from retention.errors import SettingsError
 from retention.times import parse_stored_time
 
 TOKEN_FILE = "refresh_token.json"  # noqa: S105  (a file name)
+ACCESS_FILE = "access_token.json"
 
 
 @dataclass(frozen=True)
@@ -30,11 +37,34 @@ class StoredToken:
         )
 
 
-class TokenStore:
-    """The file `<state_dir>/refresh_token.json`; a rotated token lands here before it is used."""
+@dataclass(frozen=True)
+class StoredAccess:
+    """An access token, when it was obtained and expires, and whose it is; repr hides it."""
 
-    def __init__(self, path: Path) -> None:
+    access_token: str
+    obtained_at: datetime
+    expires_at: datetime
+    token_url: str
+    client_id: str
+    principal: str | None = None
+    account_key: str | None = None
+
+    def __repr__(self) -> str:
+        return (
+            f"StoredAccess(access_token='***', expires_at={self.expires_at.isoformat()!r}, "
+            f"client_id={self.client_id!r})"
+        )
+
+
+class TokenStore:
+    """The file `<state_dir>/refresh_token.json`; a rotated token lands here before it is used.
+
+    Beside it, `access_token.json` (see `access_path`): the access token in force.
+    """
+
+    def __init__(self, path: Path, access_path: Path | None = None) -> None:
         self.path = path
+        self.access_path = access_path or path.with_name(ACCESS_FILE)
 
     @classmethod
     def in_state_dir(cls, state_dir: Path) -> TokenStore:
@@ -74,29 +104,68 @@ class TokenStore:
 
         Raises OSError when any step fails; the previous file is then left as it was.
         """
-        body = json.dumps(
-            {
-                "refresh_token": token.refresh_token,
-                "obtained_at": token.obtained_at.isoformat(),
-                "principal": token.principal,
-                "account_key": token.account_key,
-            }
-        ).encode()
-        self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        temp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
-        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        body = {
+            "refresh_token": token.refresh_token,
+            "obtained_at": token.obtained_at.isoformat(),
+            "principal": token.principal,
+            "account_key": token.account_key,
+        }
+        _write_atomically(self.path, json.dumps(body).encode())
+
+    def load_access(self) -> StoredAccess | None:
+        """The access token kept by an earlier run; None when none is, or it cannot be read
+        (a refresh then replaces it: it is a saving, never a necessity)."""
         try:
-            os.write(fd, body)
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        try:
-            os.replace(temp, self.path)
-        except OSError:
-            temp.unlink(missing_ok=True)
-            raise
-        folder = os.open(self.path.parent, os.O_RDONLY)
-        try:
-            os.fsync(folder)
-        finally:
-            os.close(folder)
+            data = json.loads(self.access_path.read_text(encoding="utf-8"))
+            return StoredAccess(
+                access_token=str(data["access_token"]),
+                obtained_at=parse_stored_time(data["obtained_at"]),
+                expires_at=parse_stored_time(data["expires_at"]),
+                token_url=str(data["token_url"]),
+                client_id=str(data["client_id"]),
+                principal=data.get("principal"),
+                account_key=data.get("account_key"),
+            )
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
+
+    def save_access(self, token: StoredAccess) -> None:
+        """Keep the access token in force for later runs (0600, atomically); OSError on failure."""
+        body = {
+            "access_token": token.access_token,
+            "obtained_at": token.obtained_at.isoformat(),
+            "expires_at": token.expires_at.isoformat(),
+            "token_url": token.token_url,
+            "client_id": token.client_id,
+            "principal": token.principal,
+            "account_key": token.account_key,
+        }
+        _write_atomically(self.access_path, json.dumps(body).encode())
+
+    def forget_access(self) -> None:
+        """The API refused the kept access token: the next run must not try it again."""
+        # Should this fail, the next run tries it, is refused, and refreshes: one request lost.
+        with contextlib.suppress(OSError):
+            self.access_path.unlink(missing_ok=True)
+
+
+def _write_atomically(path: Path, body: bytes) -> None:
+    """Temp file 0600, fsync, rename over `path`, fsync the folder; OSError on failure."""
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    temp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        os.write(fd, body)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    try:
+        os.replace(temp, path)
+    except OSError:
+        temp.unlink(missing_ok=True)
+        raise
+    folder = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(folder)
+    finally:
+        os.close(folder)

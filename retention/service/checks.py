@@ -4,7 +4,8 @@
    the daemon's start-up), or, for the daemon's scheduled runs, the rows since the head that
    daemon itself last verified (`RecordWatch`); the checkpoints and their signatures, and the
    head the service itself last sealed, either way.
-2. `account_and_clock`: a token is obtained; the host clock is compared with the API's `Date`
+2. `account_and_clock`: a token is obtained (or the one an earlier run kept is used, and the
+   groups are read for the API's `Date`); the host clock is compared with the API's `Date`
    (beyond `RETENTION_MAX_CLOCK_SKEW` nothing is removed); the token answer's account and the
    base URL must be the ones this state directory was first used with.
 3. `hold_names`: every organizer and group a legal hold names exists in the account now.
@@ -12,6 +13,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -19,6 +21,8 @@ from retention.audit.head import WrittenHead
 from retention.audit.preflight import AuditUnverified, check_record
 from retention.engine.state import bind_account, bound_account
 from retention.errors import Refused, RuntimeFailure
+from retention.goto.client import GoToClient
+from retention.goto.errors import ApiError
 from retention.policy.names import check_hold_names
 from retention.service.session import Check, Opening
 
@@ -60,6 +64,8 @@ async def account_and_clock(opening: Opening) -> None:
     if api is None:
         raise RuntimeFailure("no API client for the run's account check")
     await api.auth.access_token()
+    if api.clock_skew_seconds() is None:
+        await _read_api_date(opening, api)
     settings = opening.settings
     skew = api.clock_skew_seconds()
     if skew is None:
@@ -99,6 +105,20 @@ async def account_and_clock(opening: Opening) -> None:
             "account), or fix RETENTION_API_BASE_URL and the credentials",
             reason="other_account",
         )
+
+
+async def _read_api_date(opening: Opening, api: GoToClient) -> None:
+    """A token an earlier run kept asked the token endpoint nothing, so no `Date` came yet.
+
+    For this state's own account, one small call (the groups) brings the API's; should it
+    fail, or the kept token name another account or base URL, a refresh brings the token
+    endpoint's (and the account it answers for now), as in a run without a kept token.
+    """
+    if bound_account(opening.db) == (opening.settings.api_base_url, api.account_key):
+        with contextlib.suppress(ApiError):
+            await api.groups()
+    if api.clock_skew_seconds() is None:
+        await api.auth.refresh()
 
 
 async def hold_names(opening: Opening) -> None:

@@ -33,7 +33,7 @@ from retention.service import runmetrics
 from retention.service.checks import RecordWatch, preflight
 from retention.service.lock import InstanceLocked
 from retention.service.memory import return_memory
-from retention.service.metrics import HealthState, Metrics, RunState, serve_metrics
+from retention.service.metrics import RUN_RESULTS, HealthState, Metrics, RunState, serve_metrics
 from retention.service.notify import Notifier, feed_watchdog, monotonic_usec
 from retention.service.pipeline import Pipeline, RunResult
 from retention.service.schedule import (
@@ -53,13 +53,7 @@ log = structlog.get_logger("retention.daemon")
 
 # A run due while the loop was busy or the host asleep still happens within this delay.
 MISFIRE_GRACE_SECONDS = 3600
-_RESULTS: dict[str, RunState] = {
-    "ok": "ok",
-    "declined": "ok",
-    "refused": "refused",
-    "halted": "failed",
-    "failed": "failed",
-}
+_RESULTS = RUN_RESULTS
 
 
 class Daemon:
@@ -107,6 +101,7 @@ class Daemon:
         self.settings.check_daemon_mode()
         self.policy_set = load_policy_set([self.settings.policy_dir])
         self.schedules = schedules_for(self.policy_set, self.settings.default_schedule)
+        self._remember()
         watchdog = asyncio.create_task(feed_watchdog(self.notifier))
         try:
             address = self.settings.metrics_address
@@ -276,6 +271,16 @@ class Daemon:
                 self._start_run("queued", queued)
             else:
                 self._idle.set()
+
+    def _remember(self) -> None:
+        """The last run before this process (the daemon's or a manual one), from the record."""
+        recorded = runmetrics.last_recorded_run(self.settings)
+        if recorded is None:
+            return
+        at = recorded.finished_at
+        self.metrics.remember_run(recorded.result, at, recorded.duration_seconds)
+        self.health.record_run(recorded.result, at, recorded.error, recorded.reason)
+        self._last = f"last run {recorded.result} at {when(at)}"
 
     def _deadline_passed(self, pipeline: Pipeline) -> None:
         log.error(

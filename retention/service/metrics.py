@@ -36,6 +36,14 @@ from retention.service.logging import redact_text
 
 RunState = Literal["never", "ok", "failed", "refused"]
 RUN_STATES: tuple[RunState, ...] = ("never", "ok", "failed", "refused")
+# A run's result (run_finished) as health and metrics report it.
+RUN_RESULTS: dict[str, RunState] = {
+    "ok": "ok",
+    "declined": "ok",
+    "refused": "refused",
+    "halted": "failed",
+    "failed": "failed",
+}
 ADDRESS_SETTING = "RETENTION_METRICS_ADDRESS"
 
 
@@ -160,9 +168,13 @@ class Metrics:
         self.runs.labels(result=result).inc()
         if result == "refused":
             self.refusals.labels(reason=reason or "refused").inc()
+        self.remember_run(result, finished_at, duration_seconds)
+
+    def remember_run(self, result: RunState, finished_at: datetime, duration: float) -> None:
+        """The last run's result, end and duration, counting no run (a restart reads them)."""
         self.last_run_result.state(result)
         self.last_run_timestamp.set(finished_at.timestamp())
-        self.last_run_duration.set(duration_seconds)
+        self.last_run_duration.set(duration)
 
     def set_next_run(self, at: datetime | None) -> None:
         """When the scheduler will run next (NaN when nothing is scheduled)."""

@@ -2,22 +2,29 @@
 
 Removals are counted from the audit record's outcome rows, not from the run's own tallies: the
 record is the truth, and it also holds the outcomes that start-up reconciliation wrote for
-intents an earlier process left behind.
+intents an earlier process left behind. For the same reason the last run a restarted daemon
+reports is the record's last `run_finished`, whoever made it (the daemon, `retention run`, the
+timer unit): they share the state directory.
 """
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
 
 from retention.audit.log import AuditLog
 from retention.audit.store import connect_reader
 from retention.engine.scan import ScanReport
+from retention.errors import RetentionError
 from retention.goto.client import GoToClient
 from retention.goto.stats import RequestStats
 from retention.goto.tokenstore import TokenStore
-from retention.service.metrics import Metrics
+from retention.service.metrics import RUN_RESULTS, Metrics, RunState
 from retention.settings import Settings
+from retention.times import parse_stored_time
 
 
 def absorb_requests(metrics: Metrics, stats: RequestStats) -> None:
@@ -105,3 +112,68 @@ def absorb_token_age(metrics: Metrics, settings: Settings) -> None:
     """When the refresh token in use was obtained: the stored (rotated) one's time, else unknown."""
     stored = TokenStore.in_state_dir(settings.state_dir).load()
     metrics.set_refresh_token_issued(stored.obtained_at if stored is not None else None)
+
+
+@dataclass(frozen=True)
+class RecordedRun:
+    """The last run the audit record holds: its result as the daemon reports it, and times."""
+
+    result: RunState
+    finished_at: datetime
+    duration_seconds: float
+    reason: str | None = None
+    error: str | None = None
+
+
+def last_recorded_run(settings: Settings) -> RecordedRun | None:
+    """The record's last `run_finished`, with its refusal's reason; None when it holds none.
+
+    None too when the record cannot be read: the start-up check, which follows, says why.
+    """
+    try:
+        return _last_run(settings)
+    except (RetentionError, sqlite3.Error):
+        return None
+
+
+def _last_run(settings: Settings) -> RecordedRun | None:
+    if not settings.audit_db.is_file():
+        return None
+    conn = connect_reader(settings.audit_db)
+    try:
+        last = conn.execute(
+            "SELECT seq, run, time, data FROM events WHERE event = 'run_finished'"
+            " ORDER BY seq DESC LIMIT 1"
+        ).fetchone()
+        if last is None:
+            return None
+        seq, run, finished_text, data_text = last
+        # The run's own rows come just before its end: a backward walk from it finds them.
+        earlier = conn.execute(
+            "SELECT event, time, data FROM events WHERE seq < ? AND run = ?"
+            " AND event IN ('run_started', 'refused') ORDER BY seq DESC",
+            [seq, run],
+        ).fetchall()
+    finally:
+        conn.close()
+    finished = parse_stored_time(finished_text)
+    started = next((parse_stored_time(t) for e, t, _ in earlier if e == "run_started"), finished)
+    refusal = next((_object(d) for e, _, d in earlier if e == "refused"), {})
+    result = RUN_RESULTS.get(str(_object(data_text).get("result")), "failed")
+    details = refusal.get("details")
+    message = details.get("message") if isinstance(details, dict) else None
+    return RecordedRun(
+        result=result,
+        finished_at=finished,
+        duration_seconds=max((finished - started).total_seconds(), 0.0),
+        reason=str(refusal["reason"]) if result == "refused" and "reason" in refusal else None,
+        error=str(message) if result == "refused" and message else None,
+    )
+
+
+def _object(text: str) -> dict[str, object]:
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return {}
+    return value if isinstance(value, dict) else {}

@@ -14,6 +14,8 @@ from retention.settings import SECRET_FIELDS, Settings, load_settings
 
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
 UNITS = ("retention.service", "retention-run.service", "retention-run.timer")
+TEMPLATES = ("retention@.service", "retention-run@.service", "retention-run@.timer")
+SERVICES = ["retention.service", "retention-run.service", *TEMPLATES[:2]]
 INSTALLED_BINARY = "/opt/retention/venv/bin/retention"
 SYSTEMD_ANALYZE = shutil.which("systemd-analyze")
 needs_systemd = pytest.mark.skipif(SYSTEMD_ANALYZE is None, reason="systemd-analyze is absent")
@@ -36,22 +38,35 @@ def analyze(*args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-def runnable_copies(tmp_path: Path, exec_start: str) -> list[Path]:
-    """The units with ExecStart= pointing at `exec_start`: verify checks the binary exists."""
+def runnable_copies(tmp_path: Path, exec_start: str, instance: str | None = None) -> list[Path]:
+    """The units with ExecStart= pointing at `exec_start`: verify checks the binary exists.
+
+    With `instance`, the template units instead, each copied under its instance's name
+    (`retention@acme.service`), as systemd reads an instance of a template.
+    """
     copies = []
-    for unit in UNITS:
-        copy = tmp_path / unit
+    for unit in UNITS if instance is None else TEMPLATES:
+        copy = tmp_path / unit.replace("@.", f"@{instance}.")
         copy.write_text((DEPLOY / unit).read_text().replace(INSTALLED_BINARY, exec_start))
         copies.append(copy)
     return copies
 
 
+def instantiated(tmp_path: Path, unit: str, instance: str) -> Path:
+    """A template unit copied under an instance's name, unchanged otherwise."""
+    copy = tmp_path / unit.replace("@.", f"@{instance}.")
+    copy.write_text((DEPLOY / unit).read_text())
+    return copy
+
+
 @needs_systemd
 @pytest.mark.systemd
-@pytest.mark.parametrize("unit", ["retention.service", "retention-run.service"])
-def test_service_unit_exposure_is_at_most_1_5(unit: str) -> None:
-    result = analyze("security", "--offline=yes", "--threshold=15", str(DEPLOY / unit))
-    match = re.search(rf"Overall exposure level for {unit}: (\d+\.\d+)", result.stdout)
+@pytest.mark.parametrize("unit", SERVICES)
+def test_service_unit_exposure_is_at_most_1_5(unit: str, tmp_path: Path) -> None:
+    path = instantiated(tmp_path, unit, "acme") if "@" in unit else DEPLOY / unit
+    result = analyze("security", "--offline=yes", "--threshold=15", str(path))
+    name = re.escape(path.name)
+    match = re.search(rf"Overall exposure level for {name}: (\d+\.\d+)", result.stdout)
     assert match is not None, result.stdout + result.stderr
     assert float(match.group(1)) <= 1.5
     assert result.returncode == 0, result.stderr
@@ -63,6 +78,20 @@ def test_units_pass_systemd_verify(tmp_path: Path) -> None:
     binary = Path(sys.executable).parent / "retention"
     assert binary.is_file()
     result = analyze("verify", *map(str, runnable_copies(tmp_path, str(binary))))
+    assert result.returncode == 0, result.stderr
+    assert "retention" not in result.stderr
+
+
+@needs_systemd
+@pytest.mark.systemd
+def test_two_instances_of_the_template_units_pass_systemd_verify(tmp_path: Path) -> None:
+    binary = Path(sys.executable).parent / "retention"
+    copies = [
+        copy
+        for instance in ("acme", "globex")
+        for copy in runnable_copies(tmp_path, str(binary), instance=instance)
+    ]
+    result = analyze("verify", *map(str, copies))
     assert result.returncode == 0, result.stderr
     assert "retention" not in result.stderr
 
@@ -81,13 +110,53 @@ def test_daemon_unit_is_a_notify_service_with_watchdog_reload_and_restart() -> N
     assert unit["ExecStart"] == [f"{INSTALLED_BINARY} daemon"]
     assert unit["ExecReload"] == ["/bin/kill -HUP $MAINPID"]
     assert unit["Restart"] == ["on-failure"]
+    assert unit["RestartPreventExitStatus"] == ["2"], "invalid settings: no restart every 30 s"
     assert int(unit["WatchdogSec"][0]) > 0
     assert unit["DynamicUser"] == ["yes"]
     assert unit["StateDirectory"] == ["retention"]
     assert unit["ConfigurationDirectory"] == ["retention"]
 
 
-@pytest.mark.parametrize("unit", ["retention.service", "retention-run.service"])
+def test_every_unit_that_restarts_stops_restarting_on_invalid_input() -> None:
+    restarting = [u for u in (*UNITS, *TEMPLATES) if "Restart" in directives(u)]
+    assert restarting == ["retention.service", "retention@.service"]
+    for unit in restarting:
+        assert directives(unit)["RestartPreventExitStatus"] == ["2"], unit
+
+
+@pytest.mark.parametrize("unit", TEMPLATES[:2])
+def test_each_instance_has_its_own_settings_state_policies_and_credentials(unit: str) -> None:
+    found = directives(unit)
+    plain = directives(unit.replace("@", ""))
+    environment = dict(value.split("=", 1) for value in found["Environment"])
+    assert environment == {
+        "RETENTION_CONFIG": "/etc/retention/%i.toml",
+        "RETENTION_STATE_DIR": "/var/lib/retention/%i",
+        "RETENTION_POLICY_DIR": "/etc/retention/%i/policies",
+    }
+    assert found["StateDirectory"] == ["retention/%i"]
+    credentials = dict(value.split(":", 1) for value in found["LoadCredentialEncrypted"])
+    assert credentials == {
+        name: f"/etc/credstore.encrypted/retention-%i.{name}" for name in credentials
+    }
+    assert sorted(credentials) == sorted(v.split(":")[0] for v in plain["LoadCredentialEncrypted"])
+    # Everything else, the hardening first of all, is the single-account unit's.
+    varying = {"Description", "Environment", "LoadCredentialEncrypted", "StateDirectory"}
+    assert {k: v for k, v in found.items() if k not in varying | {"SyslogIdentifier"}} == {
+        k: v for k, v in plain.items() if k not in varying
+    }
+
+
+def test_the_template_timer_triggers_its_own_instance_as_the_plain_one_does() -> None:
+    timer = directives("retention-run@.timer")
+    plain = directives("retention-run.timer")
+    assert "Unit" not in timer, "retention-run@X.timer starts retention-run@X.service"
+    assert {k: v for k, v in timer.items() if k != "Description"} == {
+        k: v for k, v in plain.items() if k != "Description"
+    }
+
+
+@pytest.mark.parametrize("unit", SERVICES)
 def test_every_credential_the_unit_loads_is_read_by_the_settings(
     unit: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
