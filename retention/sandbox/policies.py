@@ -39,3 +39,11 @@ def policy_set(*rules: str, holds: str = "") -> str:
 
 RECORDINGS_30D = policy_set(rule("recordings", 30))
 THREE_ACTIONS = policy_set(rule("recordings", 30), rule("attendees", 60), rule("sessions", 90))
+# A retain rule on a subject pattern, for sets whose plans must show blocked sessions.
+BOARD_7Y = """\
+  - name: board-7y
+    description: Board meetings are kept seven years.
+    action: retain
+    after: 7y
+    match: {subject: "(?i)board"}
+"""

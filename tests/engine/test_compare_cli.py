@@ -13,15 +13,8 @@ from typing import Any
 import pytest
 from support import Deployment, deploy
 
-from retention.sandbox.policies import policy_set, rule
+from retention.sandbox.policies import BOARD_7Y, policy_set, rule
 
-BOARD_7Y = """\
-  - name: board-7y
-    description: Board meetings are kept seven years.
-    action: retain
-    after: 7y
-    match: {subject: "(?i)board"}
-"""
 BASE = policy_set(rule("recordings", 30), rule("sessions", 90))
 CHANGE = policy_set(
     rule("recordings", 20),

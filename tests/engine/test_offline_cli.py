@@ -14,15 +14,8 @@ from support import Deployment, deploy
 
 from retention.cli.planning import unreachable
 from retention.goto.errors import ApiError, TlsError
-from retention.sandbox.policies import policy_set, rule
+from retention.sandbox.policies import BOARD_7Y, policy_set, rule
 
-BOARD_7Y = """\
-  - name: board-7y
-    description: Board meetings are kept seven years.
-    action: retain
-    after: 7y
-    match: {subject: "(?i)board"}
-"""
 POLICIES = policy_set(rule("recordings", 30), rule("sessions", 90), BOARD_7Y)
 AS_OF = datetime.now(UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z")
 
