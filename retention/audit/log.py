@@ -318,6 +318,21 @@ class AuditLog:
         data = {"hold": hold_id, "sessions": sorted(sessions), "actions": dict(actions)}
         return self._append("hold_blocked", data, run=run_id)
 
+    def notice_sent(
+        self,
+        *,
+        run_id: str,
+        organizer_key: int,
+        sessions: Mapping[int, str | None],
+        counts: Mapping[str, int],
+    ) -> int:
+        """An organizer was told of removals to come: the sessions (id: subject, stored as
+        `audit_subject` says) and the removals by action; never an address."""
+        data: dict[str, Any] = {"sessions": sorted(sessions), "actions": dict(counts)}
+        if self.subject_mode != "omit":
+            data["subjects"] = {str(sid): self.subject_value(s) for sid, s in sessions.items()}
+        return self._append("notice_sent", data, run=run_id, organizer_key=organizer_key)
+
     def run_finished(self, *, run_id: str, counts: Mapping[str, int], result: str) -> int:
         """A run ended: its counts (planned, deleted, failed, …) and its result."""
         return self._append("run_finished", {"counts": dict(counts), "result": result}, run=run_id)

@@ -29,9 +29,11 @@ EVENT_KINDS = (
     "run_finished",
     "checkpoint",
     "log_started",
+    "notice_sent",
 )
-# Logs created before `log_started` existed carry this CHECK list; their schema stays intact.
-_EARLIER_KINDS = EVENT_KINDS[:-1]
+# Logs created before `log_started` (or `notice_sent`) existed carry these CHECK lists; their
+# schema stays intact (such a log refuses the newer events: `audit init --new-log` starts one).
+_EARLIER_KINDS = (EVENT_KINDS[:-2], EVENT_KINDS[:-1])
 OUTCOMES = ("deleted", "already_absent", "failed", "skipped_hold", "skipped_changed")
 # Every column of `events`; a row's hash covers all of them except `hash` itself.
 COLUMNS = (
@@ -78,7 +80,7 @@ def _events_table(kinds: tuple[str, ...]) -> str:
 
 
 EVENTS_TABLE = _events_table(EVENT_KINDS)
-_ACCEPTED_EVENTS_TABLES = {_events_table(k) for k in (EVENT_KINDS, _EARLIER_KINDS)}
+_ACCEPTED_EVENTS_TABLES = {_events_table(k) for k in (EVENT_KINDS, *_EARLIER_KINDS)}
 META_TABLE = "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) STRICT"
 # The triggers that make the record append-only; verify checks each one is present, unaltered.
 TRIGGERS = {

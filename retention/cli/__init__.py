@@ -10,6 +10,7 @@ from retention.cli import (  # noqa: F401
     daemon,
     demo,
     inventory,
+    notify,
     plan,
     policy,
     sandbox,

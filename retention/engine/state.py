@@ -119,6 +119,33 @@ def m003_account(db: Database) -> None:
     )
 
 
+@MIGRATIONS()
+def m004_alerts_and_notices(db: Database) -> None:
+    """Alert conditions in force (when each last went out), and the owner notices sent."""
+    db.table("alert_conditions").create(
+        {
+            "condition": str,
+            "title": str,
+            "first_seen": str,
+            "last_sent": str,
+            "sent_count": int,
+        },
+        pk="condition",
+    )
+    db.table("notices_sent").create(
+        {
+            "session_id": int,
+            "action": str,
+            "organizer_key": int,
+            "policy": str,
+            "due_at": str,
+            "sent_at": str,
+            "run_id": str,
+        },
+        pk=("session_id", "action"),
+    )
+
+
 def account_of(db: Database) -> str | None:
     """The account key this state directory was first used with, if one was recorded."""
     row = next(db.query("SELECT account_key FROM account WHERE id = 1"), None)
