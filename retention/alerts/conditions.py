@@ -68,9 +68,7 @@ def raised(db: Database, alert: Alert, now: datetime, repeat: timedelta) -> Mess
             [now.isoformat(), alert.condition],
         )
     count = int(row["sent_count"]) + 1
-    return Message(
-        f"{TITLE_PREFIX}{alert.title} (still, alert {count})", alert.body, alert.kind
-    )
+    return Message(f"{TITLE_PREFIX}{alert.title} (still, alert {count})", alert.body, alert.kind)
 
 
 def cleared(
@@ -112,9 +110,7 @@ def alert(settings: Settings, db: Database, found: Alert, *, now: datetime) -> b
     return deliver(urls, message.title, message.body, kind=message.kind) > 0
 
 
-def resolve(
-    settings: Settings, db: Database, conditions: Sequence[str], *, note: str = ""
-) -> int:
+def resolve(settings: Settings, db: Database, conditions: Sequence[str], *, note: str = "") -> int:
     """Report conditions cleared: one "resolved" message for each that was in force."""
     urls = notify_urls(settings)
     if not urls:

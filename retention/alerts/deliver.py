@@ -70,7 +70,7 @@ def describe(url: str) -> str:
     service = apprise.Apprise.instantiate(url, asset=ASSET)
     if service is None:
         return url.split("://", 1)[0] + "://…"
-    return str(service.url(privacy=True))
+    return str(service.url(privacy=True))  # type: ignore[no-untyped-call]
 
 
 def deliver(urls: list[str], title: str, body: str, *, kind: str = "failure") -> int:

@@ -30,8 +30,15 @@ log = structlog.get_logger(__name__)
 TOKEN_AGE_ALERT = timedelta(days=25)
 RUN_CONDITIONS = "run:"
 WITNESS = "witness"
-TOKEN_AGE = "refresh_token_age"
-_SHOWN_COUNTS = ("planned", "deleted", "already_absent", "failed", "skipped_hold", "skipped_changed")
+TOKEN_CONDITION = "refresh_token_age"  # noqa: S105 (a condition's name)
+_SHOWN_COUNTS = (
+    "planned",
+    "deleted",
+    "already_absent",
+    "failed",
+    "skipped_hold",
+    "skipped_changed",
+)
 
 
 @dataclass(frozen=True)
@@ -82,7 +89,7 @@ def token_alert(settings: Settings, now: datetime) -> Alert | None:
         return None
     days = (now - stored.obtained_at).days
     return Alert(
-        TOKEN_AGE,
+        TOKEN_CONDITION,
         f"refresh token not renewed for {days} days",
         f"the refresh token in use was obtained {stored.obtained_at:%Y-%m-%d %H:%M} UTC"
         f" ({days} days ago); GoTo's lapse after about 30 days\n"
@@ -105,7 +112,10 @@ async def run_ended(
     settings: Settings, db: Database, end: RunEnd, clock: Callable[[], datetime]
 ) -> None:
     """Alert what this run's end calls for, clear what it shows is over; never raises."""
-    if isinstance(end.error, asyncio.CancelledError | KeyboardInterrupt) or end.result == "declined":
+    if (
+        isinstance(end.error, asyncio.CancelledError | KeyboardInterrupt)
+        or end.result == "declined"
+    ):
         return
     try:
         now = clock()
@@ -115,8 +125,8 @@ async def run_ended(
             found.append(witness_alert(end))
         elif end.run_id is not None:
             gone.append(WITNESS)
-        if not any(a.condition == TOKEN_AGE for a in found):
-            gone.append(TOKEN_AGE)
+        if not any(a.condition == TOKEN_CONDITION for a in found):
+            gone.append(TOKEN_CONDITION)
         await settle(settings, db, now, found=found, gone=gone, note=_cleared_note(end))
     except Exception as exc:  # alerting must never change how a run ends
         log.warning("alerts could not be sent", error=f"{type(exc).__name__}: {exc}")

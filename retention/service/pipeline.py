@@ -16,10 +16,12 @@ import uuid
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from typing import Any
 
 from sqlite_utils import Database
 
+from retention.alerts import owners
 from retention.audit.log import AuditLog
 from retention.engine import inventory
 from retention.engine.caps import CapViolation
@@ -41,6 +43,7 @@ from retention.goto.factory import client_from_settings
 from retention.goto.http import Transport
 from retention.policy import PolicySet, load_policy_set
 from retention.policy.names import check_hold_names, unknown_names
+from retention.policy.notice import check_notice_days
 from retention.service import execution, preflight, record
 from retention.service.checks import PREFLIGHT, account_and_clock
 from retention.service.lock import acquire
@@ -89,9 +92,9 @@ class Pipeline:
     stop_grace: float = STOP_GRACE_SECONDS
 
     def load_policies(self) -> PolicySet:
-        if self.policy_set is not None:
-            return self.policy_set
-        return load_policy_set([self.settings.policy_dir])
+        policy_set = self.policy_set or load_policy_set([self.settings.policy_dir])
+        check_notice_days(policy_set, self.settings.owner_notice_days)
+        return policy_set
 
     def client(self) -> GoToClient:
         client = client_from_settings(
@@ -126,10 +129,12 @@ class Pipeline:
         as_of: datetime,
         selected: list[str] | None = None,
         account_key: str | None = None,
+        awaiting: bool = True,
     ) -> Plan:
         """Decide over the whole inventory and gather the plan (pure but for reading the db).
 
         The plan records `account_key` (the account the scan read), else the state's account.
+        With `awaiting`, removals a `notice: required` policy may not make yet are `blocked`.
         """
         unknown = sorted(set(selected or ()) - {p.name for p in policy_set.policies})
         if unknown:
@@ -145,7 +150,7 @@ class Pipeline:
             for policy in policy_set.policies
             if (by := names.blocked_by(policy.name)) is not None
         }
-        return plan_within_caps(
+        plan = plan_within_caps(
             lambda: decide(inventory.iter_sessions(db), policy_set, as_of),
             policy_set,
             refused=refused,
@@ -157,6 +162,7 @@ class Pipeline:
             api_base_url=self.settings.api_base_url,
             account_key=account_key or account_of(db),
         )
+        return owners.awaiting_notice(plan, policy_set, db, self.settings) if awaiting else plan
 
     async def preview(
         self,
@@ -243,6 +249,9 @@ class Pipeline:
                 as_of=self.clock(),
                 selected=list(selected) if selected else None,
             )
+            await owners.send_owner_notices(
+                session, partial(self.make_plan, session.db, policy_set)
+            )
             document = plan.document()
             result.planned = len(plan.items)
             refuse_over_run_cap(session, plan.items, plan.plan_id)
@@ -252,7 +261,7 @@ class Pipeline:
                 return result
             record_plan(session.db, plan.plan_id, document["plan_hash"], plan.created_at)
             self._approve(session, plan.plan_id, document["plan_hash"], approved_by, plan.as_of)
-            rechecker = Rechecker(policy_set)
+            rechecker = Rechecker(policy_set, owners.gate(session.db, policy_set, self.settings))
             db = session.db
 
             def decided_again(item: PlanItem) -> Verdict:
@@ -305,7 +314,7 @@ class Pipeline:
             refusals = refuse_policies(session, loaded.plan_id, caps, refused)
             held_back = {str(v.policy) for v in caps} | set(refused)
             items = [item for item in loaded.items if item.policy not in held_back]
-            rechecker = Rechecker(policy_set)
+            rechecker = Rechecker(policy_set, owners.gate(session.db, policy_set, self.settings))
             db = session.db
 
             def decided_again(item: PlanItem) -> Verdict:

@@ -18,10 +18,11 @@ then writes one `refused` event naming the code and ends the run `refused`; a ch
 `guards_audit` runs before the record is opened for writing, so its failure writes nothing at
 all. Adding a check is one line in `checks.PREFLIGHT` (every run) or in the command's list.
 
-Whatever the body does, raising or cancelled, `run_finished` is written, the record checkpointed,
-one summary line logged and the run's alerts sent (`alerts/runs.py`: a refusal, a failure, a
-halt, the witness; "resolved" once a run is ok again). A failure after removals went out (the disk fills mid-run) is
-raised as `RemovalsInterrupted`, which counts them, so that no message says nothing was done.
+Whatever the body does, raising or cancelled, `run_finished` is written, the record
+checkpointed, one summary line logged and the run's alerts sent (`alerts/runs.py`: a refusal,
+a failure, a halt, the witness; "resolved" once a run is ok again). A failure after removals
+went out (the disk fills mid-run) is raised as `RemovalsInterrupted`, which counts them, so
+that no message says nothing was done.
 """
 
 from __future__ import annotations

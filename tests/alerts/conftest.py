@@ -17,7 +17,18 @@ import pytest
 from aiosmtpd.controller import Controller
 from support import Deployment, deploy
 
-SMALL = ("--seed", "7", "--organizers", "6", "--groups", "2", "--days", "60")
+SMALL = (
+    "--seed",
+    "7",
+    "--organizers",
+    "6",
+    "--groups",
+    "2",
+    "--days",
+    "60",
+    "--sessions-per-day",
+    "2",
+)
 
 
 class Receiver:
