@@ -3,14 +3,22 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from functools import partial
 
 import click
 
 from retention.alerts.deliver import deliver, describe, notify_urls
+from retention.alerts.notices import render
+from retention.alerts.owners import due_notices
 from retention.cli.app import cli
+from retention.engine.state import open_state_db
 from retention.errors import InvalidInput, RuntimeFailure
+from retention.service.lock import acquire
 from retention.service.logging import configure_logging, register_settings_secrets
+from retention.service.pipeline import Pipeline
 from retention.settings import load_settings
+
+DEFAULT_PREVIEW_DAYS = 7
 
 
 @cli.group("notify")
@@ -51,3 +59,43 @@ def notify_test() -> None:
             hint="check each URL named FAILED (its service, address and credentials); the log"
             " says why",
         )
+
+
+@notify_group.command("preview")
+@click.option("--organizer", help="The organizer's email or key (default: the first one due).")
+@click.option(
+    "--days",
+    type=click.IntRange(1, 365),
+    help="Days ahead (default RETENTION_OWNER_NOTICE_DAYS, else 7).",
+)
+def notify_preview(organizer: str | None, days: int | None) -> None:
+    """Print the owner notice one organizer would get now, from the last inventory (no scan).
+
+    Nothing is sent and nothing is marked noticed.
+    """
+    configure_logging()
+    settings = load_settings()
+    register_settings_secrets(settings)
+    ahead = days or settings.owner_notice_days or DEFAULT_PREVIEW_DAYS
+    settings = settings.model_copy(update={"owner_notice_days": ahead})
+    pipeline = Pipeline(settings)
+    policy_set = pipeline.load_policies()
+    with acquire(settings.state_dir, command="retention notify preview"):
+        db = open_state_db(settings.state_db)
+        make_plan = partial(pipeline.make_plan, db, policy_set)
+        notices = due_notices(db, policy_set, ahead, make_plan, datetime.now(UTC))
+    chosen = [
+        n for n in notices if organizer is None or organizer in (n.email, str(n.organizer_key))
+    ]
+    if not chosen:
+        who = f"organizer {organizer}" if organizer else "any organizer"
+        click.echo(f"no removal becomes due within {ahead} day(s) for {who}: no notice to send")
+        return
+    notice = chosen[0]
+    subject, body = render(notice, settings)
+    click.echo(f"To: {notice.email or '(no address known)'}")
+    click.echo(f"Subject: {subject}")
+    click.echo("")
+    click.echo(body, nl=False)
+    if len(notices) > 1 and organizer is None:
+        click.echo(f"\n({len(notices) - 1} other organizer(s) would get a notice too)")
