@@ -23,7 +23,10 @@ from retention.errors import SettingsError
 from retention.times import parse_user_time
 
 DEFAULT_CONFIG_FILE = Path("/etc/retention/retention.toml")
-SECRET_FIELDS = ("client_secret", "refresh_token", "signing_key", "notify", "smtp_password")
+SECRET_FIELDS = ("client_secret", "refresh_token", "signing_key")
+# Secrets the operator adds when using what needs them (alerts, owner notices by mail).
+OPTIONAL_SECRETS = ("notify", "smtp_password")
+ALL_SECRETS = SECRET_FIELDS + OPTIONAL_SECRETS
 # Settings read from a credential of another name than the field's (`notify_urls` -> notify).
 _CREDENTIAL_NAMES = {"notify": "notify_urls"}
 # Keys that hold a secret by their name, and URLs that carry credentials (`smtp://u:p@host`).
@@ -42,7 +45,7 @@ class CredentialsSource(PydanticBaseSettingsSource):
         if not directory:
             return {}
         found: dict[str, Any] = {}
-        for name in SECRET_FIELDS:
+        for name in ALL_SECRETS:
             credential = _CREDENTIAL_NAMES.get(name, name)
             for candidate in (credential, f"retention_{credential}", credential.replace("_", "-")):
                 path = Path(directory) / candidate
@@ -182,8 +185,8 @@ class Settings(BaseSettings):
         default=None, description="the SMTP user's password (a credential, `smtp_password`)"
     )
     notice_from: str = Field(default="", description="the From address of owner notices")
-    notice_template: Path | None = Field(
-        default=None, description="a Jinja2 file replacing the shipped owner notice"
+    notice_template: str = Field(
+        default="", description="a Jinja2 file replacing the shipped owner notice; empty: it"
     )
 
     @classmethod
@@ -312,7 +315,7 @@ def check_config_file(path: Path) -> dict[str, Any]:
 
 
 def _is_secret(key: str, value: Any) -> bool:
-    if key in SECRET_FIELDS or _SECRET_KEY.search(key):
+    if key in ALL_SECRETS or _SECRET_KEY.search(key):
         return True
     values = value if isinstance(value, list) else [value]
     return any(isinstance(item, str) and _URL_CREDENTIALS.search(item) for item in values)

@@ -139,7 +139,7 @@ def _addresses(db: Database) -> dict[int, str]:
 
 def environment(settings: Settings) -> tuple[jinja2.Environment, str]:
     """The Jinja2 environment and template name: the operator's file, else the shipped one."""
-    chosen: Path | None = settings.notice_template
+    chosen = Path(settings.notice_template) if settings.notice_template else None
     if chosen is not None:
         if not chosen.is_file():
             raise InvalidInput(

@@ -40,6 +40,7 @@ class Demo:
             "RETENTION_RATE_LIMIT": RATE_LIMIT,
             "RETENTION_CONCURRENCY": "16",
             "RETENTION_SCAN_START": scan_start,
+            "RETENTION_NOTICE_CONTACT": "compliance@example.com",
         }
 
     def step(self, title: str, *args: str, expect: int = 0) -> None:
@@ -134,6 +135,13 @@ def demo(workdir: Path, policies: Path) -> None:
         run.step("6. The most recent removals", "audit", "show", "--limit", "8")
         run.step("7. The compliance report", "audit", "report", "--out", str(report))
         run.step("8. A second run finds nothing more to do", "run", "--yes")
+        run.step(
+            "9. The notice an organizer gets a week before their sessions go",
+            "notify",
+            "preview",
+            "--days",
+            "7",
+        )
     finally:
         proc.terminate()
         proc.wait(timeout=10)
