@@ -23,7 +23,6 @@ from retention.engine.planitem import PlanItem
 from retention.errors import InvalidInput
 from retention.policy import PolicySet
 from retention.settings import Settings
-from retention.times import parse_stored_time
 
 TEMPLATE = "owner_notice.txt.j2"
 WHAT_GOES = {
@@ -62,14 +61,6 @@ class OwnerNotice:
         for line in self.lines:
             found[line.action] += 1
         return dict(sorted(found.items()))
-
-
-def noticed_keys(db: Database) -> dict[tuple[int, str], datetime]:
-    """Every (session, action) noticed so far, with when."""
-    return {
-        (int(row["session_id"]), str(row["action"])): parse_stored_time(str(row["sent_at"]))
-        for row in db.query("SELECT session_id, action, sent_at FROM notices_sent")
-    }
 
 
 def to_notice(today: Plan, ahead: Plan, noticed: Iterable[tuple[int, str]]) -> list[PlanItem]:

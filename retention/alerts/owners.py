@@ -19,13 +19,13 @@ from retention.alerts import mail
 from retention.alerts.conditions import Alert, settle
 from retention.alerts.notices import (
     OwnerNotice,
-    noticed_keys,
     owner_notices,
     render,
     to_notice,
 )
 from retention.engine.awaiting import NoticeGate, hold_for_notice, notice_gate
 from retention.engine.plan import Plan
+from retention.engine.state import noticed_keys
 from retention.errors import RetentionError
 from retention.policy import PolicySet
 from retention.settings import Settings

@@ -17,7 +17,7 @@ import structlog
 from sqlite_utils import Database
 
 from retention.alerts.conditions import Alert, settle
-from retention.errors import RetentionError
+from retention.errors import Refused, RetentionError
 from retention.goto.tokenstore import TokenStore
 from retention.settings import Settings
 
@@ -56,12 +56,14 @@ class RunEnd:
 def run_alert(end: RunEnd) -> Alert | None:
     """The alert a run's result calls for, or None (ok, declined)."""
     reason = getattr(end.error, "reason", None)
-    if end.result == "refused":
+    # A check that failed for want of the API (no reason code) is a failure, not a refusal.
+    refused = reason is not None or isinstance(end.error, Refused) or end.error is None
+    if end.result == "refused" and refused:
         code = reason or "refused"
         return Alert(f"run:refused:{code}", f"run refused ({code})", _body(end, code))
     if end.result == "halted":
         return Alert("run:halted", "run halted", _body(end, reason))
-    if end.result == "failed":
+    if end.result in ("failed", "refused"):
         code = reason or "failure"
         return Alert(f"run:failed:{code}", f"run failed ({code})", _body(end, reason))
     return None

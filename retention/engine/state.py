@@ -11,6 +11,7 @@ from sqlite_utils import Database
 from sqlite_utils.migrations import Migrations
 
 from retention.errors import RuntimeFailure
+from retention.times import parse_stored_time
 
 # Each migration runs once, in order, in its own transaction; sqlite-utils records it by name.
 MIGRATIONS = Migrations("retention.state")
@@ -144,6 +145,14 @@ def m004_alerts_and_notices(db: Database) -> None:
         },
         pk=("session_id", "action"),
     )
+
+
+def noticed_keys(db: Database) -> dict[tuple[int, str], datetime]:
+    """Every (session id, action) its organizer was told of, with when (owner notices)."""
+    return {
+        (int(row["session_id"]), str(row["action"])): parse_stored_time(str(row["sent_at"]))
+        for row in db.query("SELECT session_id, action, sent_at FROM notices_sent")
+    }
 
 
 def account_of(db: Database) -> str | None:
