@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import jinja2
@@ -70,7 +70,11 @@ def to_notice(today: Plan, ahead: Plan, noticed: Iterable[tuple[int, str]]) -> l
 
 
 def owner_notices(
-    db: Database, items: Iterable[PlanItem], policy_set: PolicySet, now: datetime
+    db: Database,
+    items: Iterable[PlanItem],
+    policy_set: PolicySet,
+    now: datetime,
+    notice_days: int,
 ) -> list[OwnerNotice]:
     """The items grouped by organizer, with each session's subject and organizer's address."""
     policies = {policy.name: policy for policy in policy_set.policies}
@@ -83,6 +87,8 @@ def owner_notices(
         if email:
             addresses.setdefault(item.organizer_key, email)
         due = policy.after.due_at(item.end_time) if item.end_time is not None else now
+        if policy.notice == "required":  # it goes no earlier than the notice days from now
+            due = max(due, now + timedelta(days=notice_days))
         by_organizer[item.organizer_key].append(
             NoticeLine(
                 session_id=item.session_id,

@@ -58,7 +58,7 @@ def due_notices(
     today = make_plan(as_of=now, awaiting=True)
     ahead = make_plan(as_of=now + timedelta(days=days), awaiting=False)
     items = to_notice(today, ahead, noticed_keys(db))
-    return owner_notices(db, items, policy_set, now)
+    return owner_notices(db, items, policy_set, now, days)
 
 
 async def send_owner_notices(session: Session, make_plan: MakePlan) -> int:

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 from retention.policy.load import PolicySet
-from retention.policy.problems import PolicyError
+from retention.policy.problems import PolicyError, Problem
 
 
-def check_notice_days(policy_set: PolicySet, notice_days: int) -> None:
-    """PolicyError (exit 2) naming each `notice: required` policy when notices are off."""
+def notice_problems(policy_set: PolicySet, notice_days: int) -> list[Problem]:
+    """One error per `notice: required` policy when notices are off."""
     if notice_days > 0:
-        return
-    problems = [
+        return []
+    return [
         policy_set.locate("policy", policy.name).problem(
             ("notice",),
             f"policy {policy.name!r} requires notice, but owner notices are off"
@@ -21,5 +21,10 @@ def check_notice_days(policy_set: PolicySet, notice_days: int) -> None:
         for policy in policy_set.policies
         if policy.notice == "required"
     ]
+
+
+def check_notice_days(policy_set: PolicySet, notice_days: int) -> None:
+    """PolicyError (exit 2) naming each `notice: required` policy when notices are off."""
+    problems = notice_problems(policy_set, notice_days)
     if problems:
         raise PolicyError(problems)

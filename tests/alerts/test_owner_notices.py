@@ -116,10 +116,16 @@ def test_notice_required_with_notices_off_is_invalid(small: Callable[..., Deploy
     dep = small(NOTICED_SESSIONS)
 
     done = dep.cli("plan")
+    checked = dep.cli("validate")
+    with_notices = dep.cli("validate", extra_env={"RETENTION_OWNER_NOTICE_DAYS": "7"})
 
     assert done.returncode == 2
     assert "RETENTION_OWNER_NOTICE_DAYS" in done.stderr
     assert "Traceback" not in done.stderr
+    assert checked.returncode == 2
+    assert "policies.yaml:" in checked.stderr
+    assert "requires notice" in checked.stderr
+    assert with_notices.returncode == 0, with_notices.stderr
 
 
 def test_preview_prints_one_notice_from_the_last_inventory(
