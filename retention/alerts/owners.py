@@ -35,8 +35,8 @@ if TYPE_CHECKING:
 
 log = structlog.get_logger(__name__)
 
-# make_plan(as_of=..., awaiting=...): the plan `retention plan --as-of` would show; with
-# `awaiting` false, removals still awaiting notice stay items.
+# make_plan(db, policy_set, as_of=..., awaiting=...): the plan `retention plan --as-of` would
+# show (`Pipeline.make_plan`); with `awaiting` false, removals awaiting notice stay items.
 MakePlan = Callable[..., Plan]
 NOTICES_FAILED = "notices"
 
@@ -55,8 +55,8 @@ def due_notices(
     db: Database, policy_set: PolicySet, days: int, make_plan: MakePlan, now: datetime
 ) -> list[OwnerNotice]:
     """Each organizer's removals that become due within `days`, not yet noticed."""
-    today = make_plan(as_of=now, awaiting=True)
-    ahead = make_plan(as_of=now + timedelta(days=days), awaiting=False)
+    today = make_plan(db, policy_set, as_of=now, awaiting=True)
+    ahead = make_plan(db, policy_set, as_of=now + timedelta(days=days), awaiting=False)
     items = to_notice(today, ahead, noticed_keys(db))
     return owner_notices(db, items, policy_set, now, days)
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from functools import partial
 
 import click
 
@@ -82,8 +81,7 @@ def notify_preview(organizer: str | None, days: int | None) -> None:
     policy_set = pipeline.load_policies()
     with acquire(settings.state_dir, command="retention notify preview"):
         db = open_state_db(settings.state_db)
-        make_plan = partial(pipeline.make_plan, db, policy_set)
-        notices = due_notices(db, policy_set, ahead, make_plan, datetime.now(UTC))
+        notices = due_notices(db, policy_set, ahead, pipeline.make_plan, datetime.now(UTC))
     chosen = [
         n for n in notices if organizer is None or organizer in (n.email, str(n.organizer_key))
     ]

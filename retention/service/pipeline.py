@@ -16,7 +16,6 @@ import uuid
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from functools import partial
 from typing import Any
 
 from sqlite_utils import Database
@@ -249,9 +248,7 @@ class Pipeline:
                 as_of=self.clock(),
                 selected=list(selected) if selected else None,
             )
-            await owners.send_owner_notices(
-                session, partial(self.make_plan, session.db, policy_set)
-            )
+            await owners.send_owner_notices(session, self.make_plan)
             document = plan.document()
             result.planned = len(plan.items)
             refuse_over_run_cap(session, plan.items, plan.plan_id)
