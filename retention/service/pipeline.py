@@ -248,7 +248,6 @@ class Pipeline:
                 as_of=self.clock(),
                 selected=list(selected) if selected else None,
             )
-            await owners.send_owner_notices(session, self.make_plan)
             document = plan.document()
             result.planned = len(plan.items)
             refuse_over_run_cap(session, plan.items, plan.plan_id)
@@ -256,6 +255,7 @@ class Pipeline:
             if confirm is not None and not confirm(document["summary"]):
                 result.result = "declined"
                 return result
+            await owners.send_owner_notices(session, self.make_plan)
             record_plan(session.db, plan.plan_id, document["plan_hash"], plan.created_at)
             self._approve(session, plan.plan_id, document["plan_hash"], approved_by, plan.as_of)
             rechecker = Rechecker(policy_set, owners.gate(session.db, policy_set, self.settings))
