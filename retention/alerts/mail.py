@@ -51,7 +51,7 @@ def relay_of(settings: Settings) -> Relay:
 
 
 def message(settings: Settings, to: str, subject: str, body: str) -> EmailMessage:
-    """A plain-text message from RETENTION_NOTICE_FROM."""
+    """A message from RETENTION_NOTICE_FROM: HTML when the template is an .html one."""
     mail = EmailMessage()
     sender = settings.notice_from or "goto-retention@localhost"
     mail["From"] = sender
@@ -59,7 +59,8 @@ def message(settings: Settings, to: str, subject: str, body: str) -> EmailMessag
     mail["Subject"] = subject
     mail["Date"] = formatdate(usegmt=True)
     mail["Message-ID"] = make_msgid(domain=sender.rpartition("@")[2] or None)
-    mail.set_content(body)
+    html = settings.notice_template.lower().endswith((".html", ".htm", ".html.j2"))
+    mail.set_content(body, subtype="html" if html else "plain")
     return mail
 
 

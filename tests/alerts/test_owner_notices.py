@@ -82,6 +82,10 @@ def test_notices_list_what_the_plan_ahead_adds_once_across_runs(
     assert again.returncode == 0, again.stderr
     assert len(box.messages) == len(events)
     assert noticed(dep) == expected
+    assert dep.cli("audit", "verify").returncode == 0
+    report = dep.root / "report.html"
+    assert dep.cli("audit", "report", "--out", str(report)).returncode == 0
+    assert "guest.example.org" not in report.read_text()
 
 
 NOTICED_SESSIONS = policy_set(rule("recordings", 30, notice="required"))
