@@ -11,7 +11,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal, Self
 
-from pydantic import Field, SecretStr, ValidationError, model_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -24,6 +24,11 @@ from retention.times import parse_user_time
 
 DEFAULT_CONFIG_FILE = Path("/etc/retention/retention.toml")
 SECRET_FIELDS = ("client_secret", "refresh_token", "signing_key")
+# Secrets the operator adds when using what needs them (alerts, owner notices by mail).
+OPTIONAL_SECRETS = ("notify", "smtp_password")
+ALL_SECRETS = SECRET_FIELDS + OPTIONAL_SECRETS
+# Settings read from a credential of another name than the field's (`notify_urls` -> notify).
+_CREDENTIAL_NAMES = {"notify": "notify_urls"}
 # Keys that hold a secret by their name, and URLs that carry credentials (`smtp://u:p@host`).
 _SECRET_KEY = re.compile(r"(?i)(?:secret|token|password|passwd|signing_key|private_key)$")
 _URL_CREDENTIALS = re.compile(r"://[^/@\s:]*:[^/@\s]+@")
@@ -40,8 +45,9 @@ class CredentialsSource(PydanticBaseSettingsSource):
         if not directory:
             return {}
         found: dict[str, Any] = {}
-        for name in SECRET_FIELDS:
-            for candidate in (name, f"retention_{name}", name.replace("_", "-")):
+        for name in ALL_SECRETS:
+            credential = _CREDENTIAL_NAMES.get(name, name)
+            for candidate in (credential, f"retention_{credential}", credential.replace("_", "-")):
                 path = Path(directory) / candidate
                 if path.is_file():
                     found[name] = path.read_text(encoding="utf-8").strip()
@@ -176,6 +182,37 @@ class Settings(BaseSettings):
         description="the group (the unit's SupplementaryGroups=) that may read proposals and"
         " write their approvals in review mode",
     )
+    notify: SecretStr | None = Field(
+        default=None,
+        description="Apprise URLs the operator's alerts go to, separated by spaces or commas"
+        " (a secret: the environment or the credential `notify_urls`, never this file)",
+    )
+    notify_repeat: str = Field(
+        default="24h",
+        description="how often the same alert may go out again while its condition lasts:"
+        " `24h`, `90m`, or seconds",
+    )
+    owner_notice_days: int = Field(
+        default=0,
+        ge=0,
+        le=365,
+        description="days ahead organizers are told of their sessions' removals (0: off)",
+    )
+    notice_contact: str = Field(
+        default="", description="whom organizers ask for a hold, named in their notices"
+    )
+    smtp_url: str = Field(
+        default="",
+        description="mail server of owner notices: `smtp+starttls://user@host:587`,"
+        " `smtps://user@host:465` or `smtp://localhost:25`",
+    )
+    smtp_password: SecretStr | None = Field(
+        default=None, description="the SMTP user's password (a credential, `smtp_password`)"
+    )
+    notice_from: str = Field(default="", description="the From address of owner notices")
+    notice_template: str = Field(
+        default="", description="a Jinja2 file replacing the shipped owner notice; empty: it"
+    )
 
     @classmethod
     def settings_customise_sources(
@@ -233,6 +270,17 @@ class Settings(BaseSettings):
         """The allowed-signers file, or None when no one is named."""
         return Path(self.approvers) if self.approvers else None
 
+    @field_validator("notify_repeat")
+    @classmethod
+    def _repeat_is_a_duration(cls, value: str) -> str:
+        repeat_seconds(value)
+        return value
+
+    @property
+    def notify_repeat_seconds(self) -> float:
+        """`notify_repeat` in seconds."""
+        return repeat_seconds(self.notify_repeat)
+
     @property
     def state_db(self) -> Path:
         """The working state (inventory, plans, intents) database."""
@@ -247,6 +295,18 @@ class Settings(BaseSettings):
     def audit_db(self) -> Path:
         """The audit record, kept apart from the working state."""
         return self.state_dir / "audit.db"
+
+
+_REPEAT = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*$")
+_UNIT_SECONDS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def repeat_seconds(text: str) -> float:
+    """`24h`, `90m`, `30s`, `2d` or a bare number of seconds, as seconds (at least one)."""
+    found = _REPEAT.match(text)
+    if found is None or float(found.group(1)) <= 0:
+        raise ValueError(f"{text!r} is not a duration such as 24h, 90m or 3600")
+    return float(found.group(1)) * _UNIT_SECONDS[found.group(2)]
 
 
 def config_file_path() -> Path | None:
@@ -298,7 +358,7 @@ def check_config_file(path: Path) -> dict[str, Any]:
                 f"{path}: a secret is written in the settings file ({key})",
                 hint=f"take {key} out of {path}; secrets belong in the environment"
                 f" (RETENTION_{key.upper()}) or in a systemd credential,"
-                f" $CREDENTIALS_DIRECTORY/{key}.",
+                f" $CREDENTIALS_DIRECTORY/{_CREDENTIAL_NAMES.get(key, key)}.",
             )
         if key not in known:
             close = difflib.get_close_matches(key, known, n=1)
@@ -310,7 +370,7 @@ def check_config_file(path: Path) -> dict[str, Any]:
 
 
 def _is_secret(key: str, value: Any) -> bool:
-    if key in SECRET_FIELDS or _SECRET_KEY.search(key):
+    if key in ALL_SECRETS or _SECRET_KEY.search(key):
         return True
     values = value if isinstance(value, list) else [value]
     return any(isinstance(item, str) and _URL_CREDENTIALS.search(item) for item in values)

@@ -18,8 +18,10 @@ def test_demo_runs_every_step_and_leaves_a_clean_record_and_a_report(tmp_path: P
         timeout=300,
     )
     assert result.returncode == 0, result.stderr
-    for step in range(9):
+    for step in range(12):
         assert f"== {step}." in result.stdout
+    assert "Subject: " in result.stdout  # the owner notice previewed
+    assert "compliance@example.com" in result.stdout
     assert "Result: CLEAN" in result.stdout
     assert "hold:LIT-2026-014" in result.stdout
     assert "nothing to remove" in result.stderr

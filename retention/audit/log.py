@@ -40,6 +40,9 @@ Outcome = Literal["deleted", "already_absent", "failed", "skipped_hold", "skippe
 _INSERT = f"INSERT INTO events ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))})"  # noqa: S608
 
 
+Subjects = Mapping[int, str | None]  # session id: subject, as the API gave it
+
+
 @dataclass(frozen=True, slots=True)
 class Head:
     """The last row of the log: how many rows it holds and the hash that seals them."""
@@ -339,6 +342,22 @@ class AuditLog:
         """A legal hold kept these sessions; `actions` counts the removals it blocked, by kind."""
         data = {"hold": hold_id, "sessions": sorted(sessions), "actions": dict(actions)}
         return self._append("hold_blocked", data, run=run_id)
+
+    def accepts(self, event: str) -> bool:
+        """Whether this record's schema takes `event` (a log made before it existed does not)."""
+        row = self._conn.execute(
+            "SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'events'"
+        ).fetchone()
+        return row is not None and f"'{event}'" in str(row[0])
+
+    def notice_sent(
+        self, *, run_id: str, organizer_key: int, sessions: Subjects, counts: Mapping[str, int]
+    ) -> int:
+        """An organizer was told of removals: sessions (id: subject), counts; never an address."""
+        data: dict[str, Any] = {"sessions": sorted(sessions), "actions": dict(counts)}
+        if self.subject_mode != "omit":
+            data["subjects"] = {str(sid): self.subject_value(s) for sid, s in sessions.items()}
+        return self._append("notice_sent", data, run=run_id, organizer_key=organizer_key)
 
     def run_finished(self, *, run_id: str, counts: Mapping[str, int], result: str) -> int:
         """A run ended: its counts (planned, deleted, failed, …) and its result."""

@@ -27,6 +27,7 @@ COMMAND_MODULES = {
     "demo": "demo",
     "explain": "explain",
     "inventory": "inventory",
+    "notify": "notify",
     "plan": "plan",
     "plans": "approve",
     "run": "plan",

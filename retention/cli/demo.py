@@ -41,6 +41,7 @@ class Demo:
             "RETENTION_RATE_LIMIT": RATE_LIMIT,
             "RETENTION_CONCURRENCY": "16",
             "RETENTION_SCAN_START": scan_start,
+            "RETENTION_NOTICE_CONTACT": "compliance@example.com",
         }
 
     def step(self, title: str, *args: str, expect: int = 0) -> None:
@@ -144,6 +145,13 @@ def demo(workdir: Path, policies: Path) -> None:
         run.step("8. The most recent removals", "audit", "show", "--limit", "8")
         run.step("9. The compliance report", "audit", "report", "--out", str(report))
         run.step("10. A second run finds nothing more to do", "run", "--yes")
+        run.step(
+            "11. The notice an organizer gets a week before their sessions go",
+            "notify",
+            "preview",
+            "--days",
+            "7",
+        )
     finally:
         proc.terminate()
         proc.wait(timeout=10)

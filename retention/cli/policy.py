@@ -16,6 +16,7 @@ from retention.engine.state import open_state_db
 from retention.errors import InvalidInput
 from retention.policy import PolicyError, PolicySet, Problem, json_schema, load_policy_set
 from retention.policy.names import missing_hold_ids
+from retention.policy.notice import notice_problems
 from retention.settings import load_settings
 
 
@@ -69,6 +70,7 @@ def validate(paths: tuple[Path, ...]) -> None:
         *policy_set.warnings,
         *lapsed_holds(policy_set, datetime.now(UTC)),
         *_inventory_problems(policy_set, settings.state_db),
+        *notice_problems(policy_set, settings.owner_notice_days),
     ]
     _report(found)
     errors = sum(problem.severity == "error" for problem in found)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 from datetime import datetime
 
+from retention.engine.awaiting import NoticeGate
 from retention.engine.decide import Decision
 from retention.engine.execute import SEND, Verdict
 from retention.engine.plan import SessionDecider
@@ -30,8 +31,9 @@ class Rechecker:
     longer, so the truncation can only keep a session.
     """
 
-    def __init__(self, policy_set: PolicySet) -> None:
+    def __init__(self, policy_set: PolicySet, notice: NoticeGate | None = None) -> None:
         self.policy_set = policy_set
+        self.notice = notice
         self._second: datetime | None = None
         self._deciders: dict[str | None, SessionDecider] = {}
 
@@ -51,6 +53,8 @@ class Rechecker:
             )
         if not any(p.name == item.policy and p.enabled for p in self.policy_set.policies):
             return _changed(f"policy {item.policy} is no longer in force")
+        if self.notice is not None and (unnoticed := self.notice(item, now)) is not None:
+            return _changed(unnoticed)
         own = self._decide(item.policy, fresh, now)
         if any(_covers(planned.action, item.action) for planned in own.actions):
             return self._same_target(item, fresh)

@@ -11,6 +11,7 @@ from sqlite_utils import Database
 from sqlite_utils.migrations import Migrations
 
 from retention.errors import RuntimeFailure
+from retention.times import parse_stored_time
 
 # Each migration runs once, in order, in its own transaction; sqlite-utils records it by name.
 MIGRATIONS = Migrations("retention.state")
@@ -117,6 +118,41 @@ def m003_account(db: Database) -> None:
     db.table("account").create(
         {"id": int, "api_base_url": str, "account_key": str, "recorded_at": str}, pk="id"
     )
+
+
+@MIGRATIONS()
+def m004_alerts_and_notices(db: Database) -> None:
+    """Alert conditions in force (when each last went out), and the owner notices sent."""
+    db.table("alert_conditions").create(
+        {
+            "condition": str,
+            "title": str,
+            "first_seen": str,
+            "last_sent": str,
+            "sent_count": int,
+        },
+        pk="condition",
+    )
+    db.table("notices_sent").create(
+        {
+            "session_id": int,
+            "action": str,
+            "organizer_key": int,
+            "policy": str,
+            "due_at": str,
+            "sent_at": str,
+            "run_id": str,
+        },
+        pk=("session_id", "action"),
+    )
+
+
+def noticed_keys(db: Database) -> dict[tuple[int, str], datetime]:
+    """Every (session id, action) its organizer was told of, with when (owner notices)."""
+    return {
+        (int(row["session_id"]), str(row["action"])): parse_stored_time(str(row["sent_at"]))
+        for row in db.query("SELECT session_id, action, sent_at FROM notices_sent")
+    }
 
 
 def account_of(db: Database) -> str | None:

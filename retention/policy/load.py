@@ -73,7 +73,10 @@ class PolicySet:
 
 def canonical_hash(policy: Policy) -> str:
     """sha256 of the policy's normalized definition as canonical JSON (what the audit stores)."""
-    return canonical.canonical_hash(policy.model_dump(mode="json", by_alias=True))
+    # A field added later (`notice`) counts only when set: the hashes of policies written
+    # before it stay what they were.
+    unset = {"notice"} if policy.notice is None else None
+    return canonical.canonical_hash(policy.model_dump(mode="json", by_alias=True, exclude=unset))
 
 
 def load_policy_set(paths: Sequence[Path]) -> PolicySet:

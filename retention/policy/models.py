@@ -171,6 +171,11 @@ class Policy(StrictModel):
         examples=["0 3 * * *"],
     )
     limits: Limits | None = None
+    notice: Literal["required"] | None = Field(
+        None,
+        description="`required`: remove nothing its organizer was not told of at least"
+        " RETENTION_OWNER_NOTICE_DAYS earlier",
+    )
 
 
 class HoldScope(StrictModel):

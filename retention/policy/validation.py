@@ -163,7 +163,7 @@ class ItemChecker:
                 "warning",
             )
         if policy.action == "retain":
-            for key in ("schedule", "limits"):
+            for key in ("schedule", "limits", "notice"):
                 if getattr(policy, key) is not None:
                     self.add(
                         (*where, key),

@@ -12,7 +12,7 @@ from typing import Any, Literal, TextIO
 
 import structlog
 
-from retention.settings import SECRET_FIELDS, Settings
+from retention.settings import ALL_SECRETS, Settings
 
 # A field is secret by its name when the name ends in one of these words
 # (`access_token`, `client_secret`, `Authorization`, `X-Api-Key`), or is an OAuth code.
@@ -48,8 +48,8 @@ def register_secret(value: str | None) -> None:
 
 
 def register_settings_secrets(settings: Settings) -> None:
-    """Register every secret setting that is set (client secret, refresh token, signing key)."""
-    for name in SECRET_FIELDS:
+    """Register every secret setting that is set (client secret, tokens, keys, alert URLs)."""
+    for name in ALL_SECRETS:
         secret = getattr(settings, name)
         if secret is not None:
             register_secret(secret.get_secret_value())

@@ -58,6 +58,7 @@ class Metrics:
         self.registry = CollectorRegistry()
         self._clock = clock
         self._token_issued_at: datetime | None = None
+        self._notify_failures_seen = 0
         reg = self.registry
         self.removals = Counter(
             "retention_removals",
@@ -129,6 +130,11 @@ class Metrics:
             "Checkpoint lines the witness command (checkpoint_command) failed to take",
             registry=reg,
         )
+        self.notify_failures = Counter(
+            "retention_notify_failures",
+            "Alerts an Apprise URL (RETENTION_NOTIFY) could not take",
+            registry=reg,
+        )
 
     def _token_age(self) -> float:
         if self._token_issued_at is None:
@@ -191,6 +197,12 @@ class Metrics:
     def set_refresh_token_issued(self, at: datetime | None) -> None:
         """When the refresh token in use was obtained; its age is computed at each scrape."""
         self._token_issued_at = at
+
+    def absorb_notify_failures(self, total: int) -> None:
+        """Count the alerts undelivered since the last call (`total`: the process's so far)."""
+        if total > self._notify_failures_seen:
+            self.notify_failures.inc(total - self._notify_failures_seen)
+            self._notify_failures_seen = total
 
     def render(self) -> bytes:
         """The registry in the Prometheus text exposition format."""

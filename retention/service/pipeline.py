@@ -20,6 +20,7 @@ from typing import Any
 
 from sqlite_utils import Database
 
+from retention.alerts import owners
 from retention.audit.log import AuditLog
 from retention.engine import inventory
 from retention.engine.caps import CapViolation
@@ -41,6 +42,7 @@ from retention.goto.factory import client_from_settings
 from retention.goto.http import Transport
 from retention.policy import PolicySet, load_policy_set
 from retention.policy.names import unknown_names
+from retention.policy.notice import check_notice_days
 from retention.service import execution, preflight, record
 from retention.service import preview as previews
 from retention.service.checks import PREFLIGHT
@@ -95,9 +97,9 @@ class Pipeline:
     stop_grace: float = STOP_GRACE_SECONDS
 
     def load_policies(self) -> PolicySet:
-        if self.policy_set is not None:
-            return self.policy_set
-        return load_policy_set([self.settings.policy_dir])
+        policy_set = self.policy_set or load_policy_set([self.settings.policy_dir])
+        check_notice_days(policy_set, self.settings.owner_notice_days)
+        return policy_set
 
     def client(self) -> GoToClient:
         client = client_from_settings(
@@ -132,12 +134,14 @@ class Pipeline:
         as_of: datetime,
         selected: list[str] | None = None,
         account_key: str | None = None,
+        awaiting: bool = True,
         **shown: Any,
     ) -> Plan:
         """Decide over the whole inventory and gather the plan (pure but for reading the db).
 
         The plan records `account_key` (the account the scan read), else the state's account;
-        `shown` passes `subject`, `offline` and `inventory_at` to build_plan.
+        `shown` passes `subject`, `offline` and `inventory_at` to build_plan. With `awaiting`,
+        removals a `notice: required` policy may not make yet are `blocked`.
         """
         unknown = sorted(set(selected or ()) - {p.name for p in policy_set.policies})
         if unknown:
@@ -153,7 +157,7 @@ class Pipeline:
             for policy in policy_set.policies
             if (by := names.blocked_by(policy.name)) is not None
         }
-        return plan_within_caps(
+        plan = plan_within_caps(
             lambda: decide(inventory.iter_sessions(db), policy_set, as_of),
             policy_set,
             refused=refused,
@@ -166,6 +170,7 @@ class Pipeline:
             account_key=account_key or account_of(db),
             **shown,
         )
+        return owners.awaiting_notice(plan, policy_set, db, self.settings) if awaiting else plan
 
     async def preview(
         self,
@@ -247,9 +252,10 @@ class Pipeline:
             refusals = refuse_policies(session, plan.plan_id, plan.cap_refusals, plan.refused)
             if confirm is not None and not confirm(document):
                 declined(session, result, plan.plan_id)
+            await owners.send_owner_notices(session, self.make_plan)
             record_plan(session.db, plan.plan_id, document["plan_hash"], plan.created_at)
             record.plan_approved(session.audit, session.run_id, document, approved_by, plan.as_of)
-            rechecker = Rechecker(policy_set)
+            rechecker = Rechecker(policy_set, owners.gate(session.db, policy_set, self.settings))
             db = session.db
 
             def decided_again(item: PlanItem) -> Verdict:
@@ -309,7 +315,7 @@ class Pipeline:
             refusals = refuse_policies(session, loaded.plan_id, caps, refused)
             held_back = {str(v.policy) for v in caps} | set(refused)
             items = [item for item in loaded.items if item.policy not in held_back]
-            rechecker = Rechecker(policy_set)
+            rechecker = Rechecker(policy_set, owners.gate(session.db, policy_set, self.settings))
             db = session.db
 
             def decided_again(item: PlanItem) -> Verdict:

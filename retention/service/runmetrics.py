@@ -15,6 +15,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
+from retention.alerts import deliver as delivery
 from retention.audit.log import AuditLog
 from retention.audit.store import connect_reader
 from retention.engine.scan import ScanReport
@@ -51,7 +52,7 @@ def absorb_record(
     audits: Iterable[AuditLog],
     audit_ok: bool | None,
 ) -> None:
-    """Whether the record verified, the clock skew last measured, and witness failures."""
+    """Whether the record verified, the clock skew last measured, witness and alert failures."""
     if audit_ok is not None:
         metrics.set_audit_ok(audit_ok)
     for client in clients:
@@ -60,6 +61,7 @@ def absorb_record(
             metrics.set_clock_skew(skew)
     for audit in audits:
         metrics.witness_failures.inc(audit.witness_failures)
+    metrics.absorb_notify_failures(delivery.FAILURES.total)
 
 
 class AuditFollower:

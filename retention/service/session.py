@@ -18,9 +18,11 @@ then writes one `refused` event naming the code and ends the run `refused`; a ch
 `guards_audit` runs before the record is opened for writing, so its failure writes nothing at
 all. Adding a check is one line in `checks.PREFLIGHT` (every run) or in the command's list.
 
-Whatever the body does, raising or cancelled, `run_finished` is written, the record checkpointed
-and one summary line logged. A failure after removals went out (the disk fills mid-run) is
-raised as `RemovalsInterrupted`, which counts them, so that no message says nothing was done.
+Whatever the body does, raising or cancelled, `run_finished` is written, the record
+checkpointed, one summary line logged and the run's alerts sent (`alerts/runs.py`: a refusal,
+a failure, a halt, the witness; "resolved" once a run is ok again). A failure after removals
+went out (the disk fills mid-run) is raised as `RemovalsInterrupted`, which counts them, so
+that no message says nothing was done.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ from typing import Any
 import structlog
 from sqlite_utils import Database
 
+from retention.alerts import runs as alerts
 from retention.audit.log import AuditLog
 from retention.engine.state import open_state_db
 from retention.errors import Refused, RetentionError, RuntimeFailure
@@ -206,7 +209,11 @@ async def open_session(
         db = open_state_db(settings.state_db)
         opening = Opening(settings, clock, db, policy_set, api)
         for check in (c for c in checks if c.guards_audit):
-            await _check(check, opening)
+            try:
+                await _check(check, opening)
+            except RetentionError as exc:
+                await alerts.refused_at_opening(settings, db, exc, trigger=trigger, clock=clock)
+                raise
         audit = stack.enter_context(record.open_audit(settings, clock))
         if not opens_run(audit):
             yield None
@@ -219,15 +226,20 @@ async def open_session(
             run_id=session.run_id, trigger=trigger, settings_summary=settings_summary(settings)
         )
         record.policy_loaded(audit, session.run_id, policy_set)
+        failure: BaseException | None = None
         try:
             await _preflight(session, opening, [c for c in checks if not c.guards_audit])
             yield session
         except BaseException as exc:
+            failure = exc
             if session.tally.result == "ok":
                 session.tally.result = "refused" if isinstance(exc, Refused) else "failed"
             raise
         finally:
-            _finish(session)
+            try:
+                _finish(session)
+            finally:
+                await alerts.session_ended(session, trigger, failure)
 
 
 async def _preflight(session: Session, opening: Opening, checks: Sequence[Check]) -> None:

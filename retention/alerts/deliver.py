@@ -1,0 +1,101 @@
+"""Alerts out through Apprise: each URL on its own; an undeliverable one is logged and counted.
+
+One setting (`RETENTION_NOTIFY`, or the credential `notify_urls`) reaches mail, chat and
+webhooks. The URLs carry secrets (tokens, passwords): each is registered for masking before
+anything is logged, and only Apprise's privacy form of a URL is ever named.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from urllib.parse import unquote, urlsplit
+
+import apprise
+import structlog
+
+from retention.service.logging import register_secret
+from retention.settings import Settings
+
+log = structlog.get_logger(__name__)
+
+_SEPARATORS = re.compile(r"[\s,]+")
+# Path parts this long in a URL are tokens more often than names (`discord://ID/TOKEN`).
+_TOKEN_PART_MIN = 8
+ASSET = apprise.AppriseAsset(
+    app_id="goto-retention",
+    app_desc="GoTo Meeting retention",
+    app_url="https://github.com/goto-retention",
+)
+
+
+class FailureCount:
+    """Alerts that could not be delivered in this process (the daemon's metric reads it)."""
+
+    def __init__(self) -> None:
+        self.total = 0
+        self._lock = threading.Lock()
+
+    def add(self) -> None:
+        with self._lock:
+            self.total += 1
+
+
+FAILURES = FailureCount()
+
+
+def notify_urls(settings: Settings) -> list[str]:
+    """The Apprise URLs in force, each registered as a secret; empty: alerts are off."""
+    if settings.notify is None:
+        return []
+    urls = [url for url in _SEPARATORS.split(settings.notify.get_secret_value()) if url]
+    for url in urls:
+        _register(url)
+    return urls
+
+
+def _register(url: str) -> None:
+    register_secret(url)
+    parts = urlsplit(url)
+    if parts.password:
+        register_secret(parts.password)
+        register_secret(unquote(parts.password))
+    for part in (parts.path + "/" + parts.query).replace("&", "/").replace("=", "/").split("/"):
+        if len(part) >= _TOKEN_PART_MIN:
+            register_secret(part)
+
+
+def describe(url: str) -> str:
+    """The URL as it may be shown: Apprise's privacy form, or its scheme alone."""
+    service = apprise.Apprise.instantiate(url, asset=ASSET)
+    if service is None:
+        return url.split("://", 1)[0] + "://…"
+    return str(service.url(privacy=True))  # type: ignore[no-untyped-call]
+
+
+def deliver(urls: list[str], title: str, body: str, *, kind: str = "failure") -> int:
+    """Send one message to every URL; returns how many took it. Never raises."""
+    notify_type = {
+        "failure": apprise.NotifyType.FAILURE,
+        "warning": apprise.NotifyType.WARNING,
+        "success": apprise.NotifyType.SUCCESS,
+    }.get(kind, apprise.NotifyType.INFO)
+    delivered = 0
+    for url in urls:
+        try:
+            service = apprise.Apprise.instantiate(url, asset=ASSET)
+            sent = service is not None and bool(
+                service.notify(body=body, title=title, notify_type=notify_type)
+            )
+        except Exception as exc:  # a plugin's own failure must never fail the run
+            log.warning("alert not delivered", to=describe(url), error=type(exc).__name__)
+            sent = False
+        else:
+            if not sent:
+                why = "not a valid Apprise URL" if service is None else "the service refused it"
+                log.warning("alert not delivered", to=describe(url), error=why)
+        if sent:
+            delivered += 1
+        else:
+            FAILURES.add()
+    return delivered
