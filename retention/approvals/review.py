@@ -16,7 +16,9 @@ from collections.abc import Sequence
 
 import structlog
 
+from retention.alerts.conditions import Alert, settle
 from retention.approvals.proposals import Proposal, pending, set_aside, write_proposal
+from retention.approvals.store import approvals_needed
 from retention.engine.state import record_plan
 from retention.errors import RetentionError
 from retention.service.pipeline import Pipeline
@@ -104,6 +106,7 @@ async def propose(pipeline: Pipeline, selected: Sequence[str]) -> RunResult:
         same = [p for p in waiting if p.selected == chosen]
         if same:
             log.info("a proposal for these policies awaits approval", file=same[0].path.name)
+            await _remind(session, waiting)
             return result
         await pipeline.refresh(client, session.db)
         plan = result.plan = pipeline.make_plan(
@@ -111,6 +114,7 @@ async def propose(pipeline: Pipeline, selected: Sequence[str]) -> RunResult:
         )
         result.planned = len(plan.items)
         if not plan.items:
+            await _remind(session, waiting)
             return result
         document = plan.document()
         record_plan(session.db, plan.plan_id, document["plan_hash"], plan.created_at)
@@ -128,4 +132,37 @@ async def propose(pipeline: Pipeline, selected: Sequence[str]) -> RunResult:
             },
         )
         log.info("plan proposed", file=path.name, items=len(plan.items))
+        await _remind(
+            session, [*waiting, *(p for p in pending(pipeline.settings) if p.path == path)]
+        )
     return result
+
+
+async def _remind(session: Session, waiting: Sequence[Proposal]) -> None:
+    """Alert for each proposal awaiting approvals (again once per RETENTION_NOTIFY_REPEAT);
+    a proposal applied, set aside or expired since has its alert resolved."""
+    settings = session.settings
+    need = approvals_needed(settings)
+    found = []
+    for proposal in waiting:
+        have = len(proposal.tally(settings).valid)
+        if have >= need:
+            continue
+        found.append(
+            Alert(
+                f"proposal:{proposal.plan.plan_id}",
+                f"a plan awaits approval ({have} of {need})",
+                f"proposal {proposal.path.name}: {len(proposal.plan.items)} removals, "
+                f"{have} of {need} approvals\nhint: review it with `retention plans`, then "
+                f"`retention approve {proposal.path} --key KEY`",
+                kind="info",
+            )
+        )
+    await settle(
+        settings,
+        session.db,
+        session.clock(),
+        found=found,
+        gone=["proposal:"],
+        note="the proposal was applied, set aside or expired",
+    )

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from approvers import audit_events, make_key, write_signers
+from receivers import Receiver
 
 from retention.sandbox.policies import RECORDINGS_30D
 
@@ -46,7 +47,8 @@ def test_review_mode_proposes_then_applies_the_proposal_once_approved(
     deployment: Any, daemon: Any, notify_socket: Any, tmp_path: Path
 ) -> None:
     dep = deployment(RECORDINGS_30D)
-    ana = in_review_mode(dep, tmp_path)
+    receiver = Receiver()
+    ana = in_review_mode(dep, tmp_path, RETENTION_NOTIFY=receiver.url)
     plans = dep.state_dir / "plans"
     proc = daemon(dep)
     notify_socket.wait_for("READY")
@@ -64,6 +66,8 @@ def test_review_mode_proposes_then_applies_the_proposal_once_approved(
     assert proposal.name in table
     assert "0/1" in table
     assert dep.deletes() == [], "a proposal removes nothing"
+    awaiting = [t for t in receiver.titles() if "awaits approval (0 of 1)" in t]
+    assert len(awaiting) == 1, "one alert while the proposal waits, not one per run"
     [proposed] = audit_events(dep, "plan_proposed")
     assert proposed["file"] == proposal.name
     assert proposed["items"] == len(items)
@@ -79,7 +83,13 @@ def test_review_mode_proposes_then_applies_the_proposal_once_approved(
     assert event["plan_hash"] == proposed["plan_hash"]
     assert [a["principal"] for a in event["approvers"]] == ["ana"]
     assert event["approvers"][0]["comment"] == "ok"
+    wait_until(
+        lambda: any("resolved: a plan awaits approval" in t for t in receiver.titles()),
+        "the awaiting alert's resolution",
+        proc,
+    )
     assert proc.stop() == 0
+    receiver.close()
 
 
 def test_an_expired_proposal_is_recorded_and_never_applied(
