@@ -172,6 +172,8 @@ def provenance(conn: sqlite3.Connection, period: Filters) -> Provenance:
             continue
         if load.run is not None:
             run_load[load.run] = load
+        if load.unresolved:
+            continue  # names no earlier load: no set to show (`audit verify` reports it)
         key = tuple(sorted(sha for _name, sha in load.files))
         label = labels.setdefault(key, f"set {len(labels) + 1}")
         set_loads.setdefault(label, []).append(load)

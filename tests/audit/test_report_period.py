@@ -4,7 +4,9 @@ approvers, and "nothing needs attention" instead of empty tables."""
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Callable
+from contextlib import closing
 from datetime import UTC, datetime, timedelta
 from html.parser import HTMLParser
 from pathlib import Path
@@ -13,6 +15,7 @@ from typing import Any
 import pytest
 
 from retention.audit import AuditLog
+from retention.audit.store import connect_reader
 
 Opener = Callable[..., AuditLog]
 Cli = Callable[..., Any]
@@ -85,7 +88,7 @@ class DayClock:
 
 @pytest.fixture
 def record(open_log: Opener) -> dict[str, str]:
-    """Three runs on three days: full texts, then a reference by row, then one by row hash.
+    """Three runs on three days with the same policy set: full texts, then two references.
 
     The second day's run is refused and the third's removal fails; each run's plan is
     approved, the last by two people with their keys' fingerprints.
@@ -93,18 +96,13 @@ def record(open_log: Opener) -> dict[str, str]:
     clock = DayClock()
     log = open_log(clock=clock)
     runs = {}
-    first_load = 0
     for day, run in enumerate(("run-a", "run-b", "run-c"), start=1):
         clock.now = datetime(2026, 6, day, 3, 0, tzinfo=UTC)
         runs[run] = clock.now.date().isoformat()
         log.run_started(run_id=run, trigger="schedule", settings_summary={})
-        if run == "run-a":
-            files = [("main.yaml", _sha(FIRST), FIRST), ("holds.yaml", _sha(SECOND), SECOND)]
-            first_load = log.policy_loaded(run_id=run, files=files, policies=[], holds=[])
-        else:
-            # The unchanged set's reference form: `same_as` the row, or its row hash.
-            target = first_load if run == "run-b" else _row_hash(log, first_load)
-            log._append("policy_loaded", {"same_as": target}, run=run)
+        # The same set each run: the first load in full, the next ones as references to it.
+        files = [("main.yaml", _sha(FIRST), FIRST), ("holds.yaml", _sha(SECOND), SECOND)]
+        log.policy_loaded(run_id=run, files=files, policies=[], holds=[])
         approvers = (
             [
                 {
@@ -140,11 +138,6 @@ def record(open_log: Opener) -> dict[str, str]:
     return runs
 
 
-def _row_hash(log: AuditLog, seq: int) -> str:
-    row = log._conn.execute("SELECT hash FROM events WHERE seq = ?", [seq]).fetchone()
-    return str(row[0])
-
-
 def _page(run_cli: Cli, tmp_path: Path, *args: str) -> Elements:
     out = tmp_path / "report.html"
     done = run_cli("report", "--out", str(out), *args)
@@ -153,8 +146,16 @@ def _page(run_cli: Cli, tmp_path: Path, *args: str) -> Elements:
 
 
 def test_policy_texts_resolve_through_references_to_an_earlier_load(
-    record: dict[str, str], run_cli: Cli, tmp_path: Path
+    record: dict[str, str], run_cli: Cli, tmp_path: Path, db_path: Path
 ) -> None:
+    with closing(connect_reader(db_path)) as conn:
+        loads = [
+            json.loads(data)
+            for (data,) in conn.execute(
+                "SELECT data FROM events WHERE event = 'policy_loaded' ORDER BY seq"
+            )
+        ]
+    assert ["files" in load for load in loads] == [True, False, False]
     page = _page(run_cli, tmp_path)
     files = page.having("data-sha256")
     assert {f["data-sha256"] for f in files} == {_sha(FIRST), _sha(SECOND)}
@@ -220,7 +221,7 @@ def test_a_period_that_is_not_a_time_is_refused(
     assert not (tmp_path / "r.html").exists()
 
 
-def test_a_reference_in_another_form_takes_the_previous_load(
+def test_a_reference_to_no_earlier_load_shows_no_set_and_fails_verification(
     open_log: Opener, run_cli: Cli, tmp_path: Path
 ) -> None:
     clock = DayClock()
@@ -230,11 +231,12 @@ def test_a_reference_in_another_form_takes_the_previous_load(
         if run == "run-a":
             files = [("main.yaml", _sha(FIRST), FIRST)]
             log.policy_loaded(run_id=run, files=files, policies=[], holds=[])
-        else:  # a set digest, which no load of the record carries
-            log._append("policy_loaded", {"same_as": "f" * 64}, run=run)
+        else:  # a row that is not a policy_loaded of this set
+            log._append("policy_loaded", {"policy_set_hash": "f" * 64, "same_as": 1}, run=run)
         log.run_finished(run_id=run, counts={}, result="ok")
     log.close()
 
     page = _page(run_cli, tmp_path)
-    assert [f["data-runs"] for f in page.having("data-sha256")] == ["2"]
-    assert [r["data-set"] for r in page.having("data-run") if "data-set" in r] == ["set 1"] * 2
+    assert [f["data-runs"] for f in page.having("data-sha256")] == ["1"]
+    assert [r["data-set"] for r in page.having("data-run")] == ["set 1", ""]
+    assert page.having("id", "verify-status")[0]["data-clean"] == "false"

@@ -79,7 +79,7 @@ def test_credentials_directory_secrets_are_masked_and_attributed(tmp_path: Path)
     credentials.mkdir()
     (credentials / "refresh_token").write_text(TOKEN + "\n")
     result = CliRunner().invoke(
-        cli, ["config", "show"], env={"CREDENTIALS_DIRECTORY": str(credentials), "COLUMNS": "200"}
+        cli, ["config", "show"], env={"CREDENTIALS_DIRECTORY": str(credentials), "COLUMNS": "1000"}
     )
     assert result.exit_code == 0
     assert TOKEN not in result.output
