@@ -20,7 +20,7 @@ from pydantic_settings import (
 )
 
 from retention.errors import SettingsError
-from retention.times import parse_user_time
+from retention.times import parse_user_time, repeat_seconds
 
 DEFAULT_CONFIG_FILE = Path("/etc/retention/retention.toml")
 SECRET_FIELDS = ("client_secret", "refresh_token", "signing_key")
@@ -295,18 +295,6 @@ class Settings(BaseSettings):
     def audit_db(self) -> Path:
         """The audit record, kept apart from the working state."""
         return self.state_dir / "audit.db"
-
-
-_REPEAT = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*$")
-_UNIT_SECONDS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
-
-
-def repeat_seconds(text: str) -> float:
-    """`24h`, `90m`, `30s`, `2d` or a bare number of seconds, as seconds (at least one)."""
-    found = _REPEAT.match(text)
-    if found is None or float(found.group(1)) <= 0:
-        raise ValueError(f"{text!r} is not a duration such as 24h, 90m or 3600")
-    return float(found.group(1)) * _UNIT_SECONDS[found.group(2)]
 
 
 def config_file_path() -> Path | None:

@@ -129,3 +129,15 @@ def parse_stored_time(text: str) -> datetime:
     """
     moment = datetime.fromisoformat(text)
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+_REPEAT = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*$")
+_UNIT_SECONDS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def repeat_seconds(text: str) -> float:
+    """`24h`, `90m`, `30s`, `2d` or a bare number of seconds, as seconds (at least one)."""
+    found = _REPEAT.match(text)
+    if found is None or float(found.group(1)) <= 0:
+        raise ValueError(f"{text!r} is not a duration such as 24h, 90m or 3600")
+    return float(found.group(1)) * _UNIT_SECONDS[found.group(2)]

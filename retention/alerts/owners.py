@@ -70,16 +70,6 @@ async def send_owner_notices(session: Session, make_plan: MakePlan) -> int:
         log.warning("owner notices are on but RETENTION_SMTP_URL is not set: none sent")
         return 0
     now = session.clock()
-    if not session.audit.accepts("notice_sent"):
-        old_log = Alert(
-            NOTICES_FAILED,
-            "owner notices not sent",
-            "the audit record predates owner notices: it cannot record them\n"
-            "hint: start a new record with `retention audit init --new-log --reason ...`",
-        )
-        log.warning("owner notices not sent: the audit record cannot record them")
-        await settle(settings, session.db, now, found=[old_log])
-        return 0
     try:
         due = due_notices(
             session.db, session.policy_set, settings.owner_notice_days, make_plan, now

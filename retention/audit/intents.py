@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sqlite3
 from dataclasses import dataclass
 from typing import Any
 
@@ -49,3 +50,14 @@ def intent_from_row(row: tuple[Any, ...]) -> Intent:
         recording_bytes=data.get("recording_bytes"),
         attendee_count=data.get("attendee_count"),
     )
+
+
+def pending_intents(conn: sqlite3.Connection) -> list[Intent]:
+    """Intents without an outcome, oldest first: what crash recovery must reconcile."""
+    rows = conn.execute(
+        "SELECT i.seq, i.time, i.run, i.plan, i.policy, i.action, i.organizer_key,"
+        " i.meeting_id, i.session_id, i.data FROM events AS i"
+        " WHERE i.event = 'intent' AND NOT EXISTS (SELECT 1 FROM events AS o"
+        "  WHERE o.event = 'outcome' AND o.intent_seq = i.seq) ORDER BY i.seq"
+    ).fetchall()
+    return [intent_from_row(row) for row in rows]

@@ -17,7 +17,7 @@ from sqlite_utils import Database
 
 from retention.audit import checkpoint as checkpoints
 from retention.audit.head import WrittenHead, record_head
-from retention.audit.intents import ATTENDEE_ACTIONS, RECORDING_ACTIONS, Intent, intent_from_row
+from retention.audit.intents import ATTENDEE_ACTIONS, RECORDING_ACTIONS, Intent, pending_intents
 from retention.audit.policyref import policy_loaded_data
 from retention.audit.store import (
     COLUMNS,
@@ -26,6 +26,7 @@ from retention.audit.store import (
     canonical_json,
     connect_writer,
     format_time,
+    iso_or_none,
     read_meta,
     row_hash,
     schema_problems,
@@ -49,14 +50,6 @@ class Head:
 
     rows: int
     hash: str
-
-
-def _iso(moment: date | None) -> str | None:
-    if moment is None:
-        return None
-    if isinstance(moment, datetime):
-        return format_time(moment)
-    return moment.isoformat()
 
 
 class AuditLog:
@@ -215,7 +208,7 @@ class AuditLog:
         full = {
             "files": [{"name": n, "sha256": h, "text": t} for n, h, t in files],
             "policies": [{"name": n, "hash": h} for n, h in policies],
-            "holds": [{"id": i, "reason": r, "expires": _iso(e)} for i, r, e in holds],
+            "holds": [{"id": i, "reason": r, "expires": iso_or_none(e)} for i, r, e in holds],
         }
         with self.transaction("a policy_loaded event"):
             data = policy_loaded_data(self._conn, full)
@@ -236,7 +229,7 @@ class AuditLog:
         data: dict[str, Any] = {
             "plan_hash": plan_hash,
             "approved_by": approved_by,
-            "as_of": _iso(as_of),
+            "as_of": iso_or_none(as_of),
         }
         if approvers:
             data["approvers"] = [dict(a) for a in approvers]
@@ -282,9 +275,9 @@ class AuditLog:
             "policy_hash": policy_hash,
             "subject": self.subject_value(subject),
             "subject_mode": self.subject_mode,
-            "start_time": _iso(start_time),
-            "end_time": _iso(end_time),
-            "as_of": _iso(as_of),
+            "start_time": iso_or_none(start_time),
+            "end_time": iso_or_none(end_time),
+            "as_of": iso_or_none(as_of),
         }
         if action in RECORDING_ACTIONS:
             data["recording_ids"] = list(recording_ids)
@@ -343,13 +336,6 @@ class AuditLog:
         data = {"hold": hold_id, "sessions": sorted(sessions), "actions": dict(actions)}
         return self._append("hold_blocked", data, run=run_id)
 
-    def accepts(self, event: str) -> bool:
-        """Whether this record's schema takes `event` (a log made before it existed does not)."""
-        row = self._conn.execute(
-            "SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'events'"
-        ).fetchone()
-        return row is not None and f"'{event}'" in str(row[0])
-
     def notice_sent(
         self, *, run_id: str, organizer_key: int, sessions: Subjects, counts: Mapping[str, int]
     ) -> int:
@@ -369,13 +355,12 @@ class AuditLog:
         """The first row of a log started on purpose: the log it follows, its last head, why."""
         if self._head().rows:
             raise AuditError(f"the audit record {self.path} is not empty; a new log starts empty")
-        data = {
-            "previous_log_id": previous_log_id,
-            "previous_head": None
+        head = (
+            None
             if previous_head is None
-            else {"rows": previous_head.rows, "head": previous_head.hash},
-            "reason": reason,
-        }
+            else {"rows": previous_head.rows, "head": previous_head.hash}
+        )
+        data = {"previous_log_id": previous_log_id, "previous_head": head, "reason": reason}
         return self._append("log_started", data)
 
     def checkpoint(self, *, state: Database | None = None) -> checkpoints.Checkpoint:
@@ -398,12 +383,8 @@ class AuditLog:
         line = checkpoints.append_to_file(self.checkpoint_path, sealed, seq=seq)
         checkpoints.log_checkpoint(sealed, seq=seq, path=self.checkpoint_path)
         if state is not None:
-            written = WrittenHead(
-                log_id=sealed.log_id,
-                rows=sealed.rows,
-                head=sealed.head,
-                signed=sealed.signature is not None,
-            )
+            signed = sealed.signature is not None
+            written = WrittenHead(sealed.log_id, sealed.rows, sealed.head, signed)
             record_head(state, written, time=sealed.time)
         if self._witness and not send_to_witness(self._witness, line):
             self.witness_failures += 1
@@ -411,10 +392,4 @@ class AuditLog:
 
     def pending_intents(self) -> list[Intent]:
         """Intents without an outcome, oldest first: what crash recovery must reconcile."""
-        rows = self._conn.execute(
-            "SELECT i.seq, i.time, i.run, i.plan, i.policy, i.action, i.organizer_key,"
-            " i.meeting_id, i.session_id, i.data FROM events AS i"
-            " WHERE i.event = 'intent' AND NOT EXISTS (SELECT 1 FROM events AS o"
-            "  WHERE o.event = 'outcome' AND o.intent_seq = i.seq) ORDER BY i.seq"
-        ).fetchall()
-        return [intent_from_row(row) for row in rows]
+        return pending_intents(self._conn)

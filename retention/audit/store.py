@@ -6,7 +6,7 @@ import hashlib
 import re
 import secrets
 import sqlite3
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -170,6 +170,15 @@ def format_time(moment: datetime) -> str:
     if moment.tzinfo is None or moment.utcoffset() is None:
         raise AuditError(f"the audit clock gave a naive time ({moment}); it must be aware")
     return moment.astimezone(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
+
+
+def iso_or_none(moment: date | None) -> str | None:
+    """A time as the record writes it, a date as ISO, None as None."""
+    if moment is None:
+        return None
+    if isinstance(moment, datetime):
+        return format_time(moment)
+    return moment.isoformat()
 
 
 def connect_writer(path: Path) -> Database:

@@ -17,14 +17,21 @@ import click
 from sqlite_utils import Database
 
 from retention.cli.app import cli
-from retention.engine.explain import EXPLAINED_ACTIONS, VERDICTS, Explainer, Explanation
+from retention.engine.awaiting import awaiting_notice
+from retention.engine.explain import (
+    EXPLAINED_ACTIONS,
+    VERDICTS,
+    Explainer,
+    Explanation,
+    NoticeCheck,
+)
 from retention.engine.inventory import from_text, iter_sessions, session_record
 from retention.engine.planitem import iso
 from retention.engine.policy_checks import known_names
 from retention.engine.records import SessionRecord
-from retention.engine.state import open_state_db
+from retention.engine.state import noticed_keys, open_state_db
 from retention.errors import InvalidInput
-from retention.policy import load_policy_set
+from retention.policy import PolicySet, load_policy_set
 from retention.policy.names import unknown_names
 from retention.service.preview import audit_subject, last_scan_time
 from retention.settings import Settings, load_settings
@@ -60,7 +67,7 @@ def explain_command(
     db = _inventory(settings)
     try:
         age = _inventory_age(db, now)
-        explainer = Explainer(policy_set, moment)
+        explainer = Explainer(policy_set, moment, _notice_check(db, policy_set, settings, moment))
         if organizer is not None:
             summary = _summary(db, organizer, explainer)
             _show_summary(organizer, summary, age, output)
@@ -113,6 +120,23 @@ def _inventory(settings: Settings) -> Database:
         db.close()
         raise InvalidInput(f"no inventory yet in {settings.state_dir}", hint=hint)
     return db
+
+
+def _notice_check(
+    db: Database, policy_set: PolicySet, settings: Settings, as_of: datetime
+) -> NoticeCheck | None:
+    """`notice: required` as plan applies it: the notices the state database recorded."""
+    if settings.owner_notice_days == 0:
+        return None
+    policies = {policy.name: policy for policy in policy_set.policies}
+    noticed = noticed_keys(db)
+    days = settings.owner_notice_days
+
+    def check(session: SessionRecord, action: str, rule: str) -> datetime | None:
+        notice = noticed.get((session.session_id, action))
+        return awaiting_notice(policies[rule], notice, days, as_of)
+
+    return check
 
 
 def _inventory_age(db: Database, now: datetime) -> int:

@@ -8,7 +8,7 @@ no_rule, no_op, retained, not_yet, subsumed, due.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
@@ -21,6 +21,9 @@ from retention.policy.matching import CompiledHold, CompiledPolicy, compile_hold
 from retention.policy.models import DeleteAction
 
 Verdict = Literal["unknown", "held", "no_rule", "no_op", "retained", "not_yet", "subsumed", "due"]
+# When a removal (session, action, rule) may go while `notice: required` still keeps it, else
+# None: engine/awaiting.py over the notices the state database recorded.
+NoticeCheck = Callable[[SessionRecord, str, str], datetime | None]
 VERDICTS: tuple[Verdict, ...] = (
     "unknown",
     "held",
@@ -106,8 +109,11 @@ class Explanation:
 class Explainer:
     """Explains sessions under one policy set at one as-of time (compiled once)."""
 
-    def __init__(self, policy_set: PolicySet, as_of: datetime) -> None:
+    def __init__(
+        self, policy_set: PolicySet, as_of: datetime, notice: NoticeCheck | None = None
+    ) -> None:
         self.as_of = as_of
+        self._notice = notice
         self._examine = examiner(policy_set, as_of)
         self._policies = sorted(policy_set.policies, key=lambda policy: policy.name)
         self._compiled = {policy.name: compile_policy(policy) for policy in self._policies}
@@ -173,6 +179,11 @@ class Explainer:
         if earliest is not None:
             reason = f"not yet due: {deciding} applies on {_day(earliest)}"
             return _verdict(action, "not_yet", policy=deciding, due=earliest, reason=reason)
+        waits = self._awaiting_notice(action, session, wanted)
+        if waits is not None:
+            rule, until = waits
+            reason = f"awaiting notice: {rule} removes nothing not noticed in time; {_day(until)}"
+            return _verdict(action, "not_yet", policy=rule, due=until, reason=reason)
         if action != "delete_session" and "delete_session" in wanted:
             by_rule = wanted["delete_session"]
             reason = f"removed with the session, which {by_rule} deletes"
@@ -181,6 +192,17 @@ class Explainer:
             rule = wanted[action]
             return _verdict(action, "due", policy=rule, reason=f"due under {rule}")
         return _verdict(action, "unknown", reason="no rule could be shown to apply")
+
+    def _awaiting_notice(
+        self, action: DeleteAction, session: SessionRecord, wanted: Mapping[DeleteAction, str]
+    ) -> tuple[str, datetime] | None:
+        """The rule that would remove it and when, while `notice: required` still keeps it."""
+        sent: DeleteAction = "delete_session" if "delete_session" in wanted else action
+        rule = wanted.get(sent)
+        if self._notice is None or rule is None:
+            return None
+        until = self._notice(session, sent, rule)
+        return None if until is None else (rule, until)
 
     def _unknown(
         self, action: DeleteAction, found: Findings, matching: list[str], nothing: str | None

@@ -16,7 +16,8 @@ from retention.engine.state import open_state_db
 from retention.service.logging import redact_text
 from retention.service.metrics import Metrics
 from retention.service.runmetrics import absorb_record
-from retention.settings import Settings, repeat_seconds
+from retention.settings import Settings
+from retention.times import repeat_seconds
 
 T0 = datetime(2026, 3, 1, 12, tzinfo=UTC)
 REFUSED = Alert("run:refused:cap", "run refused (cap)", "run: r1\nreason: cap")

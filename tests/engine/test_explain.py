@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 import records
 
-from retention.engine.explain import Explanation, explain
+from retention.engine.awaiting import awaiting_notice
+from retention.engine.explain import Explainer, Explanation, explain
 from retention.engine.records import SessionRecord
 from retention.policy import PolicySet, load_policy_set
 from retention.sandbox.policies import policy_set, rule
@@ -220,3 +221,24 @@ def test_json_has_the_issue_s_fields(policies: PolicySet) -> None:
     assert set(document["matched"][0]) == {"name", "kind", "matches", "reason"}
     assert set(document["holds"][0]) == {"id", "kind", "matches", "reason"}
     assert document["actions"][1]["due"].endswith("Z")
+
+
+def test_a_removal_awaiting_notice_is_not_yet_until_its_organizer_was_told_in_time(
+    tmp_path: Path,
+) -> None:
+    told = load(tmp_path, policy_set(rule("recordings", 30, notice="required")))
+    [policy] = told.policies
+    noticed = {(2, "delete_recordings"): AS_OF - timedelta(days=10)}
+
+    def notice(record: SessionRecord, action: str, name: str) -> datetime | None:
+        assert name == policy.name
+        return awaiting_notice(policy, noticed.get((record.session_id, action)), 7, AS_OF)
+
+    explainer = Explainer(told, AS_OF, notice)
+    unnoticed = explainer(session(40, session_id=1)).verdict("delete_recordings")
+    assert (unnoticed.verdict, unnoticed.policy) == ("not_yet", policy.name)
+    assert unnoticed.due == AS_OF + timedelta(days=7)
+    assert "awaiting notice" in unnoticed.reason
+    in_time = explainer(session(40, session_id=2)).verdict("delete_recordings")
+    assert (in_time.verdict, in_time.due) == ("due", None)
+    assert Explainer(told, AS_OF)(session(40)).verdict("delete_recordings").verdict == "due"
