@@ -7,11 +7,12 @@ anything is logged, and only Apprise's privacy form of a URL is ever named.
 
 from __future__ import annotations
 
+import functools
 import re
 import threading
+from types import ModuleType
 from urllib.parse import unquote, urlsplit
 
-import apprise
 import structlog
 
 from retention.service.logging import register_secret
@@ -22,11 +23,20 @@ log = structlog.get_logger(__name__)
 _SEPARATORS = re.compile(r"[\s,]+")
 # Path parts this long in a URL are tokens more often than names (`discord://ID/TOKEN`).
 _TOKEN_PART_MIN = 8
-ASSET = apprise.AppriseAsset(
-    app_id="goto-retention",
-    app_desc="GoTo Meeting retention",
-    app_url="https://github.com/goto-retention",
-)
+
+
+@functools.cache
+def _apprise() -> tuple[ModuleType, object]:
+    """Apprise and the service's asset. Apprise loads every plugin when imported (a fifth of
+    a second): a command or run without alert URLs never pays for it."""
+    import apprise  # noqa: PLC0415  (see above)
+
+    asset = apprise.AppriseAsset(
+        app_id="goto-retention",
+        app_desc="GoTo Meeting retention",
+        app_url="https://github.com/goto-retention",
+    )
+    return apprise, asset
 
 
 class FailureCount:
@@ -67,14 +77,16 @@ def _register(url: str) -> None:
 
 def describe(url: str) -> str:
     """The URL as it may be shown: Apprise's privacy form, or its scheme alone."""
-    service = apprise.Apprise.instantiate(url, asset=ASSET)
+    apprise, asset = _apprise()
+    service = apprise.Apprise.instantiate(url, asset=asset)
     if service is None:
         return url.split("://", 1)[0] + "://…"
-    return str(service.url(privacy=True))  # type: ignore[no-untyped-call]
+    return str(service.url(privacy=True))
 
 
 def deliver(urls: list[str], title: str, body: str, *, kind: str = "failure") -> int:
     """Send one message to every URL; returns how many took it. Never raises."""
+    apprise, asset = _apprise()
     notify_type = {
         "failure": apprise.NotifyType.FAILURE,
         "warning": apprise.NotifyType.WARNING,
@@ -83,7 +95,7 @@ def deliver(urls: list[str], title: str, body: str, *, kind: str = "failure") ->
     delivered = 0
     for url in urls:
         try:
-            service = apprise.Apprise.instantiate(url, asset=ASSET)
+            service = apprise.Apprise.instantiate(url, asset=asset)
             sent = service is not None and bool(
                 service.notify(body=body, title=title, notify_type=notify_type)
             )

@@ -14,8 +14,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import jinja2
 from sqlite_utils import Database
 
 from retention.engine.plan import Plan
@@ -30,6 +30,9 @@ WHAT_GOES = {
     "delete_attendees": "the attendee list",
     "delete_session": "the whole session (with its recording and attendee list)",
 }
+
+if TYPE_CHECKING:
+    import jinja2
 
 
 @dataclass(frozen=True)
@@ -136,6 +139,8 @@ def _addresses(db: Database) -> dict[int, str]:
 
 def environment(settings: Settings) -> tuple[jinja2.Environment, str]:
     """The Jinja2 environment and template name: the operator's file, else the shipped one."""
+    import jinja2  # noqa: PLC0415  (loaded only when a notice is rendered)
+
     chosen = Path(settings.notice_template) if settings.notice_template else None
     if chosen is not None:
         if not chosen.is_file():
@@ -159,6 +164,8 @@ def environment(settings: Settings) -> tuple[jinja2.Environment, str]:
 
 def render(notice: OwnerNotice, settings: Settings) -> tuple[str, str]:
     """(mail subject, body): a first line `Subject: …` of the template gives the subject."""
+    import jinja2  # noqa: PLC0415  (loaded only when a notice is rendered)
+
     env, name = environment(settings)
     try:
         text = env.get_template(name).render(
