@@ -131,6 +131,7 @@ def check_scale(tmp_path: Path, pairs: int) -> tuple[int, int]:
     return small_rss, large_rss
 
 
+@pytest.mark.torture  # wall-clock heavy: `make torture`
 def test_fifty_thousand_rows_verify_and_export_in_flat_memory(tmp_path: Path) -> None:
     check_scale(tmp_path, 25_000)
 

@@ -12,6 +12,7 @@ import os
 import subprocess
 import sys
 
+import pytest
 from support import REPO
 
 SIZE = {
@@ -24,6 +25,7 @@ SIZE = {
 }
 
 
+@pytest.mark.torture  # wall-clock heavy: `make torture`
 def test_reduced_load_removes_exactly_the_sessions_due_once_each_under_300_mb() -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("RETENTION_", "BENCH_"))}
     env.update({f"BENCH_LOAD_{name}": value for name, value in SIZE.items()})

@@ -67,6 +67,7 @@ def kill_at_random_moments(
     return killed
 
 
+@pytest.mark.torture  # wall-clock heavy: `make torture`
 def test_kill_9_at_random_moments_during_apply_and_recovery_then_run_finishes_the_plan(
     stage: Any,
 ) -> None:

@@ -89,6 +89,7 @@ def storm(stage: Any, *, days: str, per_day: str) -> None:
     )
 
 
+@pytest.mark.torture  # wall-clock heavy: `make torture`
 def test_a_30_percent_fault_storm_settles_every_item_under_the_rate_limit(stage: Any) -> None:
     storm(stage, days="45", per_day="3")
 
@@ -98,6 +99,7 @@ def test_torture_fault_storm_over_a_1000_item_plan(stage: Any) -> None:
     storm(stage, days="130", per_day="10")
 
 
+@pytest.mark.torture  # wall-clock heavy: `make torture`
 def test_429_bursts_with_every_kind_of_retry_after_are_waited_out_and_lose_nothing(
     stage: Any,
 ) -> None:
