@@ -353,9 +353,11 @@ def report(
     )
     with _open_out(out) as handle:
         handle.write(page)
+    removals, runs = len(summary.removals), len(summary.runs)
     click.echo(
         f"wrote {out}: {verified.rows:,} rows, verification {verified.result};"
-        f" {len(summary.removals):,} removals, {len(summary.runs):,} runs in the period"
+        f" {removals:,} removal{'' if removals == 1 else 's'},"
+        f" {runs:,} run{'' if runs == 1 else 's'} in the period"
     )
 
 
