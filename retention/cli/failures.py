@@ -15,8 +15,7 @@ import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 
-from retention.errors import RetentionError, RuntimeFailure
-from retention.service.session import RemovalsInterrupted
+from retention.errors import RemovalsInterrupted, RetentionError, RuntimeFailure
 
 # OSError numbers that say the environment, not the program, is wrong.
 ENVIRONMENT_ERRNOS = {

@@ -26,8 +26,8 @@ from retention.engine.holds import HoldWatcher
 from retention.engine.planitem import PlanItem
 from retention.engine.reconcile import ReconcileReport, reconcile
 from retention.engine.records import SessionRecord
-from retention.errors import RuntimeFailure
-from retention.service.session import RemovalsInterrupted, Session
+from retention.errors import RemovalsInterrupted, RuntimeFailure
+from retention.service.session import Session
 
 log = structlog.get_logger(__name__)
 

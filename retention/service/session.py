@@ -30,7 +30,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import inspect
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -40,8 +40,9 @@ from sqlite_utils import Database
 
 from retention.alerts import runs as alerts
 from retention.audit.log import AuditLog
+from retention.audit.store import OUTCOMES
 from retention.engine.state import open_state_db
-from retention.errors import Refused, RetentionError, RuntimeFailure
+from retention.errors import Refused, RemovalsInterrupted, RetentionError, RuntimeFailure
 from retention.goto.client import GoToClient
 from retention.policy import PolicySet
 from retention.service import record
@@ -57,30 +58,6 @@ LOCK_POLL_SECONDS = 1.0
 
 class RunStopped(RuntimeFailure):
     """A stop (SIGTERM or the run's deadline) came before the run could do its work."""
-
-
-_OUTCOMES = ("deleted", "already_absent", "failed", "skipped_hold", "skipped_changed")
-
-
-class RemovalsInterrupted(RuntimeFailure):
-    """A failure (the record refused a write, the disk filled) came after removals went out.
-
-    `cause` is the failure itself (the CLI names it as it would alone); `went_out` says what
-    the run had done by then, from its outcome counts.
-    """
-
-    def __init__(self, cause: Exception, outcomes: Mapping[str, int]) -> None:
-        others = ", ".join(f"{outcomes[n]} {n}" for n in _OUTCOMES[1:] if outcomes.get(n))
-        self.went_out = f"{outcomes.get('deleted', 0)} removal(s) had gone out before it" + (
-            f" ({others})" if others else ""
-        )
-        super().__init__(
-            f"{cause}; {self.went_out}",
-            hint="each removal sent has its intent in the audit record; fix the cause (free"
-            " space in RETENTION_STATE_DIR), then run again: the next run reconciles what"
-            " has no outcome yet and goes on",
-        )
-        self.cause = cause
 
 
 @dataclass(frozen=True)
@@ -269,7 +246,7 @@ def _finish(session: Session) -> None:
         session.audit.run_finished(run_id=session.run_id, counts=counts, result=tally.result)
         session.audit.checkpoint(state=session.db)
     except Exception as exc:
-        if any(counts.get(name) for name in _OUTCOMES):
+        if any(counts.get(name) for name in OUTCOMES):
             raise RemovalsInterrupted(exc, counts) from exc
         raise
     log_run_summary(
