@@ -22,7 +22,7 @@ from retention.approvals.store import (
     count_approvals,
 )
 from retention.cli.app import cli
-from retention.engine.planfile import LoadedPlan, read_plan_file
+from retention.engine.planfile import LoadedPlan, load_plan_file
 from retention.engine.planitem import plan_hash
 from retention.errors import InvalidInput, Refused
 from retention.settings import Settings, load_settings
@@ -30,14 +30,7 @@ from retention.settings import Settings, load_settings
 
 def _approvable(plan_file: Path) -> LoadedPlan:
     """The plan, once it is one `apply` could take: unaltered and not a preview."""
-    try:
-        text = plan_file.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise InvalidInput(
-            f"cannot read plan file {plan_file}: {exc.strerror}",
-            hint="pass a file written by `retention plan --out FILE` or a proposal in plans/",
-        ) from None
-    loaded = read_plan_file(str(plan_file), text)
+    loaded = load_plan_file(plan_file)
     actual = plan_hash(loaded.document)
     if actual != loaded.recorded_hash:
         raise Refused(

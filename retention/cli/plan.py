@@ -27,7 +27,7 @@ from retention.cli.render import (
 )
 from retention.cli.tables import console_for, say
 from retention.engine.plan import Plan
-from retention.engine.planfile import read_plan_file
+from retention.engine.planfile import load_plan_file
 from retention.errors import InvalidInput, RuntimeFailure
 from retention.service.logging import configure_logging, register_settings_secrets
 from retention.service.pipeline import Pipeline, RunResult
@@ -272,14 +272,7 @@ def _plan_notes(plan: Plan, console: Console) -> None:
 @click.option("--yes", is_flag=True, help="Approve without asking (for scripts).")
 def apply_command(plan_file: Path, yes: bool) -> None:
     """Execute a saved plan: refused if altered, stale, or made under other policies (exit 3)."""
-    try:
-        text = plan_file.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise InvalidInput(
-            f"cannot read plan file {plan_file}: {exc.strerror}",
-            hint="pass a file written by `retention plan --out FILE`",
-        ) from None
-    loaded = read_plan_file(str(plan_file), text)
+    loaded = load_plan_file(plan_file)
     pipeline = _pipeline()
     console = console_for(stderr=True)
     confirm = _confirm(yes, console)

@@ -6,6 +6,7 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from retention.engine.planitem import PLAN_FORMAT, PlanItem, plan_hash
@@ -58,6 +59,18 @@ class LoadedPlan:
         """Sessions in each policy's scope when the plan was made (its caps' `max_percent` base)."""
         per_policy = self.document["summary"].get("per_policy", {})
         return {name: totals.get("in_scope", 0) for name, totals in per_policy.items()}
+
+
+def load_plan_file(path: Path) -> LoadedPlan:
+    """Read and parse the plan file at `path`; one that cannot be read is invalid input."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise InvalidInput(
+            f"cannot read plan file {path}: {exc.strerror}",
+            hint="pass a file written by `retention plan --out FILE` (or a proposal in plans/)",
+        ) from None
+    return read_plan_file(str(path), text)
 
 
 def read_plan_file(path: str, text: str) -> LoadedPlan:
