@@ -29,11 +29,11 @@ from retention.engine.inventory import from_text, iter_sessions, session_record
 from retention.engine.planitem import iso
 from retention.engine.policy_checks import known_names
 from retention.engine.records import SessionRecord
-from retention.engine.state import noticed_keys, open_state_db
+from retention.engine.state import noticed_keys
 from retention.errors import InvalidInput
 from retention.policy import PolicySet, load_policy_set
 from retention.policy.names import unknown_names
-from retention.service.preview import audit_subject, last_scan_time
+from retention.service.preview import audit_subject, last_inventory, last_scan_time
 from retention.settings import Settings, load_settings
 from retention.times import parse_user_time
 from retention.units import format_age, format_bytes
@@ -64,7 +64,7 @@ def explain_command(
     now = datetime.now(UTC)
     moment = now if as_of is None else parse_user_time(as_of, option="--as-of")
     policy_set = load_policy_set([settings.policy_dir])
-    db = _inventory(settings)
+    db = last_inventory(settings, "explain from")
     try:
         age = _inventory_age(db, now)
         explainer = Explainer(policy_set, moment, _notice_check(db, policy_set, settings, moment))
@@ -108,18 +108,6 @@ def explain_command(
             note = f"note: policy {name} is refused on its own ({by}): plan blocks its removals"
             lines.extend(_wrap(note, "      "))
         click.echo("\n".join(lines))
-
-
-def _inventory(settings: Settings) -> Database:
-    """The state database, refused (exit 2) while no scan has filled it."""
-    hint = "run `retention inventory` first: explain reads the last inventory"
-    if not settings.state_db.is_file():
-        raise InvalidInput(f"no inventory yet in {settings.state_dir}", hint=hint)
-    db = open_state_db(settings.state_db)
-    if last_scan_time(db) is None:
-        db.close()
-        raise InvalidInput(f"no inventory yet in {settings.state_dir}", hint=hint)
-    return db
 
 
 def _notice_check(

@@ -10,11 +10,11 @@ from retention.alerts.deliver import deliver, describe, notify_urls
 from retention.alerts.notices import render
 from retention.alerts.owners import due_notices
 from retention.cli.app import cli
-from retention.engine.state import open_state_db
 from retention.errors import InvalidInput, RuntimeFailure
 from retention.service.lock import acquire
 from retention.service.logging import configure_logging, register_settings_secrets
 from retention.service.pipeline import Pipeline
+from retention.service.preview import last_inventory
 from retention.settings import load_settings
 
 DEFAULT_PREVIEW_DAYS = 7
@@ -80,7 +80,7 @@ def notify_preview(organizer: str | None, days: int | None) -> None:
     pipeline = Pipeline(settings)
     policy_set = pipeline.load_policies()
     with acquire(settings.state_dir, command="retention notify preview"):
-        db = open_state_db(settings.state_db)
+        db = last_inventory(settings, "preview a notice from")
         notices = due_notices(db, policy_set, ahead, pipeline.make_plan, datetime.now(UTC))
     chosen = [
         n for n in notices if organizer is None or organizer in (n.email, str(n.organizer_key))

@@ -36,7 +36,7 @@ from retention.settings import Settings
 if TYPE_CHECKING:
     from retention.service.pipeline import Pipeline
 
-NO_INVENTORY_HINT = "run `retention inventory` (it reads the API) to make one, then plan offline"
+NO_INVENTORY_HINT = "run `retention inventory` (it reads the API) to make one"
 
 
 @dataclass(frozen=True)
@@ -88,18 +88,31 @@ def audit_subject(settings: Settings) -> Iterator[SubjectForm]:
         conn.close()
 
 
+def last_inventory(settings: Settings, use: str) -> Database:
+    """The state database, once a complete scan has filled it; else invalid input naming
+    what needed it (`use`: "plan offline on"). Never an empty one read as "nothing is due"."""
+    db = open_state_db(settings.state_db) if settings.state_db.is_file() else None
+    if db is None or last_scan_time(db) is None:
+        if db is not None:
+            db.close()
+        raise InvalidInput(
+            f"no inventory to {use}: no scan of {settings.state_db} has completed",
+            hint=NO_INVENTORY_HINT,
+        )
+    return db
+
+
 @contextlib.asynccontextmanager
 async def _inventory(
     pipeline: Pipeline, policy_sets: list[PolicySet], *, offline: bool
 ) -> AsyncIterator[Inventory]:
     settings = pipeline.settings
     with acquire(settings.state_dir, pipeline.lock.seconds, command="retention plan"):
-        if offline and not settings.state_db.is_file():
-            raise InvalidInput(
-                f"no inventory to plan offline on: {settings.state_db} does not exist",
-                hint=NO_INVENTORY_HINT,
-            )
-        db = open_state_db(settings.state_db)
+        db = (
+            last_inventory(settings, "plan offline on")
+            if offline
+            else open_state_db(settings.state_db)
+        )
         try:
             account = await _read(pipeline, db, policy_sets[0], offline=offline)
             for policy_set in policy_sets:
@@ -115,12 +128,6 @@ async def _read(
 ) -> str | None:
     """Bring the inventory up to date (online) or check there is one (offline); its account."""
     if offline:
-        if last_scan_time(db) is None:
-            raise InvalidInput(
-                f"no inventory to plan offline on: no scan of {pipeline.settings.state_db} "
-                "has completed",
-                hint=NO_INVENTORY_HINT,
-            )
         return account_of(db)
     async with pipeline.client() as client:
         # The clock and the account are checked (and recorded on first use) first.

@@ -6,10 +6,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 
 from retention.alerts import mail
 from retention.alerts.notices import NoticeLine, OwnerNotice, render
+from retention.cli.app import cli
 from retention.errors import InvalidInput
+from retention.sandbox.policies import RECORDINGS_30D
 from retention.settings import Settings
 
 DUE = datetime(2026, 3, 8, tzinfo=UTC)
@@ -75,3 +78,18 @@ def test_a_password_in_the_smtp_url_is_refused(tmp_path: Path) -> None:
         mail.relay_of(settings)
     assert "hunter22" not in f"{refused.value} {refused.value.hint}"
     assert mail.relay_of(Settings(state_dir=tmp_path, smtp_url="smtp://localhost")).port == 25
+
+
+def test_a_notice_preview_without_an_inventory_says_so_and_creates_nothing(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "policies").mkdir()
+    (tmp_path / "policies" / "p.yaml").write_text(RECORDINGS_30D)
+    env = {
+        "RETENTION_STATE_DIR": str(tmp_path / "state"),
+        "RETENTION_POLICY_DIR": str(tmp_path / "policies"),
+    }
+    result = CliRunner().invoke(cli, ["notify", "preview", "--days", "7"], env=env)
+    assert result.exit_code == 2, result.output
+    assert "no inventory to preview a notice from" in result.output
+    assert not (tmp_path / "state" / "state.db").exists()
