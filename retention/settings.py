@@ -20,6 +20,7 @@ from pydantic_settings import (
 )
 
 from retention.errors import SettingsError
+from retention.files import read_bytes
 from retention.times import parse_user_time, repeat_seconds
 
 DEFAULT_CONFIG_FILE = Path("/etc/retention/retention.toml")
@@ -313,13 +314,12 @@ def config_file_path() -> Path | None:
 
 def read_config_file(path: Path) -> dict[str, Any]:
     """The TOML file's table; SettingsError naming the file when it is not UTF-8 TOML."""
-    try:
-        raw = path.read_bytes()
-    except OSError as exc:
-        raise SettingsError(
-            f"RETENTION_CONFIG: cannot read {path}: {exc.strerror}",
-            hint="check the file's rights, or point RETENTION_CONFIG elsewhere",
-        ) from None
+    raw = read_bytes(
+        path,
+        SettingsError,
+        f"RETENTION_CONFIG: cannot read {path}",
+        "check the file's rights, or point RETENTION_CONFIG elsewhere",
+    )
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:

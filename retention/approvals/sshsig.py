@@ -21,6 +21,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from retention.errors import InvalidInput
+from retention.files import read_bytes
 
 NAMESPACE = "goto-retention-plan"
 KEY_TYPE = b"ssh-ed25519"
@@ -177,13 +178,12 @@ def verify(armored: str, message: bytes, namespace: str = NAMESPACE) -> Verified
 def load_private_key(path: Path) -> Ed25519PrivateKey:
     """An unencrypted Ed25519 private key: OpenSSH's (`ssh-keygen -t ed25519`) or PEM
     (`retention audit keygen`); anything else is invalid input naming the file."""
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise InvalidInput(
-            f"cannot read the key {path}: {exc.strerror}",
-            hint="pass --key with your private key file, e.g. ~/.ssh/id_ed25519",
-        ) from None
+    data = read_bytes(
+        path,
+        InvalidInput,
+        f"cannot read the key {path}",
+        "pass --key with your private key file, e.g. ~/.ssh/id_ed25519",
+    )
     loader = (
         serialization.load_ssh_private_key
         if b"BEGIN OPENSSH PRIVATE KEY" in data

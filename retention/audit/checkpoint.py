@@ -6,6 +6,7 @@ import base64
 import hashlib
 import json
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from retention.audit.store import AuditError, AuditInputError, canonical_json
+from retention.files import read_bytes
 
 PEM_MARKER = "-----BEGIN"
 CHECKPOINT_FILE = "audit-checkpoints.jsonl"  # beside audit.db
@@ -114,39 +116,39 @@ def load_signing_key(source: Path | str) -> Ed25519PrivateKey:
     else:
         path = Path(source)
         origin = str(path)
-        try:
-            text = path.read_bytes()
-        except OSError as exc:
-            raise AuditInputError(
-                f"cannot read the signing key {path}: {exc.strerror}",
-                hint="point RETENTION_SIGNING_KEY or the signing_key credential at a PEM file",
-            ) from None
-    try:
-        key = serialization.load_pem_private_key(text, password=None)
-    except (ValueError, TypeError, UnsupportedAlgorithm):
-        key = None
-    if not isinstance(key, Ed25519PrivateKey):
-        raise AuditInputError(
-            f"{origin} is not an unencrypted Ed25519 private key in PEM form",
-            hint="create one with `retention audit keygen --out FILE`",
+        text = read_bytes(
+            path,
+            AuditInputError,
+            f"cannot read the signing key {path}",
+            "point RETENTION_SIGNING_KEY or the signing_key credential at a PEM file",
         )
-    return key
+    key = _parsed(lambda pem: serialization.load_pem_private_key(pem, password=None), text)
+    if isinstance(key, Ed25519PrivateKey):
+        return key
+    raise AuditInputError(
+        f"{origin} is not an unencrypted Ed25519 private key in PEM form",
+        hint="create one with `retention audit keygen --out FILE`",
+    )
 
 
 def load_public_key(path: Path) -> Ed25519PublicKey:
     """An Ed25519 public key from a PEM file (as written by `retention audit keygen`)."""
+    data = read_bytes(path, AuditInputError, f"cannot read the public key {path}")
+    key = _parsed(serialization.load_pem_public_key, data)
+    if isinstance(key, Ed25519PublicKey):
+        return key
+    raise AuditInputError(
+        f"{path} is not an Ed25519 public key in PEM form",
+        hint="pass the .pub file written by `retention audit keygen`",
+    )
+
+
+def _parsed(load: Callable[[bytes], object], pem: bytes) -> object:
+    """What `load` reads from `pem`; None when it cannot (malformed, unsupported, encrypted)."""
     try:
-        key = serialization.load_pem_public_key(path.read_bytes())
-    except OSError as exc:
-        raise AuditInputError(f"cannot read the public key {path}: {exc.strerror}") from None
-    except (ValueError, UnsupportedAlgorithm):
-        key = None
-    if not isinstance(key, Ed25519PublicKey):
-        raise AuditInputError(
-            f"{path} is not an Ed25519 public key in PEM form",
-            hint="pass the .pub file written by `retention audit keygen`",
-        )
-    return key
+        return load(pem)
+    except (ValueError, TypeError, UnsupportedAlgorithm):
+        return None
 
 
 def generate_key_pair(out: Path) -> tuple[Path, Ed25519PublicKey]:
@@ -217,13 +219,12 @@ def read_checkpoint_file(path: Path) -> CheckpointLines:
     Only a file that cannot be read at all raises AuditInputError: one garbage line must not
     hide the rest of the file from the check.
     """
-    try:
-        raw = path.read_bytes()
-    except OSError as exc:
-        raise AuditInputError(
-            f"cannot read the checkpoint file {path}: {exc.strerror}",
-            hint="pass the audit-checkpoints.jsonl file kept beside (or away from) the log",
-        ) from None
+    raw = read_bytes(
+        path,
+        AuditInputError,
+        f"cannot read the checkpoint file {path}",
+        "pass the audit-checkpoints.jsonl file kept beside (or away from) the log",
+    )
     found: list[tuple[int, Checkpoint]] = []
     malformed: list[tuple[int, str]] = []
     for number, line in enumerate(raw.splitlines(), start=1):
