@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -45,13 +45,7 @@ class Approval:
     signature: str
 
     def as_json(self) -> dict[str, str]:
-        return {
-            "principal": self.principal,
-            "fingerprint": self.fingerprint,
-            "time": self.time,
-            "comment": self.comment,
-            "signature": self.signature,
-        }
+        return asdict(self)
 
     def recorded(self) -> dict[str, str]:
         """What `plan_approved` records of it (the signature stays in the file)."""

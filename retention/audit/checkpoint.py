@@ -7,7 +7,7 @@ import hashlib
 import json
 import os
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -45,14 +45,7 @@ class Checkpoint:
 
     def payload(self) -> dict[str, Any]:
         """The checkpoint as stored in the log row's data and in the checkpoint file."""
-        return {
-            "log_id": self.log_id,
-            "rows": self.rows,
-            "head": self.head,
-            "time": self.time,
-            "signature": self.signature,
-            "key_id": self.key_id,
-        }
+        return asdict(self)
 
     @classmethod
     def from_payload(cls, payload: dict[str, Any]) -> Checkpoint:

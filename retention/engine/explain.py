@@ -9,7 +9,7 @@ no_rule, no_op, retained, not_yet, subsumed, due.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any, Literal
 
@@ -59,14 +59,7 @@ class ActionVerdict:
     reason: str
 
     def to_json(self) -> dict[str, Any]:
-        return {
-            "action": self.action,
-            "verdict": self.verdict,
-            "policy": self.policy,
-            "by": self.by,
-            "due": iso(self.due),
-            "reason": self.reason,
-        }
+        return {**asdict(self), "due": iso(self.due)}
 
 
 @dataclass(frozen=True, slots=True)

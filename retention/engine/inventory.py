@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -320,13 +320,7 @@ class Counts:
 
     def as_dict(self) -> dict[str, int]:
         """The counts under their stable JSON names."""
-        return {
-            "organizers": self.organizers,
-            "sessions": self.sessions,
-            "recordings": self.recordings,
-            "recording_bytes": self.recording_bytes,
-            "attendee_lists": self.attendee_lists,
-        }
+        return asdict(self)
 
 
 @dataclass(frozen=True)

@@ -20,10 +20,10 @@ MIGRATIONS = Migrations("retention.state")
 _NUMBERED = ("m001_inventory", "m002_plans")
 
 
-@MIGRATIONS()
-def m001_inventory(db: Database) -> None:
-    """Organizers, groups, sessions, watermarks, scans and their problems."""
-    db.table("organizers").create(
+Columns = dict[str, type]
+# Each table as the migration that made it created it: its columns in order, its primary key.
+_TABLES: dict[str, tuple[Columns, str | tuple[str, ...]]] = {
+    "organizers": (
         {
             "organizer_key": int,
             "email": str,
@@ -32,9 +32,9 @@ def m001_inventory(db: Database) -> None:
             "status": str,
             "seen_at": str,
         },
-        pk="organizer_key",
-    )
-    db.table("groups").create(
+        "organizer_key",
+    ),
+    "groups": (
         {
             "group_key": int,
             "name": str,
@@ -43,9 +43,9 @@ def m001_inventory(db: Database) -> None:
             "num_organizers": int,
             "seen_at": str,
         },
-        pk="group_key",
-    )
-    db.table("sessions").create(
+        "group_key",
+    ),
+    "sessions": (
         {
             "session_id": int,
             "meeting_id": int,
@@ -71,13 +71,13 @@ def m001_inventory(db: Database) -> None:
             "attendees_removed_at": str,
             "removed_at": str,
         },
-        pk="session_id",
-    )
-    db.table("sessions").create_index(["organizer_key", "start_time"])
-    db.table("watermarks").create(
-        {"organizer_key": int, "scanned_through": str, "updated_at": str}, pk="organizer_key"
-    )
-    db.table("scan_problems").create(
+        "session_id",
+    ),
+    "watermarks": (
+        {"organizer_key": int, "scanned_through": str, "updated_at": str},
+        "organizer_key",
+    ),
+    "scan_problems": (
         {
             "id": int,
             "scan_id": int,
@@ -87,9 +87,9 @@ def m001_inventory(db: Database) -> None:
             "keys": str,
             "seen_at": str,
         },
-        pk="id",
-    )
-    db.table("scans").create(
+        "id",
+    ),
+    "scans": (
         {
             "id": int,
             "started_at": str,
@@ -99,41 +99,18 @@ def m001_inventory(db: Database) -> None:
             "complete": int,
             "incomplete": str,
         },
-        pk="id",
-    )
-
-
-@MIGRATIONS()
-def m002_plans(db: Database) -> None:
-    """Plans made here, their hash and the run that applied each."""
-    db.table("plans").create(
+        "id",
+    ),
+    "plans": (
         {"plan_id": str, "plan_hash": str, "created_at": str, "applied_by_run": str},
-        pk="plan_id",
-    )
-
-
-@MIGRATIONS()
-def m003_account(db: Database) -> None:
-    """The account this state directory belongs to: recorded on first use, then checked."""
-    db.table("account").create(
-        {"id": int, "api_base_url": str, "account_key": str, "recorded_at": str}, pk="id"
-    )
-
-
-@MIGRATIONS()
-def m004_alerts_and_notices(db: Database) -> None:
-    """Alert conditions in force (when each last went out), and the owner notices sent."""
-    db.table("alert_conditions").create(
-        {
-            "condition": str,
-            "title": str,
-            "first_seen": str,
-            "last_sent": str,
-            "sent_count": int,
-        },
-        pk="condition",
-    )
-    db.table("notices_sent").create(
+        "plan_id",
+    ),
+    "account": ({"id": int, "api_base_url": str, "account_key": str, "recorded_at": str}, "id"),
+    "alert_conditions": (
+        {"condition": str, "title": str, "first_seen": str, "last_sent": str, "sent_count": int},
+        "condition",
+    ),
+    "notices_sent": (
         {
             "session_id": int,
             "action": str,
@@ -143,8 +120,42 @@ def m004_alerts_and_notices(db: Database) -> None:
             "sent_at": str,
             "run_id": str,
         },
-        pk=("session_id", "action"),
-    )
+        ("session_id", "action"),
+    ),
+}
+
+
+def _create(db: Database, *tables: str) -> None:
+    """Create these tables as `_TABLES` describes them, in this order."""
+    for name in tables:
+        columns, pk = _TABLES[name]
+        db.table(name).create(columns, pk=pk)
+
+
+@MIGRATIONS()
+def m001_inventory(db: Database) -> None:
+    """Organizers, groups, sessions, watermarks, scans and their problems."""
+    _create(db, "organizers", "groups", "sessions")
+    db.table("sessions").create_index(["organizer_key", "start_time"])
+    _create(db, "watermarks", "scan_problems", "scans")
+
+
+@MIGRATIONS()
+def m002_plans(db: Database) -> None:
+    """Plans made here, their hash and the run that applied each."""
+    _create(db, "plans")
+
+
+@MIGRATIONS()
+def m003_account(db: Database) -> None:
+    """The account this state directory belongs to: recorded on first use, then checked."""
+    _create(db, "account")
+
+
+@MIGRATIONS()
+def m004_alerts_and_notices(db: Database) -> None:
+    """Alert conditions in force (when each last went out), and the owner notices sent."""
+    _create(db, "alert_conditions", "notices_sent")
 
 
 def noticed_keys(db: Database) -> dict[tuple[int, str], datetime]:

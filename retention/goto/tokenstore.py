@@ -10,9 +10,10 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, fields
 from datetime import datetime
 from pathlib import Path
+from typing import Any, TypeVar, get_type_hints
 
 from retention.errors import SettingsError
 from retention.times import parse_stored_time
@@ -56,6 +57,9 @@ class StoredAccess:
         )
 
 
+_Stored = TypeVar("_Stored", StoredToken, StoredAccess)
+
+
 class TokenStore:
     """The file `<state_dir>/refresh_token.json`; a rotated token lands here before it is used.
 
@@ -86,13 +90,7 @@ class TokenStore:
                 hint="check the permissions of the state directory (RETENTION_STATE_DIR)",
             ) from exc
         try:
-            data = json.loads(text)
-            return StoredToken(
-                refresh_token=str(data["refresh_token"]),
-                obtained_at=parse_stored_time(data["obtained_at"]),
-                principal=data.get("principal"),
-                account_key=data.get("account_key"),
-            )
+            return _from_json(StoredToken, text)
         except (ValueError, KeyError, TypeError) as exc:
             raise SettingsError(
                 f"the token file {self.path} is not a token file written by retention",
@@ -104,49 +102,52 @@ class TokenStore:
 
         Raises OSError when any step fails; the previous file is then left as it was.
         """
-        body = {
-            "refresh_token": token.refresh_token,
-            "obtained_at": token.obtained_at.isoformat(),
-            "principal": token.principal,
-            "account_key": token.account_key,
-        }
-        _write_atomically(self.path, json.dumps(body).encode())
+        _write_atomically(self.path, _to_json(token))
 
     def load_access(self) -> StoredAccess | None:
         """The access token kept by an earlier run; None when none is, or it cannot be read
         (a refresh then replaces it: it is a saving, never a necessity)."""
         try:
-            data = json.loads(self.access_path.read_text(encoding="utf-8"))
-            return StoredAccess(
-                access_token=str(data["access_token"]),
-                obtained_at=parse_stored_time(data["obtained_at"]),
-                expires_at=parse_stored_time(data["expires_at"]),
-                token_url=str(data["token_url"]),
-                client_id=str(data["client_id"]),
-                principal=data.get("principal"),
-                account_key=data.get("account_key"),
-            )
+            return _from_json(StoredAccess, self.access_path.read_text(encoding="utf-8"))
         except (OSError, ValueError, KeyError, TypeError):
             return None
 
     def save_access(self, token: StoredAccess) -> None:
         """Keep the access token in force for later runs (0600, atomically); OSError on failure."""
-        body = {
-            "access_token": token.access_token,
-            "obtained_at": token.obtained_at.isoformat(),
-            "expires_at": token.expires_at.isoformat(),
-            "token_url": token.token_url,
-            "client_id": token.client_id,
-            "principal": token.principal,
-            "account_key": token.account_key,
-        }
-        _write_atomically(self.access_path, json.dumps(body).encode())
+        _write_atomically(self.access_path, _to_json(token))
 
     def forget_access(self) -> None:
         """The API refused the kept access token: the next run must not try it again."""
         # Should this fail, the next run tries it, is refused, and refreshes: one request lost.
         with contextlib.suppress(OSError):
             self.access_path.unlink(missing_ok=True)
+
+
+def _to_json(token: StoredToken | StoredAccess) -> bytes:
+    """A token file's body: the fields by name, in order, times in ISO form."""
+    body = {
+        name: value.isoformat() if isinstance(value, datetime) else value
+        for name, value in asdict(token).items()
+    }
+    return json.dumps(body).encode()
+
+
+def _from_json(kind: type[_Stored], text: str) -> _Stored:
+    """A token read back from its file; ValueError, KeyError or TypeError if it is not one.
+
+    A field with a default (None) may be absent; the others must be there, times as ISO text.
+    """
+    data = json.loads(text)
+    types = get_type_hints(kind)
+    values: dict[str, Any] = {}
+    for field in fields(kind):
+        if field.default is None:
+            values[field.name] = data.get(field.name)
+        elif types[field.name] is datetime:
+            values[field.name] = parse_stored_time(data[field.name])
+        else:
+            values[field.name] = str(data[field.name])
+    return kind(**values)
 
 
 def _write_atomically(path: Path, body: bytes) -> None:
