@@ -155,7 +155,7 @@ def _cell(value: Any) -> str:
 
 @dataclass(frozen=True, slots=True)
 class Removal:
-    """One outcome with the facts of its intent: a line of `audit show`."""
+    """One outcome with the facts of its intent: a line of `audit show`, a row of the report."""
 
     seq: int
     time: str
@@ -171,8 +171,14 @@ class Removal:
     reason: str | None
 
 
-def recent_removals(conn: sqlite3.Connection, filters: Filters, limit: int) -> list[Removal]:
-    """The latest outcomes matching the filters, newest first."""
+def removals(
+    conn: sqlite3.Connection,
+    filters: Filters,
+    *,
+    newest_first: bool = False,
+    limit: int | None = None,
+) -> list[Removal]:
+    """The outcomes matching the filters, oldest first (or newest first), at most `limit`."""
     where, params = filters.where("o")
     # The WHERE clause is built from fixed column names; values are parameters.
     rows = conn.execute(
@@ -180,8 +186,9 @@ def recent_removals(conn: sqlite3.Connection, filters: Filters, limit: int) -> l
         " o.session_id, json_extract(i.data, '$.start_time'),"
         " json_extract(i.data, '$.recording_bytes'), json_extract(o.data, '$.status'),"
         " json_extract(o.data, '$.reason')"
-        " FROM events AS o JOIN events AS i ON i.seq = o.intent_seq"
-        f" WHERE o.event = 'outcome' AND {where} ORDER BY o.seq DESC LIMIT ?",
-        [*params, limit],
+        " FROM events AS o LEFT JOIN events AS i ON i.seq = o.intent_seq"
+        f" WHERE o.event = 'outcome' AND {where}"
+        f" ORDER BY o.seq {'DESC' if newest_first else 'ASC'} LIMIT ?",
+        [*params, -1 if limit is None else limit],  # SQLite: a negative LIMIT is none
     ).fetchall()
     return [Removal(*row) for row in rows]

@@ -5,10 +5,11 @@ from __future__ import annotations
 import json
 import sqlite3
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from retention.audit.export import Filters
+from retention.audit.export import Filters, Removal, removals
 from retention.audit.loaded import PolicyFile, PolicySet, RunSummary, provenance
 
 # Actions whose removal takes the recording with it, so its bytes count as removed.
@@ -34,22 +35,6 @@ class HoldSummary:
     expires: str | None
     sessions: set[int] = field(default_factory=set)
     blocked: Counter[str] = field(default_factory=Counter)
-
-
-@dataclass(frozen=True, slots=True)
-class Removal:
-    """One outcome of the period with the facts of its intent: a row of the removals table."""
-
-    seq: int
-    time: str
-    organizer_key: int | None
-    session_id: int | None
-    policy: str | None
-    action: str | None
-    recording_bytes: int | None
-    outcome: str
-    status: int | None
-    reason: str | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,19 +130,6 @@ def _holds(
     return sorted(holds.values(), key=lambda hold: hold.hold_id)
 
 
-def _removals(conn: sqlite3.Connection, period: Filters) -> list[Removal]:
-    where, params = period.where("o")
-    rows = conn.execute(
-        "SELECT o.seq, o.time, o.organizer_key, o.session_id, o.policy, o.action,"  # noqa: S608
-        " json_extract(i.data, '$.recording_bytes'), o.outcome,"
-        " json_extract(o.data, '$.status'), json_extract(o.data, '$.reason')"
-        " FROM events AS o LEFT JOIN events AS i ON i.seq = o.intent_seq"
-        f" WHERE o.event = 'outcome' AND {where} ORDER BY o.seq",
-        params,
-    )
-    return [Removal(*row) for row in rows]
-
-
 def _approvers(data: dict[str, Any], moment: str) -> list[Approver]:
     listed = data.get("approvers")
     if isinstance(listed, list) and listed:
@@ -174,40 +146,40 @@ def _approvers(data: dict[str, Any], moment: str) -> list[Approver]:
     return [Approver(principal=str(data.get("approved_by") or "?"), time=moment)]
 
 
-def _approvals(conn: sqlite3.Connection, period: Filters) -> list[Approval]:
+def _events(
+    conn: sqlite3.Connection, event: str, columns: str, period: Filters
+) -> Iterator[tuple[Any, ...]]:
+    """The period's events of one kind in order: the `columns` named, then the data parsed."""
     where, params = period.where()
     rows = conn.execute(
-        "SELECT seq, time, run, plan, data FROM events"  # noqa: S608
-        f" WHERE event = 'plan_approved' AND {where} ORDER BY seq",
-        params,
+        f"SELECT {columns}, data FROM events"  # noqa: S608
+        f" WHERE event = ? AND {where} ORDER BY seq",
+        [event, *params],
     )
-    approvals = []
-    for seq, moment, run, plan, data_text in rows:
-        data = json.loads(data_text)
-        approvals.append(
-            Approval(
-                seq=seq,
-                time=moment,
-                run=run,
-                plan_id=plan,
-                plan_hash=str(data.get("plan_hash") or ""),
-                as_of=data.get("as_of"),
-                approvers=_approvers(data, moment),
-            )
+    for *values, data_text in rows:
+        yield (*values, json.loads(data_text))
+
+
+def _approvals(conn: sqlite3.Connection, period: Filters) -> list[Approval]:
+    return [
+        Approval(
+            seq=seq,
+            time=moment,
+            run=run,
+            plan_id=plan,
+            plan_hash=str(data.get("plan_hash") or ""),
+            as_of=data.get("as_of"),
+            approvers=_approvers(data, moment),
         )
-    return approvals
+        for seq, moment, run, plan, data in _events(
+            conn, "plan_approved", "seq, time, run, plan", period
+        )
+    ]
 
 
 def _refusals(conn: sqlite3.Connection, period: Filters) -> list[Refusal]:
-    where, params = period.where()
-    rows = conn.execute(
-        "SELECT seq, time, run, data FROM events"  # noqa: S608
-        f" WHERE event = 'refused' AND {where} ORDER BY seq",
-        params,
-    )
     refusals = []
-    for seq, moment, run, data_text in rows:
-        data = json.loads(data_text)
+    for seq, moment, run, data in _events(conn, "refused", "seq, time, run", period):
         details = data.get("details") or {}
         message = details.get("message") or details.get("check") or ""
         refusals.append(
@@ -257,7 +229,7 @@ def summarise(conn: sqlite3.Connection, period: Filters | None = None) -> Summar
         failures=failures,
         refusals=_refusals(conn, period),
         approvals=_approvals(conn, period),
-        removals=_removals(conn, period),
+        removals=removals(conn, period),
         runs=found.runs,
         policy_sets=found.sets,
         policy_files=found.files,

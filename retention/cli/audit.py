@@ -19,7 +19,7 @@ from retention.audit.export import (
     Filters,
     iter_export,
     parse_when,
-    recent_removals,
+    removals,
     write_csv,
     write_jsonl,
 )
@@ -290,10 +290,12 @@ def show(
     """The most recent removals (outcomes of intents), newest first."""
     conn = _open_record(record_path(db_path))
     try:
-        removals = recent_removals(conn, _filters(since, until, policy, organizer), limit)
+        found = removals(
+            conn, _filters(since, until, policy, organizer), newest_first=True, limit=limit
+        )
     finally:
         conn.close()
-    table = FitTable(f"Recent removals ({len(removals)})")
+    table = FitTable(f"Recent removals ({len(found)})")
     table.column("row", "number")
     table.column("time", "words")
     table.column("outcome")
@@ -302,7 +304,7 @@ def show(
     table.column("organizer", "number")
     table.column("session", "number")
     table.column("size", "number")
-    for item in removals:
+    for item in found:
         # The status of a removal made is always a success: only the others say why.
         parts = () if item.outcome == "deleted" else (item.status, item.reason)
         detail = " ".join(str(part) for part in parts if part is not None)
@@ -353,10 +355,10 @@ def report(
     )
     with _open_out(out) as handle:
         handle.write(page)
-    removals, runs = len(summary.removals), len(summary.runs)
+    removed, runs = len(summary.removals), len(summary.runs)
     click.echo(
         f"wrote {out}: {verified.rows:,} rows, verification {verified.result};"
-        f" {removals:,} removal{'' if removals == 1 else 's'},"
+        f" {removed:,} removal{'' if removed == 1 else 's'},"
         f" {runs:,} run{'' if runs == 1 else 's'} in the period"
     )
 
