@@ -9,11 +9,11 @@ reports a reference that names anything else (`dangling_policy_ref`).
 
 from __future__ import annotations
 
-import json
 import sqlite3
 from collections.abc import Mapping
 from typing import Any
 
+from retention.audit.store import event_data
 from retention.canonical import canonical_hash
 
 # The referring rows, then whether what each names is an earlier full event with its hash.
@@ -49,7 +49,7 @@ def policy_loaded_data(conn: sqlite3.Connection, full: Mapping[str, Any]) -> dic
     ).fetchone()
     if last is not None:
         seq, text = last
-        earlier = _object(text)
+        earlier = event_data(text)
         if earlier.get("policy_set_hash") == digest:
             target = earlier.get("same_as", seq)
             if isinstance(target, int) and not isinstance(target, bool):
@@ -65,7 +65,7 @@ def resolve(conn: sqlite3.Connection, data: Mapping[str, Any]) -> Mapping[str, A
     row = conn.execute(
         "SELECT data FROM events WHERE seq = ? AND event = 'policy_loaded'", [target]
     ).fetchone()
-    found = _object(row[0]) if row else {}
+    found = event_data(row[0]) if row else {}
     return found if "files" in found else {"files": [], "policies": [], "holds": []}
 
 
@@ -80,11 +80,3 @@ def dangling_references(conn: sqlite3.Connection) -> list[tuple[str, str, int | 
         )
         for seq, target in conn.execute(_DANGLING)
     ]
-
-
-def _object(text: str) -> dict[str, Any]:
-    try:
-        value = json.loads(text)
-    except ValueError:
-        return {}
-    return value if isinstance(value, dict) else {}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 import secrets
 import sqlite3
@@ -163,6 +164,15 @@ def row_hash(prev_hash: str, row: dict[str, Any]) -> str:
     """SHA-256 of the previous hash's 32 bytes followed by the canonical JSON of the row."""
     body = {column: row[column] for column in HASHED_COLUMNS}
     return hashlib.sha256(bytes.fromhex(prev_hash) + canonical_json(body)).hexdigest()
+
+
+def event_data(text: str) -> dict[str, Any]:
+    """An event's `data` as a JSON object; {} when it is not one (a damaged or foreign row)."""
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return {}
+    return value if isinstance(value, dict) else {}
 
 
 def format_time(moment: datetime) -> str:

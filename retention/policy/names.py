@@ -15,6 +15,7 @@ from typing import Literal
 
 from retention.errors import Refused
 from retention.policy.load import ItemKind, PolicySet
+from retention.policy.models import HoldScope, Scope
 from retention.policy.problems import Problem
 
 ScopeKey = Literal["groups", "organizers", "exclude_organizers"]
@@ -107,27 +108,24 @@ def unknown_names(policy_set: PolicySet, organizers: KnownRows, groups: KnownRow
 def _scopes(
     policy_set: PolicySet,
 ) -> Iterable[tuple[ItemKind, str, list[tuple[ScopeKey, list[int | str]]]]]:
-    for hold in policy_set.holds:
-        if hold.scope is not None:
-            yield (
-                "hold",
-                hold.id,
-                [
-                    ("groups", list(hold.scope.groups or [])),
-                    ("organizers", list(hold.scope.organizers or [])),
-                ],
-            )
-    for policy in policy_set.policies:
-        if policy.scope is not None:
-            yield (
-                "policy",
-                policy.name,
-                [
-                    ("groups", list(policy.scope.groups or [])),
-                    ("organizers", list(policy.scope.organizers or [])),
-                    ("exclude_organizers", list(policy.scope.exclude_organizers or [])),
-                ],
-            )
+    named: list[tuple[ItemKind, str, HoldScope | Scope | None]] = [
+        ("hold", hold.id, hold.scope) for hold in policy_set.holds
+    ]
+    named += [("policy", policy.name, policy.scope) for policy in policy_set.policies]
+    for kind, item, scope in named:
+        if scope is not None:
+            yield kind, item, _entries(scope)
+
+
+def _entries(scope: HoldScope | Scope) -> list[tuple[ScopeKey, list[int | str]]]:
+    """A scope's names by key; a policy's scope also names the organizers it excludes."""
+    entries: list[tuple[ScopeKey, list[int | str]]] = [
+        ("groups", list(scope.groups or [])),
+        ("organizers", list(scope.organizers or [])),
+    ]
+    if isinstance(scope, Scope):
+        entries.append(("exclude_organizers", list(scope.exclude_organizers or [])))
+    return entries
 
 
 class UnknownHoldName(Refused):

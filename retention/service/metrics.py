@@ -47,6 +47,13 @@ RUN_RESULTS: dict[str, RunState] = {
 ADDRESS_SETTING = "RETENTION_METRICS_ADDRESS"
 
 
+def _unknown_yet(name: str, documentation: str, registry: CollectorRegistry) -> Gauge:
+    """A gauge that reads NaN until its first measurement."""
+    gauge = Gauge(name, documentation, registry=registry)
+    gauge.set(math.nan)
+    return gauge
+
+
 class Metrics:
     """Every metric the service exports, with the calls the pipeline makes to update them.
 
@@ -112,19 +119,17 @@ class Metrics:
         self.refusals = Counter(
             "retention_refusals", "Runs refused, by reason code", ["reason"], registry=reg
         )
-        self.audit_ok = Gauge(
+        self.audit_ok = _unknown_yet(
             "retention_audit_ok",
             "1 while the audit record verifies, 0 while it does not and runs refuse (NaN: not "
             "checked yet)",
-            registry=reg,
+            reg,
         )
-        self.audit_ok.set(math.nan)
-        self.clock_skew = Gauge(
+        self.clock_skew = _unknown_yet(
             "retention_clock_skew_seconds",
             "Host clock minus the API's Date, as the latest run measured it (NaN: unknown)",
-            registry=reg,
+            reg,
         )
-        self.clock_skew.set(math.nan)
         self.witness_failures = Counter(
             "retention_witness_failures",
             "Checkpoint lines the witness command (checkpoint_command) failed to take",

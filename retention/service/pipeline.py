@@ -172,20 +172,9 @@ class Pipeline:
         )
         return owners.awaiting_notice(plan, policy_set, db, self.settings) if awaiting else plan
 
-    async def preview(
-        self,
-        *,
-        as_of: datetime | None,
-        selected: list[str] | None,
-        record: bool,
-        limit: int | None = None,
-        offline: bool = False,
-    ) -> Plan:
-        """`retention plan`: read the inventory (scan, or the last one offline), decide, and
-        (with --out) record the plan; service/preview.py."""
-        return await previews.preview(
-            self, as_of=as_of, selected=selected, record=record, limit=limit, offline=offline
-        )
+    # `retention plan` (service/preview.py): read the inventory (scan, or the last one
+    # offline), decide, and (with --out) record the plan.
+    preview = previews.preview
 
     def violations(
         self, plan_items: list[PlanItem], policy_set: PolicySet, in_scope: Mapping[str, int]

@@ -9,7 +9,6 @@ timer unit): they share the state directory.
 
 from __future__ import annotations
 
-import json
 import sqlite3
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -17,7 +16,7 @@ from datetime import datetime
 
 from retention.alerts import deliver as delivery
 from retention.audit.log import AuditLog
-from retention.audit.store import connect_reader
+from retention.audit.store import connect_reader, event_data
 from retention.engine.scan import ScanReport
 from retention.errors import RetentionError
 from retention.goto.client import GoToClient
@@ -160,8 +159,8 @@ def _last_run(settings: Settings) -> RecordedRun | None:
         conn.close()
     finished = parse_stored_time(finished_text)
     started = next((parse_stored_time(t) for e, t, _ in earlier if e == "run_started"), finished)
-    refusal = next((_object(d) for e, _, d in earlier if e == "refused"), {})
-    result = RUN_RESULTS.get(str(_object(data_text).get("result")), "failed")
+    refusal = next((event_data(d) for e, _, d in earlier if e == "refused"), {})
+    result = RUN_RESULTS.get(str(event_data(data_text).get("result")), "failed")
     details = refusal.get("details")
     message = details.get("message") if isinstance(details, dict) else None
     return RecordedRun(
@@ -171,11 +170,3 @@ def _last_run(settings: Settings) -> RecordedRun | None:
         reason=str(refusal["reason"]) if result == "refused" and "reason" in refusal else None,
         error=str(message) if result == "refused" and message else None,
     )
-
-
-def _object(text: str) -> dict[str, object]:
-    try:
-        value = json.loads(text)
-    except ValueError:
-        return {}
-    return value if isinstance(value, dict) else {}
