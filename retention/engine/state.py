@@ -19,9 +19,9 @@ MIGRATIONS = Migrations("retention.state")
 # `PRAGMA user_version` is the number of these that ran.
 _NUMBERED = ("m001_inventory", "m002_plans")
 
-
 Columns = dict[str, type]
-# Each table as the migration that made it created it: its columns in order, its primary key.
+# Every table as its migration creates it: the columns in order, then the primary key. A later
+# change to a table is a new migration altering it, never an edit here.
 _TABLES: dict[str, tuple[Columns, str | tuple[str, ...]]] = {
     "organizers": (
         {
