@@ -28,54 +28,34 @@ from retention.sandbox import (
 from retention.sandbox.faults import ConnectionDropped
 from retention.times import parse_user_time
 
-DEFAULTS = {"seed": 1, "organizers": 20, "groups": 3, "days": 120, "sessions_per_day": 25}
+# The generator's arguments (`generate_account` takes them by these names) as options:
+# name, type, default, help.
+_GENERATOR_OPTIONS: tuple[tuple[str, click.ParamType[int, Any], int, str], ...] = (
+    ("seed", click.INT, 1, "Seed of the generated account and of the fault sequence."),
+    ("organizers", click.IntRange(1), 20, "Organizers in the generated account."),
+    ("groups", click.IntRange(1), 3, "Groups the organizers are spread over."),
+    ("days", click.IntRange(1), 120, "Days of meeting history before --now."),
+    ("sessions_per_day", click.IntRange(0), 25, "Sessions held per day across the whole account."),
+)
+_ACCOUNT_FILE = click.Path(path_type=Path, dir_okay=False)
 
 
 def _data_options(command: Callable[..., Any]) -> Callable[..., Any]:
     """The options that shape a generated account, shared by serving and `generate`."""
     options = [
         click.option(
-            "--seed",
-            type=int,
-            default=DEFAULTS["seed"],
-            show_default=True,
-            help="Seed of the generated account and of the fault sequence.",
-        ),
-        click.option(
-            "--organizers",
-            type=click.IntRange(1),
-            default=DEFAULTS["organizers"],
-            show_default=True,
-            help="Organizers in the generated account.",
-        ),
-        click.option(
-            "--groups",
-            type=click.IntRange(1),
-            default=DEFAULTS["groups"],
-            show_default=True,
-            help="Groups the organizers are spread over.",
-        ),
-        click.option(
-            "--days",
-            type=click.IntRange(1),
-            default=DEFAULTS["days"],
-            show_default=True,
-            help="Days of meeting history before --now.",
-        ),
-        click.option(
-            "--sessions-per-day",
-            type=click.IntRange(0),
-            default=DEFAULTS["sessions_per_day"],
-            show_default=True,
-            help="Sessions held per day across the whole account.",
-        ),
+            "--" + name.replace("_", "-"), type=kind, default=default, show_default=True, help=text
+        )
+        for name, kind, default, text in _GENERATOR_OPTIONS
+    ]
+    options.append(
         click.option(
             "--now",
             "now_text",
             metavar="ISO",
             help="The account's fixed clock, e.g. 2026-11-23T00:00:00Z (default: now).",
-        ),
-    ]
+        )
+    )
     for option in reversed(options):
         command = option(command)
     return command
@@ -89,14 +69,8 @@ def _parse_now(now_text: str | None) -> datetime:
 
 def _generated(params: dict[str, Any]) -> Account:
     """The account the data options describe."""
-    return generate_account(
-        seed=params["seed"],
-        organizers=params["organizers"],
-        groups=params["groups"],
-        days=params["days"],
-        sessions_per_day=params["sessions_per_day"],
-        now=_parse_now(params["now_text"]),
-    )
+    chosen = {name: params[name] for name, *_ in _GENERATOR_OPTIONS}
+    return generate_account(**chosen, now=_parse_now(params["now_text"]))
 
 
 def _load(path: Path) -> Account:
@@ -166,7 +140,7 @@ def _summary(base_url: str, account: Account, options: SandboxOptions) -> list[s
 @_data_options
 @click.option(
     "--data",
-    type=click.Path(path_type=Path, dir_okay=False),
+    type=_ACCOUNT_FILE,
     help="Serve this account file instead of a generated account.",
 )
 @click.option(
@@ -244,7 +218,7 @@ def sandbox(ctx: click.Context, /, **params: Any) -> None:
 @sandbox.command("generate")
 @click.option(
     "--out",
-    type=click.Path(path_type=Path, dir_okay=False),
+    type=_ACCOUNT_FILE,
     required=True,
     help="Where to write the account JSON.",
 )

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import functools
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from starlette.requests import Request
@@ -108,18 +108,21 @@ def api(handler: Handler) -> Handler:
     return endpoint
 
 
-def organizer_key_param(request: Request) -> int:
-    key = path_int(request, "organizerKey")
-    if key not in account_of(request).organizers:
-        raise _missing(f"Organizer {key}")
+def _path_key(request: Request, name: str, table: Mapping[int, Any], what: str) -> int:
+    """The key in path parameter `name`; 404 when `table` has no such entry."""
+    key = path_int(request, name)
+    if key not in table:
+        raise _missing(f"{what} {key}")
     return key
 
 
+def organizer_key_param(request: Request) -> int:
+    return _path_key(request, "organizerKey", account_of(request).organizers, "Organizer")
+
+
 def _group_key(request: Request, *, limited: bool) -> int:
-    key = path_int(request, "groupKey")
     account = account_of(request)
-    if key not in account.groups:
-        raise _missing(f"Group {key}")
+    key = _path_key(request, "groupKey", account.groups, "Group")
     size = len(account.group_members(key))
     if limited and size > GROUP_LIMIT:
         raise ApiError(
@@ -131,10 +134,7 @@ def _group_key(request: Request, *, limited: bool) -> int:
 
 
 def _meeting_id(request: Request) -> int:
-    meeting_id = path_int(request, "meetingId")
-    if meeting_id not in account_of(request).meetings:
-        raise _missing(f"Meeting {meeting_id}")
-    return meeting_id
+    return _path_key(request, "meetingId", account_of(request).meetings, "Meeting")
 
 
 @api

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 from collections.abc import Callable
@@ -238,20 +239,43 @@ def _check_references(
             problems.append(f"session {key}: meetingId {session.meeting_id} is not a meeting")
 
 
+# Each table's names in the file, in its dataclass's field order: written, an entry holds
+# the fields under these names (`_Reader` reads them back one by one, with their checks).
+_FILE_NAMES: dict[type, tuple[str, ...]] = {
+    Group: ("groupKey", "groupName", "parentKey", "status"),
+    Organizer: (
+        "organizerKey",
+        "email",
+        "firstName",
+        "lastName",
+        "groupKey",
+        "status",
+        "products",
+        "maxNumAttendeesAllowed",
+        "locale",
+    ),
+    Meeting: (
+        "meetingId",
+        "organizerKey",
+        "subject",
+        "meetingType",
+        "conferenceCallInfo",
+        "passwordRequired",
+    ),
+    Recording: ("recordingId", "recordingName", "fileSize", "transcript", "aiSummary"),
+}
+
+
 def dump_account(account: Account, path: Path) -> None:
     """Write the account in the format `load_account` reads (atomically, via a rename)."""
     document = {
         "accountKey": account.account_key,
         **({"now": iso_z(account.now)} if account.now is not None else {}),
-        "oauth": {
-            "client_id": account.oauth.client_id,
-            "client_secret": account.oauth.client_secret,
-            "refresh_token": account.oauth.refresh_token,
-        },
+        "oauth": dataclasses.asdict(account.oauth),
         "attendeeSeed": account.attendee_seed,
-        "groups": [_group_json(group) for group in account.groups.values()],
-        "organizers": [_organizer_json(org) for org in account.organizers.values()],
-        "meetings": [_meeting_json(meeting) for meeting in account.meetings.values()],
+        "groups": [_entry(group) for group in account.groups.values()],
+        "organizers": [_entry(org) for org in account.organizers.values()],
+        "meetings": [_entry(meeting) for meeting in account.meetings.values()],
         "sessions": [_session_json(session) for session in account.iter_sessions()],
     }
     partial = path.with_name(path.name + ".partial")
@@ -260,38 +284,9 @@ def dump_account(account: Account, path: Path) -> None:
     os.replace(partial, path)
 
 
-def _group_json(group: Group) -> dict[str, Any]:
-    return {
-        "groupKey": group.group_key,
-        "groupName": group.name,
-        "parentKey": group.parent_key,
-        "status": group.status,
-    }
-
-
-def _organizer_json(organizer: Organizer) -> dict[str, Any]:
-    return {
-        "organizerKey": organizer.organizer_key,
-        "email": organizer.email,
-        "firstName": organizer.first_name,
-        "lastName": organizer.last_name,
-        "groupKey": organizer.group_key,
-        "status": organizer.status,
-        "products": list(organizer.products),
-        "maxNumAttendeesAllowed": organizer.max_attendees,
-        "locale": organizer.locale,
-    }
-
-
-def _meeting_json(meeting: Meeting) -> dict[str, Any]:
-    return {
-        "meetingId": meeting.meeting_id,
-        "organizerKey": meeting.organizer_key,
-        "subject": meeting.subject,
-        "meetingType": meeting.meeting_type,
-        "conferenceCallInfo": meeting.conference_call_info,
-        "passwordRequired": meeting.password_required,
-    }
+def _entry(item: Group | Organizer | Meeting | Recording) -> dict[str, Any]:
+    values = [getattr(item, field.name) for field in dataclasses.fields(item)]
+    return dict(zip(_FILE_NAMES[type(item)], values, strict=True))
 
 
 def _optional_time(epoch: int | None) -> str:
@@ -318,14 +313,7 @@ def _session_json(session: Session) -> dict[str, Any]:
             for attendee in session.attendees
         ]
     if session.recording is not None:
-        recording = session.recording
-        entry["recording"] = {
-            "recordingId": recording.recording_id,
-            "recordingName": recording.name,
-            "fileSize": recording.file_size,
-            "transcript": recording.transcript,
-            "aiSummary": recording.ai_summary,
-        }
+        entry["recording"] = _entry(session.recording)
     if session.raw is not None:
         entry["_raw"] = session.raw
     if session.omitted:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from starlette.requests import Request
@@ -38,37 +39,40 @@ def _session(request: Request) -> Session:
     return session
 
 
-@api
-async def delete_session(request: Request) -> Any:
-    """Removes the session with its attendee list and recordings."""
+def _delete(request: Request, remove: Callable[[Session], None]) -> Response:
+    """`remove` applied to the path's session, unless `delete_status` forces the answer."""
     forced = _forced(request)
     if forced is not None:
         return forced
-    account_of(request).remove_session(_session(request))
+    remove(_session(request))
     return Response(status_code=204)
+
+
+def _remove_attendees(session: Session) -> None:
+    if session.attendee_count == 0:
+        raise ApiError(404, "NotFound", f"Session {session.session_id} has no attendee list")
+    session.attendees, session.attendee_count = (), 0
+
+
+def _remove_recording(session: Session) -> None:
+    if session.recording is None:
+        raise ApiError(404, "NotFound", f"Session {session.session_id} has no recording")
+    session.recording = None
+
+
+@api
+async def delete_session(request: Request) -> Any:
+    """Removes the session with its attendee list and recordings."""
+    return _delete(request, account_of(request).remove_session)
 
 
 @api
 async def delete_attendees(request: Request) -> Any:
     """Removes the attendee list; the session stays, with `numAttendees` "0"."""
-    forced = _forced(request)
-    if forced is not None:
-        return forced
-    session = _session(request)
-    if session.attendee_count == 0:
-        raise ApiError(404, "NotFound", f"Session {session.session_id} has no attendee list")
-    session.attendees, session.attendee_count = (), 0
-    return Response(status_code=204)
+    return _delete(request, _remove_attendees)
 
 
 @api
 async def delete_recordings(request: Request) -> Any:
     """Removes the session's recordings; the `recording` object disappears from history."""
-    forced = _forced(request)
-    if forced is not None:
-        return forced
-    session = _session(request)
-    if session.recording is None:
-        raise ApiError(404, "NotFound", f"Session {session.session_id} has no recording")
-    session.recording = None
-    return Response(status_code=204)
+    return _delete(request, _remove_recording)

@@ -9,7 +9,7 @@ import random
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 from retention.sandbox.times import http_date
@@ -78,18 +78,9 @@ class Controls:
         return not self.released.is_set()
 
     def view(self) -> dict[str, Any]:
-        """The current values, as `POST /_sandbox/control` accepts them."""
-        return {
-            "fault_rate": self.fault_rate,
-            "latency_ms": self.latency_ms,
-            "rate_limit": self.rate_limit,
-            "retry_after": self.retry_after,
-            "token_ttl": self.token_ttl,
-            "burst_429": self.burst_429,
-            "delete_status": self.delete_status,
-            "date_offset": self.date_offset,
-            "hang": self.hang,
-        }
+        """The current values, as `POST /_sandbox/control` accepts them (`released` as `hang`)."""
+        knobs = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "released"}
+        return {**knobs, "hang": self.hang}
 
 
 class RequestLog:

@@ -9,7 +9,6 @@ from retention.sandbox.account import (
     Account,
     Group,
     Meeting,
-    OAuthClient,
     Organizer,
     Recording,
     Session,
@@ -131,7 +130,6 @@ def generate_account(
         meetings=meetings,
         sessions=builder.sessions,
         now=now_epoch,
-        oauth=OAuthClient(),
         attendee_seed=seed,
     )
 

@@ -50,6 +50,18 @@ def _host(account: Account, session: Session) -> tuple[Organizer, Meeting]:
     return account.organizers[session.organizer_key], account.meetings[session.meeting_id]
 
 
+def _meeting_fields(organizer: Organizer, meeting: Meeting) -> dict[str, Any]:
+    """The run of fields history and upcoming rows share, in their order, ids as strings."""
+    return {
+        "subject": meeting.subject,
+        "locale": organizer.locale,
+        "organizerKey": str(organizer.organizer_key),
+        "meetingId": str(meeting.meeting_id),
+        "meetingType": meeting.meeting_type,
+        "firstName": organizer.first_name,
+    }
+
+
 def history_row(account: Account, session: Session) -> dict[str, Any]:
     """Organizer and meeting-id history: ids and counts as strings, `.+0000` times."""
     organizer, meeting = _host(account, session)
@@ -62,12 +74,7 @@ def history_row(account: Account, session: Session) -> dict[str, Any]:
         "accountKey": account.account_key,
         "email": organizer.email,
         "sessionId": str(session.session_id),
-        "subject": meeting.subject,
-        "locale": organizer.locale,
-        "organizerKey": str(organizer.organizer_key),
-        "meetingId": str(meeting.meeting_id),
-        "meetingType": meeting.meeting_type,
-        "firstName": organizer.first_name,
+        **_meeting_fields(organizer, meeting),
         "endTime": dot_offset(session.end),
         "conferenceCallInfo": meeting.conference_call_info,
     }
@@ -107,12 +114,7 @@ def group_history_row(account: Account, session: Session) -> dict[str, Any]:
         "numAttendees": str(session.attendee_count),
         "accountKey": account.account_key,
         "email": organizer.email,
-        "subject": meeting.subject,
-        "locale": organizer.locale,
-        "organizerKey": str(organizer.organizer_key),
-        "meetingId": str(meeting.meeting_id),
-        "meetingType": meeting.meeting_type,
-        "firstName": organizer.first_name,
+        **_meeting_fields(organizer, meeting),
         "groupName": account.groups[organizer.group_key].name,
     }
 
@@ -201,12 +203,7 @@ def upcoming_row(account: Account, session: Session, *, group_shape: bool) -> di
         "passwordRequired": "true" if meeting.password_required else "false",
         "email": organizer.email,
         "status": "INACTIVE",
-        "subject": meeting.subject,
-        "locale": organizer.locale,
-        "organizerKey": str(organizer.organizer_key),
-        "meetingId": str(meeting.meeting_id),
-        "meetingType": meeting.meeting_type,
-        "firstName": organizer.first_name,
+        **_meeting_fields(organizer, meeting),
         "conferenceCallInfo": meeting.conference_call_info,
         "joinURL": JOIN_URL.format(meeting_id=meeting.meeting_id),
     }
