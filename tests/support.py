@@ -62,6 +62,12 @@ class Deployment:
             )
         return result
 
+    def saved_plan(self, name: str = "plan.json", *args: str) -> Path:
+        """`retention plan ARGS --out ROOT/NAME`, which must succeed; the plan file's path."""
+        path = self.root / name
+        self.cli("plan", *args, "--out", str(path), check=True)
+        return path
+
     def popen(self, *args: str, extra_env: dict[str, str] | None = None) -> subprocess.Popen[str]:
         """Start `python -m retention ARGS` in the background; its stderr is kept."""
         return subprocess.Popen(
