@@ -27,6 +27,16 @@ def two_person_rule(
     return dep, ana, bob
 
 
+Planned = tuple[Deployment, Approver, Approver, Path]
+
+
+@pytest.fixture
+def planned(two_person_rule: TwoPersonRule) -> Planned:
+    """The two-person rule and today's plan, saved to plan.json."""
+    dep, ana, bob = two_person_rule
+    return dep, ana, bob, dep.saved_plan()
+
+
 def approve(dep: Deployment, plan: Path, who: Approver, comment: str = "") -> Any:
     return dep.cli("approve", str(plan), "--key", str(who.key), "--comment", comment)
 
@@ -36,10 +46,9 @@ def approvals_refusals(dep: Deployment) -> list[dict[str, Any]]:
 
 
 def test_apply_refuses_one_approval_and_proceeds_with_two_distinct_approvers(
-    two_person_rule: TwoPersonRule,
+    planned: Planned,
 ) -> None:
-    dep, ana, bob = two_person_rule
-    plan = dep.saved_plan()
+    dep, ana, bob, plan = planned
     items = json.loads(plan.read_text())["items"]
     assert items
 
@@ -76,11 +85,9 @@ def test_apply_refuses_one_approval_and_proceeds_with_two_distinct_approvers(
     assert approved["approved_by"].endswith("(--yes)")
 
 
-def test_a_signature_over_another_plans_hash_does_not_count(
-    two_person_rule: TwoPersonRule,
-) -> None:
-    dep, ana, bob = two_person_rule
-    plan, other = dep.saved_plan(), dep.saved_plan("other.json")
+def test_a_signature_over_another_plans_hash_does_not_count(planned: Planned) -> None:
+    dep, ana, bob, plan = planned
+    other = dep.saved_plan("other.json")
     assert approve(dep, plan, ana).returncode == 0
     assert approve(dep, other, bob).returncode == 0
     # Bob's approval of the other plan, copied beside this one: it is not this plan's.
@@ -96,11 +103,10 @@ def test_a_signature_over_another_plans_hash_does_not_count(
 
 
 def test_an_approver_the_allowed_signers_do_not_name_does_not_count(
-    two_person_rule: TwoPersonRule, approver: Callable[[str], Approver]
+    planned: Planned, approver: Callable[[str], Approver]
 ) -> None:
-    dep, _ana, _bob = two_person_rule
+    dep, _ana, _bob, plan = planned
     eve = approver("eve")
-    plan = dep.saved_plan()
 
     unnamed = approve(dep, plan, eve)
     assert unnamed.returncode == 2
@@ -111,11 +117,8 @@ def test_an_approver_the_allowed_signers_do_not_name_does_not_count(
     assert not Path(f"{plan}.approvals").exists()
 
 
-def test_approve_refuses_an_altered_plan_and_a_preview(
-    two_person_rule: TwoPersonRule, tmp_path: Path
-) -> None:
-    dep, ana, _bob = two_person_rule
-    plan = dep.saved_plan()
+def test_approve_refuses_an_altered_plan_and_a_preview(planned: Planned, tmp_path: Path) -> None:
+    dep, ana, _bob, plan = planned
     next_year = f"{datetime.now(UTC).year + 1}-06-01"
     preview = dep.saved_plan("preview.json", "--as-of", next_year)
     document = json.loads(plan.read_text())
@@ -130,11 +133,8 @@ def test_approve_refuses_an_altered_plan_and_a_preview(
         assert not Path(f"{path}.approvals").exists()
 
 
-def test_a_signature_made_with_ssh_keygen_is_an_approval(
-    two_person_rule: TwoPersonRule, tmp_path: Path
-) -> None:
-    dep, ana, bob = two_person_rule
-    plan = dep.saved_plan()
+def test_a_signature_made_with_ssh_keygen_is_an_approval(planned: Planned, tmp_path: Path) -> None:
+    dep, ana, bob, plan = planned
     plan_hash = json.loads(plan.read_text())["plan_hash"]
     signature = ssh_keygen_sign(bob.key, tmp_path / "hash", plan_hash, "goto-retention-plan")
     assert approve(dep, plan, ana).returncode == 0
