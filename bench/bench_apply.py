@@ -27,7 +27,8 @@ from typing import Any
 
 import httpx
 
-REPO = Path(__file__).resolve().parents[1]
+from bench.common import REPO, retention, service_env, start_sandbox
+
 NOW = "2026-11-23T00:00:00Z"
 PER_DAY = 40
 POLICY = """
@@ -52,14 +53,11 @@ class Sandbox:
 
     @classmethod
     def start(cls, days: int) -> Sandbox:
-        command = [
-            sys.executable, "-m", "retention", "sandbox", "--port", "0", "--seed", "5",
-            "--organizers", "40", "--groups", "2", "--days", str(days),
+        account = [
+            "--seed", "5", "--organizers", "40", "--groups", "2", "--days", str(days),
             "--sessions-per-day", str(PER_DAY), "--now", NOW,
         ]  # fmt: skip
-        proc = subprocess.Popen(command, stdout=subprocess.PIPE, text=True, cwd=REPO)
-        assert proc.stdout is not None
-        return cls(proc, proc.stdout.readline().strip())
+        return cls(*start_sandbox(*account))
 
     def get(self, path: str) -> Any:
         return httpx.get(self.base + path, timeout=60).json()
@@ -73,19 +71,9 @@ class Sandbox:
 
 
 def environment(sandbox: Sandbox, root: Path, rate: float) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("RETENTION_")}
-    env.update(
-        RETENTION_API_BASE_URL=sandbox.base + "/G2M/rest",
-        RETENTION_TOKEN_URL=sandbox.base + "/oauth/token",
-        RETENTION_CLIENT_ID="sandbox-client",
-        RETENTION_CLIENT_SECRET="sandbox-secret",
-        RETENTION_REFRESH_TOKEN="sandbox-refresh",
-        RETENTION_STATE_DIR=str(root / "state"),
-        RETENTION_POLICY_DIR=str(root / "policies"),
-        RETENTION_RATE_LIMIT=str(rate),
-        RETENTION_SCAN_START="2025-01-01",
+    return service_env(
+        sandbox.base, root, RETENTION_RATE_LIMIT=str(rate), RETENTION_SCAN_START="2025-01-01"
     )
-    return env
 
 
 def make_plan(sandbox: Sandbox, root: Path) -> list[dict[str, Any]]:
@@ -107,10 +95,11 @@ def run_apply(sandbox: Sandbox, root: Path, rate: float) -> tuple[float, float, 
     """Wall seconds, user+sys CPU seconds and exit status of `retention apply PLAN --yes`."""
     began = time.monotonic()
     with (root / "apply.log").open("w") as out:
-        child = subprocess.Popen(
-            [sys.executable, "-m", "retention", "apply", str(root / "plan.json"), "--yes"],
+        child = retention(
+            "apply",
+            str(root / "plan.json"),
+            "--yes",
             env=environment(sandbox, root, rate),
-            cwd=REPO,
             stdout=out,
             stderr=subprocess.STDOUT,
         )

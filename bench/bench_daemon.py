@@ -11,12 +11,12 @@ import json
 import os
 import socket
 import subprocess
-import sys
 import tempfile
 import threading
 import time
 from pathlib import Path
 
+from bench.common import retention, service_env, start_sandbox
 from retention.sandbox.policies import RECORDINGS_30D
 
 POLICY = RECORDINGS_30D
@@ -39,17 +39,6 @@ def _cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / TICKS
 
 
-def _start_sandbox() -> tuple[subprocess.Popen[str], str]:
-    sandbox = subprocess.Popen(
-        [sys.executable, "-m", "retention", "sandbox", "--port", "0", "--seed", "7"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-    )
-    assert sandbox.stdout is not None
-    return sandbox, sandbox.stdout.readline().strip()
-
-
 def _wait_for(lines: list[str], event: str, timeout: float = 300) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -61,37 +50,25 @@ def _wait_for(lines: list[str], event: str, timeout: float = 300) -> None:
 
 def main() -> None:
     """Print the daemon's idle RSS and CPU use."""
-    sandbox, base = _start_sandbox()
+    sandbox, base = start_sandbox("--seed", "7", stderr=subprocess.DEVNULL)
     with tempfile.TemporaryDirectory(prefix="rb-", dir="/tmp") as folder:
         root = Path(folder)
         (root / "policies").mkdir()
         (root / "policies" / "p.yaml").write_text(POLICY)
         notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
         notify.bind(str(root / "notify"))
-        env = {
-            **{k: v for k, v in os.environ.items() if not k.startswith("RETENTION_")},
-            "RETENTION_API_BASE_URL": base + "/G2M/rest",
-            "RETENTION_TOKEN_URL": base + "/oauth/token",
-            "RETENTION_CLIENT_ID": "sandbox-client",
-            "RETENTION_CLIENT_SECRET": "sandbox-secret",
-            "RETENTION_REFRESH_TOKEN": "sandbox-refresh",
-            "RETENTION_STATE_DIR": str(root / "state"),
-            "RETENTION_POLICY_DIR": str(root / "policies"),
-            "RETENTION_RATE_LIMIT": "100",
-            "RETENTION_SCAN_START": "2026-06-01",
-            "RETENTION_DEFAULT_SCHEDULE": f"@every {INTERVAL_SECONDS}s",
-            "RETENTION_METRICS_ADDRESS": "127.0.0.1:0",
-            "NOTIFY_SOCKET": str(root / "notify"),
-            "WATCHDOG_USEC": "60000000",
-            "PYTHONUNBUFFERED": "1",
-        }
-        daemon = subprocess.Popen(
-            [sys.executable, "-m", "retention", "daemon"],
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
-            text=True,
+        env = service_env(
+            base,
+            root,
+            RETENTION_RATE_LIMIT="100",
+            RETENTION_SCAN_START="2026-06-01",
+            RETENTION_DEFAULT_SCHEDULE=f"@every {INTERVAL_SECONDS}s",
+            RETENTION_METRICS_ADDRESS="127.0.0.1:0",
+            NOTIFY_SOCKET=str(root / "notify"),
+            WATCHDOG_USEC="60000000",
+            PYTHONUNBUFFERED="1",
         )
+        daemon = retention("daemon", env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
         lines: list[str] = []
         assert daemon.stdout is not None
         reader = threading.Thread(target=lambda: lines.extend(daemon.stdout), daemon=True)

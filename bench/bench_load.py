@@ -31,9 +31,9 @@ from typing import Any
 
 import httpx
 
+from bench import common
 from retention.sandbox import generate_account
 
-REPO = Path(__file__).resolve().parents[1]
 SEED = 17
 RSS_LIMIT_MB = 300
 
@@ -108,19 +108,15 @@ class Sandbox:
     """A `retention sandbox` child generating the same account."""
 
     def __init__(self, size: Size, now: datetime, log: Path) -> None:
-        command = [
-            *(sys.executable, "-m", "retention", "sandbox", "--port", "0"),
+        account = [
             *("--seed", str(SEED), "--organizers", str(size.organizers)),
             *("--groups", str(size.groups), "--days", str(size.days)),
             *("--sessions-per-day", str(size.sessions // size.days)),
             *("--now", now.isoformat().replace("+00:00", "Z")),
         ]
         with log.open("w") as stderr:
-            self.proc = subprocess.Popen(
-                command, stdout=subprocess.PIPE, stderr=stderr, text=True, cwd=REPO
-            )
+            self.proc, self.base = common.start_sandbox(*account, stderr=stderr)
         assert self.proc.stdout is not None
-        self.base = self.proc.stdout.readline().strip()
         if not self.base.startswith("http"):
             raise SystemExit(f"sandbox did not start: {log.read_text()[-2000:]}")
         # Keep draining its stdout so that it never blocks on a full pipe.
@@ -166,7 +162,7 @@ def run_step(name: str, args: list[str], env: dict[str, str]) -> dict[str, Any]:
                     *args,
                 ],
                 env=env,
-                cwd=REPO,
+                cwd=common.REPO,
                 stdout=subprocess.DEVNULL,
                 stderr=err,
             )
@@ -191,23 +187,16 @@ def service_env(base: str, root: Path, size: Size, expected: Expected) -> dict[s
         "policies:\n  - name: sessions-load\n    description: The oldest sessions go.\n"
         f"    action: delete_session\n    after: {expected.after_days}d\n"
     )
-    env = {k: v for k, v in os.environ.items() if not k.startswith("RETENTION_")}
     scan_start = expected.as_of - timedelta(days=size.days + expected.after_days + 2)
-    env.update(
-        RETENTION_API_BASE_URL=f"{base}/G2M/rest",
-        RETENTION_TOKEN_URL=f"{base}/oauth/token",
-        RETENTION_CLIENT_ID="sandbox-client",
-        RETENTION_CLIENT_SECRET="sandbox-secret",
-        RETENTION_REFRESH_TOKEN="sandbox-refresh",
-        RETENTION_STATE_DIR=str(root / "state"),
-        RETENTION_POLICY_DIR=str(policies),
+    return common.service_env(
+        base,
+        root,
         RETENTION_RATE_LIMIT=str(size.rate),
         RETENTION_CONCURRENCY="16",
         RETENTION_SCAN_WINDOW_DAYS="60",
         RETENTION_SCAN_START=scan_start.date().isoformat(),
         RETENTION_MAX_DELETIONS_PER_RUN=str(2 * size.removals + 100),
     )
-    return env
 
 
 def run_load(size: Size, root: Path) -> dict[str, Any]:

@@ -22,6 +22,7 @@ from pathlib import Path
 
 from pydantic import SecretStr
 
+from bench.common import start_sandbox
 from retention.engine.scan import ScanReport, scan
 from retention.engine.state import open_state_db
 from retention.goto.auth import TokenManager
@@ -64,16 +65,6 @@ def account_file(folder: Path, organizers: int, groups: int, days: int, per_day:
                 sizes[target] += 1
     path.write_text(json.dumps(data))
     return path
-
-
-def start_sandbox(account: Path, rate: float, latency: float):
-    command = [
-        sys.executable, "-m", "retention", "sandbox", "--port", "0", "--data", str(account),
-        "--rate-limit", str(rate), "--latency-ms", str(latency),
-    ]  # fmt: skip
-    proc = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
-    assert proc.stdout is not None
-    return proc, proc.stdout.readline().strip()
 
 
 async def one_scan(base: str, state: Path, rate: float, *, now: datetime, start: datetime,
@@ -119,7 +110,9 @@ def main() -> None:
     yesterday = NOW - timedelta(days=1)
     with tempfile.TemporaryDirectory() as folder:
         account = account_file(Path(folder), organizers, groups, days, per_day)
-        proc, base = start_sandbox(account, rate, latency)
+        proc, base = start_sandbox(
+            "--data", str(account), "--rate-limit", str(rate), "--latency-ms", str(latency)
+        )
         try:
             for prefilter in (False, True):
                 state = Path(folder) / f"full-{prefilter}"

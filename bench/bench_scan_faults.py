@@ -14,8 +14,6 @@ from __future__ import annotations
 import asyncio
 import math
 import os
-import subprocess
-import sys
 import tempfile
 import time
 from datetime import UTC, datetime, timedelta
@@ -24,6 +22,7 @@ from pathlib import Path
 import httpx
 from pydantic import SecretStr
 
+from bench.common import start_sandbox
 from retention.engine.scan import ScanReport, scan
 from retention.engine.state import open_state_db
 from retention.goto.auth import TokenManager
@@ -35,14 +34,6 @@ NOW = datetime(2026, 11, 23, tzinfo=UTC)
 
 def _env(name: str, default: float) -> float:
     return float(os.environ.get(f"BENCH_FAULTS_{name}", default))
-
-
-def start_sandbox(folder: Path, args: list[str]) -> tuple[subprocess.Popen[str], str]:
-    """A `retention sandbox` subprocess on a free loopback port, and its base URL."""
-    command = [sys.executable, "-m", "retention", "sandbox", "--port", "0", *args]
-    proc = subprocess.Popen(command, stdout=subprocess.PIPE, text=True, cwd=folder)
-    assert proc.stdout is not None
-    return proc, proc.stdout.readline().strip()
 
 
 async def timed_scan(base: str, folder: Path, rate: float, days: int) -> tuple[ScanReport, float]:
@@ -83,7 +74,7 @@ def main() -> None:
     print(f"sandbox {' '.join(conditions + account)}", flush=True)
     with tempfile.TemporaryDirectory() as name:
         folder = Path(name)
-        proc, base = start_sandbox(folder, conditions + account)
+        proc, base = start_sandbox(*conditions, *account, cwd=folder)
         try:
             report, wall = asyncio.run(timed_scan(base, folder, rate, days))
             log = httpx.get(base + "/_sandbox/requests", timeout=30).json()

@@ -37,16 +37,28 @@ class Approver:
         return shown.split()[1]
 
 
-def make_key(folder: Path, name: str) -> Approver:
+def make_key(folder: Path, name: str, kind: str = "ed25519", passphrase: str = "") -> Approver:
+    """A new key pair FOLDER/NAME made by `ssh-keygen -t KIND` (no passphrase unless given)."""
     assert shutil.which("ssh-keygen"), "the approval tests need ssh-keygen (openssh-client)"
     folder.mkdir(parents=True, exist_ok=True)
     key = folder / name
     subprocess.run(
-        ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", name, "-f", str(key)],
+        ["ssh-keygen", "-q", "-t", kind, "-N", passphrase, "-C", name, "-f", str(key)],
         check=True,
         capture_output=True,
     )
     return Approver(name, key)
+
+
+def ssh_keygen_sign(key: Path, message: Path, text: str, namespace: str) -> Path:
+    """Write `text` to MESSAGE and sign it with `ssh-keygen -Y sign`; the MESSAGE.sig path."""
+    message.write_text(text)
+    subprocess.run(
+        ["ssh-keygen", "-q", "-Y", "sign", "-n", namespace, "-f", str(key), str(message)],
+        check=True,
+        capture_output=True,
+    )
+    return Path(f"{message}.sig")
 
 
 def write_signers(path: Path, *approvers: Approver) -> Path:

@@ -14,7 +14,8 @@ from typing import Any, TypeVar
 REPO = Path(__file__).resolve().parents[1]
 
 
-def run_retention(
+def run_module(
+    module: str,
     *args: str,
     env: Mapping[str, str] | None = None,
     cwd: Path = REPO,
@@ -22,10 +23,15 @@ def run_retention(
     check: bool = False,
     **kwargs: Any,
 ) -> subprocess.CompletedProcess[str]:
-    """`python -m retention ARGS` as a real subprocess, its output captured as text."""
-    command = [sys.executable, "-m", "retention", *args]
+    """`python -m MODULE ARGS` as a real subprocess, its output captured as text."""
+    command = [sys.executable, "-m", module, *args]
     captured: dict[str, Any] = {"capture_output": True, "text": True, **kwargs}
     return subprocess.run(command, env=env, cwd=cwd, timeout=timeout, check=check, **captured)
+
+
+def run_retention(*args: str, **options: Any) -> subprocess.CompletedProcess[str]:
+    """`python -m retention ARGS` as a real subprocess (`run_module`'s options)."""
+    return run_module("retention", *args, **options)
 
 
 @dataclass
@@ -61,6 +67,12 @@ class Deployment:
                 f"retention {' '.join(args)} exited {result.returncode}:\n{result.stderr}"
             )
         return result
+
+    def saved_plan(self, name: str = "plan.json", *args: str) -> Path:
+        """`retention plan ARGS --out ROOT/NAME`, which must succeed; the plan file's path."""
+        path = self.root / name
+        self.cli("plan", *args, "--out", str(path), check=True)
+        return path
 
     def popen(self, *args: str, extra_env: dict[str, str] | None = None) -> subprocess.Popen[str]:
         """Start `python -m retention ARGS` in the background; its stderr is kept."""

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pytest
 from support import Deployment
 
 from retention.sandbox.account import _FIRST, _LAST
@@ -41,6 +42,21 @@ def notice_env(url: str) -> dict[str, str]:
     }
 
 
+Noticing = Callable[[str], tuple[Deployment, Any, dict[str, str]]]
+
+
+@pytest.fixture
+def noticing(small: Callable[..., Deployment], smtp: tuple[Any, str]) -> Noticing:
+    """Factory: the service on a small sandbox with `policies`, the mailbox, and the settings
+    that send owner notices through it."""
+
+    def build(policies: str) -> tuple[Deployment, Any, dict[str, str]]:
+        box, url = smtp
+        return small(policies), box, notice_env(url)
+
+    return build
+
+
 def assert_no_attendee(texts: list[str]) -> None:
     names = {f"{first} {last}" for first in _FIRST for last in _LAST}
     for text in texts:
@@ -48,17 +64,14 @@ def assert_no_attendee(texts: list[str]) -> None:
         assert not [name for name in names if name in text]
 
 
-def test_notices_list_what_the_plan_ahead_adds_once_across_runs(
-    small: Callable[..., Deployment], smtp: tuple[Any, str]
-) -> None:
-    box, url = smtp
-    dep = small(RECORDINGS_30D)
+def test_notices_list_what_the_plan_ahead_adds_once_across_runs(noticing: Noticing) -> None:
+    dep, box, env = noticing(RECORDINGS_30D)
     today = plan_keys(dep)
     ahead_at = (datetime.now(UTC) + timedelta(days=DAYS)).strftime("%Y-%m-%dT%H:%M:%SZ")
     expected = plan_keys(dep, "--as-of", ahead_at) - today
     assert expected, "the sandbox has recordings due within the week"
 
-    first = dep.cli("run", "--yes", extra_env=notice_env(url))
+    first = dep.cli("run", "--yes", extra_env=env)
 
     assert first.returncode == 0, first.stderr
     assert noticed(dep) == expected
@@ -77,7 +90,7 @@ def test_notices_list_what_the_plan_ahead_adds_once_across_runs(
     assert not [line for line in exported if "@example.com" in line]  # no address in the record
     assert_no_attendee([str(m) for _s, _r, m in box.messages] + exported)
 
-    again = dep.cli("run", "--yes", extra_env=notice_env(url))
+    again = dep.cli("run", "--yes", extra_env=env)
 
     assert again.returncode == 0, again.stderr
     assert len(box.messages) == len(events)
@@ -91,12 +104,8 @@ def test_notices_list_what_the_plan_ahead_adds_once_across_runs(
 NOTICED_SESSIONS = policy_set(rule("recordings", 30, notice="required"))
 
 
-def test_notice_required_policy_removes_nothing_unnoticed(
-    small: Callable[..., Deployment], smtp: tuple[Any, str]
-) -> None:
-    box, url = smtp
-    dep = small(NOTICED_SESSIONS)
-    env = notice_env(url)
+def test_notice_required_policy_removes_nothing_unnoticed(noticing: Noticing) -> None:
+    dep, box, env = noticing(NOTICED_SESSIONS)
 
     plan = json.loads(dep.cli("plan", "--format", "json", extra_env=env, check=True).stdout)
     assert plan["items"] == []

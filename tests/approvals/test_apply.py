@@ -4,23 +4,37 @@ applied with two distinct approvers; the record names each of them."""
 from __future__ import annotations
 
 import json
-import subprocess
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from approvers import Approver, audit_events, write_signers
+import pytest
+from approvers import Approver, audit_events, ssh_keygen_sign, write_signers
 from support import Deployment
 
+TwoPersonRule = tuple[Deployment, Approver, Approver]
 
+
+@pytest.fixture
 def two_person_rule(
     deployment: Callable[..., Deployment], approver: Callable[[str], Approver], tmp_path: Path
-) -> tuple[Deployment, Approver, Approver]:
+) -> TwoPersonRule:
+    """The service requiring two approvals, with ana and bob in its allowed signers."""
     ana, bob = approver("ana"), approver("bob")
     signers = write_signers(tmp_path / "allowed_signers", ana, bob)
     dep = deployment(RETENTION_APPROVERS=str(signers), RETENTION_APPROVALS_REQUIRED="2")
     return dep, ana, bob
+
+
+Planned = tuple[Deployment, Approver, Approver, Path]
+
+
+@pytest.fixture
+def planned(two_person_rule: TwoPersonRule) -> Planned:
+    """The two-person rule and today's plan, saved to plan.json."""
+    dep, ana, bob = two_person_rule
+    return dep, ana, bob, dep.saved_plan()
 
 
 def approve(dep: Deployment, plan: Path, who: Approver, comment: str = "") -> Any:
@@ -32,11 +46,9 @@ def approvals_refusals(dep: Deployment) -> list[dict[str, Any]]:
 
 
 def test_apply_refuses_one_approval_and_proceeds_with_two_distinct_approvers(
-    deployment: Any, approver: Any, tmp_path: Path
+    planned: Planned,
 ) -> None:
-    dep, ana, bob = two_person_rule(deployment, approver, tmp_path)
-    plan = tmp_path / "plan.json"
-    dep.cli("plan", "--out", str(plan), check=True)
+    dep, ana, bob, plan = planned
     items = json.loads(plan.read_text())["items"]
     assert items
 
@@ -73,13 +85,9 @@ def test_apply_refuses_one_approval_and_proceeds_with_two_distinct_approvers(
     assert approved["approved_by"].endswith("(--yes)")
 
 
-def test_a_signature_over_another_plans_hash_does_not_count(
-    deployment: Any, approver: Any, tmp_path: Path
-) -> None:
-    dep, ana, bob = two_person_rule(deployment, approver, tmp_path)
-    plan, other = tmp_path / "plan.json", tmp_path / "other.json"
-    dep.cli("plan", "--out", str(plan), check=True)
-    dep.cli("plan", "--out", str(other), check=True)
+def test_a_signature_over_another_plans_hash_does_not_count(planned: Planned) -> None:
+    dep, ana, bob, plan = planned
+    other = dep.saved_plan("other.json")
     assert approve(dep, plan, ana).returncode == 0
     assert approve(dep, other, bob).returncode == 0
     # Bob's approval of the other plan, copied beside this one: it is not this plan's.
@@ -95,12 +103,10 @@ def test_a_signature_over_another_plans_hash_does_not_count(
 
 
 def test_an_approver_the_allowed_signers_do_not_name_does_not_count(
-    deployment: Any, approver: Any, tmp_path: Path
+    planned: Planned, approver: Callable[[str], Approver]
 ) -> None:
-    dep, _ana, _bob = two_person_rule(deployment, approver, tmp_path)
+    dep, _ana, _bob, plan = planned
     eve = approver("eve")
-    plan = tmp_path / "plan.json"
-    dep.cli("plan", "--out", str(plan), check=True)
 
     unnamed = approve(dep, plan, eve)
     assert unnamed.returncode == 2
@@ -111,14 +117,10 @@ def test_an_approver_the_allowed_signers_do_not_name_does_not_count(
     assert not Path(f"{plan}.approvals").exists()
 
 
-def test_approve_refuses_an_altered_plan_and_a_preview(
-    deployment: Any, approver: Any, tmp_path: Path
-) -> None:
-    dep, ana, _bob = two_person_rule(deployment, approver, tmp_path)
-    plan, preview = tmp_path / "plan.json", tmp_path / "preview.json"
-    dep.cli("plan", "--out", str(plan), check=True)
+def test_approve_refuses_an_altered_plan_and_a_preview(planned: Planned, tmp_path: Path) -> None:
+    dep, ana, _bob, plan = planned
     next_year = f"{datetime.now(UTC).year + 1}-06-01"
-    dep.cli("plan", "--as-of", next_year, "--out", str(preview), check=True)
+    preview = dep.saved_plan("preview.json", "--as-of", next_year)
     document = json.loads(plan.read_text())
     document["items"] = document["items"][:1]
     altered = tmp_path / "altered.json"
@@ -131,40 +133,18 @@ def test_approve_refuses_an_altered_plan_and_a_preview(
         assert not Path(f"{path}.approvals").exists()
 
 
-def test_a_signature_made_with_ssh_keygen_is_an_approval(
-    deployment: Any, approver: Any, tmp_path: Path
-) -> None:
-    dep, ana, bob = two_person_rule(deployment, approver, tmp_path)
-    plan = tmp_path / "plan.json"
-    dep.cli("plan", "--out", str(plan), check=True)
+def test_a_signature_made_with_ssh_keygen_is_an_approval(planned: Planned, tmp_path: Path) -> None:
+    dep, ana, bob, plan = planned
     plan_hash = json.loads(plan.read_text())["plan_hash"]
-    message = tmp_path / "hash"
-    message.write_text(plan_hash)
-    subprocess.run(
-        [
-            "ssh-keygen",
-            "-q",
-            "-Y",
-            "sign",
-            "-n",
-            "goto-retention-plan",
-            "-f",
-            str(bob.key),
-            str(message),
-        ],
-        check=True,
-        capture_output=True,
-    )
+    signature = ssh_keygen_sign(bob.key, tmp_path / "hash", plan_hash, "goto-retention-plan")
     assert approve(dep, plan, ana).returncode == 0
-    added = dep.cli("approve", str(plan), "--signature", f"{message}.sig")
+    added = dep.cli("approve", str(plan), "--signature", str(signature))
     assert added.returncode == 0, added.stderr
     assert "2 of 2 approvals (ana, bob)" in added.stdout
 
 
-def test_run_yes_is_refused_when_approvals_are_required(
-    deployment: Any, approver: Any, tmp_path: Path
-) -> None:
-    dep, _ana, _bob = two_person_rule(deployment, approver, tmp_path)
+def test_run_yes_is_refused_when_approvals_are_required(two_person_rule: TwoPersonRule) -> None:
+    dep, _ana, _bob = two_person_rule
 
     refused = dep.cli("run", "--yes")
 

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from approvers import Approver, write_signers
+from approvers import Approver, make_key, ssh_keygen_sign, write_signers
 
 from retention.approvals import sshsig
 from retention.audit.checkpoint import generate_key_pair
@@ -15,7 +15,6 @@ from retention.errors import InvalidInput
 
 PLAN_HASH = "3f" * 32
 VERIFY = ("ssh-keygen", "-Y", "verify", "-n", sshsig.NAMESPACE, "-f")
-SIGN = ("ssh-keygen", "-q", "-Y", "sign", "-n", sshsig.NAMESPACE, "-f")
 
 
 def ssh_keygen_verifies(signers: Path, principal: str, signature: str, message: str) -> bool:
@@ -47,14 +46,8 @@ def test_a_signature_ssh_keygen_makes_verifies_in_the_product(
     approver: Callable[[str], Approver], tmp_path: Path
 ) -> None:
     ana = approver("ana")
-    message = tmp_path / "hash"
-    message.write_text(PLAN_HASH)
-    subprocess.run(
-        [*SIGN, str(ana.key), str(message)],
-        check=True,
-        capture_output=True,
-    )
-    armored = Path(f"{message}.sig").read_text()
+    signature = ssh_keygen_sign(ana.key, tmp_path / "hash", PLAN_HASH, sshsig.NAMESPACE)
+    armored = signature.read_text()
 
     verified = sshsig.verify(armored, PLAN_HASH.encode())
     assert verified.fingerprint == ana.fingerprint
@@ -68,15 +61,9 @@ def test_a_signature_in_another_namespace_is_refused(
     approver: Callable[[str], Approver], tmp_path: Path
 ) -> None:
     ana = approver("ana")
-    message = tmp_path / "hash"
-    message.write_text(PLAN_HASH)
-    subprocess.run(
-        ["ssh-keygen", "-q", "-Y", "sign", "-n", "git", "-f", str(ana.key), str(message)],
-        check=True,
-        capture_output=True,
-    )
+    signature = ssh_keygen_sign(ana.key, tmp_path / "hash", PLAN_HASH, "git")
     with pytest.raises(sshsig.SignatureError, match="namespace 'git'"):
-        sshsig.verify(Path(f"{message}.sig").read_text(), PLAN_HASH.encode())
+        sshsig.verify(signature.read_text(), PLAN_HASH.encode())
 
 
 def test_the_fingerprint_is_openssh_s(approver: Callable[[str], Approver]) -> None:
@@ -99,23 +86,13 @@ def test_an_audit_keygen_key_signs_approvals_ssh_keygen_accepts(tmp_path: Path) 
 
 
 def test_an_encrypted_key_is_refused_with_what_to_do(tmp_path: Path) -> None:
-    key = tmp_path / "locked"
-    subprocess.run(
-        ["ssh-keygen", "-q", "-t", "ed25519", "-N", "a passphrase", "-f", str(key)],
-        check=True,
-        capture_output=True,
-    )
+    locked = make_key(tmp_path, "locked", passphrase="a passphrase")
     with pytest.raises(InvalidInput, match="encrypted") as raised:
-        sshsig.load_private_key(key)
+        sshsig.load_private_key(locked.key)
     assert "ssh-keygen -Y sign" in str(raised.value.hint)
 
 
 def test_a_key_that_is_not_ed25519_is_refused(tmp_path: Path) -> None:
-    key = tmp_path / "ecdsa"
-    subprocess.run(
-        ["ssh-keygen", "-q", "-t", "ecdsa", "-N", "", "-f", str(key)],
-        check=True,
-        capture_output=True,
-    )
+    ecdsa = make_key(tmp_path, "ecdsa", kind="ecdsa")
     with pytest.raises(InvalidInput, match="not an Ed25519 private key"):
-        sshsig.load_private_key(key)
+        sshsig.load_private_key(ecdsa.key)

@@ -5,44 +5,30 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
+from support import REPO
 
 from retention.audit import AuditLog
 
 Opener = Callable[..., AuditLog]
 Cli = Callable[..., Any]
-# Written out here, not imported: these names are a contract with the documentation.
-DOCUMENTED_COLUMNS = [
-    "seq",
-    "time",
-    "event",
-    "run",
-    "plan",
-    "policy",
-    "policyHash",
-    "action",
-    "organizerKey",
-    "meetingId",
-    "sessionId",
-    "subject",
-    "subjectMode",
-    "startTime",
-    "endTime",
-    "recordingIds",
-    "recordingBytes",
-    "attendeeCount",
-    "intent",
-    "outcome",
-    "status",
-    "reason",
-    "details",
-    "hash",
-    "prev_hash",
-]
+
+
+def documented_columns() -> list[str]:
+    """The export's columns as the table in docs/audit.md lists them, in order: read from the
+    documentation, not imported, since these names are a contract with it."""
+    text = (REPO / "docs" / "audit.md").read_text(encoding="utf-8")
+    _, after = text.split("The columns, in this order, are a stable contract:", 1)
+    table, _ = after.split("\n#", 1)
+    return re.findall(r"^\| `(\w+)` \|", table, flags=re.MULTILINE)
+
+
+DOCUMENTED_COLUMNS = documented_columns()
 
 
 @pytest.fixture

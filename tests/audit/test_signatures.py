@@ -19,11 +19,25 @@ RunWriter = Callable[..., list[int]]
 Cli = Callable[..., Any]
 
 
-def _short_run(log: AuditLog, run_id: str) -> None:
-    """A run that removed nothing, sealed by whichever key the log holds."""
-    log.run_started(run_id=run_id, trigger="schedule", settings_summary={})
-    log.run_finished(run_id=run_id, counts={}, result="ok")
-    log.checkpoint()
+TwoRuns = Callable[[dict[str, Any], dict[str, Any]], None]
+
+
+@pytest.fixture
+def two_runs(open_log: Opener, write_run: RunWriter) -> TwoRuns:
+    """Writes a full run in the log opened with the first overrides, then, in the log opened
+    with the second, a run that removed nothing; each sealed by whichever key its log holds."""
+
+    def write(first: dict[str, Any], then: dict[str, Any]) -> None:
+        log = open_log(**first)
+        write_run(log, run_id="run-1")
+        log.close()
+        log = open_log(**then)
+        log.run_started(run_id="run-2", trigger="schedule", settings_summary={})
+        log.run_finished(run_id="run-2", counts={}, result="ok")
+        log.checkpoint()
+        log.close()
+
+    return write
 
 
 def _public(tmp_path: Path, name: str, key: Ed25519PrivateKey) -> Path:
@@ -37,17 +51,10 @@ def _public(tmp_path: Path, name: str, key: Ed25519PrivateKey) -> Path:
 
 
 @pytest.fixture
-def rotated(
-    open_log: Opener, write_run: RunWriter, signing_key: Ed25519PrivateKey
-) -> Ed25519PrivateKey:
+def rotated(two_runs: TwoRuns) -> Ed25519PrivateKey:
     """One run sealed by the first key, one by the key that replaced it."""
-    log = open_log()
-    write_run(log, run_id="run-1")
-    log.close()
     second = Ed25519PrivateKey.generate()
-    log = open_log(signing_key=second)
-    _short_run(log, "run-2")
-    log.close()
+    two_runs({}, {"signing_key": second})
     return second
 
 
@@ -103,18 +110,9 @@ def test_without_a_key_the_verdict_says_signatures_were_not_checked(
 
 
 def test_an_unsigned_checkpoint_after_a_signed_one_is_a_finding(
-    open_log: Opener,
-    write_run: RunWriter,
-    run_cli: Cli,
-    signing_key: Ed25519PrivateKey,
-    tmp_path: Path,
+    two_runs: TwoRuns, run_cli: Cli, signing_key: Ed25519PrivateKey, tmp_path: Path
 ) -> None:
-    log = open_log()
-    write_run(log, run_id="run-1")
-    log.close()
-    log = open_log(signing_key=None)
-    _short_run(log, "run-2")
-    log.close()
+    two_runs({}, {"signing_key": None})
     exit_code, report = _json(run_cli)
     assert exit_code == 1
     unsigned = [f for f in report["findings"] if f["code"] == "checkpoint_unsigned"]
@@ -126,18 +124,9 @@ def test_an_unsigned_checkpoint_after_a_signed_one_is_a_finding(
 
 
 def test_unsigned_checkpoints_before_the_first_signed_one_predate_the_key(
-    open_log: Opener,
-    write_run: RunWriter,
-    run_cli: Cli,
-    signing_key: Ed25519PrivateKey,
-    tmp_path: Path,
+    two_runs: TwoRuns, run_cli: Cli, signing_key: Ed25519PrivateKey, tmp_path: Path
 ) -> None:
-    log = open_log(signing_key=None)
-    write_run(log, run_id="run-1")
-    log.close()
-    log = open_log()
-    _short_run(log, "run-2")
-    log.close()
+    two_runs({"signing_key": None}, {})
     public = _public(tmp_path, "audit.pub", signing_key)
     exit_code, report = _json(run_cli, "--public-key", str(public))
     assert exit_code == 0, report["findings"]

@@ -10,7 +10,7 @@ import select
 import subprocess
 import sys
 import time
-from pathlib import Path
+from typing import Any
 
 from support import REPO, Deployment
 
@@ -69,19 +69,19 @@ def answer_on_a_terminal(
     return code, before, seen.decode(errors="replace")[len(before) :]
 
 
-def saved_plan(deployment: Deployment, tmp_path: Path) -> Path:
-    plan_file = tmp_path / "plan.json"
-    deployment.cli("plan", "--out", str(plan_file), check=True)
-    return plan_file
+def declined_apply(deployment: Deployment) -> tuple[list[dict[str, Any]], int, str, str]:
+    """Today's plan saved, then `n` typed at the prompt of `apply PLAN`: its items, and the
+    exit, before and after of `answer_on_a_terminal`."""
+    plan_file = deployment.saved_plan()
+    items = json.loads(plan_file.read_text())["items"]
+    code, before, after = answer_on_a_terminal(deployment, ["apply", str(plan_file)], "n")
+    return items, code, before, after
 
 
 def test_declining_exits_3_removes_nothing_and_records_the_refusal(
-    deployment: Deployment, tmp_path: Path
+    deployment: Deployment,
 ) -> None:
-    plan_file = saved_plan(deployment, tmp_path)
-    items = json.loads(plan_file.read_text())["items"]
-
-    code, before, after = answer_on_a_terminal(deployment, ["apply", str(plan_file)], "n")
+    items, code, before, after = declined_apply(deployment)
 
     assert code == 3
     assert "cancelled, nothing removed" in after
@@ -97,13 +97,8 @@ def test_declining_exits_3_removes_nothing_and_records_the_refusal(
     assert [e["reason"] for e in refused] == ["declined"]
 
 
-def test_the_summary_counts_per_action_and_the_parts_add_up(
-    deployment: Deployment, tmp_path: Path
-) -> None:
-    plan_file = saved_plan(deployment, tmp_path)
-    items = json.loads(plan_file.read_text())["items"]
-
-    _code, before, _after = answer_on_a_terminal(deployment, ["apply", str(plan_file)], "n")
+def test_the_summary_counts_per_action_and_the_parts_add_up(deployment: Deployment) -> None:
+    items, _code, before, _after = declined_apply(deployment)
 
     summary = " ".join(_ANSI.sub("", before).split())
     found = re.search(

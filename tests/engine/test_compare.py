@@ -6,23 +6,15 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import records
+from plans import load_folder, plan_for
 
 from retention.cli.render_compare import MARKDOWN_ITEMS, change_document, change_markdown
 from retention.engine.compare import compare_plans
-from retention.engine.decide import decide
-from retention.engine.plan import Plan, build_plan
+from retention.engine.plan import Plan
 from retention.engine.records import SessionRecord
-from retention.policy import load_policy_set
-from retention.sandbox.policies import policy_set, rule
+from retention.sandbox.policies import BOARD_7Y, policy_set, rule
 
 AS_OF = datetime(2026, 11, 23, tzinfo=UTC)
-BOARD = """\
-  - name: board-7y
-    description: Board meetings are kept seven years.
-    action: retain
-    after: 7y
-    match: {subject: "(?i)board"}
-"""
 
 
 def ended_days_ago(session_id: int, days: int, subject: str = "Weekly sync") -> SessionRecord:
@@ -39,13 +31,7 @@ SESSIONS = [
 
 
 def plan_of(tmp_path: Path, name: str, text: str, sessions: list[SessionRecord]) -> Plan:
-    folder = tmp_path / name
-    folder.mkdir()
-    (folder / "p.yaml").write_text(text)
-    loaded = load_policy_set([folder])
-    return build_plan(
-        decide(sessions, loaded, AS_OF), loaded, plan_id=name, created_at=AS_OF, as_of=AS_OF
-    )
+    return plan_for(sessions, load_folder(tmp_path / name, text), AS_OF, plan_id=name)
 
 
 def keys(entries: list[dict[str, object]]) -> set[tuple[object, object]]:
@@ -61,7 +47,7 @@ def test_the_change_adds_and_drops_removals_per_policy_and_retain_rules_start_bl
     change = plan_of(
         tmp_path,
         "change",
-        policy_set(rule("recordings", 20), rule("sessions", 90), BOARD),
+        policy_set(rule("recordings", 20), rule("sessions", 90), BOARD_7Y),
         SESSIONS,
     )
 
@@ -105,7 +91,7 @@ def test_the_same_policies_make_no_change_and_a_selection_counts_only_its_polici
 
     base = plan_of(tmp_path, "c", text, SESSIONS)
     change = plan_of(
-        tmp_path, "d", policy_set(rule("recordings", 20), rule("sessions", 90), BOARD), SESSIONS
+        tmp_path, "d", policy_set(rule("recordings", 20), rule("sessions", 90), BOARD_7Y), SESSIONS
     )
     only = compare_plans(base, change, ["sessions-90d"])
 

@@ -26,24 +26,23 @@ def reader(audit_path: Path) -> sqlite3.Connection:
     return connect_reader(audit_path)
 
 
-def durable_intents(audit_path: Path) -> set[int]:
-    """Sessions whose intent another connection can read: committed, on disk."""
+def committed(audit_path: Path, query: str) -> list[int]:
+    """The one column `query` selects, as another connection reads it: committed, on disk."""
     conn = reader(audit_path)
     try:
-        rows = conn.execute("SELECT session_id FROM events WHERE event = 'intent'").fetchall()
+        return [int(row[0]) for row in conn.execute(query).fetchall()]
     finally:
         conn.close()
-    return {int(row[0]) for row in rows}
+
+
+def durable_intents(audit_path: Path) -> set[int]:
+    """Sessions whose intent another connection can read: committed, on disk."""
+    return set(committed(audit_path, "SELECT session_id FROM events WHERE event = 'intent'"))
 
 
 def durable_outcomes(audit_path: Path) -> Counter[int]:
     """How many committed outcomes each intent has."""
-    conn = reader(audit_path)
-    try:
-        rows = conn.execute("SELECT intent_seq FROM events WHERE event = 'outcome'").fetchall()
-    finally:
-        conn.close()
-    return Counter(int(row[0]) for row in rows)
+    return Counter(committed(audit_path, "SELECT intent_seq FROM events WHERE event = 'outcome'"))
 
 
 def executor(account: FakeAccount, audit: AuditLog, **options: object) -> Executor:

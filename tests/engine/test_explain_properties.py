@@ -9,10 +9,9 @@ from typing import Any
 from explain_checks import check_agreement
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from plans import plan_for
 
-from retention.engine.decide import decide
 from retention.engine.explain import Explainer
-from retention.engine.plan import build_plan
 from retention.engine.records import SessionRecord
 from retention.policy import Hold, Policy, PolicySet
 
@@ -103,26 +102,23 @@ def policy_set_of(policies: list[Policy], holds: list[Hold]) -> PolicySet:
     )
 
 
+POLICY_SETS = st.builds(policy_set_of, RULES, HOLDS)
+
+
 @EXAMPLES
-@given(SESSIONS, RULES, HOLDS)
-def test_explain_agrees_with_the_plan(
-    sessions: list[SessionRecord], policies: list[Policy], holds: list[Hold]
-) -> None:
-    policy_set = policy_set_of(policies, holds)
-    plan = build_plan(
-        decide(sessions, policy_set, AS_OF), policy_set, plan_id="p", created_at=AS_OF, as_of=AS_OF
-    )
+@given(SESSIONS, POLICY_SETS)
+def test_explain_agrees_with_the_plan(sessions: list[SessionRecord], policy_set: PolicySet) -> None:
+    plan = plan_for(sessions, policy_set, AS_OF)
     explain = Explainer(policy_set, AS_OF)
 
     check_agreement(plan, {session.session_id: explain(session) for session in sessions})
 
 
 @EXAMPLES
-@given(SESSIONS, RULES, HOLDS)
+@given(SESSIONS, POLICY_SETS)
 def test_an_action_said_to_become_due_on_a_date_is_due_then(
-    sessions: list[SessionRecord], policies: list[Policy], holds: list[Hold]
+    sessions: list[SessionRecord], policy_set: PolicySet
 ) -> None:
-    policy_set = policy_set_of(policies, holds)
     explain = Explainer(policy_set, AS_OF)
     for session in sessions:
         for verdict in explain(session).actions:

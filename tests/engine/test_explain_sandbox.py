@@ -16,12 +16,11 @@ from typing import Any
 import pytest
 from asgiclient import client_for
 from explain_checks import check_agreement
+from plans import plan_for
 from support import REPO, Deployment
 
-from retention.engine.decide import decide
 from retention.engine.explain import Explainer
 from retention.engine.inventory import iter_sessions
-from retention.engine.plan import build_plan
 from retention.engine.scan import scan
 from retention.engine.state import open_state_db
 from retention.policy import load_policy_set
@@ -53,9 +52,7 @@ async def test_explain_agrees_with_plan_for_every_session_of_a_generated_account
     assert report.complete
     policies = load_policy_set([REPO / "policies"])
     sessions = list(iter_sessions(db))
-    plan = build_plan(
-        decide(sessions, policies, NOW), policies, plan_id="p", created_at=NOW, as_of=NOW
-    )
+    plan = plan_for(sessions, policies, NOW)
     explain = Explainer(policies, NOW)
 
     seen = check_agreement(plan, {record.session_id: explain(record) for record in sessions})

@@ -9,15 +9,15 @@ from pathlib import Path
 
 import pytest
 import records
+from plans import load_folder, plan_for
 
-from retention.engine.caps import cap_violations
-from retention.engine.decide import decide
-from retention.engine.plan import Plan, build_plan
+from retention.engine.caps import CapViolation, cap_violations
+from retention.engine.plan import Plan
 from retention.engine.planfile import plan_refusals, read_plan_file
 from retention.engine.planitem import PLAN_FORMAT, plan_hash
 from retention.engine.records import SessionRecord
 from retention.errors import InvalidInput
-from retention.policy import PolicySet, load_policy_set
+from retention.policy import PolicySet
 from retention.sandbox.policies import policy_set, rule
 
 AS_OF = datetime(2026, 11, 23, tzinfo=UTC)
@@ -42,8 +42,7 @@ def session(session_id: int, *, ended_days_ago: int, recording: bool = True) -> 
 
 @pytest.fixture
 def policy_set(tmp_path: Path) -> PolicySet:
-    (tmp_path / "p.yaml").write_text(POLICIES)
-    return load_policy_set([tmp_path])
+    return load_folder(tmp_path, POLICIES)
 
 
 SESSIONS = [
@@ -56,14 +55,7 @@ SESSIONS = [
 
 
 def make_plan(policy_set: PolicySet, selected: list[str] | None = None) -> Plan:
-    return build_plan(
-        decide(SESSIONS, policy_set, AS_OF),
-        policy_set,
-        plan_id="plan-1",
-        created_at=AS_OF,
-        as_of=AS_OF,
-        selected=selected,
-    )
+    return plan_for(SESSIONS, policy_set, AS_OF, plan_id="plan-1", selected=selected)
 
 
 def test_plan_lists_due_actions_and_names_the_hold_that_blocked_one(policy_set: PolicySet) -> None:
@@ -115,36 +107,34 @@ def test_document_ids_are_strings_and_hash_covers_every_field(policy_set: Policy
     assert plan_hash(tampered) != document["plan_hash"]
 
 
+def violations(
+    policy_set: PolicySet, sessions: list[SessionRecord], max_per_run: int = 100
+) -> list[CapViolation]:
+    """The caps the plan of `sessions` overruns."""
+    plan = plan_for(sessions, policy_set, AS_OF)
+    return cap_violations(plan.items, policy_set, plan.in_scope, max_per_run=max_per_run)
+
+
 def test_caps_name_policy_count_and_limit(policy_set: PolicySet) -> None:
-    sessions = [session(n, ended_days_ago=40) for n in range(10, 13)]
-    plan = build_plan(
-        decide(sessions, policy_set, AS_OF), policy_set, plan_id="p", created_at=AS_OF, as_of=AS_OF
-    )
-    violations = cap_violations(plan.items, policy_set, plan.in_scope, max_per_run=100)
-    assert [(v.policy, v.cap, v.selected, v.limit) for v in violations] == [
+    found = violations(policy_set, [session(n, ended_days_ago=40) for n in range(10, 13)])
+    assert [(v.policy, v.cap, v.selected, v.limit) for v in found] == [
         ("recordings-30d", "max_deletions", 3, 2)
     ]
-    assert "recordings-30d would make 3 removals" in violations[0].describe()
+    assert "recordings-30d would make 3 removals" in found[0].describe()
 
 
 def test_max_percent_compares_with_sessions_in_scope(policy_set: PolicySet) -> None:
-    sessions = [session(n, ended_days_ago=400) for n in range(20, 23)] + [
-        session(30, ended_days_ago=5)
-    ]
-    plan = build_plan(
-        decide(sessions, policy_set, AS_OF), policy_set, plan_id="p", created_at=AS_OF, as_of=AS_OF
-    )
-    violations = cap_violations(plan.items, policy_set, plan.in_scope, max_per_run=100)
-    assert [(v.policy, v.cap, v.selected, v.population) for v in violations] == [
+    old_enough = [session(n, ended_days_ago=400) for n in range(20, 23)]
+    found = violations(policy_set, [*old_enough, session(30, ended_days_ago=5)])
+    assert [(v.policy, v.cap, v.selected, v.population) for v in found] == [
         ("sessions-1y", "max_percent", 3, 4)
     ]
-    assert "3 of 4 sessions in its scope (75.0%)" in violations[0].describe()
+    assert "3 of 4 sessions in its scope (75.0%)" in found[0].describe()
 
 
 def test_run_cap_counts_every_item(policy_set: PolicySet) -> None:
-    plan = make_plan(policy_set)
-    violations = cap_violations(plan.items, policy_set, plan.in_scope, max_per_run=1)
-    assert [(v.cap, v.selected, v.limit) for v in violations] == [("max_deletions_per_run", 2, 1)]
+    found = violations(policy_set, SESSIONS, max_per_run=1)
+    assert [(v.cap, v.selected, v.limit) for v in found] == [("max_deletions_per_run", 2, 1)]
 
 
 def test_plan_file_round_trips_and_a_fresh_unaltered_plan_has_no_refusal(

@@ -9,13 +9,13 @@ from typing import Any
 
 import pytest
 import records
+from plans import load_folder, plan_for
 
-from retention.engine.decide import decide
-from retention.engine.plan import Plan, build_plan
+from retention.engine.plan import Plan
 from retention.engine.planfile import plan_refusals, read_plan_file
 from retention.engine.planitem import plan_hash
 from retention.engine.records import SessionRecord
-from retention.policy import PolicySet, load_policy_set
+from retention.policy import PolicySet
 from retention.sandbox.policies import policy_set, rule
 
 NOW = datetime(2026, 11, 23, 12, tzinfo=UTC)
@@ -35,22 +35,14 @@ def record(session_id: int, ended: datetime) -> SessionRecord:
 
 @pytest.fixture
 def policy_set(tmp_path: Path) -> PolicySet:
-    (tmp_path / "p.yaml").write_text(POLICIES)
-    return load_policy_set([tmp_path])
+    return load_folder(tmp_path, POLICIES)
 
 
 SESSIONS = [record(1, NOW - timedelta(days=40)), record(2, NOW - timedelta(days=10))]
 
 
 def plan_as_of(policy_set: PolicySet, as_of: datetime, **binding: Any) -> Plan:
-    return build_plan(
-        decide(SESSIONS, policy_set, as_of),
-        policy_set,
-        plan_id="plan-1",
-        created_at=NOW,
-        as_of=as_of,
-        **binding,
-    )
+    return plan_for(SESSIONS, policy_set, as_of, plan_id="plan-1", created_at=NOW, **binding)
 
 
 def refusals(policy_set: PolicySet, document: dict[str, Any], **current: Any) -> list[Any]:

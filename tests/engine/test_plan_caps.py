@@ -8,12 +8,13 @@ from pathlib import Path
 
 import pytest
 import records
+from plans import load_folder
 
 from retention.engine.caps import run_cap_violation
 from retention.engine.decide import Decision, decide
 from retention.engine.plan import Plan, limit_plan, plan_within_caps
 from retention.engine.records import SessionRecord
-from retention.policy import PolicySet, load_policy_set
+from retention.policy import PolicySet
 from retention.sandbox.policies import policy_set, rule
 
 NOW = datetime(2026, 11, 23, tzinfo=UTC)
@@ -30,8 +31,7 @@ def record(session_id: int, *, ended_days_ago: int) -> SessionRecord:
 
 @pytest.fixture
 def policy_set(tmp_path: Path) -> PolicySet:
-    (tmp_path / "p.yaml").write_text(POLICIES)
-    return load_policy_set([tmp_path])
+    return load_folder(tmp_path, POLICIES)
 
 
 # Five sessions due under sessions-30d (cap 2); two of them old enough for attendees-60d (cap 1).

@@ -12,14 +12,14 @@ from typing import Any
 
 import pytest
 import records
+from plans import load_folder, plan_for
 
 from retention.audit import AuditLog
 from retention.cli.render import write_plan_csv
-from retention.engine.decide import decide
-from retention.engine.plan import Plan, SubjectForm, build_plan, no_subject
+from retention.engine.plan import Plan, SubjectForm, no_subject
 from retention.engine.planfile import plan_refusals, read_plan_file
 from retention.engine.planitem import plan_hash
-from retention.policy import PolicySet, load_policy_set
+from retention.policy import PolicySet
 from retention.sandbox.policies import policy_set, rule
 from retention.service.preview import audit_subject
 from retention.settings import Settings
@@ -40,19 +40,11 @@ SESSIONS = [
 
 @pytest.fixture
 def loaded(tmp_path: Path) -> PolicySet:
-    (tmp_path / "p.yaml").write_text(POLICIES)
-    return load_policy_set([tmp_path])
+    return load_folder(tmp_path, POLICIES)
 
 
 def plan_with(loaded: PolicySet, subject: SubjectForm = no_subject) -> Plan:
-    return build_plan(
-        decide(SESSIONS, loaded, AS_OF),
-        loaded,
-        plan_id="plan-1",
-        created_at=AS_OF,
-        as_of=AS_OF,
-        subject=subject,
-    )
+    return plan_for(SESSIONS, loaded, AS_OF, plan_id="plan-1", subject=subject)
 
 
 def test_items_blocked_and_unknown_entries_name_the_organizer_group_subject_and_times(

@@ -8,9 +8,8 @@ from pathlib import Path
 
 import pytest
 import records
+from plans import plan_for
 
-from retention.engine.decide import decide
-from retention.engine.plan import build_plan
 from retention.engine.planitem import PlanItem
 from retention.engine.recheck import Rechecker, recheck
 from retention.engine.records import SessionRecord
@@ -67,10 +66,7 @@ def policy_set(tmp_path: Path) -> PolicySet:
 def items_for(
     session: SessionRecord, policy_set: PolicySet, as_of: datetime = NOW
 ) -> list[PlanItem]:
-    plan = build_plan(
-        decide([session], policy_set, as_of), policy_set, plan_id="p", created_at=as_of, as_of=as_of
-    )
-    return plan.items
+    return plan_for([session], policy_set, as_of).items
 
 
 def test_an_unchanged_item_is_sent(policy_set: PolicySet) -> None:

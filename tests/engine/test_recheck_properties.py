@@ -17,9 +17,9 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from plans import plan_for
 
 from retention.engine.decide import decide
-from retention.engine.plan import build_plan
 from retention.engine.recheck import Rechecker
 from retention.engine.records import SessionRecord
 from retention.policy import PolicySet, load_policy_set
@@ -186,9 +186,7 @@ def test_every_item_recheck_sends_is_called_for_by_a_fresh_decision_on_the_facts
     plan_set, send_set = SETS[planned_under], SETS[sent_under]
     as_of = NOW + timedelta(days=plan_offset_days)
     now = NOW + timedelta(seconds=send_offset_seconds)
-    plan = build_plan(
-        decide(records, plan_set, as_of), plan_set, plan_id="p", created_at=NOW, as_of=as_of
-    )
+    plan = plan_for(records, plan_set, as_of, created_at=NOW)
     checker = Rechecker(send_set)
     enabled = {p.name for p in send_set.enabled_policies}
     for item in plan.items:
@@ -228,12 +226,8 @@ def test_with_nothing_changed_a_future_plans_items_are_sent_only_when_due_now(
     records = [make_session(n + 1, values) for n, values in enumerate(sessions)]
     policy_set = SETS[under]
     future = NOW + timedelta(days=plan_offset_days)
-    plan = build_plan(
-        decide(records, policy_set, future), policy_set, plan_id="p", created_at=NOW, as_of=future
-    )
-    due_now = build_plan(
-        decide(records, policy_set, NOW), policy_set, plan_id="q", created_at=NOW, as_of=NOW
-    )
+    plan = plan_for(records, policy_set, future, created_at=NOW)
+    due_now = plan_for(records, policy_set, NOW, plan_id="q")
     checker = Rechecker(policy_set)
     by_id = {r.session_id: r for r in records}
     sent = {item.key for item in plan.items if checker(item, by_id[item.session_id], NOW).send}

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import os
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 import pytest
@@ -18,6 +19,7 @@ from retention.goto.errors import ApiError, NotFound, RateLimited, TokenStoreErr
 from retention.goto.tokenstore import TokenStore
 
 pytestmark = pytest.mark.anyio
+E = TypeVar("E", bound=Exception)
 
 
 class VirtualTime:
@@ -178,32 +180,46 @@ async def test_429_without_retry_after_backs_off_with_growing_jittered_waits(
     assert client.stats.rate_limited == 4
 
 
-async def test_429s_beyond_the_attempts_raise_rate_limited(sandbox_asgi, tmp_path):
-    sandbox = sandbox_asgi(retry_after=1)
+async def raised_after_attempts(
+    sandbox: Any,
+    tmp_path: Path,
+    error: type[E],
+    call: Callable[[GoToClient], Awaitable[object]],
+    **faults: int,
+) -> tuple[E, GoToClient]:
+    """With three attempts a call: one call that passes, then `faults` set on the sandbox's
+    controls, then `call`, which must raise `error`; the error and the client."""
     async with make_client(
         sandbox.transport, tmp_path / "t.json", max_attempts=3, **VirtualTime().options()
     ) as client:
         await client.groups()
-        sandbox.app.state.controls.burst_429 = 10
-        with pytest.raises(RateLimited) as raised:
-            await client.groups()
-    assert raised.value.status == 429
-    assert raised.value.path == "/groups"
+        for name, value in faults.items():
+            setattr(sandbox.app.state.controls, name, value)
+        with pytest.raises(error) as raised:
+            await call(client)
+    return raised.value, client
+
+
+async def test_429s_beyond_the_attempts_raise_rate_limited(sandbox_asgi, tmp_path):
+    raised, _client = await raised_after_attempts(
+        sandbox_asgi(retry_after=1), tmp_path, RateLimited, GoToClient.groups, burst_429=10
+    )
+    assert raised.status == 429
+    assert raised.path == "/groups"
 
 
 async def test_server_errors_are_retried_then_reported_with_method_path_and_status(
     sandbox_asgi, tmp_path
 ):
-    sandbox = sandbox_asgi()
-    async with make_client(
-        sandbox.transport, tmp_path / "t.json", max_attempts=3, **VirtualTime().options()
-    ) as client:
-        await client.groups()
-        sandbox.app.state.controls.delete_status = 503
-        with pytest.raises(ApiError) as raised:
-            await client.delete_session(1, 2)
-    assert raised.value.method == "DELETE"
-    assert raised.value.status == 503
+    raised, client = await raised_after_attempts(
+        sandbox_asgi(),
+        tmp_path,
+        ApiError,
+        lambda client: client.delete_session(1, 2),
+        delete_status=503,
+    )
+    assert raised.method == "DELETE"
+    assert raised.status == 503
     assert client.stats.retries == 2
 
 

@@ -19,6 +19,8 @@ from typing import Any
 import pytest
 from support import Deployment, reaped
 
+from retention.sandbox.policies import policy_set, rule
+
 SMALL = ("--organizers", "6", "--groups", "2", "--days", "60")
 SESSIONS_30D = """
 policies:
@@ -183,20 +185,15 @@ def test_reconciliation_after_a_crash_reads_the_organizers_own_history(
     assert left == set()
 
 
-CAPPED_AND_FREE = """
-policies:
-  - name: recordings-30d
-    description: Recordings go after 30 days, at most 2 per run.
-    action: delete_recordings
-    after: 30d
-    match: {has_recording: true}
-    limits: {max_deletions: 2}
-  - name: attendees-30d
-    description: Attendee lists go after 30 days.
-    action: delete_attendees
-    after: 30d
-    match: {min_attendees: 1}
-"""
+CAPPED_AND_FREE = policy_set(
+    rule(
+        "recordings",
+        30,
+        description="Recordings go after 30 days, at most 2 per run.",
+        limits="{max_deletions: 2}",
+    ),
+    rule("attendees", 30, description="Attendee lists go after 30 days."),
+)
 
 
 def test_a_cap_refuses_its_own_policy_while_the_other_policys_removals_are_made(

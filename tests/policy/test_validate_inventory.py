@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
+from click.testing import CliRunner, Result
 
 from retention.cli.app import cli
 from retention.engine.inventory import store_directory
@@ -37,23 +37,14 @@ def state_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return directory
 
 
-def test_validate_refuses_a_group_the_inventory_does_not_know(
-    state_dir: Path, tmp_path: Path
-) -> None:
+def policy_file(tmp_path: Path, text: str) -> Path:
     path = tmp_path / "p.yaml"
-    path.write_text(POLICY, encoding="utf-8")
-    result = CliRunner().invoke(cli, ["validate", str(path)])
-    assert result.exit_code == 2
-    assert f"{path}:6:29: unknown group 'Marketing'" in result.output
-    assert "policy files do not fit the inventory (1 error)" in result.output
+    path.write_text(text, encoding="utf-8")
+    return path
 
 
-def test_validate_passes_names_the_inventory_knows(state_dir: Path, tmp_path: Path) -> None:
-    path = tmp_path / "p.yaml"
-    path.write_text(POLICY.replace(", Marketing", ""), encoding="utf-8")
-    result = CliRunner().invoke(cli, ["validate", str(path)])
-    assert result.exit_code == 0, result.output
-    assert "warning: policy 'sales-recordings' matches no session in the inventory" in result.output
+def validate(path: Path) -> Result:
+    return CliRunner().invoke(cli, ["validate", str(path)])
 
 
 HOLDS = """holds:
@@ -75,24 +66,48 @@ policies:
 """
 
 
-def test_validate_names_every_unknown_hold_and_exclusion_name_and_warns_of_missing_ids(
-    state_dir: Path, tmp_path: Path
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        pytest.param(
+            POLICY,
+            [
+                "{path}:6:29: unknown group 'Marketing'",
+                "policy files do not fit the inventory (1 error)",
+            ],
+            id="a-group-it-does-not-know",
+        ),
+        pytest.param(
+            HOLDS,
+            [
+                "{path}:4:29: unknown group 'Finanse'",
+                "{path}:4:69: unknown organizer 'bob@example.com'",
+                "{path}:11:34: unknown organizer 'ana@exmaple.com'",
+                "policy files do not fit the inventory (3 errors)",
+                "{path}:5:16: warning: hold 'LIT-1' lists session 777",
+            ],
+            id="every-unknown-hold-and-exclusion-name-and-a-missing-session-id",
+        ),
+    ],
+)
+def test_validate_refuses_names_the_inventory_does_not_know(
+    state_dir: Path, tmp_path: Path, text: str, expected: list[str]
 ) -> None:
-    path = tmp_path / "p.yaml"
-    path.write_text(HOLDS, encoding="utf-8")
-    result = CliRunner().invoke(cli, ["validate", str(path)])
+    path = policy_file(tmp_path, text)
+    result = validate(path)
     assert result.exit_code == 2
-    assert f"{path}:4:29: unknown group 'Finanse'" in result.output
-    assert f"{path}:4:69: unknown organizer 'bob@example.com'" in result.output
-    assert f"{path}:11:34: unknown organizer 'ana@exmaple.com'" in result.output
-    assert "policy files do not fit the inventory (3 errors)" in result.output
-    assert f"{path}:5:16: warning: hold 'LIT-1' lists session 777" in result.output
+    for line in expected:
+        assert line.format(path=path) in result.output
+
+
+def test_validate_passes_names_the_inventory_knows(state_dir: Path, tmp_path: Path) -> None:
+    result = validate(policy_file(tmp_path, POLICY.replace(", Marketing", "")))
+    assert result.exit_code == 0, result.output
+    assert "warning: policy 'sales-recordings' matches no session in the inventory" in result.output
 
 
 def test_unknown_names_are_listed_per_hold_and_per_policy(tmp_path: Path) -> None:
-    path = tmp_path / "p.yaml"
-    path.write_text(HOLDS, encoding="utf-8")
-    policy_set = load_policy_set([path])
+    policy_set = load_policy_set([policy_file(tmp_path, HOLDS)])
     unknown = unknown_names(policy_set, [(1001, "ana@example.com")], [(4411, "Sales")])
     assert {hold: [n.name for n in names] for hold, names in unknown.holds.items()} == {
         "LIT-1": ["Finanse", "bob@example.com"]
@@ -115,9 +130,7 @@ def test_unknown_names_are_listed_per_hold_and_per_policy(tmp_path: Path) -> Non
 
 
 def test_hold_naming_an_unknown_group_refuses_with_reason_unknown_name(tmp_path: Path) -> None:
-    path = tmp_path / "p.yaml"
-    path.write_text(HOLDS, encoding="utf-8")
-    policy_set = load_policy_set([path])
+    policy_set = load_policy_set([policy_file(tmp_path, HOLDS)])
     with pytest.raises(UnknownHoldName) as caught:
         check_hold_names(policy_set, [(1001, "ana@example.com")], [(4411, "Sales")])
     assert caught.value.exit_code == 3

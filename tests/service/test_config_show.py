@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 from pathlib import Path
+from subprocess import CompletedProcess
 from typing import Any
 
 import pytest
@@ -101,7 +101,7 @@ def test_table_lists_every_setting_with_its_source(tmp_path: Path) -> None:
     assert set(by_name) == set(Settings.model_fields)
 
 
-def run_cli(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+def run_cli(env: dict[str, str]) -> CompletedProcess[str]:
     """`retention config show` as an operator runs it: a real process."""
     base = {
         k: v
@@ -116,6 +116,18 @@ def run_cli(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     )
 
 
+def refused_file(path: Path, content: str | bytes) -> CompletedProcess[str]:
+    """`retention config show` with RETENTION_CONFIG naming PATH, written with `content`:
+    refused with exit 2."""
+    if isinstance(content, bytes):
+        path.write_bytes(content)
+    else:
+        path.write_text(content)
+    result = run_cli({"RETENTION_CONFIG": str(path)})
+    assert result.returncode == 2
+    return result
+
+
 def test_invalid_setting_is_one_message_naming_it_with_exit_2(clean_environment: Path) -> None:
     result = run_cli({"RETENTION_CONFIG": str(clean_environment), "RETENTION_CONCURRENCY": "many"})
     assert result.returncode == 2
@@ -125,9 +137,7 @@ def test_invalid_setting_is_one_message_naming_it_with_exit_2(clean_environment:
 
 def test_malformed_toml_file_is_named_with_exit_2(tmp_path: Path) -> None:
     broken = tmp_path / "broken.toml"
-    broken.write_text("rate_limit = = 3\n")
-    result = run_cli({"RETENTION_CONFIG": str(broken)})
-    assert result.returncode == 2
+    result = refused_file(broken, "rate_limit = = 3\n")
     assert f"RETENTION_CONFIG: {broken} is not valid TOML" in result.stderr
     assert "Traceback" not in result.stderr
 
@@ -140,18 +150,14 @@ def test_missing_config_file_is_named_with_exit_2(tmp_path: Path) -> None:
 
 def test_non_utf8_toml_file_is_named_with_exit_2(tmp_path: Path) -> None:
     latin = tmp_path / "latin.toml"
-    latin.write_bytes(b'state_dir = "/srv/r\xe9tention"\n')
-    result = run_cli({"RETENTION_CONFIG": str(latin)})
-    assert result.returncode == 2
+    result = refused_file(latin, b'state_dir = "/srv/r\xe9tention"\n')
     assert f"RETENTION_CONFIG: {latin} is not UTF-8 text" in result.stderr
     assert "Traceback" not in result.stderr
 
 
 def test_a_misspelt_key_is_named_as_written_with_a_suggestion(tmp_path: Path) -> None:
     toml = tmp_path / "retention.toml"
-    toml.write_text("rate_limt = 3\n")
-    result = run_cli({"RETENTION_CONFIG": str(toml)})
-    assert result.returncode == 2
+    result = refused_file(toml, "rate_limt = 3\n")
     assert result.stderr.splitlines() == [
         f"error: {toml}: 'rate_limt': unknown setting",
         "hint: did you mean rate_limit? (keys are as in the example)",
@@ -171,10 +177,8 @@ def test_secrets_in_the_toml_file_are_refused_naming_file_key_and_place(
     tmp_path: Path, line: str
 ) -> None:
     toml = tmp_path / "retention.toml"
-    toml.write_text(line + "\n")
     key = line.split(maxsplit=1)[0]
-    result = run_cli({"RETENTION_CONFIG": str(toml)})
-    assert result.returncode == 2
+    result = refused_file(toml, line + "\n")
     assert f"error: {toml}: a secret is written in the settings file ({key})" in result.stderr
     assert "$CREDENTIALS_DIRECTORY" in result.stderr
     assert SECRET not in result.stderr
@@ -183,9 +187,7 @@ def test_secrets_in_the_toml_file_are_refused_naming_file_key_and_place(
 
 def test_an_invalid_value_from_the_file_is_named_by_its_key_and_file(tmp_path: Path) -> None:
     toml = tmp_path / "retention.toml"
-    toml.write_text("rate_limit = -1\n")
-    result = run_cli({"RETENTION_CONFIG": str(toml)})
-    assert result.returncode == 2
+    result = refused_file(toml, "rate_limit = -1\n")
     assert f"invalid settings: rate_limit in {toml}: " in result.stderr
     assert "RETENTION_RATE_LIMIT" not in result.stderr
 

@@ -132,11 +132,16 @@ def load_one(text: str) -> PolicySet | PolicyError:
     return refused
 
 
-@settings(
-    max_examples=200,
-    deadline=None,
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
-)
+def fuzzing(examples: int) -> settings:
+    """Settings for `examples` fuzzed inputs: no deadline, slow and large data allowed."""
+    return settings(
+        max_examples=examples,
+        deadline=None,
+        suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+    )
+
+
+@fuzzing(200)
 @given(documents())
 def test_fuzzed_policy_yaml_validates_or_is_refused_with_file_line_problems(text: str) -> None:
     load_one(text)
@@ -144,11 +149,7 @@ def test_fuzzed_policy_yaml_validates_or_is_refused_with_file_line_problems(text
 
 @pytest.mark.torture
 @pytest.mark.timeout(3600)
-@settings(
-    max_examples=5_000,
-    deadline=None,
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
-)
+@fuzzing(5_000)
 @given(documents())
 def test_many_fuzzed_policy_files_validate_or_are_refused(text: str) -> None:
     load_one(text)
@@ -158,10 +159,16 @@ STRAYS = ("directory", "fifo", "to-dev-zero", "to-directory", "dangling", "regul
 NAMES = st.one_of(
     st.sampled_from(
         ["a.yaml", "b.yml", "C.YAML", "d.Yml", "holds.json", "holds.yaml.bak", "x", "README",
-         "notes.md", ".hidden.yaml", "tests", "e.yaml"]
+         "notes.md", ".hidden.yaml", "tests", "e.yaml", "readme.yaml", "NOTES.MD"]
     ),
-    st.from_regex(r"\A[a-z]{1,6}\.(yaml|yml|YAML|json|txt|bak)\Z"),
+    # Generated names are never among those left alone (a `readme.*` is sampled above).
+    st.from_regex(r"\A[a-z]{1,6}\.(yaml|yml|YAML|json|txt|bak)\Z").filter(
+        lambda name: not name.startswith("readme")
+    ),
 )  # fmt: skip
+# The entries a policy folder leaves alone, named one by one: hidden ones, README*, *.md, and
+# a `tests` directory.
+LEFT_ALONE = {".hidden.yaml", "README", "readme.yaml", "notes.md", "NOTES.MD"}
 
 
 def _make(path: Path, kind: str, text: str) -> None:
@@ -180,21 +187,11 @@ def _make(path: Path, kind: str, text: str) -> None:
 
 
 def _left_alone(name: str, kind: str) -> bool:
-    lowered = name.lower()
-    return (
-        name.startswith(".")
-        or lowered.startswith("readme")
-        or lowered.endswith(".md")
-        or (name == "tests" and kind == "directory")
-    )
+    return name in LEFT_ALONE or (name == "tests" and kind == "directory")
 
 
 @pytest.mark.timeout(600)
-@settings(
-    max_examples=100,
-    deadline=None,
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
-)
+@fuzzing(100)
 @given(
     st.dictionaries(
         NAMES,

@@ -9,11 +9,9 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 
 import pytest
-from support import REPO
+from support import run_module
 
 SIZE = {
     "ORGANIZERS": "20",
@@ -29,15 +27,7 @@ SIZE = {
 def test_reduced_load_removes_exactly_the_sessions_due_once_each_under_300_mb() -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("RETENTION_", "BENCH_"))}
     env.update({f"BENCH_LOAD_{name}": value for name, value in SIZE.items()})
-    result = subprocess.run(
-        [sys.executable, "-m", "bench", "bench_load"],
-        env=env,
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=280,
-        check=False,
-    )
+    result = run_module("bench", "bench_load", env=env, timeout=280)
     figures = json.loads(result.stdout.strip().splitlines()[-1])
     assert [step["exit"] for step in figures["steps"]] == [0, 0, 0, 0], result.stderr[-3000:]
     assert figures["expected_removals"] == int(SIZE["REMOVALS"])

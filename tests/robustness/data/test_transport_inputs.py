@@ -10,7 +10,6 @@ import json
 import os
 import ssl
 import subprocess
-import sys
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -18,8 +17,8 @@ from pathlib import Path
 
 import pytest
 from goto.test_tls import self_signed
+from support import run_retention
 
-REPO = Path(__file__).resolve().parents[3]
 TOKEN = {"access_token": "a", "refresh_token": "r", "expires_in": 3600, "account_key": "1"}
 DEEP = b"[" * 10_000 + b"]" * 10_000
 CAP = 1 << 20
@@ -85,15 +84,7 @@ def _inventory(tmp_path: Path, base: str, **settings: str) -> subprocess.Complet
             **settings,
         }
     )
-    return subprocess.run(
-        [sys.executable, "-m", "retention", "inventory"],
-        env=env,
-        capture_output=True,
-        text=True,
-        cwd=REPO,
-        timeout=120,
-        check=False,
-    )
+    return run_retention("inventory", env=env, timeout=120)
 
 
 def _one_message(result: subprocess.CompletedProcess[str], code: int, *named: str) -> None:
