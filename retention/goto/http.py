@@ -27,7 +27,7 @@ Transport = httpx.AsyncBaseTransport
 # (encode/httpcore#1103). Recording the absence once makes `import sniffio` fail at once, as it
 # would after the search: nothing else changes.
 if "sniffio" not in sys.modules and importlib.util.find_spec("sniffio") is None:
-    sys.modules["sniffio"] = None
+    sys.modules["sniffio"] = None  # type: ignore[assignment]  # None: "not installed"
 
 
 def make_http_client(
