@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import re
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Annotated, Any, Literal
 
-from apscheduler.triggers.cron import CronTrigger
 from pydantic import (
     AfterValidator,
     BaseModel,
@@ -19,6 +17,7 @@ from pydantic import (
 
 from retention.policy.durations import DURATION_PATTERN, Duration, parse_duration
 from retention.policy.patterns import compile_pattern
+from retention.policy.schedules import schedule_trigger
 
 Action = Literal["delete_recordings", "delete_attendees", "delete_session", "retain"]
 DeleteAction = Literal["delete_recordings", "delete_attendees", "delete_session"]
@@ -39,19 +38,8 @@ def _regex(value: str) -> str:
     return value
 
 
-# An interval for trials and tests, as RETENTION_DEFAULT_SCHEDULE also takes it.
-_EVERY = re.compile(r"^@every\s+0*[1-9]\d*\s*[smh]$")
-
-
-def _crontab(value: str) -> str:
-    if _EVERY.match(value.strip()):
-        return value
-    try:
-        CronTrigger.from_crontab(value, timezone=UTC)
-    except ValueError as exc:
-        raise ValueError(
-            f"{value!r} is not a 5-field crontab (minute hour day month weekday): {exc}"
-        ) from None
+def _schedule(value: str) -> str:
+    schedule_trigger(value)  # ScheduleError (a ValueError) naming what is wrong
     return value
 
 
@@ -95,7 +83,7 @@ DurationText = Annotated[
     ),
 ]
 Regex = Annotated[str, Field(min_length=1), AfterValidator(_regex)]
-Crontab = Annotated[str, AfterValidator(_crontab)]
+Crontab = Annotated[str, AfterValidator(_schedule)]
 _REF_SCHEMA = {"anyOf": [{"type": "integer", "minimum": 0}, {"type": "string", "minLength": 1}]}
 GroupRef = Annotated[int | str, PlainValidator(_reference), WithJsonSchema(_REF_SCHEMA)]
 OrganizerRef = Annotated[int | str, PlainValidator(_email_or_key), WithJsonSchema(_REF_SCHEMA)]

@@ -1,14 +1,13 @@
 """The daemon's schedules: which crontabs the policies name, and the trigger of each.
 
-A policy's `schedule` is a 5-field crontab in UTC; policies without one use
-RETENTION_DEFAULT_SCHEDULE. Either may also be `@every N[s|m|h]`: an interval meant for trials
-and tests (a crontab fires at most once a minute). A schedule runs the policies that name it (or
-fall back to it); holds and retain rules apply in every run (see docs/policies.md).
+A policy's `schedule` and RETENTION_DEFAULT_SCHEDULE (for policies without one) share one grammar
+(`policy/schedules.py`): a 5-field crontab in UTC or `@every N[s|m|h]`. A schedule runs the
+policies that name it (or fall back to it); holds and retain rules apply in every run (see
+docs/policies.md).
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -22,17 +21,13 @@ from apscheduler.events import (
     JobExecutionEvent,
 )
 from apscheduler.triggers.base import BaseTrigger
-from apscheduler.triggers.cron import CronTrigger
-from apscheduler.triggers.interval import IntervalTrigger
 
 from retention.errors import SettingsError
 from retention.policy import PolicySet
+from retention.policy.schedules import ScheduleError, schedule_trigger
 
 # The daemon's logger: these lines are the daemon's own.
 log = structlog.get_logger("retention.daemon")
-
-_EVERY = re.compile(r"^@every\s+(\d+)\s*([smh])$")
-_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600}
 
 
 @dataclass(frozen=True)
@@ -53,29 +48,11 @@ class Schedule:
 
 
 def parse_schedule(spec: str, *, setting: str = "RETENTION_DEFAULT_SCHEDULE") -> BaseTrigger:
-    """A cron trigger for a 5-field crontab (UTC), an interval trigger for `@every N[s|m|h]`."""
-    text = spec.strip()
-    every = _EVERY.match(text)
-    if every:
-        seconds = int(every.group(1)) * _UNIT_SECONDS[every.group(2)]
-        if seconds < 1:
-            raise SettingsError(
-                f"{setting}: {spec!r} is an interval of zero",
-                hint="write e.g. @every 2s, @every 15m or @every 6h",
-            )
-        return IntervalTrigger(seconds=seconds, timezone=UTC)
-    if text.startswith("@") or len(text.split()) != 5:
-        raise SettingsError(
-            f"{setting}: {spec!r} is neither a 5-field crontab nor `@every N[s|m|h]`",
-            hint='write e.g. "0 3 * * *" (03:00 UTC daily) or "@every 15m"',
-        )
+    """The trigger of a schedule; SettingsError naming `setting` when it is neither form."""
     try:
-        return CronTrigger.from_crontab(text, timezone=UTC)
-    except ValueError as exc:
-        raise SettingsError(
-            f"{setting}: {spec!r} is not a valid crontab: {exc}",
-            hint='write minute hour day month weekday, e.g. "0 3 * * *"',
-        ) from None
+        return schedule_trigger(spec)
+    except ScheduleError as exc:
+        raise SettingsError(f"{setting}: {exc}", hint=exc.hint) from None
 
 
 def schedules_for(policy_set: PolicySet, default: str) -> list[Schedule]:

@@ -5,9 +5,15 @@ from __future__ import annotations
 import json
 import time
 from collections import defaultdict
+from datetime import UTC, datetime
 from typing import Any
 
-from retention.service.schedule import RunQueue, Schedule, policies_of
+import pytest
+from apscheduler.triggers.cron import CronTrigger
+from apscheduler.triggers.interval import IntervalTrigger
+
+from retention.errors import SettingsError
+from retention.service.schedule import RunQueue, Schedule, parse_schedule, policies_of
 
 TWO_SCHEDULES = """
 policies:
@@ -84,3 +90,28 @@ def test_a_queued_policy_dropped_by_a_reload_does_not_run() -> None:
 
     assert queue.finished([Schedule("0 3 * * *", ("a", "b"))]) == {"b"}
     assert queue.finished([]) == frozenset()
+
+
+@pytest.mark.parametrize(
+    ("spec", "message"),
+    [
+        ("@every 0s", "RETENTION_DEFAULT_SCHEDULE: '@every 0s' is an interval of zero"),
+        ("@daily", "RETENTION_DEFAULT_SCHEDULE: '@daily' is neither a 5-field crontab nor"),
+        ("0 3 * *", "RETENTION_DEFAULT_SCHEDULE: '0 3 * *' is not a 5-field crontab"),
+    ],
+)
+def test_the_default_schedule_is_refused_as_a_policy_schedule_is(spec: str, message: str) -> None:
+    with pytest.raises(SettingsError) as refused:
+        parse_schedule(spec)
+    assert str(refused.value).startswith(message)
+    assert refused.value.hint
+
+
+def test_both_forms_give_the_trigger_they_name() -> None:
+    every = parse_schedule("@every 90s")
+    assert isinstance(every, IntervalTrigger)
+    assert every.interval.total_seconds() == 90
+    daily = parse_schedule("0 3 * * *")
+    assert isinstance(daily, CronTrigger)
+    start = datetime(2026, 12, 2, 4, 0, tzinfo=UTC)
+    assert daily.get_next_fire_time(None, start) == datetime(2026, 12, 3, 3, 0, tzinfo=UTC)
