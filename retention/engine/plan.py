@@ -356,6 +356,8 @@ def plan_within_caps(
     policy_set: PolicySet,
     *,
     refused: Mapping[str, str] | None = None,
+    hold: Callable[[Plan], Plan] | None = None,
+    caps: bool = True,
     **plan_args: Any,
 ) -> Plan:
     """Plan, refusing on its own each policy over its `max_deletions` or `max_percent`.
@@ -363,12 +365,18 @@ def plan_within_caps(
     A refused policy's removals that another policy calls for fall to that policy, which may
     then go over its own cap in turn: planning repeats (one pass of `decisions()` each) until
     no policy is over. `plan.cap_refusals` lists each refusal once, for its `refused` event.
-    The run cap is not checked here: over it, the caller refuses the whole run.
+    `hold` moves what may not go yet (awaiting notice) to `blocked` before caps are counted: a
+    cap counts what the run would remove; with `caps` false none is. The run cap is not checked
+    here: over it, the caller refuses the whole run.
     """
     refused_now = dict(refused or {})
     refusals: list[CapViolation] = []
     while True:
         plan = build_plan(decisions(), policy_set, refused=refused_now, **plan_args)
+        if hold is not None:
+            plan = hold(plan)
+        if not caps:
+            return plan
         over = [
             violation
             for violation in policy_cap_violations(plan.items, policy_set, plan.in_scope)

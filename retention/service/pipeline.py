@@ -141,7 +141,10 @@ class Pipeline:
 
         The plan records `account_key` (the account the scan read), else the state's account;
         `shown` passes `subject`, `offline` and `inventory_at` to build_plan. With `awaiting`,
-        removals a `notice: required` policy may not make yet are `blocked`.
+        removals a `notice: required` policy may not make yet are `blocked` (before the caps are
+        counted: a cap counts what the run would remove). Without it, the plan is what the
+        policies alone call for by `as_of`, nothing held for notice and no cap counted: what owner
+        notices announce.
         """
         unknown = sorted(set(selected or ()) - {p.name for p in policy_set.policies})
         if unknown:
@@ -157,10 +160,16 @@ class Pipeline:
             for policy in policy_set.policies
             if (by := names.blocked_by(policy.name)) is not None
         }
-        plan = plan_within_caps(
+
+        def held(plan: Plan) -> Plan:
+            return owners.awaiting_notice(plan, policy_set, db, self.settings)
+
+        return plan_within_caps(
             lambda: decide(inventory.iter_sessions(db), policy_set, as_of),
             policy_set,
             refused=refused,
+            hold=held if awaiting else None,
+            caps=awaiting,
             plan_id=f"plan-{now:%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:8]}",
             created_at=now,
             as_of=as_of,
@@ -170,7 +179,6 @@ class Pipeline:
             account_key=account_key or account_of(db),
             **shown,
         )
-        return owners.awaiting_notice(plan, policy_set, db, self.settings) if awaiting else plan
 
     # `retention plan` (service/preview.py): read the inventory (scan, or the last one
     # offline), decide, and (with --out) record the plan.

@@ -125,6 +125,28 @@ def test_notice_required_policy_removes_nothing_unnoticed(noticing: Noticing) ->
     assert box.messages
 
 
+NOTICED_CAPPED = policy_set(rule("recordings", 30, notice="required", limits="{max_deletions: 1}"))
+
+
+def test_a_cap_counts_no_removal_awaiting_notice_and_keeps_no_organizer_untold(
+    noticing: Noticing,
+) -> None:
+    dep, box, env = noticing(NOTICED_CAPPED)
+    plan = json.loads(dep.cli("plan", "--format", "json", extra_env=env, check=True).stdout)
+    awaiting = {(int(b["sessionId"]), b["action"]) for b in plan["blocked"] if b["by"] == "notice"}
+    assert len(awaiting) > 1, "more removals await notice than the cap of one allows"
+    assert plan["refused_policies"] == []  # nothing it would remove now: under its cap
+    since = len(dep.requests())
+
+    done = dep.cli("run", "--yes", extra_env=env)
+
+    assert done.returncode == 0, done.stderr
+    assert dep.deletes(since) == []
+    assert awaiting <= noticed(dep)  # told, though the cap will refuse them all at once
+    assert box.messages
+    assert not [e for e in dep.events() if e["event"] == "refused"]
+
+
 def test_notice_required_with_notices_off_is_invalid(small: Callable[..., Deployment]) -> None:
     dep = small(NOTICED_SESSIONS)
 

@@ -10,6 +10,7 @@ import pytest
 import records
 from plans import load_folder
 
+from retention.engine.awaiting import hold_for_notice
 from retention.engine.caps import run_cap_violation
 from retention.engine.decide import Decision, decide
 from retention.engine.plan import Plan, limit_plan, plan_within_caps
@@ -154,3 +155,46 @@ def test_the_run_cap_still_refuses_the_whole_run(policy_set: PolicySet) -> None:
         "global_cap",
     )
     assert run_cap_violation(result.items, max_per_run=5) is None
+
+
+NOTICED_CAP = """
+policies:
+  - name: sessions-30d
+    description: Sessions go after 30 days, once their organizer was told, two a run at most.
+    action: delete_session
+    after: 30d
+    notice: required
+    limits: {max_deletions: 2}
+"""
+
+
+def test_a_cap_counts_only_what_the_run_would_remove_not_what_awaits_notice(
+    tmp_path: Path,
+) -> None:
+    noticed_cap = load_folder(tmp_path / "noticed", NOTICED_CAP)
+    # Five sessions due; only 1 and 2 were noticed long enough ago to go now.
+    told = {(n, "delete_session"): NOW - timedelta(days=10) for n in (1, 2)}
+
+    def held(plan: Plan) -> Plan:
+        return hold_for_notice(plan, noticed_cap, told, 7)
+
+    result = plan(noticed_cap, hold=held)
+    assert result.refused == {}
+    assert [(i.session_id, i.action) for i in result.items] == [
+        (1, "delete_session"),
+        (2, "delete_session"),
+    ]
+    assert {(b["sessionId"], b["by"]) for b in result.blocked} == {
+        (str(n), "notice") for n in (3, 4, 5)
+    }
+
+    # Without the hold, the five due sessions are over the cap of two: the policy is refused.
+    unheld = plan(noticed_cap)
+    assert unheld.refused == {"sessions-30d": "cap:sessions-30d"}
+    assert unheld.items == []
+
+    # One more noticed in time makes three it would remove: over its cap, refused on its own.
+    told[(3, "delete_session")] = NOW - timedelta(days=8)
+    over = plan(noticed_cap, hold=held)
+    assert over.refused == {"sessions-30d": "cap:sessions-30d"}
+    assert [(e["count"], e["limit"]) for e in (r.as_event() for r in over.cap_refusals)] == [(3, 2)]
