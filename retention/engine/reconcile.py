@@ -3,8 +3,9 @@
 `reconcile` only reads and decides; it returns one resolution per intent it could read, as data:
 
     gone        the DELETE went through before the crash ► outcome `deleted`
-    still there and now held                             ► outcome `skipped_hold`
-    still there                                          ► send again under the same intent
+    still there: the executor's gate decides it again (holds, clock, the policies in force on
+    the inventory's facts)                               ► `skipped_hold` / `skipped_changed`,
+                                                           or send again under the same intent
 
 The executor carries the resolutions out (`Executor.resolve`) as it carries out plan items. Either
 way the intent ends with exactly one outcome, and no item gets more than two DELETEs (once before
@@ -76,7 +77,7 @@ async def reconcile(pending: Sequence[Intent], port: RemovalPort, gate: Gate) ->
                 for later in pending[index + 1 :]
             )
             break
-        # The crash may have come before the intent's own check: a hold placed since still wins.
+        # Decided again as any removal is: a hold or retain rule placed since still wins.
         verdict = GONE if not still_there else gate(item)
         resolutions.append(Resolution(item, intent.seq, verdict))
     return ReconcileReport(pending=len(pending), resolutions=resolutions, unresolved=unresolved)

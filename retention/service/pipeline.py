@@ -252,14 +252,9 @@ class Pipeline:
             await owners.send_owner_notices(session, self.make_plan)
             record_plan(session.db, plan.plan_id, document["plan_hash"], plan.created_at)
             record.plan_approved(session.audit, session.run_id, document, approved_by, plan.as_of)
-            rechecker = Rechecker(policy_set, owners.gate(session.db, policy_set, self.settings))
-            db = session.db
-
-            def decided_again(item: PlanItem) -> Verdict:
-                return rechecker(item, fresh_record(db, item.session_id), self.clock())
-
+            again = self._decided_again(session)
             await self._execute(
-                session, client, result, plan.items, plan.plan_id, decided_again, plan.as_of
+                session, client, result, plan.items, plan.plan_id, again, plan.as_of
             )
             record.holds_blocked(session.audit, session.run_id, plan.blocked)
             mark_plan_applied(session.db, plan.plan_id, session.run_id)
@@ -349,12 +344,26 @@ class Pipeline:
     async def _reconcile(self, session: Session, client: GoToClient) -> ReconcileReport | None:
         return await execution.reconcile_pending(session, lambda: self._executor(session, client))
 
-    def _executor(
-        self, session: Session, client: GoToClient, plan_id: str = "reconcile"
-    ) -> Executor:
+    def _executor(self, session: Session, client: GoToClient) -> Executor:
+        """The executor of intents a crash left pending: one sent again is decided again."""
         return execution.build_executor(
-            session, ApiRemovals(client, session.db), plan_id, stop_grace=self.stop_grace
+            session,
+            ApiRemovals(client, session.db),
+            "reconcile",
+            stop_grace=self.stop_grace,
+            recheck=self._decided_again(session),
+            clock_skew=client.clock_skew_seconds,
         )
+
+    def _decided_again(self, session: Session) -> Gate:
+        """Each item decided again on the inventory's facts, this run's policies and now."""
+        policy_set, db = session.policy_set, session.db
+        rechecker = Rechecker(policy_set, owners.gate(db, policy_set, self.settings))
+
+        def decided_again(item: PlanItem) -> Verdict:
+            return rechecker(item, fresh_record(db, item.session_id), self.clock())
+
+        return decided_again
 
     async def _execute(  # noqa: PLR0917
         self,

@@ -185,6 +185,41 @@ def test_reconciliation_after_a_crash_reads_the_organizers_own_history(
     assert left == set()
 
 
+KEEP_EVERYTHING = """
+policies:
+  - name: keep-all-10y
+    description: Everything is kept ten years (added after the crash).
+    action: retain
+    after: 10y
+"""
+
+
+def test_an_intent_left_pending_is_decided_again_before_it_is_sent_again(
+    deployment: Any, tmp_path: Path
+) -> None:
+    dep = deployment(*SMALL, policies=SESSIONS_30D)
+    dep.env["RETENTION_CONCURRENCY"] = "1"
+    plan_file = tmp_path / "plan.json"
+    plan_items(dep, plan_file)
+    crashed = dep.cli(
+        "apply", str(plan_file), "--yes", extra_env={"RETENTION_FAILPOINTS": "after_intent=1"}
+    )
+    assert crashed.returncode == -signal.SIGKILL
+    pending = [e for e in dep.events() if e["event"] == "intent"][-1]["sessionId"]
+    assert pending in dep.server.state()["session_ids"], "killed before its DELETE"
+    (dep.policy_dir / "keep.yaml").write_text(KEEP_EVERYTHING)
+    mark = len(dep.requests())
+
+    dep.cli("run", "--yes", check=True)
+
+    assert dep.deletes(mark) == []  # the retain rule in force now wins over the intent
+    assert pending in dep.server.state()["session_ids"]
+    (outcome,) = [e for e in dep.events() if e["event"] == "outcome" and e["sessionId"] == pending]
+    assert outcome["outcome"] == "skipped_changed"
+    assert "keep-all-10y" in json.dumps(outcome), outcome
+    assert dep.cli("audit", "verify").returncode == 0
+
+
 CAPPED_AND_FREE = policy_set(
     rule(
         "recordings",
