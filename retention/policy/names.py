@@ -3,8 +3,9 @@
 A misspelt name must not shrink a hold or a policy silently. A hold naming an unknown organizer
 or group refuses the whole run (`check_hold_names`, a preflight check, reason `unknown_name`); a
 policy naming one is refused on its own (the plan blocks its removals with `by: "unknown:NAME"`).
-Organizers match by key or email, groups by key or name, both case-insensitively. A hold's
-meeting or session ids the inventory lacks are only reported: they may be gone already.
+Organizers match by key or email, groups by key or name (a key unquoted: quoted, it is a name),
+names case-insensitively. A hold's meeting or session ids the inventory lacks are only
+reported: they may be gone already.
 """
 
 from __future__ import annotations
@@ -42,8 +43,17 @@ class UnknownName:
         return policy_set.locate(self.kind, self.item).problem(
             ("scope", self.key, self.index),
             f"unknown {self.what} {self.name!r}: the inventory has no such {self.what}",
-            f"check the spelling, or run a scan if the {self.what} is new",
+            _fix(
+                self.name, self.what, f"check the spelling, or run a scan if the {self.what} is new"
+            ),
         )
+
+
+def _fix(name: int | str, what: str, otherwise: str) -> str:
+    """What to do about an unknown name; a quoted number is a name, not a key."""
+    if isinstance(name, str) and name.strip().isdigit():
+        return f"write the {what} key without quotes ({name.strip()}): quoted, it is a name"
+    return otherwise
 
 
 @dataclass(frozen=True)
@@ -78,9 +88,11 @@ class _Known:
         self.texts = {text.casefold() for _, text in listed if text}
 
     def __contains__(self, entry: int | str) -> bool:
+        # As the matcher reads them (`policy/matching.References`): a number is a key, text a
+        # name or email. Quoted, "10" names a group called 10, never the group with key 10.
         if isinstance(entry, int):
             return entry in self.keys
-        return entry.casefold() in self.texts or (entry.isdigit() and int(entry) in self.keys)
+        return entry.casefold() in self.texts
 
 
 def unknown_names(policy_set: PolicySet, organizers: KnownRows, groups: KnownRows) -> UnknownNames:
@@ -135,8 +147,12 @@ class UnknownHoldName(Refused):
         super().__init__(
             f"refused: hold {hold!r} names the {what} {name!r}, which the account does not have;"
             " nothing was removed",
-            hint=f"fix the {what} in hold {hold!r} (`retention validate` shows where), or run"
-            f" `retention inventory` if the {what} is new",
+            hint=_fix(
+                name,
+                what,
+                f"fix the {what} in hold {hold!r} (`retention validate` shows where), or run"
+                f" `retention inventory` if the {what} is new",
+            ),
             reason="unknown_name",
         )
         self.hold = hold

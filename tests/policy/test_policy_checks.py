@@ -8,6 +8,7 @@ from pathlib import Path
 
 import records
 
+from retention.engine.decide import decide
 from retention.engine.policy_checks import check_against_inventory, lapsed_holds
 from retention.policy import load_policy_set
 
@@ -98,3 +99,36 @@ def test_hold_filter_with_unknown_subject_covers_the_session(tmp_path: Path) -> 
     assert check_against_inventory(policy_set, [replace(SESSION, subject=None)], [], []) == []
     (idle,) = check_against_inventory(policy_set, [SESSION], [], [])
     assert idle.message == "hold 'H-9' covers no session in the inventory"
+
+
+QUOTED_KEYS = """holds:
+  - id: LIT-SALES
+    reason: r
+    scope: {groups: ["4411"]}
+  - id: BY-KEY
+    reason: r
+    scope: {groups: [4411]}
+"""
+
+
+def test_a_quoted_key_is_a_name_as_the_matcher_reads_it_so_it_is_unknown(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "holds.yaml"
+    path.write_text(QUOTED_KEYS, encoding="utf-8")
+    policy_set = load_policy_set([path])
+    problems = check_against_inventory(
+        policy_set,
+        [SESSION],
+        known_groups=[(4411, "sales")],
+        known_organizers=[(1001, "ana@example.com")],
+    )
+    assert sorted(str(p) for p in problems) == [
+        f"{path}:2:5: warning: hold 'LIT-SALES' covers no session in the inventory"
+        " (hint: check the ids and filters it lists)",
+        f"{path}:4:22: unknown group '4411': the inventory has no such group"
+        " (hint: write the group key without quotes (4411): quoted, it is a name)",
+    ]
+    # the matcher agrees: quoted, the hold covers nothing; unquoted, the session is held
+    held = decide([SESSION], policy_set, datetime(2026, 1, 1, tzinfo=UTC))
+    assert [d.holds for d in held] == [("BY-KEY",)]
