@@ -126,19 +126,30 @@ def read_approvals(plan_file: Path | str) -> list[tuple[int, Approval | str]]:
 
 
 def count_approvals(plan_file: Path | str, plan_hash: str, signers: AllowedSigners) -> Tally:
-    """The approvals that count for this plan hash under these allowed signers."""
+    """The approvals that count for this plan hash under these allowed signers.
+
+    Each counts once per person: a principal already counted adds nothing, and a key already
+    counted under another principal (an allowed-signers line may give one key several) is
+    listed in `rejected`.
+    """
     tally = Tally()
-    seen: set[str] = set()
+    principals: set[str] = set()
+    keys: set[str] = set()
     for number, entry in read_approvals(plan_file):
         if isinstance(entry, str):
             tally.rejected.append(entry)
             continue
         why = _why_not(entry, plan_hash, signers)
+        if why is None and entry.principal in principals:
+            continue  # the same person approving again
+        if why is None and entry.fingerprint in keys:
+            why = f"the key {entry.fingerprint} already approved this plan as another principal"
         if why is not None:
             tally.rejected.append(f"line {number} ({entry.principal}): {why}")
-        elif entry.principal not in seen:
-            seen.add(entry.principal)
-            tally.valid.append(entry)
+            continue
+        principals.add(entry.principal)
+        keys.add(entry.fingerprint)
+        tally.valid.append(entry)
     return tally
 
 

@@ -62,3 +62,27 @@ def test_a_plan_without_approvals_has_none(tmp_path: Path) -> None:
     signers = load_allowed_signers(write_signers(tmp_path / "allowed_signers"))
     tally = count_approvals(tmp_path / "plan.json", THIS_PLAN, signers)
     assert (tally.valid, tally.rejected) == ([], [])
+
+
+def test_one_key_under_two_principals_counts_once(
+    approver: Callable[[str], Approver], tmp_path: Path
+) -> None:
+    ana, bob = approver("ana"), approver("bob")
+    signers_file = tmp_path / "allowed_signers"
+    # One key, two names for one person (OpenSSH allows a list of principals on a line).
+    signers_file.write_text(
+        f"ana@example.com,ana {ana.public_line}\n{bob.name} {bob.public_line}\n"
+    )
+    signers = load_allowed_signers(signers_file)
+    plan = tmp_path / "plan.json"
+    append_approval(plan, approval(ana, THIS_PLAN, principal="ana@example.com"))
+    append_approval(plan, approval(ana, THIS_PLAN, principal="ana"))
+
+    tally = count_approvals(plan, THIS_PLAN, signers)
+
+    assert tally.principals == ["ana@example.com"]
+    assert tally.rejected == [
+        f"line 2 (ana): the key {ana.fingerprint} already approved this plan as another principal"
+    ]
+    append_approval(plan, approval(bob, THIS_PLAN))
+    assert count_approvals(plan, THIS_PLAN, signers).principals == ["ana@example.com", "bob"]
