@@ -21,6 +21,8 @@ _API_TIME = re.compile(
     r"(?P<zone>Z|[+-]\d{2}:?\d{2})?$"
 )
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+# A date, then a time: the extended forms only (no week dates, ordinal days or basic forms).
+_ISO_TIME = re.compile(r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}")
 # `7d` is seven days ago, `+30d` thirty days ahead; h (hours) and w (weeks) likewise.
 _RELATIVE = re.compile(r"^(?P<sign>[+-]?)(?P<count>\d{1,6})(?P<unit>[hdw])$")
 _UNIT = {"h": timedelta(hours=1), "d": timedelta(days=1), "w": timedelta(weeks=1)}
@@ -68,6 +70,15 @@ def format_query_time(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def parse_date(text: str) -> date:
+    """A calendar date as people write it here, YYYY-MM-DD; ValueError for anything else
+    (the ISO week and ordinal forms `2026-W49`, `2026-335` name a day less plainly)."""
+    value = text.strip()
+    if not _DATE.match(value):
+        raise ValueError(f"{text!r} is not a date written YYYY-MM-DD")
+    return date.fromisoformat(value)
+
+
 def parse_user_time(
     text: str, *, option: str, end_of_day: bool = False, now: datetime | None = None
 ) -> datetime:
@@ -86,11 +97,9 @@ def parse_user_time(
         if word in _DAYS_BACK or _RELATIVE.match(word):
             moment = _relative(word, now or datetime.now(UTC), end_of_day=end_of_day)
         elif _DATE.match(value):
-            moment = _day_start(date.fromisoformat(value), end_of_day=end_of_day)
+            moment = _day_start(parse_date(value), end_of_day=end_of_day)
         else:
-            moment = datetime.fromisoformat(value)
-            moment = moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
-            moment = moment.astimezone(UTC)
+            moment = _iso_time(value)
     except (ValueError, OverflowError):
         raise InvalidInput(
             f"{option} {text!r} is not a date or time",
@@ -103,6 +112,14 @@ def parse_user_time(
             hint=f"give a time between the years {_FIRST_YEAR} and {_LAST_YEAR}",
         )
     return moment
+
+
+def _iso_time(value: str) -> datetime:
+    """An ISO 8601 date and time, extended form; without a zone it is UTC. ValueError if not."""
+    if not _ISO_TIME.match(value):
+        raise ValueError(value)
+    moment = datetime.fromisoformat(value)
+    return (moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment).astimezone(UTC)
 
 
 def _relative(word: str, now: datetime, *, end_of_day: bool) -> datetime:

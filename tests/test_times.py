@@ -27,7 +27,10 @@ def test_a_date_is_its_midnight_or_as_an_upper_bound_the_next() -> None:
     )
 
 
-@pytest.mark.parametrize("text", ["last tuesday", "2026-13-01", "", "2026-05-01T25:00"])
+@pytest.mark.parametrize(
+    "text",
+    ["last tuesday", "2026-13-01", "", "2026-05-01T25:00", "2026-W49", "2026-335", "20261201"],
+)
 def test_a_bad_value_is_invalid_input_naming_the_option(text: str) -> None:
     with pytest.raises(InvalidInput) as caught:
         parse_user_time(text, option="--since")

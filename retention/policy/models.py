@@ -18,6 +18,7 @@ from pydantic import (
 from retention.policy.durations import DURATION_PATTERN, Duration, parse_duration
 from retention.policy.patterns import compile_pattern
 from retention.policy.schedules import schedule_trigger
+from retention.times import parse_date
 
 Action = Literal["delete_recordings", "delete_attendees", "delete_session", "retain"]
 DeleteAction = Literal["delete_recordings", "delete_attendees", "delete_session"]
@@ -63,7 +64,7 @@ def _calendar_date(value: object) -> date:
         return value
     if isinstance(value, str):
         try:
-            return date.fromisoformat(value)
+            return parse_date(value)
         except ValueError:
             pass
     raise ValueError(f"{value!r} is not a date: write YYYY-MM-DD")
