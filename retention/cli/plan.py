@@ -134,6 +134,10 @@ def _execute_with_progress(
 
 
 def _finish(result: RunResult, console: Console) -> None:
+    reconciled = result.reconciled
+    if reconciled is not None and reconciled.outcomes:
+        parts = ", ".join(f"{n} {outcome}" for outcome, n in sorted(reconciled.outcomes.items()))
+        say(console, f"Left pending by an earlier run, reconciled first: {parts}")
     render_execution(result.execution, console)
     if result.result in ("failed", "halted"):
         raise RuntimeFailure(

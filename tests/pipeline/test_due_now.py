@@ -210,13 +210,15 @@ def test_an_intent_left_pending_is_decided_again_before_it_is_sent_again(
     (dep.policy_dir / "keep.yaml").write_text(KEEP_EVERYTHING)
     mark = len(dep.requests())
 
-    dep.cli("run", "--yes", check=True)
+    ran = dep.cli("run", "--yes", check=True)
 
     assert dep.deletes(mark) == []  # the retain rule in force now wins over the intent
     assert pending in dep.server.state()["session_ids"]
     (outcome,) = [e for e in dep.events() if e["event"] == "outcome" and e["sessionId"] == pending]
     assert outcome["outcome"] == "skipped_changed"
     assert "keep-all-10y" in json.dumps(outcome), outcome
+    said = " ".join((ran.stdout + ran.stderr).split())
+    assert "Left pending by an earlier run, reconciled first: 1 skipped_changed" in said
     assert dep.cli("audit", "verify").returncode == 0
 
 
