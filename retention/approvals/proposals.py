@@ -111,12 +111,24 @@ def proposals_folder(settings: Settings) -> Path:
 
 
 def write_proposal(settings: Settings, document: dict[str, Any]) -> Path:
-    """Write the plan as a new proposal; its name is returned."""
+    """Write the plan as a new proposal; its name is returned.
+
+    It appears whole or not at all: written under a hidden name, synced, then linked to its
+    own name (never over another file), so an approver, `retention plans` or the daemon never
+    reads half of it.
+    """
     path = proposals_folder(settings) / proposal_name(document)
-    with path.open("x", encoding="utf-8") as handle:
-        json.dump(document, handle, indent=2, sort_keys=True)
-        handle.write("\n")
-    _share(path, _group(settings), 0o640)
+    partial = path.with_name(f".{path.name}.partial")
+    try:
+        with partial.open("x", encoding="utf-8") as handle:
+            json.dump(document, handle, indent=2, sort_keys=True)
+            handle.write("\n")
+            handle.flush()
+            os.fsync(handle.fileno())
+        _share(partial, _group(settings), 0o640)
+        os.link(partial, path)
+    finally:
+        partial.unlink(missing_ok=True)
     return path
 
 
