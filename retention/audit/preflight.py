@@ -118,6 +118,8 @@ def verify_before_write(
         ours = _our_lines(lines, log_id, checkpoint_path)
         anchor = _anchor(ours, keys, last_head, checkpoint_path)
         length = conn.execute("SELECT coalesce(max(seq), 0) FROM events").fetchone()[0]
+        if not ours and last_head is None:
+            _never_sealed(conn, audit_db, length)
         for _line, sealed in ours:
             _matches_row(conn, sealed, length)
         if last_head is not None:
@@ -228,6 +230,24 @@ def _anchor(
                 finding="checkpoint_unsigned",
             )
     return _GENESIS if anchor is None else anchor
+
+
+def _never_sealed(conn: sqlite3.Connection, path: Path, length: int) -> None:
+    """With no checkpoint in the file or the state database, the record must be one that never
+    had one: every run is sealed after its `run_finished`, so a run that ended with rows after
+    it (a later run) was sealed, and the seals vouching for it are gone. Trusting the chain from
+    its first row then would extend, and sign, whatever was rewritten."""
+    ended = conn.execute(
+        "SELECT seq FROM events WHERE event = 'run_finished' AND seq < ? ORDER BY seq LIMIT 1",
+        [length],
+    ).fetchone()
+    if ended is not None:
+        raise AuditUnverified(
+            f"{path} holds a run that ended at row {ended[0]}, but neither the checkpoint file"
+            " nor the state database holds a checkpoint of the record: both were removed, or"
+            " the files come from different places",
+            finding="missing_checkpoints",
+        )
 
 
 def _since(

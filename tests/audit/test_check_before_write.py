@@ -328,3 +328,30 @@ def test_a_record_that_is_not_a_database_is_refused_as_unverified(
         _check(db_path, signing_key, sealed_twice)
     assert caught.value.finding == "unreadable"
     assert caught.value.exit_code == 1
+
+
+def test_a_record_whose_seals_are_all_gone_is_refused_not_trusted_from_its_first_row(
+    sealed_twice: WrittenHead, db_path: Path, signing_key: Ed25519PrivateKey, state: Database
+) -> None:
+    # Both places that vouch for the record emptied: the checkpoint file and the state's heads.
+    (db_path.parent / "audit-checkpoints.jsonl").write_text("")
+    state.execute("DELETE FROM audit_heads")
+    state.conn.commit()
+
+    refused = _refused(db_path, signing_key, last_head(state))
+
+    assert refused.finding == "missing_checkpoints"
+    assert "neither the checkpoint file nor the state database" in refused.message
+
+
+def test_a_first_run_stopped_before_its_seal_still_passes(
+    open_log: Opener, db_path: Path, signing_key: Ed25519PrivateKey
+) -> None:
+    log = open_log()
+    log.run_started(run_id="run-1", trigger="manual", settings_summary={})
+    log.run_finished(run_id="run-1", counts={}, result="success")
+    log.close()  # killed after run_finished, before the checkpoint that follows it
+
+    checked = _check(db_path, signing_key, None)
+
+    assert checked.anchor_rows == 0

@@ -301,3 +301,19 @@ def _literal(value: object) -> str:
     if isinstance(value, int):
         return str(value)
     return "'" + str(value).replace("'", "''") + "'"
+
+
+def test_a_log_of_finished_runs_without_any_checkpoint_is_not_signed(
+    open_log: Opener, db_path: Path, run_cli: Cli, public_key: Path
+) -> None:
+    # What a rewrite that dropped every checkpoint row (and the checkpoint file) leaves.
+    log = open_log()
+    for run in ("run-1", "run-2"):
+        log.run_started(run_id=run, trigger="manual", settings_summary={})
+        log.run_finished(run_id=run, counts={}, result="success")
+    log.close()
+
+    code, report = verify_json(run_cli, "--public-key", str(public_key))
+
+    assert code == 1
+    assert ("checkpoint_unsigned", None) in codes(report)
