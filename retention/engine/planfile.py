@@ -76,11 +76,16 @@ def load_plan_file(path: Path) -> LoadedPlan:
 def read_plan_file(path: str, text: str) -> LoadedPlan:
     """Parse a plan file; a file that is not a readable plan is invalid input (exit 2)."""
     try:
-        document = json.loads(text)
+        document = json.loads(text, object_pairs_hook=_unique_keys, parse_constant=_no_constant)
     except json.JSONDecodeError as exc:
         raise InvalidInput(
             f"{path}:{exc.lineno}:{exc.colno}: not a JSON plan file: {exc.msg}",
             hint="pass a file written by `retention plan --out FILE`",
+        ) from None
+    except ValueError as exc:  # a key twice, or NaN: what a reader sees is not what is parsed
+        raise InvalidInput(
+            f"{path}: not a plan file `retention plan` wrote: {exc}",
+            hint="pass the file as `retention plan --out FILE` wrote it",
         ) from None
     if not isinstance(document, dict) or document.get("format") != PLAN_FORMAT:
         raise InvalidInput(
@@ -217,3 +222,16 @@ def _account_refusals(
 
 def _shown(moment: datetime) -> str:
     return moment.isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    found: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in found:
+            raise ValueError(f"the key {key!r} appears twice in one object")
+        found[key] = value
+    return found
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number")

@@ -192,6 +192,11 @@ def test_plan_unknown_to_the_state_directory_is_refused(policy_set: PolicySet) -
         ("{not json", "plan.json:1:2: not a JSON plan file"),
         ('{"format": "other"}', "plan.json: not a plan file"),
         (json.dumps({"format": PLAN_FORMAT, "items": [{}]}), "missing or has a malformed field"),
+        (
+            '{"format": "x", "items": [{"sessionId": "9", "sessionId": "1"}]}',
+            "plan.json: not a plan file `retention plan` wrote: the key 'sessionId' appears twice",
+        ),
+        ('{"format": "x", "items": [], "limit": NaN}', "NaN is not a JSON number"),
     ],
 )
 def test_malformed_plan_files_are_invalid_input(text: str, message: str) -> None:
