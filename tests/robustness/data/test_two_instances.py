@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import subprocess
+import time
 from collections import Counter
 from collections.abc import Callable
 
@@ -10,12 +11,23 @@ import pytest
 
 from .conftest import Service
 
-SANDBOX = ("--seed", "11", "--days", "120", "--sessions-per-day", "2")
+SANDBOX = ("--seed", "11", "--days", "120", "--sessions-per-day", "2", "--latency-ms", "5")
 
 
 def run_two_at_once(deployed: Service) -> list[tuple[int, str]]:
-    """Start `retention run --yes` twice at the same moment; their exit codes and stderr."""
-    first, second = deployed.popen("run", "--yes"), deployed.popen("run", "--yes")
+    """Start `retention run --yes` twice at the same moment; their exit codes and stderr.
+
+    The API hangs until one of them has exited: whichever took the lock first waits on its
+    first call while holding it, so the other meets the lock however their start-ups differ.
+    """
+    deployed.server.control(hang=True)
+    try:
+        first, second = deployed.popen("run", "--yes"), deployed.popen("run", "--yes")
+        deadline = time.monotonic() + 120
+        while first.poll() is None and second.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        deployed.server.control(hang=False)
     finished = []
     for proc in (first, second):
         try:
@@ -53,7 +65,7 @@ def check_audit_chain(deployed: Service, runs: int) -> None:
 def test_two_runs_started_at_once_one_runs_the_other_refuses_naming_the_holder(
     service: Callable[..., Service],
 ) -> None:
-    deployed = service(*SANDBOX, "--latency-ms", "5")
+    deployed = service(*SANDBOX)
     check_one_ran_one_refused(deployed, 0)
     check_audit_chain(deployed, runs=1)
     again = deployed.cli("run", "--yes")
@@ -65,7 +77,7 @@ def test_two_runs_started_at_once_one_runs_the_other_refuses_naming_the_holder(
 def test_many_pairs_of_runs_never_fork_the_audit_chain_or_delete_twice(
     service: Callable[..., Service],
 ) -> None:
-    deployed = service(*SANDBOX, "--latency-ms", "5", policies=DAILY_WAVES)
+    deployed = service(*SANDBOX, policies=DAILY_WAVES)
     for trial in range(10):
         wave = DAILY_WAVES.replace("AGE", str(110 - 10 * trial))
         (deployed.policy_dir / "policies.yaml").write_text(wave)
