@@ -47,7 +47,8 @@ def build_executor(
 
     Its gate, asked just before each DELETE: the holds in force (re-read from the folder), the
     host clock against the API's latest `Date`, then `recheck`, the item decided again on fresh
-    facts (None: holds and clock only, as for intents reconciled after a crash).
+    facts (None: holds and clock only). Plan items and the intents reconciled after a crash
+    both get a recheck.
     """
     db, settings, clock = session.db, session.settings, session.clock
     watcher = HoldWatcher(settings.policy_dir, clock, on_invalid=session.stop.set)
