@@ -28,6 +28,7 @@ from retention.audit.store import (
     AuditInputError,
     connect_reader,
     schema_problems,
+    unsealed_end,
 )
 from retention.errors import RuntimeFailure
 
@@ -119,7 +120,7 @@ def verify_before_write(
         anchor = _anchor(ours, keys, last_head, checkpoint_path)
         length = conn.execute("SELECT coalesce(max(seq), 0) FROM events").fetchone()[0]
         if not ours and last_head is None:
-            _never_sealed(conn, audit_db, length)
+            _never_sealed(conn, audit_db)
         for _line, sealed in ours:
             _matches_row(conn, sealed, length)
         if last_head is not None:
@@ -232,18 +233,14 @@ def _anchor(
     return _GENESIS if anchor is None else anchor
 
 
-def _never_sealed(conn: sqlite3.Connection, path: Path, length: int) -> None:
+def _never_sealed(conn: sqlite3.Connection, path: Path) -> None:
     """With no checkpoint in the file or the state database, the record must be one that never
-    had one: every run is sealed after its `run_finished`, so a run that ended with rows after
-    it (a later run) was sealed, and the seals vouching for it are gone. Trusting the chain from
-    its first row then would extend, and sign, whatever was rewritten."""
-    ended = conn.execute(
-        "SELECT seq FROM events WHERE event = 'run_finished' AND seq < ? ORDER BY seq LIMIT 1",
-        [length],
-    ).fetchone()
+    had one (`store.unsealed_end`): else trusting the chain from its first row would extend, and
+    sign, whatever was rewritten."""
+    ended = unsealed_end(conn)
     if ended is not None:
         raise AuditUnverified(
-            f"{path} holds a run that ended at row {ended[0]}, but neither the checkpoint file"
+            f"{path} holds a run that ended at row {ended}, but neither the checkpoint file"
             " nor the state database holds a checkpoint of the record: both were removed, or"
             " the files come from different places",
             finding="missing_checkpoints",

@@ -291,3 +291,17 @@ def schema_problems(conn: sqlite3.Connection) -> list[str]:
 def read_meta(conn: sqlite3.Connection) -> dict[str, str]:
     """The log's metadata: its id and the subject salt."""
     return dict(conn.execute("SELECT key, value FROM meta").fetchall())
+
+
+def unsealed_end(conn: sqlite3.Connection) -> int | None:
+    """The first `run_finished` row that has rows after it, or None.
+
+    Every run is sealed by a checkpoint after its `run_finished`: in a log with no checkpoint
+    at all, such a row means the seals were removed (a first run killed before its seal leaves
+    its `run_finished` as the last row).
+    """
+    row = conn.execute(
+        "SELECT seq FROM events WHERE event = 'run_finished'"
+        " AND seq < (SELECT max(seq) FROM events) ORDER BY seq LIMIT 1"
+    ).fetchone()
+    return None if row is None else int(row[0])

@@ -21,6 +21,7 @@ from retention.audit.store import (
     connect_reader,
     read_meta,
     schema_problems,
+    unsealed_end,
 )
 
 # Findings that make the signature state `invalid` (DECISIONS.md).
@@ -200,7 +201,6 @@ def _check_chain(conn: sqlite3.Connection, report: VerifyReport, state: _Checkpo
     """Stream every row once: sequence, link to the previous hash, own hash, checkpoints."""
     expected_seq, previous, gaps, valid = 1, GENESIS_HASH, 0, 0
     sha256, encode, wanted = hashlib.sha256, _ENCODE, state.wanted_heads
-    ended = None  # the first run_finished row
     for row in _rows(conn):
         seq, stored = row[_SEQ], row[-1]
         if seq != expected_seq:
@@ -241,8 +241,6 @@ def _check_chain(conn: sqlite3.Connection, report: VerifyReport, state: _Checkpo
             _check_checkpoint_row(report, state, seq, previous, row[_DATA])
         elif row[_EVENT] == "log_started" and seq == 1:
             report.previous_log_id = _previous_log(row[_DATA])
-        elif row[_EVENT] == "run_finished" and ended is None:
-            ended = seq
         if seq in wanted:
             wanted[seq] = stored
         if report.first_seq is None:
@@ -253,8 +251,7 @@ def _check_chain(conn: sqlite3.Connection, report: VerifyReport, state: _Checkpo
     report.head_hash, report.valid_rows = previous, valid
     report.checkpoints = state.counts
     signed = state.counts["valid"] + state.counts["invalid"]
-    # Every run is sealed after it ends: a later row with no checkpoint at all means lost seals.
-    lost = not state.counts["total"] and ended is not None and ended < (report.last_seq or 0)
+    lost = not state.counts["total"] and unsealed_end(conn) is not None  # its seals removed
     if state.keys and (lost or (state.counts["total"] and not signed)):
         report.add("checkpoint_unsigned", "no checkpoint in the log is signed by a given key")
 

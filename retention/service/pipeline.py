@@ -307,7 +307,7 @@ class Pipeline:
             refusals = refuse_policies(session, loaded.plan_id, caps, refused)
             held_back = {str(v.policy) for v in caps} | set(refused)
             items = [item for item in loaded.items if item.policy not in held_back]
-            rechecker = Rechecker(policy_set, owners.gate(session.db, policy_set, self.settings))
+            rechecker = self._rechecker(session)
             db = session.db
 
             def decided_again(item: PlanItem) -> Verdict:
@@ -357,13 +357,12 @@ class Pipeline:
 
     def _decided_again(self, session: Session) -> Gate:
         """Each item decided again on the inventory's facts, this run's policies and now."""
-        policy_set, db = session.policy_set, session.db
-        rechecker = Rechecker(policy_set, owners.gate(db, policy_set, self.settings))
+        rechecker, db = self._rechecker(session), session.db
+        return lambda item: rechecker(item, fresh_record(db, item.session_id), self.clock())
 
-        def decided_again(item: PlanItem) -> Verdict:
-            return rechecker(item, fresh_record(db, item.session_id), self.clock())
-
-        return decided_again
+    def _rechecker(self, session: Session) -> Rechecker:  # the run's policies, notices checked
+        policies = session.policy_set
+        return Rechecker(policies, owners.gate(session.db, policies, self.settings))
 
     async def _execute(  # noqa: PLR0917
         self,
