@@ -58,10 +58,23 @@ class FakeAccount:
     def with_sessions(cls, *session_ids: int) -> FakeAccount:
         return cls({session_id: set(ACTIONS) for session_id in session_ids})
 
-    async def remove(self, action: str, organizer_key: int, session_id: int) -> None:
+    async def remove(
+        self,
+        action: str,
+        organizer_key: int,
+        session_id: int,
+        *,
+        before_send: Callable[[], None] | None = None,
+    ) -> None:
         self.sent.append((action, session_id))
         if self.before_send is not None:
             self.before_send(action, session_id)
+        if before_send is not None:
+            try:
+                before_send()  # the client's turn is over: the caller's last check
+            except Exception:
+                self.sent.pop()  # kept off the wire
+                raise
         if self.hung is not None and self.hung.is_set():
             await self.released.wait()
         path = f"/organizers/{organizer_key}/sessions/{session_id}"

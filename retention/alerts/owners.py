@@ -98,6 +98,35 @@ async def send_owner_notices(session: Session, make_plan: MakePlan) -> int:
     return told
 
 
+NOTICE_UNSENT = "notice_unsent"
+
+
+def unsent(db: Database, plan: Plan) -> int:
+    """Removals the plan holds for a notice that never went out (none was recorded sent)."""
+    noticed = noticed_keys(db)
+    return sum(
+        1
+        for entry in plan.blocked
+        if entry["by"] == "notice" and (int(entry["sessionId"]), entry["action"]) not in noticed
+    )
+
+
+async def settle_unsent(settings: Settings, db: Database, now: datetime, count: int) -> None:
+    """One alert per repeat while removals wait on notices that could not be sent; resolved
+    once a run has sent them."""
+    if not count:
+        await settle(settings, db, now, gone=[NOTICE_UNSENT], note="the notices went out")
+        return
+    found = Alert(
+        NOTICE_UNSENT,
+        "removals wait on owner notices that were not sent",
+        f"{count} removal(s) under `notice: required` policies wait on an owner notice that "
+        'could not be sent\nhint: set RETENTION_SMTP_URL (docs/deploy.md, "Owner notices") '
+        "and check the mail server; `retention notify preview` shows the notices due",
+    )
+    await settle(settings, db, now, found=[found])
+
+
 def _record(session: Session, notice: OwnerNotice, now: datetime) -> None:
     subjects = {line.session_id: line.subject for line in notice.lines}
     session.audit.notice_sent(

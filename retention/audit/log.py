@@ -345,6 +345,13 @@ class AuditLog:
             data["subjects"] = {str(sid): self.subject_value(s) for sid, s in sessions.items()}
         return self._append("notice_sent", data, run=run_id, organizer_key=organizer_key)
 
+    def hold_scope_left(
+        self, *, run_id: str, hold_id: str, organizer_key: int, sessions: int
+    ) -> int:
+        """A hold keeps `sessions` of an organizer who left its scope (never an address)."""
+        data = {"hold": hold_id, "sessions": sessions}
+        return self._append("hold_scope_left", data, run=run_id, organizer_key=organizer_key)
+
     def run_finished(self, *, run_id: str, counts: Mapping[str, int], result: str) -> int:
         """A run ended: its counts (planned, deleted, failed, …) and its result."""
         return self._append("run_finished", {"counts": dict(counts), "result": result}, run=run_id)

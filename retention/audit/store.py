@@ -33,10 +33,12 @@ EVENT_KINDS = (
     "plan_proposed",
     "plan_expired",
     "notice_sent",
+    "hold_scope_left",
 )
 # The CHECK lists of logs made by earlier versions: before `log_started`, before proposals and
-# notices. Opening such a log for writing widens its list to EVENT_KINDS (m002).
-_EARLIER_KINDS = (EVENT_KINDS[:9], EVENT_KINDS[:10])
+# notices, before holds' kept coverage. Opening such a log for writing widens its list to
+# EVENT_KINDS (m002).
+_EARLIER_KINDS = (EVENT_KINDS[:9], EVENT_KINDS[:10], EVENT_KINDS[:13])
 OUTCOMES = ("deleted", "already_absent", "failed", "skipped_hold", "skipped_changed")
 # Every column of `events`; a row's hash covers all of them except `hash` itself.
 COLUMNS = (

@@ -27,6 +27,15 @@ from retention.policy.matching import (
 from retention.policy.models import DeleteAction
 
 ScopeKey = tuple[int, str | None, int | None, str | None]
+# The holds that covered a session in an earlier run, by session id: a hold keeps what it has
+# covered while it is in force, even after the organizer left its scope (engine/coverage.py).
+Kept = Callable[[int], Iterable[str]]
+
+
+def nothing_kept(_session_id: int) -> tuple[str, ...]:
+    """No earlier coverage (a decision on the scope alone)."""
+    return ()
+
 
 # Past this many distinct organizer/group combinations the scope cache starts afresh, so memory
 # stays bounded by the account's size even on an unusual inventory.
@@ -60,7 +69,9 @@ class Decision:
     `matched` names every enabled policy that matched (by scope and conditions, whatever the
     age), `holds` every active hold covering the session, `in_scope` every delete policy whose
     scope certainly covers it (the denominator of `max_percent`). `reason` explains a session with
-    no action. `unknown_fields` names values whose absence prevented an action.
+    no action. `unknown_fields` names values whose absence prevented an action. `kept_holds` are
+    the holds among `holds` that cover the session only because they covered it before (its
+    organizer has left their scope since).
     """
 
     session: SessionRecord
@@ -72,6 +83,7 @@ class Decision:
     reason: str | None
     unknown_fields: tuple[str, ...]
     due_at: datetime | None
+    kept_holds: tuple[str, ...] = ()
 
     @property
     def unknown(self) -> bool:
@@ -139,7 +151,7 @@ class _Findings:
 class _Engine:
     """Policies and holds compiled once for one as-of time."""
 
-    def __init__(self, policy_set: PolicySet, as_of: datetime) -> None:
+    def __init__(self, policy_set: PolicySet, as_of: datetime, kept: Kept = nothing_kept) -> None:
         if as_of.tzinfo is None:
             raise ValueError("as_of must be an aware datetime")
         # Rules in name order: matches then come out sorted and the first due rule per action
@@ -154,6 +166,7 @@ class _Engine:
             if hold.active_at(as_of)
         }
         self.scope_cache: dict[ScopeKey, _ScopeEntry] = {}
+        self.kept = kept
 
     def in_scope(self, session: SessionRecord) -> _ScopeEntry:
         """Rules whose scope may cover the organizer, and the delete rules whose scope surely
@@ -179,8 +192,17 @@ class _Engine:
         return found
 
     def holds_covering(self, session: SessionRecord) -> tuple[str, ...]:
-        """The active holds covering the session, by id (the holds are in id order)."""
-        return tuple(hold_id for hold_id, hold in self.holds.items() if hold.covers(session))
+        """The active holds covering the session, by id: by their scope now or kept."""
+        now, kept = self.coverage(session)
+        return tuple(sorted((*now, *kept)))
+
+    def coverage(self, session: SessionRecord) -> tuple[tuple[str, ...], tuple[str, ...]]:
+        """The active holds whose scope covers the session now, and those only keeping it."""
+        now = tuple(hold_id for hold_id, hold in self.holds.items() if hold.covers(session))
+        kept = tuple(
+            sorted({h for h in self.kept(session.session_id) if h in self.holds and h not in now})
+        )
+        return now, kept
 
     def findings(self, session: SessionRecord, candidates: tuple[_Candidate, ...]) -> _Findings:
         found = _Findings()
@@ -226,7 +248,8 @@ class _Engine:
     def decide(self, session: SessionRecord) -> Decision:
         candidates, in_scope = self.in_scope(session)
         found = self.findings(session, candidates)
-        holds = self.holds_covering(session)
+        now, kept = self.coverage(session)
+        holds = tuple(sorted((*now, *kept)))
         wanted = _strongest(found.due)
         covered = ACTION_ORDER if "delete_session" in wanted else tuple(wanted)
         unknown = sorted(
@@ -266,6 +289,7 @@ class _Engine:
             reason=None if actions else _reason(holds, blocked, found, unknown, due_at),
             unknown_fields=tuple(unknown),
             due_at=due_at,
+            kept_holds=kept,
         )
 
     def examine(self, session: SessionRecord) -> Findings:
@@ -357,21 +381,27 @@ def _reason(
 
 
 def decide(
-    sessions: Iterable[SessionRecord], policy_set: PolicySet, as_of: datetime
+    sessions: Iterable[SessionRecord],
+    policy_set: PolicySet,
+    as_of: datetime,
+    kept: Kept = nothing_kept,
 ) -> Iterator[Decision]:
-    """One decision per session, in input order, streaming; `as_of` is an aware datetime."""
-    engine = _Engine(policy_set, as_of)
+    """One decision per session, in input order, streaming; `as_of` is an aware datetime;
+    `kept` gives the holds that covered a session before (they keep it while in force)."""
+    engine = _Engine(policy_set, as_of, kept)
     for session in sessions:
         yield engine.decide(session)
 
 
 def hold_checker(
-    policy_set: PolicySet, as_of: datetime
+    policy_set: PolicySet, as_of: datetime, kept: Kept = nothing_kept
 ) -> Callable[[SessionRecord], tuple[str, ...]]:
     """The ids of the active holds covering a session, for re-checking at execution time."""
-    return _Engine(policy_set, as_of).holds_covering
+    return _Engine(policy_set, as_of, kept).holds_covering
 
 
-def examiner(policy_set: PolicySet, as_of: datetime) -> Callable[[SessionRecord], Findings]:
+def examiner(
+    policy_set: PolicySet, as_of: datetime, kept: Kept = nothing_kept
+) -> Callable[[SessionRecord], Findings]:
     """The decision of a session with the findings behind it (`retention explain`, tests)."""
-    return _Engine(policy_set, as_of).examine
+    return _Engine(policy_set, as_of, kept).examine

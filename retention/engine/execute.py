@@ -5,7 +5,9 @@ DELETE is sent, and every intent gets exactly one outcome. A crash in between le
 intent, which `reconcile` resolves at the next start by reading the API; the executor carries
 out its resolutions as it carries out plan items. The writes go through the `Journal`, which
 commits them in groups. Just before each DELETE the `gate` decides the item again (holds in
-force today): send it, or skip it with an outcome and a reason.
+force today): send it, or skip it with an outcome and a reason. `last_check` is asked again
+after the request's rate-limit turn, immediately before it leaves (the hold gate): a hold placed
+while the request waited its turn still keeps it off the wire.
 """
 
 from __future__ import annotations
@@ -34,8 +36,19 @@ U = TypeVar("U")
 class RemovalPort(Protocol):
     """The account as execution sees it: send one removal; read whether its target is there."""
 
-    async def remove(self, action: str, organizer_key: int, session_id: int) -> None:
-        """Send the DELETE for one action; raises NotFound or ApiError as the API answers."""
+    async def remove(
+        self,
+        action: str,
+        organizer_key: int,
+        session_id: int,
+        *,
+        before_send: Callable[[], None] | None = None,
+    ) -> None:
+        """Send the DELETE for one action; raises NotFound or ApiError as the API answers.
+
+        `before_send` is called after each rate-limit turn, immediately before each attempt
+        leaves; whatever it raises comes through unchanged and nothing is sent.
+        """
         ...
 
     async def present(
@@ -46,6 +59,14 @@ class RemovalPort(Protocol):
 
 
 Decision = Literal["send", "deleted", "skipped_hold", "skipped_changed"]
+
+
+class KeptAtSend(Exception):
+    """The last check before the wire kept an item back; its verdict ends the intent."""
+
+    def __init__(self, verdict: Verdict) -> None:
+        super().__init__(verdict.reason)
+        self.verdict = verdict
 
 
 @dataclass(frozen=True)
@@ -139,6 +160,7 @@ class Executor:
     run_id: str
     plan_id: str
     gate: Gate = lambda _item: SEND
+    last_check: Gate | None = None
     subject_of: Subject = lambda _session_id: None
     on_removed: Removed = _ignore
     read_again: Removed = _ignore
@@ -248,8 +270,19 @@ class Executor:
         failpoints.hit("before_send")
         try:
             await self._within_grace(
-                self.removals.remove(item.action, item.organizer_key, item.session_id), item
+                self.removals.remove(
+                    item.action,
+                    item.organizer_key,
+                    item.session_id,
+                    before_send=self._last_check(item),
+                ),
+                item,
             )
+        except KeptAtSend as kept:
+            decision = kept.verdict.decision
+            outcome: Outcome = "skipped_hold" if decision == "skipped_hold" else "skipped_changed"
+            self.record_outcome(item, intent_seq, outcome, None, kept.verdict.reason)
+            return
         except NotFound:
             failpoints.hit("after_response")
             self.breaker.record(bad=True)
@@ -270,6 +303,18 @@ class Executor:
         # The outcome first: if the inventory cannot be written, the removal is still counted.
         self.record_outcome(item, intent_seq, "deleted", 204, None)
         self.on_removed(item)
+
+    def _last_check(self, item: PlanItem) -> Callable[[], None] | None:
+        check = self.last_check
+        if check is None:
+            return None
+
+        def before_send() -> None:
+            verdict = check(item)
+            if not verdict.send:
+                raise KeptAtSend(verdict)
+
+        return before_send
 
     async def _within_grace(self, call: Awaitable[None], item: PlanItem) -> None:
         """The call, given at most `stop_grace` seconds once a stop comes (then: no answer)."""

@@ -1,13 +1,14 @@
 """Legal holds re-checked at execution time: a hold placed after planning still wins.
 
-The policy folder is watched while a run executes: when a file changes, the set is reloaded and
-its holds apply from the next item on. A set that no longer loads stops the run (fail closed):
-without knowing the holds in force, no further removal is safe.
+The policy folder is looked at (one stat per file) every time a removal is about to leave: when a
+file changed, the set is reloaded and its holds apply to that very request. A hold file in place
+before a request's rate-limit turn ended keeps it off the wire; only a request already sent can
+still complete. A set that no longer loads stops the run (fail closed): without knowing the
+holds in force, no further removal is safe.
 """
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
@@ -23,9 +24,6 @@ from retention.policy.folder import folder_fingerprint as _fingerprint
 
 log = structlog.get_logger(__name__)
 
-# How often, at most, the folder is looked at: a stat per file, not a reload.
-POLL_SECONDS = 1.0
-
 
 class HoldWatcher:
     """Answers "which hold covers this session now?", reloading the holds when files change."""
@@ -36,22 +34,15 @@ class HoldWatcher:
         clock: Callable[[], datetime],
         *,
         on_invalid: Callable[[], None],
-        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self._folder = folder
         self._clock = clock
         self._on_invalid = on_invalid
-        self._monotonic = monotonic
-        self._checked_at = monotonic()
         self._fingerprint = _fingerprint(folder)
         self._covering = hold_checker(load_policy_set([folder]), clock())
         self._broken: str | None = None
 
     def _refresh(self) -> None:
-        now = self._monotonic()
-        if now - self._checked_at < POLL_SECONDS:
-            return
-        self._checked_at = now
         fingerprint = _fingerprint(self._folder)
         if fingerprint == self._fingerprint:
             return

@@ -20,11 +20,20 @@ from retention.goto.models import Group, HistoricalSession, ItemProblem, Organiz
 from retention.policy.models import DeleteAction
 from retention.times import parse_stored_time
 
+# Who organizes a session, in which group, comes from the organizer listing the last scan or
+# re-read stored (current), never from the copy made when the session's window was first read:
+# an organizer moved into a held group, or renamed, is decided as the account shows them now.
+# Only an organizer the listing no longer has keeps the stored copy.
 _SESSION_FIELDS = (
-    "session_id, meeting_id, organizer_key, organizer_email, group_key, group_name, subject, "
-    "meeting_type, start_time, end_time, attendee_count, recording_id, recording_name, "
-    "recording_bytes, attendees_removed_at, recording_removed_at"
+    "s.session_id, s.meeting_id, s.organizer_key, "
+    "CASE WHEN o.organizer_key IS NULL THEN s.organizer_email ELSE o.email END "
+    "AS organizer_email, "
+    "CASE WHEN o.organizer_key IS NULL THEN s.group_key ELSE o.group_key END AS group_key, "
+    "CASE WHEN o.organizer_key IS NULL THEN s.group_name ELSE o.group_name END AS group_name, "
+    "s.subject, s.meeting_type, s.start_time, s.end_time, s.attendee_count, s.recording_id, "
+    "s.recording_name, s.recording_bytes, s.attendees_removed_at, s.recording_removed_at"
 )
+_SESSIONS_NOW = "sessions s LEFT JOIN organizers o ON o.organizer_key = s.organizer_key"
 
 
 def to_text(moment: datetime | None) -> str | None:
@@ -67,6 +76,25 @@ def store_directory(
             }
             for group in groups
         )
+        _remember_names(db, seen)
+
+
+# Every organizer key with its email, and group key with its name, ever listed: a hold naming
+# someone who has left the account names someone known (DECISIONS: only names never seen are
+# unknown).
+_REMEMBER = (
+    "INSERT INTO names_seen (kind, key, name, first_seen, last_seen) "
+    "SELECT ?, CAST({key} AS TEXT), COALESCE({name}, ''), ?, ? FROM {table} WHERE true "
+    "ON CONFLICT (kind, key, name) DO UPDATE SET last_seen = excluded.last_seen"
+)
+
+
+def _remember_names(db: Database, seen: str | None) -> None:
+    for kind, key, name, table in (
+        ("organizer", "organizer_key", "email", "organizers"),
+        ("group", "group_key", "name", "groups"),
+    ):
+        db.execute(_REMEMBER.format(key=key, name=name, table=table), [kind, seen, seen])
 
 
 @dataclass(frozen=True)
@@ -238,7 +266,8 @@ def drop_organizers_gone(db: Database) -> int:
 def iter_sessions(db: Database) -> Iterator[SessionRecord]:
     """Every session still present, streamed in session-id order (flat memory at any size)."""
     rows = db.query(
-        f"SELECT {_SESSION_FIELDS} FROM sessions WHERE removed_at IS NULL ORDER BY session_id"  # noqa: S608  (constant)
+        f"SELECT {_SESSION_FIELDS} FROM {_SESSIONS_NOW} "  # noqa: S608  (constant)
+        "WHERE s.removed_at IS NULL ORDER BY s.session_id"
     )
     for row in rows:
         yield _record(row)
@@ -247,7 +276,7 @@ def iter_sessions(db: Database) -> Iterator[SessionRecord]:
 def session_record(db: Database, session_id: int) -> SessionRecord | None:
     """One session as the inventory knows it, removed or not; None when it never was seen."""
     rows = db.query(
-        f"SELECT {_SESSION_FIELDS} FROM sessions WHERE session_id = ?",  # noqa: S608  (constant)
+        f"SELECT {_SESSION_FIELDS} FROM {_SESSIONS_NOW} WHERE s.session_id = ?",  # noqa: S608
         [session_id],
     )
     row = next(rows, None)

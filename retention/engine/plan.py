@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from retention.engine.caps import CapViolation, policy_cap_violations
-from retention.engine.decide import ACTION_ORDER, Decision, Planned, decide
+from retention.engine.caps import CapViolation
+from retention.engine.decide import ACTION_ORDER, Decision, Kept, Planned, decide, nothing_kept
 from retention.engine.planfile import DEFAULT_MAX_CLOCK_SKEW
 from retention.engine.planitem import PLAN_FORMAT, PlanItem, iso, plan_hash
 from retention.engine.records import SessionRecord
@@ -116,6 +116,28 @@ class Plan:
             "left_out": self.left_out,
         }
 
+    def refusals(self) -> list[dict[str, Any]]:
+        """Each policy refused on its own: what refused it, how many removals it would have
+        made (or has blocked), and the cap (None for a name the account never had)."""
+        caps = {str(v.policy): v for v in self.cap_refusals if v.policy is not None}
+        blocked: dict[str, int] = defaultdict(int)
+        for entry in self.blocked:
+            blocked[entry["policy"]] += entry["by"] == self.refused.get(entry["policy"])
+        found = []
+        for name, by in sorted(self.refused.items()):
+            violation = caps.get(name)
+            found.append(
+                {
+                    "policy": name,
+                    "by": by,
+                    "count": violation.selected if violation else blocked[name],
+                    "cap": violation.cap if violation else None,
+                    "limit": violation.limit if violation else None,
+                    "population": violation.population if violation else None,
+                }
+            )
+        return found
+
     def document(self) -> dict[str, Any]:
         """The plan file's content, `plan_hash` included."""
         body: dict[str, Any] = {
@@ -136,6 +158,7 @@ class Plan:
             "refused_policies": [
                 {"policy": name, "by": by} for name, by in sorted(self.refused.items())
             ],
+            "refused": self.refusals(),
             "limit": self.limit,
             "items": [item.to_json() for item in self.items],
             "blocked": self.blocked,
@@ -164,9 +187,9 @@ class SessionDecider:
     each time a decision is asked for.
     """
 
-    def __init__(self, policy_set: PolicySet, as_of: datetime) -> None:
+    def __init__(self, policy_set: PolicySet, as_of: datetime, kept: Kept = nothing_kept) -> None:
         self._session: SessionRecord | None = None
-        self._decisions = decide(self._feed(), policy_set, as_of)
+        self._decisions = decide(self._feed(), policy_set, as_of, kept)
 
     def _feed(self) -> Iterator[SessionRecord]:
         while True:
@@ -193,6 +216,7 @@ def build_plan(
     subject: SubjectForm = no_subject,
     offline: bool = False,
     inventory_at: datetime | None = None,
+    kept: Kept = nothing_kept,
 ) -> Plan:
     """Gather decisions into a plan, oldest session first; with `selected`, only those
     policies' actions are items; `refused` ({policy: by}) policies' removals are blocked.
@@ -214,7 +238,7 @@ def build_plan(
     )
     facts = _Facts(subject)
     wanted = set(selected) if selected else None
-    refusals = _Refusals(policy_set, plan.refused, as_of) if plan.refused else None
+    refusals = _Refusals(policy_set, plan.refused, as_of, kept) if plan.refused else None
     in_scope: dict[str, int] = defaultdict(int)
     for decision in decisions:
         plan.scanned += 1
@@ -257,11 +281,15 @@ class _Refusals:
     subsumed is shown blocked too).
     """
 
-    def __init__(self, policy_set: PolicySet, refused: Mapping[str, str], as_of: datetime):
+    def __init__(
+        self, policy_set: PolicySet, refused: Mapping[str, str], as_of: datetime, kept: Kept
+    ) -> None:
         self.refused = dict(refused)
-        self.others = SessionDecider(without_policies(policy_set, self.refused), as_of)
+        self.others = SessionDecider(without_policies(policy_set, self.refused), as_of, kept)
         self.each = {
-            name: SessionDecider(without_policies(policy_set, set(self.refused) - {name}), as_of)
+            name: SessionDecider(
+                without_policies(policy_set, set(self.refused) - {name}), as_of, kept
+            )
             for name in sorted(self.refused)
         }
 
@@ -349,45 +377,6 @@ def _blocked_entry(  # noqa: PLR0917
 def _oldest_first(item: PlanItem) -> tuple[bool, float, int, int]:
     start = item.start_time.timestamp() if item.start_time is not None else 0.0
     return (item.start_time is None, start, item.session_id, ACTION_ORDER.index(item.action))
-
-
-def plan_within_caps(
-    decisions: Callable[[], Iterable[Decision]],
-    policy_set: PolicySet,
-    *,
-    refused: Mapping[str, str] | None = None,
-    hold: Callable[[Plan], Plan] | None = None,
-    caps: bool = True,
-    **plan_args: Any,
-) -> Plan:
-    """Plan, refusing on its own each policy over its `max_deletions` or `max_percent`.
-
-    A refused policy's removals that another policy calls for fall to that policy, which may
-    then go over its own cap in turn: planning repeats (one pass of `decisions()` each) until
-    no policy is over. `plan.cap_refusals` lists each refusal once, for its `refused` event.
-    `hold` moves what may not go yet (awaiting notice) to `blocked` before caps are counted: a
-    cap counts what the run would remove; with `caps` false none is. The run cap is not checked
-    here: over it, the caller refuses the whole run.
-    """
-    refused_now = dict(refused or {})
-    refusals: list[CapViolation] = []
-    while True:
-        plan = build_plan(decisions(), policy_set, refused=refused_now, **plan_args)
-        if hold is not None:
-            plan = hold(plan)
-        if not caps:
-            return plan
-        over = [
-            violation
-            for violation in policy_cap_violations(plan.items, policy_set, plan.in_scope)
-            if violation.policy is not None and violation.policy not in refused_now
-        ]
-        if not over:
-            plan.cap_refusals = refusals
-            return plan
-        for violation in over:
-            refused_now[str(violation.policy)] = violation.by
-            refusals.append(violation)
 
 
 def limit_plan(plan: Plan, limit: int | None) -> Plan:

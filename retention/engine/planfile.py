@@ -55,6 +55,18 @@ class LoadedPlan:
         return None if value is None else str(value)
 
     @property
+    def refused(self) -> list[Mapping[str, Any]]:
+        """The policies the plan refused on their own (cap or unknown name), as it names them."""
+        found = self.document.get("refused")
+        if isinstance(found, list):
+            return [entry for entry in found if isinstance(entry, Mapping)]
+        # Plans made before `refused` was written name the policy and what refused it only.
+        older = self.document.get("refused_policies") or []
+        return [
+            {**entry, "count": None, "cap": None} for entry in older if isinstance(entry, Mapping)
+        ]
+
+    @property
     def in_scope(self) -> dict[str, int]:
         """Sessions in each policy's scope when the plan was made (its caps' `max_percent` base)."""
         per_policy = self.document["summary"].get("per_policy", {})

@@ -27,12 +27,25 @@ def check_against_inventory(
 
 
 def known_names(db: Database) -> tuple[list[tuple[int, str]], list[tuple[int, str]]]:
-    """The inventory's (organizer_key, email) and (group_key, name) rows, for name checks."""
-    organizers = [
-        (int(k), str(e)) for k, e in db.execute("SELECT organizer_key, email FROM organizers") if e
-    ]
-    groups = [(int(k), str(n)) for k, n in db.execute("SELECT group_key, name FROM groups") if n]
+    """Every (organizer_key, email) and (group_key, name) any inventory listed, for name checks.
+
+    A name seen once stays known after the account stops listing it (an organizer who left, a
+    group renamed): a hold naming them still names someone real, and must not stop every
+    removal. Only a name never seen is unknown.
+    """
+    organizers = _seen(db, "organizer", "SELECT organizer_key, email FROM organizers")
+    groups = _seen(db, "group", "SELECT group_key, name FROM groups")
     return organizers, groups
+
+
+def _seen(db: Database, kind: str, current: str) -> list[tuple[int, str]]:
+    found = {(int(k), str(n)) for k, n in db.execute(current) if n}
+    found.update(
+        (int(k), str(n))
+        for k, n in db.execute("SELECT key, name FROM names_seen WHERE kind = ?", [kind])
+        if n
+    )
+    return sorted(found)
 
 
 def lapsed_holds(policy_set: PolicySet, as_of: datetime) -> list[Problem]:

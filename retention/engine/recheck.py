@@ -11,7 +11,7 @@ import dataclasses
 from datetime import datetime
 
 from retention.engine.awaiting import NoticeGate
-from retention.engine.decide import Decision
+from retention.engine.decide import Decision, Kept, nothing_kept
 from retention.engine.execute import SEND, Verdict
 from retention.engine.plan import SessionDecider
 from retention.engine.planitem import PlanItem
@@ -31,9 +31,12 @@ class Rechecker:
     longer, so the truncation can only keep a session.
     """
 
-    def __init__(self, policy_set: PolicySet, notice: NoticeGate | None = None) -> None:
+    def __init__(
+        self, policy_set: PolicySet, notice: NoticeGate | None = None, kept: Kept = nothing_kept
+    ) -> None:
         self.policy_set = policy_set
         self.notice = notice
+        self.kept = kept
         self._second: datetime | None = None
         self._deciders: dict[str | None, SessionDecider] = {}
 
@@ -68,7 +71,7 @@ class Rechecker:
         decider = self._deciders.get(policy)
         if decider is None:
             chosen = self.policy_set if policy is None else _only(self.policy_set, policy)
-            decider = self._deciders[policy] = SessionDecider(chosen, second)
+            decider = self._deciders[policy] = SessionDecider(chosen, second, self.kept)
         return decider(session)
 
     @staticmethod

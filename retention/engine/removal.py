@@ -8,6 +8,7 @@ window serves every pending intent in it.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime, timedelta
 
 from sqlite_utils import Database
@@ -28,15 +29,22 @@ class ApiRemovals:
         self._db = db
         self._read: dict[tuple[int, datetime], list[HistoricalSession]] = {}
 
-    async def remove(self, action: str, organizer_key: int, session_id: int) -> None:
-        if action == "delete_session":
-            await self._client.delete_session(organizer_key, session_id)
-        elif action == "delete_attendees":
-            await self._client.delete_attendees(organizer_key, session_id)
-        elif action == "delete_recordings":
-            await self._client.delete_recordings(organizer_key, session_id)
-        else:
+    async def remove(
+        self,
+        action: str,
+        organizer_key: int,
+        session_id: int,
+        *,
+        before_send: Callable[[], None] | None = None,
+    ) -> None:
+        calls = {
+            "delete_session": self._client.delete_session,
+            "delete_attendees": self._client.delete_attendees,
+            "delete_recordings": self._client.delete_recordings,
+        }
+        if action not in calls:
             raise ValueError(f"unknown removal action {action!r}")
+        await calls[action](organizer_key, session_id, before_send=before_send)
 
     async def present(
         self, action: str, organizer_key: int, meeting_id: int, session_id: int

@@ -122,6 +122,19 @@ _TABLES: dict[str, tuple[Columns, str | tuple[str, ...]]] = {
         },
         ("session_id", "action"),
     ),
+    # Keys are stored as digit strings from here on (any length; see docs/audit.md).
+    "hold_coverage": (
+        {"hold_id": str, "session_id": str, "organizer_key": str, "since": str},
+        ("hold_id", "session_id"),
+    ),
+    "hold_scope_left": (
+        {"hold_id": str, "organizer_key": str, "sessions": int, "reported_at": str},
+        ("hold_id", "organizer_key"),
+    ),
+    "names_seen": (
+        {"kind": str, "key": str, "name": str, "first_seen": str, "last_seen": str},
+        ("kind", "key", "name"),
+    ),
 }
 
 
@@ -156,6 +169,24 @@ def m003_account(db: Database) -> None:
 def m004_alerts_and_notices(db: Database) -> None:
     """Alert conditions in force (when each last went out), and the owner notices sent."""
     _create(db, "alert_conditions", "notices_sent")
+
+
+@MIGRATIONS()
+def m005_hold_coverage_and_names(db: Database) -> None:
+    """What each hold has covered since it took effect, the organizers whose sessions it keeps
+    out of its scope (last reported count), and every organizer and group name ever listed."""
+    _create(db, "hold_coverage", "hold_scope_left", "names_seen")
+    db.table("hold_coverage").create_index(["session_id"])
+    db.execute(
+        "INSERT OR IGNORE INTO names_seen (kind, key, name, first_seen, last_seen) "
+        "SELECT 'organizer', CAST(organizer_key AS TEXT), COALESCE(email, ''), seen_at, seen_at "
+        "FROM organizers"
+    )
+    db.execute(
+        "INSERT OR IGNORE INTO names_seen (kind, key, name, first_seen, last_seen) "
+        "SELECT 'group', CAST(group_key AS TEXT), COALESCE(name, ''), seen_at, seen_at "
+        "FROM groups"
+    )
 
 
 def noticed_keys(db: Database) -> dict[tuple[int, str], datetime]:

@@ -46,6 +46,9 @@ from retention.times import format_query_time
 
 log = structlog.get_logger(__name__)
 M = TypeVar("M", bound=ApiModel)
+# Called after each rate-limit turn of a call and before its request leaves; raising keeps it
+# off the wire (the exception comes through the call unchanged, never retried).
+BeforeSend = Callable[[], None]
 # Without a Retry-After, a 429 still pauses every caller for this long: one server window.
 _PAUSE_WITHOUT_RETRY_AFTER = 1.0
 
@@ -160,31 +163,40 @@ class GoToClient:
             meetingId=meeting_id,
         )
 
-    async def delete_session(self, organizer_key: int, session_id: int) -> None:
+    async def delete_session(
+        self, organizer_key: int, session_id: int, *, before_send: BeforeSend | None = None
+    ) -> None:
         """Delete a session with its attendee list and recordings; NotFound when it is absent."""
         await self._call(
             "DELETE",
             "/organizers/{organizerKey}/sessions/{sessionId}",
             organizerKey=organizer_key,
             sessionId=session_id,
+            before_send=before_send,
         )
 
-    async def delete_attendees(self, organizer_key: int, session_id: int) -> None:
+    async def delete_attendees(
+        self, organizer_key: int, session_id: int, *, before_send: BeforeSend | None = None
+    ) -> None:
         """Delete a session's attendee list; NotFound when the session is absent."""
         await self._call(
             "DELETE",
             "/organizers/{organizerKey}/sessions/{sessionId}/attendees",
             organizerKey=organizer_key,
             sessionId=session_id,
+            before_send=before_send,
         )
 
-    async def delete_recordings(self, organizer_key: int, session_id: int) -> None:
+    async def delete_recordings(
+        self, organizer_key: int, session_id: int, *, before_send: BeforeSend | None = None
+    ) -> None:
         """Delete a session's recordings; NotFound when the session is absent."""
         await self._call(
             "DELETE",
             "/organizers/{organizerKey}/sessions/{sessionId}/recordings",
             organizerKey=organizer_key,
             sessionId=session_id,
+            before_send=before_send,
         )
 
     # The machinery: one logical call = retried attempts under one deadline.
@@ -194,7 +206,7 @@ class GoToClient:
         model: type[M],
         template: str,
         query: dict[str, str] | None = None,
-        **keys: int,
+        **keys: Any,
     ) -> Parsed[M]:
         path = template.format(**keys)
         answer = await self._call("GET", template, query=query, **keys)
@@ -206,7 +218,13 @@ class GoToClient:
         return parse_items(model, payload, f"GET {path}")
 
     async def _call(
-        self, method: str, template: str, query: dict[str, str] | None = None, **keys: int
+        self,
+        method: str,
+        template: str,
+        query: dict[str, str] | None = None,
+        *,
+        before_send: BeforeSend | None = None,
+        **keys: Any,
     ) -> Answer:
         path = template.format(**keys)
         self.stats.calls += 1
@@ -220,7 +238,9 @@ class GoToClient:
         )
         try:
             async with asyncio.timeout(self.call_deadline):
-                return await retrier(self._attempt, method, template, path, query or {})
+                return await retrier(
+                    self._attempt, method, template, path, query or {}, before_send
+                )
         except Retryable as exc:
             raise _final_error(method, path, exc) from None
         except StopRequested:
@@ -250,18 +270,28 @@ class GoToClient:
         return note
 
     async def _attempt(
-        self, method: str, template: str, path: str, query: dict[str, str]
+        self,
+        method: str,
+        template: str,
+        path: str,
+        query: dict[str, str],
+        before_send: BeforeSend | None = None,
     ) -> Answer:
-        answer, token = await self._send(method, template, path, query)
+        answer, token = await self._send(method, template, path, query, before_send)
         if _token_refused(answer):
             # Expired or revoked: refresh (once for all concurrent callers) and try again.
             self.auth.invalidate(token)
             self.stats.token_retries += 1
-            answer, _ = await self._send(method, template, path, query)
+            answer, _ = await self._send(method, template, path, query, before_send)
         return self._judge(method, path, answer)
 
     async def _send(
-        self, method: str, template: str, path: str, query: dict[str, str]
+        self,
+        method: str,
+        template: str,
+        path: str,
+        query: dict[str, str],
+        before_send: BeforeSend | None = None,
     ) -> tuple[Answer, str]:
         if self.stop is not None and self.stop.is_set():
             raise StopRequested
@@ -276,6 +306,10 @@ class GoToClient:
             headers={"Accept": "application/json", "Authorization": f"Bearer {token}"},
         )
         turn = await self.limiter.acquire()
+        if before_send is not None:
+            # The caller's last word, after the rate-limit turn and before every attempt: it
+            # raises to keep this request off the wire (a hold placed while it waited).
+            before_send()
 
         async def trace(event: str, _info: dict[str, Any]) -> None:
             if event == "http11.send_request_headers.started":

@@ -7,7 +7,7 @@ intents an earlier process left pending before anything new is done.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 
 import structlog
@@ -45,10 +45,11 @@ def build_executor(
     """An executor for this session's run, sending through `removals`; after a stop, a DELETE
     in flight gets at most `stop_grace` seconds.
 
-    Its gate, asked just before each DELETE: the holds in force (re-read from the folder), the
+    Its gate, asked when an item's turn comes: the holds in force (re-read from the folder), the
     host clock against the API's latest `Date`, then `recheck`, the item decided again on fresh
     facts (None: holds and clock only). Plan items and the intents reconciled after a crash
-    both get a recheck.
+    both get a recheck. The holds are asked once more after the request's rate-limit turn,
+    immediately before it leaves (`last_check`).
     """
     db, settings, clock = session.db, session.settings, session.clock
     watcher = HoldWatcher(settings.policy_dir, clock, on_invalid=session.stop.set)
@@ -93,6 +94,7 @@ def build_executor(
         run_id=session.run_id,
         plan_id=plan_id,
         gate=gate,
+        last_check=held,
         subject_of=subject_of,
         on_removed=on_removed,
         read_again=read_again,
@@ -134,14 +136,14 @@ async def execute(
 
 
 async def reconcile_pending(
-    session: Session, make_executor: Callable[[], Executor]
+    session: Session, make_executor: Callable[[], Awaitable[Executor]]
 ) -> ReconcileReport | None:
     """Resolve the intents left without an outcome; raise when some cannot be read."""
     pending = session.audit.pending_intents()
     if not pending:
         return None
     log.warning("reconciling intents left without an outcome", pending=len(pending))
-    executor = make_executor()
+    executor = await make_executor()
     try:
         report = await reconcile(pending, executor.removals, executor.gate)
         before = executor.report.outcomes.copy()

@@ -23,14 +23,12 @@ from sqlite_utils import Database
 from retention.alerts import owners
 from retention.audit.log import AuditLog
 from retention.engine import inventory
+from retention.engine.admission import Admission, admit, admit_item
 from retention.engine.caps import CapViolation
-from retention.engine.decide import decide
 from retention.engine.execute import Executor, Gate, Verdict
-from retention.engine.plan import Plan, plan_within_caps
+from retention.engine.plan import Plan
 from retention.engine.planfile import LoadedPlan
 from retention.engine.planitem import PlanItem
-from retention.engine.policy_checks import known_names
-from retention.engine.recheck import Rechecker
 from retention.engine.reconcile import ReconcileReport
 from retention.engine.refresh import fresh_record, refresh_items
 from retention.engine.removal import ApiRemovals
@@ -41,16 +39,17 @@ from retention.goto.client import GoToClient
 from retention.goto.factory import client_from_settings
 from retention.goto.http import Transport
 from retention.policy import PolicySet, load_policy_set
-from retention.policy.names import unknown_names
 from retention.policy.notice import check_notice_days
 from retention.service import execution, preflight, record
 from retention.service import preview as previews
 from retention.service.checks import PREFLIGHT
+from retention.service.facts import admission_for, keep_coverage, read_listing
 from retention.service.logging import register_secret
 from retention.service.reading import require_complete, scan_as_set, unless_stopped
 from retention.service.refusals import (
     declined,
     end_refused,
+    planned_refusals,
     refuse_over_run_cap,
     refuse_policies,
 )
@@ -126,6 +125,12 @@ class Pipeline:
         self.on_scan(report)
         return require_complete(report)
 
+    def admission(
+        self, db: Database, policy_set: PolicySet, as_of: datetime, *, caps: bool = True
+    ) -> Admission:
+        """The admission step's inputs as the state database has them now."""
+        return admission_for(db, policy_set, self.settings, as_of, caps=caps)
+
     def make_plan(
         self,
         db: Database,
@@ -137,14 +142,13 @@ class Pipeline:
         awaiting: bool = True,
         **shown: Any,
     ) -> Plan:
-        """Decide over the whole inventory and gather the plan (pure but for reading the db).
+        """Decide over the whole inventory and admit: the plan (pure but for reading the db).
 
         The plan records `account_key` (the account the scan read), else the state's account;
         `shown` passes `subject`, `offline` and `inventory_at` to build_plan. With `awaiting`,
-        removals a `notice: required` policy may not make yet are `blocked` (before the caps are
-        counted: a cap counts what the run would remove). Without it, the plan is what the
-        policies alone call for by `as_of`, nothing held for notice and no cap counted: what owner
-        notices announce.
+        removals a `notice: required` policy may not make yet are `blocked` and caps are
+        counted; without it, the plan is what the policies alone call for by `as_of`: what
+        owner notices announce.
         """
         unknown = sorted(set(selected or ()) - {p.name for p in policy_set.policies})
         if unknown:
@@ -153,26 +157,11 @@ class Pipeline:
                 hint="`retention validate` lists the policies in force",
             )
         now = self.clock()
-        organizers, groups = known_names(db)
-        names = unknown_names(policy_set, organizers, groups)
-        refused = {
-            policy.name: by
-            for policy in policy_set.policies
-            if (by := names.blocked_by(policy.name)) is not None
-        }
-
-        def held(plan: Plan) -> Plan:
-            return owners.awaiting_notice(plan, policy_set, db, self.settings)
-
-        return plan_within_caps(
-            lambda: decide(inventory.iter_sessions(db), policy_set, as_of),
-            policy_set,
-            refused=refused,
-            hold=held if awaiting else None,
-            caps=awaiting,
+        return admit(
+            lambda: inventory.iter_sessions(db),
+            self.admission(db, policy_set, as_of, caps=awaiting),
             plan_id=f"plan-{now:%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:8]}",
             created_at=now,
-            as_of=as_of,
             selected=selected,
             max_clock_skew=timedelta(seconds=self.settings.max_clock_skew),
             api_base_url=self.settings.api_base_url,
@@ -222,7 +211,8 @@ class Pipeline:
         approved_by: str,
         selected: Sequence[str] | None = None,
     ) -> RunResult:
-        """`retention run` and the daemon's job: reconcile, scan, plan, caps, approve, execute.
+        """`retention run` and the daemon's job: reconcile, scan, notices, admit, approve,
+        execute.
 
         With `selected` (a scheduled run), only those policies' removals are made; every hold and
         retain rule still applies. Without it, every enabled policy's.
@@ -236,6 +226,7 @@ class Pipeline:
             result = RunResult.of(session)
             result.reconciled = await self._reconcile(session, client)
             await self.refresh(client, session.db)
+            await self._before_deciding(session, result)
             plan = result.plan = self.make_plan(
                 session.db,
                 policy_set,
@@ -243,13 +234,16 @@ class Pipeline:
                 selected=list(selected) if selected else None,
                 subject=session.audit.subject_value,
             )
+            result.notice_unsent = owners.unsent(session.db, plan)
+            await owners.settle_unsent(
+                self.settings, session.db, self.clock(), result.notice_unsent
+            )
             document = plan.document()
             result.planned = len(plan.items)
             refuse_over_run_cap(session, plan.items, plan.plan_id)
             refusals = refuse_policies(session, plan.plan_id, plan.cap_refusals, plan.refused)
             if confirm is not None and not confirm(document):
                 declined(session, result, plan.plan_id)
-            await owners.send_owner_notices(session, self.make_plan)
             record_plan(session.db, plan.plan_id, document["plan_hash"], plan.created_at)
             record.plan_approved(session.audit, session.run_id, document, approved_by, plan.as_of)
             again = self._decided_again(session)
@@ -261,11 +255,17 @@ class Pipeline:
             end_refused(result, refusals)
         return result
 
+    async def _before_deciding(self, session: Session, result: RunResult) -> None:
+        """On current facts, before any decision: the holds' coverage, then the notices due."""
+        result.scope_left = keep_coverage(session.db, session.policy_set, self.clock())
+        record.scope_left(session.audit, session.run_id, result.scope_left)
+        await owners.send_owner_notices(session, self.make_plan)
+
     async def apply(
         self, loaded: LoadedPlan, *, confirm: Confirm | None, approved_by: str
     ) -> RunResult:
-        """`retention apply PLAN_FILE`: check the plan, approve it, re-read its facts, execute
-        each item that is still due, decided again when it is sent."""
+        """`retention apply PLAN_FILE`: check the plan, approve it, re-read its facts, send the
+        notices due, record the plan's refusals, execute each item still admitted when sent."""
         policy_set = self.load_policies()
         approvals = preflight.ApprovalsCheck(loaded)
         checks = preflight.plan_checks(loaded, approvals)
@@ -295,19 +295,24 @@ class Pipeline:
                 window_days=self.settings.scan_window_days,
                 concurrency=self.settings.concurrency,
             )
-            organizers, groups = known_names(session.db)
-            unknown = unknown_names(policy_set, organizers, groups)
+            await self._before_deciding(session, result)
+            admission = self.admission(session.db, policy_set, self.clock())
             per_policy = self.violations(loaded.items, policy_set, loaded.in_scope)
             caps = [v for v in per_policy if v.policy is not None]
             refused = {
                 name: by
                 for name in {i.policy for i in loaded.items}
-                if (by := unknown.blocked_by(name))
+                if (by := admission.unknown.get(name))
             }
-            refusals = refuse_policies(session, loaded.plan_id, caps, refused)
+            planned = planned_refusals(
+                loaded.refused, exclude={*refused, *(str(v.policy) for v in caps)}
+            )
+            refusals = refuse_policies(
+                session, loaded.plan_id, [*planned[0], *caps], {**planned[1], **refused}
+            )
             held_back = {str(v.policy) for v in caps} | set(refused)
             items = [item for item in loaded.items if item.policy not in held_back]
-            rechecker = self._rechecker(session)
+            rechecker = admit_item(admission)
             db = session.db
 
             def decided_again(item: PlanItem) -> Verdict:
@@ -342,7 +347,13 @@ class Pipeline:
             return result.reconciled.pending if result.reconciled else 0
 
     async def _reconcile(self, session: Session, client: GoToClient) -> ReconcileReport | None:
-        return await execution.reconcile_pending(session, lambda: self._executor(session, client))
+        async def executor() -> Executor:
+            # Decided again on current facts: the organizer listing first, then coverage.
+            await read_listing(client, session.db, self.clock())
+            keep_coverage(session.db, session.policy_set, self.clock())
+            return self._executor(session, client)
+
+        return await execution.reconcile_pending(session, executor)
 
     def _executor(self, session: Session, client: GoToClient) -> Executor:
         """The executor of intents a crash left pending: one sent again is decided again."""
@@ -356,13 +367,10 @@ class Pipeline:
         )
 
     def _decided_again(self, session: Session) -> Gate:
-        """Each item decided again on the inventory's facts, this run's policies and now."""
-        rechecker, db = self._rechecker(session), session.db
+        """Each item admitted again on the inventory's facts, this run's policies and now."""
+        rechecker = admit_item(self.admission(session.db, session.policy_set, self.clock()))
+        db = session.db
         return lambda item: rechecker(item, fresh_record(db, item.session_id), self.clock())
-
-    def _rechecker(self, session: Session) -> Rechecker:  # the run's policies, notices checked
-        policies = session.policy_set
-        return Rechecker(policies, owners.gate(session.db, policies, self.settings))
 
     async def _execute(  # noqa: PLR0917
         self,

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import uuid
 from collections import Counter, defaultdict
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
 from retention.audit.checkpoint import load_signing_key
 from retention.audit.log import AuditLog
 from retention.audit.witness import witness_argv
+from retention.engine.coverage import ScopeLeft
 from retention.policy import PolicySet
 from retention.settings import Settings
 
@@ -82,3 +83,14 @@ def plan_approved(
         as_of=as_of,
         approvers=approvers,
     )
+
+
+def scope_left(audit: AuditLog, run_id: str, grown: Sequence[ScopeLeft]) -> None:
+    """A `hold_scope_left` event for each organizer whose sessions a hold keeps out of scope."""
+    for left in grown:
+        audit.hold_scope_left(
+            run_id=run_id,
+            hold_id=left.hold_id,
+            organizer_key=left.organizer_key,
+            sessions=left.sessions,
+        )

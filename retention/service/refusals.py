@@ -7,7 +7,7 @@ declining at the prompt refuses the plan (exit 3, nothing removed).
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import NoReturn
+from typing import Any, NoReturn
 
 import structlog
 
@@ -53,6 +53,15 @@ def refuse_policies(
         )
         refusals.append((refusal, "cap", violation.as_event()))
     for name, by in sorted(unknown.items()):
+        if by.startswith("cap:"):
+            refusal = Refused(
+                f"policy {name} refused: the plan was made with it over its cap",
+                hint="make a new plan with `retention plan --out FILE`; raise the cap only if "
+                "the removals are right, or apply in batches with --policy and --limit",
+                reason="cap",
+            )
+            refusals.append((refusal, "cap", {"policy": name}))
+            continue
         if not by.startswith("unknown:"):
             continue
         missing = by.removeprefix("unknown:")
@@ -71,6 +80,33 @@ def refuse_policies(
         )
         log.warning("policy refused on its own", reason=reason, error=refusal.message)
     return [refusal for refusal, _reason, _details in refusals]
+
+
+def planned_refusals(
+    entries: Sequence[Mapping[str, Any]], *, exclude: set[str]
+) -> tuple[list[CapViolation], dict[str, str]]:
+    """The refusals a plan file names (`refused`), as caps and names, less those in `exclude`
+    (refused again at apply time, once each)."""
+    caps: list[CapViolation] = []
+    others: dict[str, str] = {}
+    for entry in entries:
+        name, by = str(entry.get("policy")), str(entry.get("by"))
+        if name in exclude:
+            continue
+        if entry.get("cap") is not None and entry.get("limit") is not None:
+            population = entry.get("population")
+            caps.append(
+                CapViolation(
+                    name,
+                    str(entry["cap"]),
+                    int(entry.get("count") or 0),
+                    None if population is None else int(population),
+                    float(entry["limit"]),
+                )
+            )
+        else:
+            others[name] = by
+    return caps, others
 
 
 def declined(session: Session, result: RunResult, plan_id: str) -> NoReturn:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from retention.engine.coverage import ScopeLeft
 from retention.engine.execute import ExecutionReport
 from retention.engine.plan import Plan
 from retention.engine.reconcile import ReconcileReport
@@ -23,6 +24,10 @@ class RunResult:
     reconciled: ReconcileReport | None = None
     execution: ExecutionReport = field(default_factory=ExecutionReport)
     planned: int = 0
+    # Removals waiting on an owner notice that could not be sent (the run stays `ok`).
+    notice_unsent: int = 0
+    # Organizers whose sessions a hold keeps though they left its scope (counts that grew).
+    scope_left: list[ScopeLeft] = field(default_factory=list)
 
     @classmethod
     def of(cls, session: Session) -> RunResult:

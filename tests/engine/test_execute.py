@@ -147,10 +147,7 @@ async def test_a_hold_placed_mid_run_skips_the_sessions_it_covers(
     folder = tmp_path / "policies"
     folder.mkdir()
     (folder / "policies.yaml").write_text(POLICY)
-    ticks = [0.0]
-    watcher = HoldWatcher(
-        folder, lambda: datetime.now(UTC), on_invalid=lambda: None, monotonic=lambda: ticks[0]
-    )
+    watcher = HoldWatcher(folder, lambda: datetime.now(UTC), on_invalid=lambda: None)
     account = FakeAccount.with_sessions(*range(1, 11))
 
     def hold_after_the_second(_action: str, _session_id: int) -> None:
@@ -158,7 +155,6 @@ async def test_a_hold_placed_mid_run_skips_the_sessions_it_covers(
             (folder / "holds.yaml").write_text(
                 "holds:\n  - id: LATE\n    reason: Litigation.\n    sessions: [5, 6, 7]\n"
             )
-            ticks[0] += 10  # past the watcher's poll interval
 
     account.before_send = hold_after_the_second
     records = {n: _record(n) for n in range(1, 11)}

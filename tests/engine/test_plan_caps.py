@@ -10,10 +10,10 @@ import pytest
 import records
 from plans import load_folder
 
-from retention.engine.awaiting import hold_for_notice
+from retention.engine.admission import Admission, admit
+from retention.engine.awaiting import Noticed
 from retention.engine.caps import run_cap_violation
-from retention.engine.decide import Decision, decide
-from retention.engine.plan import Plan, limit_plan, plan_within_caps
+from retention.engine.plan import Plan, limit_plan
 from retention.engine.records import SessionRecord
 from retention.policy import PolicySet
 from retention.sandbox.policies import policy_set, rule
@@ -42,19 +42,22 @@ SESSIONS.append(record(6, ended_days_ago=3))  # nothing due
 
 
 def plan(
-    policy_set: PolicySet, sessions: Iterable[SessionRecord] = SESSIONS, **args: object
+    policy_set: PolicySet,
+    sessions: Iterable[SessionRecord] = SESSIONS,
+    *,
+    refused: dict[str, str] | None = None,
+    noticed: Noticed | None = None,
+    **args: object,
 ) -> Plan:
     listed = list(sessions)
-
-    def decisions() -> Iterable[Decision]:
-        return decide(listed, policy_set, NOW)
-
-    return plan_within_caps(
-        decisions,
-        policy_set,
+    admission = Admission(
+        policy_set, NOW, unknown=refused or {}, noticed=noticed or {}, notice_days=7
+    )
+    return admit(
+        lambda: listed,
+        admission,
         plan_id="p",
         created_at=NOW,
-        as_of=NOW,
         **args,  # type: ignore[arg-type]
     )
 
@@ -175,10 +178,7 @@ def test_a_cap_counts_only_what_the_run_would_remove_not_what_awaits_notice(
     # Five sessions due; only 1 and 2 were noticed long enough ago to go now.
     told = {(n, "delete_session"): NOW - timedelta(days=10) for n in (1, 2)}
 
-    def held(plan: Plan) -> Plan:
-        return hold_for_notice(plan, noticed_cap, told, 7)
-
-    result = plan(noticed_cap, hold=held)
+    result = plan(noticed_cap, noticed=told)
     assert result.refused == {}
     assert [(i.session_id, i.action) for i in result.items] == [
         (1, "delete_session"),
@@ -188,13 +188,15 @@ def test_a_cap_counts_only_what_the_run_would_remove_not_what_awaits_notice(
         (str(n), "notice") for n in (3, 4, 5)
     }
 
-    # Without the hold, the five due sessions are over the cap of two: the policy is refused.
-    unheld = plan(noticed_cap)
+    # All five told in time: the five due sessions are over the cap of two, the policy refused.
+    unheld = plan(
+        noticed_cap, noticed={(n, "delete_session"): NOW - timedelta(days=10) for n in range(1, 6)}
+    )
     assert unheld.refused == {"sessions-30d": "cap:sessions-30d"}
     assert unheld.items == []
 
     # One more noticed in time makes three it would remove: over its cap, refused on its own.
     told[(3, "delete_session")] = NOW - timedelta(days=8)
-    over = plan(noticed_cap, hold=held)
+    over = plan(noticed_cap, noticed=told)
     assert over.refused == {"sessions-30d": "cap:sessions-30d"}
     assert [(e["count"], e["limit"]) for e in (r.as_event() for r in over.cap_refusals)] == [(3, 2)]

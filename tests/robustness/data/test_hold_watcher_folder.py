@@ -27,30 +27,16 @@ SESSION = records.ended(
 )
 
 
-class Ticks:
-    """A monotonic clock that moves only when told (the watcher polls at most once a second)."""
-
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
-def watcher(folder: Path, stopped: list[bool], ticks: Ticks) -> HoldWatcher:
-    return HoldWatcher(
-        folder, lambda: NOW, on_invalid=lambda: stopped.append(True), monotonic=ticks
-    )
+def watcher(folder: Path, stopped: list[bool]) -> HoldWatcher:
+    return HoldWatcher(folder, lambda: NOW, on_invalid=lambda: stopped.append(True))
 
 
 def test_a_yml_hold_placed_mid_run_holds_from_the_next_item(tmp_path: Path) -> None:
     (tmp_path / "policies.yaml").write_text(DELETE_OLDER_THAN_1D)
     stopped: list[bool] = []
-    ticks = Ticks()
-    watching = watcher(tmp_path, stopped, ticks)
+    watching = watcher(tmp_path, stopped)
     assert watching.held_by(SESSION) is None
     (tmp_path / "freeze.yml").write_text("holds:\n  - id: FREEZE\n    reason: r\n    all: true\n")
-    ticks.now += 2
     assert watching.held_by(SESSION) == "hold:FREEZE"
     assert stopped == []
 
@@ -58,10 +44,8 @@ def test_a_yml_hold_placed_mid_run_holds_from_the_next_item(tmp_path: Path) -> N
 def test_a_stray_entry_appearing_mid_run_stops_the_run(tmp_path: Path) -> None:
     (tmp_path / "policies.yaml").write_text(DELETE_OLDER_THAN_1D)
     stopped: list[bool] = []
-    ticks = Ticks()
-    watching = watcher(tmp_path, stopped, ticks)
+    watching = watcher(tmp_path, stopped)
     (tmp_path / "freeze.json").write_text("{}")
-    ticks.now += 2
     reason = watching.held_by(SESSION)
     assert reason is not None
     assert "freeze.json" in reason
