@@ -17,6 +17,7 @@ import click
 from sqlite_utils import Database
 
 from retention.cli.app import cli
+from retention.engine.admission import admit
 from retention.engine.awaiting import awaiting_notice
 from retention.engine.explain import (
     EXPLAINED_ACTIONS,
@@ -27,12 +28,11 @@ from retention.engine.explain import (
 )
 from retention.engine.inventory import from_text, iter_sessions, session_record
 from retention.engine.planitem import iso
-from retention.engine.policy_checks import known_names
 from retention.engine.records import SessionRecord
 from retention.engine.state import noticed_keys
 from retention.errors import InvalidInput
 from retention.policy import PolicySet, load_policy_set
-from retention.policy.names import unknown_names
+from retention.service.facts import admission_for
 from retention.service.preview import audit_subject, last_inventory, last_scan_time
 from retention.settings import Settings, load_settings
 from retention.times import parse_user_time
@@ -67,7 +67,19 @@ def explain_command(
     db = last_inventory(settings, "explain from")
     try:
         age = _inventory_age(db, now)
-        explainer = Explainer(policy_set, moment, _notice_check(db, policy_set, settings, moment))
+        # The admission step over the whole inventory, as `plan --offline` runs it: which
+        # policies are refused on their own (caps, names the account never had).
+        admission = admission_for(db, policy_set, settings, moment)
+        refused = admit(
+            lambda: iter_sessions(db), admission, plan_id="explain", created_at=now
+        ).refused
+        explainer = Explainer(
+            policy_set,
+            moment,
+            _notice_check(db, policy_set, settings, moment),
+            refused=refused,
+            kept=admission.kept,
+        )
         if organizer is not None:
             summary = _summary(db, organizer, explainer)
             _show_summary(organizer, summary, age, output)
@@ -76,12 +88,6 @@ def explain_command(
         record = _session(db, session_id)
         removed = _removed_at(db, record.session_id)
         explanation = explainer(record)
-        names = unknown_names(policy_set, *known_names(db))
-        refused = {
-            policy.name: by
-            for policy in policy_set.policies
-            if (by := names.blocked_by(policy.name)) is not None
-        }
     finally:
         db.close()
     with audit_subject(settings) as recorded:

@@ -57,7 +57,10 @@ def test_command(folder: Path | None, junit: Path | None) -> None:
             f"no policy tests in {folder / TESTS_FOLDER}",
             hint="add cases to tests/*.yaml beside the policies (see docs/policies.md)",
         )
-    results = run_cases(cases, load_policy_set([folder]))
+    # A `notice: required` policy waits as long as the service would make it wait.
+    results = run_cases(
+        cases, load_policy_set([folder]), notice_days=load_settings().owner_notice_days
+    )
     if junit is not None:
         _write_junit(results, junit)
     failed = [result for result in results if not result.passed]

@@ -8,18 +8,20 @@ needed. An omitted `recording_bytes` or `attendees` is none (0); `null` is unkno
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time
 from pathlib import Path
 from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, PlainValidator, ValidationError
 
+from retention.engine.awaiting import awaiting_notice
 from retention.engine.explain import ActionVerdict, Explainer, Verdict
 from retention.engine.records import SessionRecord
 from retention.policy import PolicyError, PolicySet, Problem
 from retention.policy.folder import TESTS_FOLDER, list_folder, read_policy_bytes
 from retention.policy.models import DeleteAction, GroupRef, OrganizerRef
+from retention.policy.names import unknown_names
 from retention.policy.yamlread import ParsedYaml, read_yaml
 
 _RECORDING_ID = "case-recording"
@@ -82,6 +84,31 @@ class CaseSession(_Model):
         )
 
 
+class RefusedPolicy(_Model):
+    """A policy the run refused on its own: `by` is `cap:NAME` or `unknown:NAME`."""
+
+    policy: str = Field(min_length=1)
+    by: str = Field(pattern=r"^(cap|unknown):.+")
+
+
+class KnownNames(_Model):
+    """The organizers (keys or emails) and groups (keys or names) the account has."""
+
+    organizers: list[OrganizerRef] = Field(default_factory=list)
+    groups: list[GroupRef] = Field(default_factory=list)
+
+
+class CaseContext(_Model):
+    """What the run around the case knows: refusals, when the organizer was told, names.
+
+    Without it no cap applies and a `notice: required` policy counts as not noticed.
+    """
+
+    refused: list[RefusedPolicy] = Field(default_factory=list)
+    noticed: Moment | None = None
+    known: KnownNames | None = None
+
+
 class CaseModel(_Model):
     """One policy test: a session, an as-of time, the verdicts expected."""
 
@@ -89,6 +116,7 @@ class CaseModel(_Model):
     as_of: Moment
     session: CaseSession
     expect: dict[DeleteAction, Verdict] = Field(min_length=1)
+    context: CaseContext = Field(default_factory=CaseContext)
 
 
 class CaseFile(_Model):
@@ -107,6 +135,7 @@ class Case:
     as_of: datetime
     session: SessionRecord
     expect: Mapping[DeleteAction, Verdict]
+    context: CaseContext = field(default_factory=CaseContext)
 
 
 @dataclass(frozen=True)
@@ -162,15 +191,14 @@ def load_cases(files: Iterable[Path]) -> list[Case]:
     return cases
 
 
-def run_cases(cases: Sequence[Case], policy_set: PolicySet) -> list[CaseResult]:
-    """Each case explained under the policy set and compared with what it expects."""
+def run_cases(
+    cases: Sequence[Case], policy_set: PolicySet, *, notice_days: int = 0
+) -> list[CaseResult]:
+    """Each case explained under the policy set as the admission step leaves it (its context's
+    refusals and names, notices) and compared with what it expects."""
     results = []
-    explainers: dict[datetime, Explainer] = {}
     for case in cases:
-        explainer = explainers.get(case.as_of)
-        if explainer is None:
-            explainer = explainers[case.as_of] = Explainer(policy_set, case.as_of)
-        explanation = explainer(case.session)
+        explanation = _explainer(case, policy_set, notice_days)(case.session)
         mismatches = tuple(
             Mismatch(action, expected, got)
             for action, expected in case.expect.items()
@@ -178,6 +206,30 @@ def run_cases(cases: Sequence[Case], policy_set: PolicySet) -> list[CaseResult]:
         )
         results.append(CaseResult(case, mismatches))
     return results
+
+
+def _explainer(case: Case, policy_set: PolicySet, notice_days: int) -> Explainer:
+    context = case.context
+    refused = {entry.policy: entry.by for entry in context.refused}
+    if context.known is not None:
+        organizers = [
+            (name, "") if isinstance(name, int) else (0, name) for name in context.known.organizers
+        ]
+        groups = [
+            (name, "") if isinstance(name, int) else (0, name) for name in context.known.groups
+        ]
+        names = unknown_names(policy_set, organizers, groups)
+        for policy in policy_set.policies:
+            by = names.blocked_by(policy.name)
+            if by is not None and policy.name not in refused:
+                refused[policy.name] = by
+    policies = {policy.name: policy for policy in policy_set.policies}
+    noticed = context.noticed
+
+    def notice(_session: SessionRecord, _action: str, rule: str) -> datetime | None:
+        return awaiting_notice(policies[rule], noticed, notice_days, case.as_of)
+
+    return Explainer(policy_set, case.as_of, notice, refused=refused)
 
 
 def _load_file(path: Path) -> tuple[list[Case], list[Problem]]:
@@ -200,7 +252,15 @@ def _load_file(path: Path) -> tuple[list[Case], list[Problem]]:
     for index, case in enumerate(model.tests):
         line, _ = parsed.position(("tests", index))
         cases.append(
-            Case(case.name, name, line, case.as_of, case.session.record(), dict(case.expect))
+            Case(
+                case.name,
+                name,
+                line,
+                case.as_of,
+                case.session.record(),
+                dict(case.expect),
+                case.context,
+            )
         )
     return cases, []
 

@@ -2,25 +2,29 @@
 
 Pure, built on the decision engine (`examiner`) and the one matcher: the verdicts of planned
 removals are `due`, those a hold or retain rule blocks `held` or `retained`, whatever the plan
-folds into a session delete `subsumed`. Per action, the first that applies: unknown, held,
-no_rule, no_op, retained, not_yet, subsumed, due.
+folds into a session delete `subsumed`, and a `due` or `subsumed` removal whose only policies
+the admission step refused on their own (a cap, a name the account never had) `refused`. Per
+action, the first that applies: unknown, held, no_rule, no_op, retained, not_yet, refused,
+subsumed, due. `due` gives the moment for due and subsumed verdicts too (a past one).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import datetime
 from typing import Any, Literal
 
-from retention.engine.decide import Findings, examiner
+from retention.engine.decide import Findings, Kept, examiner, nothing_kept
 from retention.engine.planitem import iso
 from retention.engine.records import SessionRecord
 from retention.policy import Hold, Policy, PolicySet
 from retention.policy.matching import CompiledHold, CompiledPolicy, compile_hold, compile_policy
 from retention.policy.models import DeleteAction
 
-Verdict = Literal["unknown", "held", "no_rule", "no_op", "retained", "not_yet", "subsumed", "due"]
+Verdict = Literal[
+    "unknown", "held", "no_rule", "no_op", "retained", "not_yet", "refused", "subsumed", "due"
+]
 # When a removal (session, action, rule) may go while `notice: required` still keeps it, else
 # None: engine/awaiting.py over the notices the state database recorded.
 NoticeCheck = Callable[[SessionRecord, str, str], datetime | None]
@@ -31,6 +35,7 @@ VERDICTS: tuple[Verdict, ...] = (
     "no_op",
     "retained",
     "not_yet",
+    "refused",
     "subsumed",
     "due",
 )
@@ -103,22 +108,32 @@ class Explainer:
     """Explains sessions under one policy set at one as-of time (compiled once)."""
 
     def __init__(
-        self, policy_set: PolicySet, as_of: datetime, notice: NoticeCheck | None = None
+        self,
+        policy_set: PolicySet,
+        as_of: datetime,
+        notice: NoticeCheck | None = None,
+        *,
+        refused: Mapping[str, str] | None = None,
+        kept: Kept = nothing_kept,
     ) -> None:
         self.as_of = as_of
         self._notice = notice
-        self._examine = examiner(policy_set, as_of)
+        self._refused = dict(refused or {})
+        self._examine = examiner(policy_set, as_of, kept)
         self._policies = sorted(policy_set.policies, key=lambda policy: policy.name)
         self._compiled = {policy.name: compile_policy(policy) for policy in self._policies}
         self._holds = [(hold, compile_hold(hold)) for hold in sorted(policy_set.holds, key=_id)]
         self._actions = {policy.name: policy.action for policy in self._policies}
+        self._by_name = {policy.name: policy for policy in self._policies}
 
     def __call__(self, session: SessionRecord) -> Explanation:
         found = self._examine(session)
         return Explanation(
             session=session,
             as_of=self.as_of,
-            actions=tuple(self._verdict(action, found) for action in EXPLAINED_ACTIONS),
+            actions=tuple(
+                self._admitted(self._verdict(action, found), found) for action in EXPLAINED_ACTIONS
+            ),
             matched=tuple(self._rule(policy, session) for policy in self._policies),
             holds=tuple(self._hold(hold, compiled, session) for hold, compiled in self._holds),
         )
@@ -185,6 +200,50 @@ class Explainer:
             rule = wanted[action]
             return _verdict(action, "due", policy=rule, reason=f"due under {rule}")
         return _verdict(action, "unknown", reason="no rule could be shown to apply")
+
+    def _admitted(self, verdict: ActionVerdict, found: Findings) -> ActionVerdict:
+        """A due or subsumed verdict as the admission step leaves it: with its past due moment,
+        under a policy not refused when one calls for it, else `refused` by what refused it."""
+        if verdict.verdict not in ("due", "subsumed") or verdict.policy is None:
+            return verdict
+        session = found.decision.session
+        action = verdict.action
+        if verdict.policy not in self._refused:
+            return replace(verdict, due=self._due_moment(verdict.policy, session))
+        for kind, name in sorted(found.due, key=lambda due: (due[0] != action, due[1])):
+            if name in self._refused or kind not in (action, "delete_session"):
+                continue
+            if kind == action:
+                return _verdict(
+                    action,
+                    "due",
+                    policy=name,
+                    due=self._due_moment(name, session),
+                    reason=f"due under {name}",
+                )
+            return _verdict(
+                action,
+                "subsumed",
+                policy=name,
+                due=self._due_moment(name, session),
+                reason=f"removed with the session, which {name} deletes",
+            )
+        by = self._refused[verdict.policy]
+        return _verdict(
+            action,
+            "refused",
+            policy=verdict.policy,
+            by=by,
+            due=self._due_moment(verdict.policy, session),
+            reason=f"policy {verdict.policy} is refused on its own ({by}): nothing it alone "
+            "calls for is removed",
+        )
+
+    def _due_moment(self, rule: str, session: SessionRecord) -> datetime | None:
+        policy = self._by_name.get(rule)
+        if policy is None or session.end_time is None:
+            return None
+        return policy.after.due_at(session.end_time)
 
     def _awaiting_notice(
         self, action: DeleteAction, session: SessionRecord, wanted: Mapping[DeleteAction, str]

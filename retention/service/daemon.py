@@ -23,12 +23,14 @@ from datetime import UTC, datetime
 import structlog
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
-from retention.approvals.review import scheduled_run
+from retention.alerts import runs as alerts
 from retention.audit.log import AuditLog
 from retention.engine.scan import ScanReport
+from retention.engine.state import open_state_db
 from retention.errors import Refused, RetentionError, RuntimeFailure
 from retention.goto.client import GoToClient
 from retention.policy import PolicyError, PolicySet, load_policy_set
+from retention.policy.notice import check_notice_days
 from retention.service import runmetrics
 from retention.service.checks import RecordWatch, preflight
 from retention.service.lock import InstanceLocked
@@ -36,6 +38,7 @@ from retention.service.memory import return_memory
 from retention.service.metrics import RUN_RESULTS, HealthState, Metrics, RunState, serve_metrics
 from retention.service.notify import Notifier, feed_watchdog, monotonic_usec
 from retention.service.pipeline import Pipeline, RunResult
+from retention.service.review import scheduled_run
 from retention.service.schedule import (
     JOB_EVENTS,
     RunQueue,
@@ -239,7 +242,9 @@ class Daemon:
         reason: str | None = None
         try:
             log.info("scheduled run starting", schedule=spec, policies=sorted(policies))
-            result = await scheduled_run(pipeline, sorted(policies))
+            pipeline.policy_set = await self._read_folder()
+            selected = self._still_defined(policies)
+            result = await scheduled_run(pipeline, selected)
             state = _RESULTS[result.result]
             error = result.execution.halted
         except RunStopped as exc:
@@ -272,6 +277,45 @@ class Daemon:
             else:
                 self._idle.set()
 
+    async def _read_folder(self) -> PolicySet:
+        """The policy folder as it is now, read at the start of every run (SIGHUP only makes it
+        sooner): the run uses this set, and the jobs follow it. A folder that does not load
+        refuses the run (`invalid_policies`), in both modes, until it loads again."""
+        try:
+            policy_set = load_policy_set([self.settings.policy_dir])
+            check_notice_days(policy_set, self.settings.owner_notice_days)
+        except PolicyError as exc:
+            self._reject(exc)
+            refusal = Refused(
+                f"the policy folder {self.settings.policy_dir} does not load: "
+                f"{len([p for p in exc.problems if p.severity == 'error'])} problem(s); "
+                "no run is made until it does",
+                hint="`retention validate` names each problem; fix them (SIGHUP reads the folder "
+                "at once, or the next scheduled run does)",
+                reason="invalid_policies",
+            )
+            db = open_state_db(self.settings.state_db)
+            try:
+                await alerts.refused_at_opening(
+                    self.settings, db, refusal, trigger="daemon", clock=self.clock
+                )
+            finally:
+                db.close()
+            raise refusal from None
+        if policy_set.digest != (self.policy_set.digest if self.policy_set else None):
+            self._take(policy_set)
+        return policy_set
+
+    def _still_defined(self, policies: frozenset[str]) -> list[str]:
+        """The schedule's policies that the folder still defines; a vanished one is dropped."""
+        assert self.policy_set is not None
+        defined = {policy.name for policy in self.policy_set.enabled_policies}
+        for gone in sorted(policies - defined):
+            log.warning(
+                "a scheduled policy is no longer in the folder: its job is dropped", policy=gone
+            )
+        return sorted(policies & defined)
+
     def _remember(self) -> None:
         """The last run before this process (the daemon's or a manual one), from the record."""
         recorded = runmetrics.last_recorded_run(self.settings)
@@ -301,6 +345,8 @@ class Daemon:
         self.metrics.record_run(state, finished, (finished - started).total_seconds(), reason)
         self._absorb()
         self.health.record_run(state, finished, error, reason)
+        if result is not None and result.plan is not None:
+            self.health.notice_unsent = result.notice_unsent
         counts = result.counts() if result else {}
         done = ", ".join(f"{counts[k]} {k}" for k in ("deleted", "already_absent") if counts.get(k))
         self._last = f"last run {state} at {when(finished)}" + (f" ({done})" if done else "")
@@ -357,24 +403,28 @@ class Daemon:
         except PolicyError as exc:
             self._reject(exc)
         else:
-            self.policy_set = policy_set
-            self.schedules = schedules_for(policy_set, self.settings.default_schedule)
-            if self.scheduler is not None:
-                self._install_jobs()
-            log.info(
-                "policies reloaded",
-                policies=[policy.name for policy in policy_set.enabled_policies],
-                schedules={s.spec: list(s.policies) for s in self.schedules},
-                digest=policy_set.digest,
-            )
+            self._take(policy_set)
         self.notifier.ready(self._status())
+
+    def _take(self, policy_set: PolicySet) -> None:
+        """A set that loaded: it is in force, and the jobs follow its schedules."""
+        self.policy_set = policy_set
+        self.schedules = schedules_for(policy_set, self.settings.default_schedule)
+        if self.scheduler is not None:
+            self._install_jobs()
+        log.info(
+            "policies loaded",
+            policies=[policy.name for policy in policy_set.enabled_policies],
+            schedules={s.spec: list(s.policies) for s in self.schedules},
+            digest=policy_set.digest,
+        )
 
     def _reject(self, error: PolicyError) -> None:
         """Log every problem of a rejected set, one line each, and that the old set stays."""
         for problem in error.errors:
             log.error("policy problem", problem=str(problem))
         log.error(
-            "policy reload rejected: the previous set stays in force",
+            "the policy folder does not load: every run is refused until it does",
             problems=len(error.errors),
             schedules=[s.spec for s in self.schedules],
         )

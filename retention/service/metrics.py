@@ -224,6 +224,8 @@ class HealthState:
     next_run_at: datetime | None = None
     last_error: str | None = None
     last_reason: str | None = None
+    # Removals waiting on owner notices that could not be sent, as the last run counted them.
+    notice_unsent: int = 0
 
     def record_run(
         self, result: RunState, at: datetime, error: str | None, reason: str | None
@@ -247,6 +249,11 @@ class HealthState:
             found.append("last run failed")
         if self.last_run_result == "refused":
             found.append(f"last run refused: {self.last_reason or 'refused'}")
+        if self.notice_unsent:
+            found.append(
+                f"notice_unsent: {self.notice_unsent} removal(s) wait on owner notices "
+                "that could not be sent"
+            )
         return found
 
     def report(self) -> dict[str, Any]:

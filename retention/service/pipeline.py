@@ -108,7 +108,7 @@ class Pipeline:
         return client
 
     @contextlib.asynccontextmanager
-    async def _api(self) -> AsyncIterator[GoToClient]:
+    async def api(self) -> AsyncIterator[GoToClient]:
         """A client for the run; once `stop` is set, its calls get at most the stop grace."""
         async with self.client() as client:
             waiting = asyncio.ensure_future(self.stop.wait())
@@ -178,7 +178,7 @@ class Pipeline:
     ) -> list[CapViolation]:
         return preflight.violations(self.settings, plan_items, policy_set, in_scope)
 
-    def _session(
+    def open_run(
         self,
         policy_set: PolicySet,
         trigger: str,
@@ -219,14 +219,14 @@ class Pipeline:
         """
         policy_set = self.load_policies()
         async with (
-            self._api() as client,
-            self._session(policy_set, trigger, preflight.RUN_CHECKS, api=client) as session,
+            self.api() as client,
+            self.open_run(policy_set, trigger, preflight.RUN_CHECKS, api=client) as session,
         ):
             assert session is not None
             result = RunResult.of(session)
             result.reconciled = await self._reconcile(session, client)
             await self.refresh(client, session.db)
-            await self._before_deciding(session, result)
+            await self.before_deciding(session, result)
             plan = result.plan = self.make_plan(
                 session.db,
                 policy_set,
@@ -234,10 +234,7 @@ class Pipeline:
                 selected=list(selected) if selected else None,
                 subject=session.audit.subject_value,
             )
-            result.notice_unsent = owners.unsent(session.db, plan)
-            await owners.settle_unsent(
-                self.settings, session.db, self.clock(), result.notice_unsent
-            )
+            await self.notices_unsent(session, result, plan)
             document = plan.document()
             result.planned = len(plan.items)
             refuse_over_run_cap(session, plan.items, plan.plan_id)
@@ -255,11 +252,16 @@ class Pipeline:
             end_refused(result, refusals)
         return result
 
-    async def _before_deciding(self, session: Session, result: RunResult) -> None:
+    async def before_deciding(self, session: Session, result: RunResult) -> None:
         """On current facts, before any decision: the holds' coverage, then the notices due."""
         result.scope_left = keep_coverage(session.db, session.policy_set, self.clock())
         record.scope_left(session.audit, session.run_id, result.scope_left)
         await owners.send_owner_notices(session, self.make_plan)
+
+    async def notices_unsent(self, session: Session, result: RunResult, plan: Plan) -> None:
+        """Removals waiting on a notice that could not go out: counted, alerted, in `/healthz`."""
+        result.notice_unsent = owners.unsent(session.db, plan)
+        await owners.settle_unsent(self.settings, session.db, self.clock(), result.notice_unsent)
 
     async def apply(
         self, loaded: LoadedPlan, *, confirm: Confirm | None, approved_by: str
@@ -270,8 +272,8 @@ class Pipeline:
         approvals = preflight.ApprovalsCheck(loaded)
         checks = preflight.plan_checks(loaded, approvals)
         async with (
-            self._api() as client,
-            self._session(policy_set, "apply", checks, api=client) as session,
+            self.api() as client,
+            self.open_run(policy_set, "apply", checks, api=client) as session,
         ):
             assert session is not None
             result = RunResult.of(session)
@@ -295,7 +297,7 @@ class Pipeline:
                 window_days=self.settings.scan_window_days,
                 concurrency=self.settings.concurrency,
             )
-            await self._before_deciding(session, result)
+            await self.before_deciding(session, result)
             admission = self.admission(session.db, policy_set, self.clock())
             per_policy = self.violations(loaded.items, policy_set, loaded.in_scope)
             caps = [v for v in per_policy if v.policy is not None]
@@ -336,8 +338,8 @@ class Pipeline:
         policy_set = self.load_policies()
         pending = lambda audit: bool(audit.pending_intents())  # noqa: E731
         async with (
-            self._api() as client,
-            self._session(policy_set, "daemon start-up", api=client, opens_run=pending) as session,
+            self.api() as client,
+            self.open_run(policy_set, "daemon start-up", api=client, opens_run=pending) as session,
         ):
             await client.auth.access_token()
             if session is None:

@@ -19,9 +19,11 @@ import structlog
 from retention.alerts.conditions import Alert, settle
 from retention.approvals.proposals import Proposal, pending, set_aside, write_proposal
 from retention.approvals.store import approvals_needed
+from retention.engine.plan import Plan
 from retention.engine.state import record_plan
 from retention.errors import RetentionError
 from retention.service.pipeline import Pipeline
+from retention.service.refusals import end_refused, refuse_policies
 from retention.service.result import RunResult
 from retention.service.session import Session
 
@@ -97,45 +99,49 @@ async def propose(pipeline: Pipeline, selected: Sequence[str]) -> RunResult:
     policy_set = pipeline.load_policies()
     chosen = sorted(selected) or None
     async with (
-        pipeline._api() as client,
-        pipeline._session(policy_set, "daemon review", api=client) as session,
+        pipeline.api() as client,
+        pipeline.open_run(policy_set, "daemon review", api=client) as session,
     ):
         assert session is not None
         result = RunResult.of(session)
         waiting = _expire(session, pending(pipeline.settings))
-        same = [p for p in waiting if p.selected == chosen]
-        if same:
-            log.info("a proposal for these policies awaits approval", file=same[0].path.name)
-            await _remind(session, waiting)
-            return result
         await pipeline.refresh(client, session.db)
+        await pipeline.before_deciding(session, result)
         plan = result.plan = pipeline.make_plan(
             session.db, policy_set, as_of=pipeline.clock(), selected=chosen
         )
-        result.planned = len(plan.items)
-        if not plan.items:
-            await _remind(session, waiting)
-            return result
-        document = plan.document()
-        record_plan(session.db, plan.plan_id, document["plan_hash"], plan.created_at)
-        path = write_proposal(pipeline.settings, document)
-        session.audit.plan_review(
-            "plan_proposed",
-            run_id=session.run_id,
-            plan_id=plan.plan_id,
-            data={
-                "plan_hash": document["plan_hash"],
-                "file": path.name,
-                "items": len(plan.items),
-                "summary": document["summary"]["total"],
-                "selected_policies": chosen,
-            },
-        )
-        log.info("plan proposed", file=path.name, items=len(plan.items))
-        await _remind(
-            session, [*waiting, *(p for p in pending(pipeline.settings) if p.path == path)]
-        )
+        await pipeline.notices_unsent(session, result, plan)
+        refusals = refuse_policies(session, plan.plan_id, plan.cap_refusals, plan.refused)
+        same = [p for p in waiting if p.selected == chosen]
+        if same:
+            log.info("a proposal for these policies awaits approval", file=same[0].path.name)
+        elif plan.items:
+            result.planned = len(plan.items)
+            waiting.append(_proposed(session, plan, chosen))
+        await _remind(session, waiting)
+        end_refused(result, refusals)
     return result
+
+
+def _proposed(session: Session, plan: Plan, chosen: list[str] | None) -> Proposal:
+    """Write the plan as a proposal, recorded (`plan_proposed`) and remembered here."""
+    document = plan.document()
+    record_plan(session.db, plan.plan_id, document["plan_hash"], plan.created_at)
+    path = write_proposal(session.settings, document)
+    session.audit.plan_review(
+        "plan_proposed",
+        run_id=session.run_id,
+        plan_id=plan.plan_id,
+        data={
+            "plan_hash": document["plan_hash"],
+            "file": path.name,
+            "items": len(plan.items),
+            "summary": document["summary"]["total"],
+            "selected_policies": chosen,
+        },
+    )
+    log.info("plan proposed", file=path.name, items=len(plan.items))
+    return next(p for p in pending(session.settings) if p.path == path)
 
 
 async def _remind(session: Session, waiting: Sequence[Proposal]) -> None:
