@@ -11,7 +11,6 @@ import asyncio
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING
 
 import structlog
 from sqlite_utils import Database
@@ -20,9 +19,6 @@ from retention.alerts.conditions import Alert, settle
 from retention.errors import Refused, RetentionError
 from retention.goto.tokenstore import TokenStore
 from retention.settings import Settings
-
-if TYPE_CHECKING:
-    from retention.service.session import Session
 
 log = structlog.get_logger(__name__)
 
@@ -136,15 +132,6 @@ async def run_ended(
 
 def _cleared_note(end: RunEnd) -> str:
     return f"run {end.run_id} ({end.trigger}) ended {end.result}"
-
-
-async def session_ended(session: Session, trigger: str, error: BaseException | None) -> None:
-    """The run session's end: its result, counts and witness failures."""
-    counts = session.counts() if session.counts is not None else session.tally.counts
-    tally = session.tally
-    witnessed = session.audit.witness_failures
-    end = RunEnd(session.run_id, trigger, tally.result, counts, error, witnessed)
-    await run_ended(session.settings, session.db, end, session.clock)
 
 
 async def refused_at_opening(

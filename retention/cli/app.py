@@ -17,10 +17,11 @@ from retention.settings import load_settings
 
 # Each command's module, imported when the command is asked for: `retention apply` loads
 # neither the sandbox nor the report, which keeps every command's start-up short.
-COMMAND_MODULES = {
+COMMAND_MODULES: dict[str, str | tuple[str, ...]] = {
     "apply": "plan",
     "approve": "approve",
-    "audit": "audit",
+    # The commands that write to the record live apart, attached to the same group.
+    "audit": ("audit", "audit_write"),
     "auth": "auth",
     "config": "config",
     "daemon": "daemon",
@@ -45,9 +46,10 @@ class RetentionGroup(click.Group):
         return sorted(set(super().list_commands(ctx)) | set(COMMAND_MODULES))
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
-        module = COMMAND_MODULES.get(cmd_name)
-        if module is not None and cmd_name not in self.commands:
-            importlib.import_module(f"retention.cli.{module}")  # attaches its commands
+        modules = COMMAND_MODULES.get(cmd_name)
+        if modules is not None and cmd_name not in self.commands:
+            for module in (modules,) if isinstance(modules, str) else modules:
+                importlib.import_module(f"retention.cli.{module}")  # attaches its commands
         return super().get_command(ctx, cmd_name)
 
     def invoke(self, ctx: click.Context) -> Any:

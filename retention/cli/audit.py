@@ -370,7 +370,3 @@ def keygen(out: Path) -> None:
     public_path, public = generate_key_pair(out)
     click.echo(f"private key: {out} (mode 0600; give it to the service as the signing_key)")
     click.echo(f"public key:  {public_path} (key id {key_id(public)}; give it to auditors)")
-
-
-# The commands that write to the record live apart; importing them attaches them to `audit`.
-from retention.cli import audit_write  # noqa: E402, F401

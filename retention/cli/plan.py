@@ -31,6 +31,7 @@ from retention.engine.planfile import load_plan_file
 from retention.errors import InvalidInput, RuntimeFailure
 from retention.service.logging import configure_logging, register_settings_secrets
 from retention.service.pipeline import Pipeline, RunResult
+from retention.service.preview import preview
 from retention.settings import load_settings
 from retention.times import parse_user_time
 
@@ -205,7 +206,8 @@ def plan_command(  # noqa: PLR0917
         )
     plan = reaching_api(
         pipeline,
-        lambda: pipeline.preview(
+        lambda: preview(
+            pipeline,
             as_of=moment,
             selected=list(policies) or None,
             record=out is not None,

@@ -41,7 +41,6 @@ from retention.goto.http import Transport
 from retention.policy import PolicySet, load_policy_set
 from retention.policy.notice import check_notice_days
 from retention.service import execution, preflight, record
-from retention.service import preview as previews
 from retention.service.checks import PREFLIGHT
 from retention.service.facts import admission_for, keep_coverage, read_listing
 from retention.service.logging import register_secret
@@ -168,10 +167,6 @@ class Pipeline:
             account_key=account_key or account_of(db),
             **shown,
         )
-
-    # `retention plan` (service/preview.py): read the inventory (scan, or the last one
-    # offline), decide, and (with --out) record the plan.
-    preview = previews.preview
 
     def violations(
         self, plan_items: list[PlanItem], policy_set: PolicySet, in_scope: Mapping[str, int]

@@ -216,7 +216,15 @@ async def open_session(
             try:
                 _finish(session)
             finally:
-                await alerts.session_ended(session, trigger, failure)
+                await _alert_end(session, trigger, failure)
+
+
+async def _alert_end(session: Session, trigger: str, error: BaseException | None) -> None:
+    """The run's end, as plain values, to the alerts: its result, counts, witness failures."""
+    counts = session.counts() if session.counts is not None else session.tally.counts
+    witnessed = session.audit.witness_failures
+    end = alerts.RunEnd(session.run_id, trigger, session.tally.result, counts, error, witnessed)
+    await alerts.run_ended(session.settings, session.db, end, session.clock)
 
 
 async def _preflight(session: Session, opening: Opening, checks: Sequence[Check]) -> None:
