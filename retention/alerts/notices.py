@@ -1,7 +1,7 @@
 """Owner notices: which removals each organizer is told of, and the message from its template.
 
 "Due within N days" is the plan at as-of now+N days less today's plan, both made by the same
-planning as `retention plan` (`Pipeline.make_plan`): nothing is decided here. A removal is
+planning as `retention plan` (`context.make_plan`): nothing is decided here. A removal is
 noticed once. The message names the organizer's own sessions (date, subject as the API gave
 it), what goes and when, the policy and its description, and whom to ask for a hold; never an
 attendee.

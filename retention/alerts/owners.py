@@ -36,7 +36,7 @@ if TYPE_CHECKING:
 log = structlog.get_logger(__name__)
 
 # make_plan(db, policy_set, as_of=..., awaiting=...): the plan `retention plan --as-of` would
-# show (`Pipeline.make_plan`); with `awaiting` false, what the policies alone call for: removals
+# show (`context.make_plan`); with `awaiting` false, what the policies alone call for: removals
 # awaiting notice stay items and no cap is counted (a cap refuses a run, it does not postpone
 # a removal: its organizer is told all the same).
 MakePlan = Callable[..., Plan]

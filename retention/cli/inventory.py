@@ -19,9 +19,10 @@ from retention.engine.inventory import InventorySummary, count_summary
 from retention.engine.scan import ScanReport
 from retention.engine.state import open_state_db
 from retention.errors import InvalidInput
+from retention.service.context import RunContext
+from retention.service.context import client as client_of
 from retention.service.lock import acquire
 from retention.service.logging import configure_logging, register_settings_secrets
-from retention.service.pipeline import Pipeline
 from retention.service.reading import ScanIncomplete, scan_as_set
 from retention.settings import load_settings
 from retention.units import format_bytes
@@ -64,7 +65,7 @@ def inventory_command(full: bool, listing: str | None, output: str) -> None:
         raise InvalidInput("--format csv lists organizers or groups", hint="add --list organizers")
     with acquire(settings.state_dir, command="retention inventory"):
         db = open_state_db(settings.state_db)
-        report = asyncio.run(_scan(Pipeline(settings), db, full=full))
+        report = asyncio.run(_scan(RunContext(settings), db, full=full))
         summary = count_summary(db)
     if output == "json":
         click.echo(json.dumps(summary.as_json(), indent=2))
@@ -81,10 +82,10 @@ def inventory_command(full: bool, listing: str | None, output: str) -> None:
         )
 
 
-async def _scan(pipeline: Pipeline, db: Database, *, full: bool) -> ScanReport:
-    async with pipeline.client() as client:
+async def _scan(ctx: RunContext, db: Database, *, full: bool) -> ScanReport:
+    async with client_of(ctx) as client:
         if not sys.stderr.isatty():
-            return await scan_as_set(client, db, pipeline.settings, now=pipeline.clock(), full=full)
+            return await scan_as_set(client, db, ctx.settings, now=ctx.clock(), full=full)
         columns = (BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
         with Progress(*columns, console=Console(stderr=True), transient=True) as bar:
             task = bar.add_task("scanning", total=None)
@@ -93,7 +94,7 @@ async def _scan(pipeline: Pipeline, db: Database, *, full: bool) -> ScanReport:
                 bar.update(task, completed=done, total=total)
 
             return await scan_as_set(
-                client, db, pipeline.settings, now=pipeline.clock(), full=full, progress=advance
+                client, db, ctx.settings, now=ctx.clock(), full=full, progress=advance
             )
 
 

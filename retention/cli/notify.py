@@ -11,9 +11,9 @@ from retention.alerts.notices import render
 from retention.alerts.owners import due_notices
 from retention.cli.app import cli
 from retention.errors import InvalidInput, RuntimeFailure
+from retention.service.context import RunContext, load_policies, planner
 from retention.service.lock import acquire
 from retention.service.logging import configure_logging, register_settings_secrets
-from retention.service.pipeline import Pipeline
 from retention.service.preview import last_inventory
 from retention.settings import load_settings
 
@@ -77,11 +77,11 @@ def notify_preview(organizer: str | None, days: int | None) -> None:
     register_settings_secrets(settings)
     ahead = days or settings.owner_notice_days or DEFAULT_PREVIEW_DAYS
     settings = settings.model_copy(update={"owner_notice_days": ahead})
-    pipeline = Pipeline(settings)
-    policy_set = pipeline.load_policies()
+    ctx = RunContext(settings)
+    policy_set = load_policies(ctx)
     with acquire(settings.state_dir, command="retention notify preview"):
         db = last_inventory(settings, "preview a notice from")
-        notices = due_notices(db, policy_set, ahead, pipeline.make_plan, datetime.now(UTC))
+        notices = due_notices(db, policy_set, ahead, planner(ctx), datetime.now(UTC))
     chosen = [
         n for n in notices if organizer is None or organizer in (n.email, str(n.organizer_key))
     ]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import getpass
 import signal
 import socket
@@ -29,8 +30,11 @@ from retention.cli.tables import console_for, say
 from retention.engine.plan import Plan
 from retention.engine.planfile import load_plan_file
 from retention.errors import InvalidInput, RuntimeFailure
+from retention.service import pipeline
+from retention.service.context import RunContext, load_policies
 from retention.service.logging import configure_logging, register_settings_secrets
-from retention.service.pipeline import Pipeline, RunResult
+from retention.service.pipeline import RunResult
+from retention.service.preflight import violations as violations_of
 from retention.service.preview import preview
 from retention.settings import load_settings
 from retention.times import parse_user_time
@@ -52,21 +56,21 @@ def _parse_time(value: str | None) -> datetime | None:
     return moment
 
 
-def _pipeline() -> Pipeline:
+def _context() -> RunContext:
     configure_logging()
     settings = load_settings()
     register_settings_secrets(settings)
-    return Pipeline(settings)
+    return RunContext(settings)
 
 
-def _run_with_signals(pipeline: Pipeline, job: Callable[[], Coroutine[Any, Any, T]]) -> T:
+def _run_with_signals(ctx: RunContext, job: Callable[[RunContext], Coroutine[Any, Any, T]]) -> T:
     """Run a job; SIGINT/SIGTERM let calls in flight finish and record, then stop."""
 
     async def main() -> T:
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(signum, pipeline.stop.set)
-        return await job()
+            loop.add_signal_handler(signum, ctx.stop.set)
+        return await job(ctx)
 
     return asyncio.run(main())
 
@@ -122,14 +126,15 @@ class _RemovalProgress:
 
 
 def _execute_with_progress(
-    pipeline: Pipeline, console: Console, job: Callable[[], Coroutine[Any, Any, RunResult]]
+    ctx: RunContext,
+    console: Console,
+    job: Callable[[RunContext], Coroutine[Any, Any, RunResult]],
 ) -> RunResult:
     if not console.is_terminal:
-        return _run_with_signals(pipeline, job)
+        return _run_with_signals(ctx, job)
     progress = _RemovalProgress(console)
-    pipeline.on_progress = progress.advance
     try:
-        return _run_with_signals(pipeline, job)
+        return _run_with_signals(dataclasses.replace(ctx, on_progress=progress.advance), job)
     finally:
         progress.stop()
 
@@ -188,9 +193,9 @@ def plan_command(  # noqa: PLR0917
     compare_to: Path | None = None,
 ) -> None:
     """Preview what the policies would remove (a dry run); --out writes a plan to apply."""
-    pipeline = _pipeline()
+    context = _context()
     moment = _parse_time(as_of)
-    _check_policy_names(pipeline, policies)
+    _check_policy_names(context, policies)
     if compare_to is not None:
         if out is not None or limit is not None or output == "csv":
             raise InvalidInput(
@@ -198,16 +203,16 @@ def plan_command(  # noqa: PLR0917
                 "without --out or --limit",
                 hint="plan each folder on its own to write a plan file",
             )
-        compare_command(pipeline, compare_to, moment, list(policies), offline, output)
+        compare_command(context, compare_to, moment, list(policies), offline, output)
         return
     if output == "markdown":
         raise InvalidInput(
             "--format markdown is the form of a policy change", hint="add --compare-to DIR"
         )
     plan = reaching_api(
-        pipeline,
+        context,
         lambda: preview(
-            pipeline,
+            context,
             as_of=moment,
             selected=list(policies) or None,
             record=out is not None,
@@ -226,8 +231,8 @@ def plan_command(  # noqa: PLR0917
     elif output == "csv":
         write_plan_csv(document, sys.stdout)
     else:
-        policy_set = pipeline.load_policies()
-        violations = pipeline.violations(plan.items, policy_set, plan.in_scope)
+        policy_set = load_policies(context)
+        violations = violations_of(context.settings, plan.items, policy_set, plan.in_scope)
         render_plan_table(document, console, violations)
     _plan_notes(plan, notes)
     if out is not None and output == "table":
@@ -236,11 +241,11 @@ def plan_command(  # noqa: PLR0917
             say(console, f"apply it with: retention apply {out}")
 
 
-def _check_policy_names(pipeline: Pipeline, selected: tuple[str, ...]) -> None:
+def _check_policy_names(ctx: RunContext, selected: tuple[str, ...]) -> None:
     """`--policy` names a policy of the set in force, checked before any API call."""
     if not selected:
         return
-    known = sorted(policy.name for policy in pipeline.load_policies().policies)
+    known = sorted(policy.name for policy in load_policies(ctx).policies)
     unknown = sorted(set(selected) - set(known))
     if unknown:
         raise InvalidInput(
@@ -279,11 +284,13 @@ def _plan_notes(plan: Plan, console: Console) -> None:
 def apply_command(plan_file: Path, yes: bool) -> None:
     """Execute a saved plan: refused if altered, stale, or made under other policies (exit 3)."""
     loaded = load_plan_file(plan_file)
-    pipeline = _pipeline()
     console = console_for(stderr=True)
     confirm = _confirm(yes, console)
-    job = lambda: pipeline.apply(loaded, confirm=confirm, approved_by=_approver(yes))  # noqa: E731
-    _finish(_execute_with_progress(pipeline, console, job), console)
+
+    def job(ctx: RunContext) -> Coroutine[Any, Any, RunResult]:
+        return pipeline.apply(ctx, loaded, confirm=confirm, approved_by=_approver(yes))
+
+    _finish(_execute_with_progress(_context(), console, job), console)
 
 
 @cli.command("run")
@@ -295,11 +302,13 @@ def run_command(ctx: click.Context, yes: bool, dry_run: bool) -> None:
     if dry_run:
         ctx.invoke(plan_command, policies=(), as_of=None, output="table", out=None)
         return
-    pipeline = _pipeline()
     console = console_for(stderr=True)
     confirm = _confirm(yes, console)
-    job = lambda: pipeline.run(trigger="run", confirm=confirm, approved_by=_approver(yes))  # noqa: E731
-    result = _execute_with_progress(pipeline, console, job)
+
+    def job(ctx: RunContext) -> Coroutine[Any, Any, RunResult]:
+        return pipeline.run(ctx, trigger="run", confirm=confirm, approved_by=_approver(yes))
+
+    result = _execute_with_progress(_context(), console, job)
     if result.plan is not None and not result.plan.items:
         say(console, "nothing to remove")
     _finish(result, console)

@@ -25,7 +25,7 @@ from retention.errors import InvalidInput, RuntimeFailure
 from retention.goto.errors import ApiError, TlsError
 from retention.policy import load_policy_set
 from retention.service import preview
-from retention.service.pipeline import Pipeline
+from retention.service.context import RunContext
 
 T = TypeVar("T")
 
@@ -39,7 +39,7 @@ def unreachable(exc: BaseException) -> ApiError | None:
     return None
 
 
-def reaching_api(pipeline: Pipeline, job: Callable[[], Coroutine[Any, Any, T]]) -> T:
+def reaching_api(ctx: RunContext, job: Callable[[], Coroutine[Any, Any, T]]) -> T:
     """Run a plan's job; an API that does not answer is one message with the --offline hint."""
     try:
         return asyncio.run(job())
@@ -48,7 +48,7 @@ def reaching_api(pipeline: Pipeline, job: Callable[[], Coroutine[Any, Any, T]]) 
         if failed is None:
             raise
         raise RuntimeFailure(
-            f"cannot reach the GoTo API at {pipeline.settings.api_base_url}: {failed.message}",
+            f"cannot reach the GoTo API at {ctx.settings.api_base_url}: {failed.message}",
             hint="check the network and RETENTION_API_BASE_URL; `retention plan --offline` "
             "previews on the last inventory without calling the API",
         ) from None
@@ -64,7 +64,7 @@ def offline_note(plan: Plan) -> str:
 
 
 def compare_command(  # noqa: PLR0917
-    pipeline: Pipeline,
+    ctx: RunContext,
     base_dir: Path,
     as_of: datetime | None,
     policies: list[str],
@@ -80,8 +80,8 @@ def compare_command(  # noqa: PLR0917
     base = load_policy_set([base_dir])  # an invalid file: exit 2 naming FILE:LINE:COL
     selected = policies or None
     before, after = reaching_api(
-        pipeline,
-        lambda: preview.compare(pipeline, base, as_of=as_of, selected=selected, offline=offline),
+        ctx,
+        lambda: preview.compare(ctx, base, as_of=as_of, selected=selected, offline=offline),
     )
     document = change_document(compare_plans(before, after, selected), str(base_dir), after)
     if output == "json":

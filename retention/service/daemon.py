@@ -16,6 +16,7 @@ for the whole run.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import signal
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -31,13 +32,14 @@ from retention.errors import Refused, RetentionError, RuntimeFailure
 from retention.goto.client import GoToClient
 from retention.policy import PolicyError, PolicySet, load_policy_set
 from retention.policy.notice import check_notice_days
-from retention.service import runmetrics
+from retention.service import pipeline, runmetrics
 from retention.service.checks import RecordWatch, preflight
+from retention.service.context import MetricsSink, RunContext
 from retention.service.lock import InstanceLocked
 from retention.service.memory import return_memory
 from retention.service.metrics import RUN_RESULTS, HealthState, Metrics, RunState, serve_metrics
 from retention.service.notify import Notifier, feed_watchdog, monotonic_usec
-from retention.service.pipeline import Pipeline, RunResult
+from retention.service.pipeline import RunResult
 from retention.service.review import scheduled_run
 from retention.service.schedule import (
     JOB_EVENTS,
@@ -79,7 +81,7 @@ class Daemon:
         self.policy_set: PolicySet | None = None
         self.schedules: list[Schedule] = []
         self.scheduler: AsyncIOScheduler | None = None
-        self.current: Pipeline | None = None
+        self.current: RunContext | None = None
         self.queue = RunQueue()
         self._idle = asyncio.Event()
         self._idle.set()
@@ -122,10 +124,10 @@ class Daemon:
         """The databases, the token and recovery; False when a stop came first."""
         self.notifier.status("start-up: checking databases and token")
         self.audit_follower.skip_to_end()
-        self.current = pipeline = self._pipeline("start-up")
+        self.current = ctx = self._context("start-up")
         started = self.clock()
         try:
-            reconciled = await pipeline.start_up()
+            reconciled = await pipeline.start_up(ctx)
         except RunStopped:
             return False
         except RetentionError as exc:
@@ -185,27 +187,30 @@ class Daemon:
 
     # --- runs -----------------------------------------------------------------------------
 
-    def _pipeline(self, purpose: str) -> Pipeline:
-        """A pipeline with the set in force that waits for the lock, stops on SIGTERM, counts."""
+    def _context(self, purpose: str, policy_set: PolicySet | None = None) -> RunContext:
+        """A run's context: the set read for it, waiting for the lock, stopping on SIGTERM,
+        counted in the metrics."""
 
         def waiting(exc: InstanceLocked) -> None:
             log.warning("waiting for the state directory", holder=exc.holder.describe())
             self.notifier.status(f"{purpose} waiting for {exc.holder.describe()}")
 
-        pipeline = Pipeline(
+        ctx = RunContext(
             self.settings,
             clock=self.clock,
-            policy_set=self.policy_set,
+            policy_set=policy_set or self.policy_set,
             lock=LockWait(None, on_wait=waiting),
             stoppable_scan=True,
-            on_client=self._clients.append,
-            on_scan=self._scans.append,
-            on_audit=self._audits.append,
+            metrics=MetricsSink(
+                on_client=self._clients.append,
+                on_scan=self._scans.append,
+                on_audit=self._audits.append,
+            ),
             checks=preflight(self.record_watch),
         )
         if self._terminating.is_set():
-            pipeline.stop.set()
-        return pipeline
+            ctx.stop.set()
+        return ctx
 
     async def _due(self, spec: str) -> None:
         """A schedule is due: run its policies now, or queue them behind the run in flight
@@ -225,16 +230,16 @@ class Daemon:
             )
 
     def _start_run(self, spec: str, policies: frozenset[str]) -> None:
-        self.current = self._pipeline("scheduled run")
+        self.current = self._context("scheduled run")
         self.queue.started(policies)
         self._idle.clear()
         task = asyncio.create_task(self._run(self.current, spec, policies))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def _run(self, pipeline: Pipeline, spec: str, policies: frozenset[str]) -> None:
+    async def _run(self, ctx: RunContext, spec: str, policies: frozenset[str]) -> None:
         loop = asyncio.get_running_loop()
-        deadline = loop.call_later(self.settings.run_deadline, self._deadline_passed, pipeline)
+        deadline = loop.call_later(self.settings.run_deadline, self._deadline_passed, ctx)
         started = self.clock()
         result: RunResult | None = None
         state: RunState = "failed"
@@ -242,9 +247,9 @@ class Daemon:
         reason: str | None = None
         try:
             log.info("scheduled run starting", schedule=spec, policies=sorted(policies))
-            pipeline.policy_set = await self._read_folder()
+            ctx = self.current = dataclasses.replace(ctx, policy_set=await self._read_folder())
             selected = self._still_defined(policies)
-            result = await scheduled_run(pipeline, selected)
+            result = await scheduled_run(ctx, selected)
             state = _RESULTS[result.result]
             error = result.execution.halted
         except RunStopped as exc:
@@ -326,12 +331,12 @@ class Daemon:
         self.health.record_run(recorded.result, at, recorded.error, recorded.reason)
         self._last = f"last run {recorded.result} at {when(at)}"
 
-    def _deadline_passed(self, pipeline: Pipeline) -> None:
+    def _deadline_passed(self, ctx: RunContext) -> None:
         log.error(
             "run deadline passed: no further removal is started",
             run_deadline_s=self.settings.run_deadline,
         )
-        pipeline.stop.set()
+        ctx.stop.set()
 
     def _record(
         self,

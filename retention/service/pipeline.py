@@ -1,50 +1,41 @@
-"""The main job, one function for `retention run`, `apply` and the daemon: wiring and sequence.
+"""The main job, one function for `retention run`, `apply` and the daemon: sequence only.
 
-    session (lock, databases, preflight) ► reconcile ► scan ► decide ► plan ► caps ► approve ►
-    execute ► record ► session end (run_finished, checkpoint)
+    open the run (lock, databases, preflight) ► reconcile ► scan / re-read ► coverage, notices ►
+    admit ► caps ► approve ► execute (each item admitted again when sent) ► record ► its end
 
-Everything with a side effect (settings, clock, HTTP transport, confirmation, progress, stop
-signal, the policy set in force) comes in from the caller, so the CLI, the daemon and the tests
-run the same code; the daemon sets parameters, it does not subclass.
+Each route is a function of a `RunContext` (service/context.py): the CLI, the daemon and the
+tests run the same code with their own context.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import uuid
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
-from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
-from typing import Any
+from collections.abc import Sequence
+from datetime import datetime
 
-from sqlite_utils import Database
-
-from retention.alerts import owners
-from retention.audit.log import AuditLog
-from retention.engine import inventory
-from retention.engine.admission import Admission, admit, admit_item
-from retention.engine.caps import CapViolation
+from retention.engine.admission import admit_item
 from retention.engine.execute import Executor, Gate, Verdict
-from retention.engine.plan import Plan
 from retention.engine.planfile import LoadedPlan
 from retention.engine.planitem import PlanItem
 from retention.engine.reconcile import ReconcileReport
 from retention.engine.refresh import fresh_record, refresh_items
 from retention.engine.removal import ApiRemovals
-from retention.engine.scan import ScanReport
-from retention.engine.state import account_of, mark_plan_applied, record_plan
-from retention.errors import InvalidInput
+from retention.engine.state import mark_plan_applied, record_plan
 from retention.goto.client import GoToClient
-from retention.goto.factory import client_from_settings
-from retention.goto.http import Transport
-from retention.policy import PolicySet, load_policy_set
-from retention.policy.notice import check_notice_days
 from retention.service import execution, preflight, record
-from retention.service.checks import PREFLIGHT
-from retention.service.facts import admission_for, keep_coverage, read_listing
-from retention.service.logging import register_secret
-from retention.service.reading import require_complete, scan_as_set, unless_stopped
+from retention.service.context import (
+    STOP_GRACE_SECONDS,
+    Confirm,
+    RunContext,
+    admission,
+    api,
+    before_deciding,
+    load_policies,
+    make_plan,
+    notices_unsent,
+    open_run,
+    refresh,
+)
+from retention.service.facts import keep_coverage, read_listing
 from retention.service.refusals import (
     declined,
     end_refused,
@@ -53,350 +44,195 @@ from retention.service.refusals import (
     refuse_policies,
 )
 from retention.service.result import RunResult
-from retention.service.session import Check, LockWait, Session, open_session
-from retention.settings import Settings
+from retention.service.session import Session
 
-__all__ = ["STOP_GRACE_SECONDS", "Pipeline", "RunResult"]
-
-Clock = Callable[[], datetime]
-# Asked with the plan document before anything is removed; False declines (exit 3).
-Confirm = Callable[[Mapping[str, Any]], bool]
-# Calls in flight after a stop get at most this long (DECISIONS: below TimeoutStopSec=120).
-STOP_GRACE_SECONDS = 30.0
+__all__ = ["STOP_GRACE_SECONDS", "RunContext", "RunResult", "apply", "run", "start_up"]
 
 
-def _quiet(_value: object) -> None:
-    return None
+async def run(
+    ctx: RunContext,
+    *,
+    trigger: str,
+    confirm: Confirm | None,
+    approved_by: str,
+    selected: Sequence[str] | None = None,
+) -> RunResult:
+    """`retention run` and the daemon's job: reconcile, scan, notices, admit, approve,
+    execute.
 
-
-@dataclass
-class Pipeline:
-    """One run of the job against the account the settings name.
-
-    `policy_set` is the set in force (the daemon's last good load); None reads the folder at
-    each run. `stoppable_scan` abandons a scan when `stop` is set (nothing is removed yet).
-    `on_client`, `on_scan` and `on_audit` see each client made, each scan done and each record
-    opened (the daemon's metrics). `checks` are every run's preflight (the daemon's verifies the
-    record incrementally after its start-up).
+    With `selected` (a scheduled run), only those policies' removals are made; every hold and
+    retain rule still applies. Without it, every enabled policy's.
     """
-
-    settings: Settings
-    clock: Clock = lambda: datetime.now(UTC)
-    transport: Transport | None = None
-    stop: asyncio.Event = field(default_factory=asyncio.Event)
-    on_progress: Callable[[int, int], None] | None = None
-    lock: LockWait = field(default_factory=LockWait)
-    policy_set: PolicySet | None = None
-    stoppable_scan: bool = False
-    on_client: Callable[[GoToClient], None] = _quiet
-    on_scan: Callable[[ScanReport], None] = _quiet
-    on_audit: Callable[[AuditLog], None] = _quiet
-    checks: Sequence[Check] = PREFLIGHT
-    stop_grace: float = STOP_GRACE_SECONDS
-
-    def load_policies(self) -> PolicySet:
-        policy_set = self.policy_set or load_policy_set([self.settings.policy_dir])
-        check_notice_days(policy_set, self.settings.owner_notice_days)
-        return policy_set
-
-    def client(self) -> GoToClient:
-        client = client_from_settings(
-            self.settings, transport=self.transport, on_secret=register_secret
-        )
-        self.on_client(client)
-        return client
-
-    @contextlib.asynccontextmanager
-    async def api(self) -> AsyncIterator[GoToClient]:
-        """A client for the run; once `stop` is set, its calls get at most the stop grace."""
-        async with self.client() as client:
-            waiting = asyncio.ensure_future(self.stop.wait())
-            waiting.add_done_callback(lambda done: _shorten(done, client, self.stop_grace))
-            try:
-                yield client
-            finally:
-                waiting.cancel()
-
-    async def refresh(self, client: GoToClient, db: Database) -> ScanReport:
-        """Bring the inventory up to date; refuse to go on from an incomplete one."""
-        scanning = scan_as_set(client, db, self.settings, now=self.clock())
-        report = await (unless_stopped(scanning, self.stop) if self.stoppable_scan else scanning)
-        self.on_scan(report)
-        return require_complete(report)
-
-    def admission(
-        self, db: Database, policy_set: PolicySet, as_of: datetime, *, caps: bool = True
-    ) -> Admission:
-        """The admission step's inputs as the state database has them now."""
-        return admission_for(db, policy_set, self.settings, as_of, caps=caps)
-
-    def make_plan(
-        self,
-        db: Database,
-        policy_set: PolicySet,
-        *,
-        as_of: datetime,
-        selected: list[str] | None = None,
-        account_key: str | None = None,
-        awaiting: bool = True,
-        **shown: Any,
-    ) -> Plan:
-        """Decide over the whole inventory and admit: the plan (pure but for reading the db).
-
-        The plan records `account_key` (the account the scan read), else the state's account;
-        `shown` passes `subject`, `offline` and `inventory_at` to build_plan. With `awaiting`,
-        removals a `notice: required` policy may not make yet are `blocked` and caps are
-        counted; without it, the plan is what the policies alone call for by `as_of`: what
-        owner notices announce.
-        """
-        unknown = sorted(set(selected or ()) - {p.name for p in policy_set.policies})
-        if unknown:
-            raise InvalidInput(
-                f"no such policy: {', '.join(unknown)}",
-                hint="`retention validate` lists the policies in force",
-            )
-        now = self.clock()
-        return admit(
-            lambda: inventory.iter_sessions(db),
-            self.admission(db, policy_set, as_of, caps=awaiting),
-            plan_id=f"plan-{now:%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:8]}",
-            created_at=now,
-            selected=selected,
-            max_clock_skew=timedelta(seconds=self.settings.max_clock_skew),
-            api_base_url=self.settings.api_base_url,
-            account_key=account_key or account_of(db),
-            **shown,
-        )
-
-    def violations(
-        self, plan_items: list[PlanItem], policy_set: PolicySet, in_scope: Mapping[str, int]
-    ) -> list[CapViolation]:
-        return preflight.violations(self.settings, plan_items, policy_set, in_scope)
-
-    def open_run(
-        self,
-        policy_set: PolicySet,
-        trigger: str,
-        checks: Sequence[Check] = (),
-        *,
-        opens_run: Callable[[AuditLog], bool] = lambda _audit: True,
-        **options: Any,
-    ) -> contextlib.AbstractAsyncContextManager[Session | None]:
-        def opened(audit: AuditLog) -> bool:
-            self.on_audit(audit)
-            return opens_run(audit)
-
-        return open_session(
-            self.settings,
+    policy_set = load_policies(ctx)
+    async with (
+        api(ctx) as client,
+        open_run(ctx, policy_set, trigger, preflight.RUN_CHECKS, api=client) as session,
+    ):
+        assert session is not None
+        result = RunResult.of(session)
+        result.reconciled = await _reconcile(ctx, session, client)
+        await refresh(ctx, client, session.db)
+        await before_deciding(ctx, session, result)
+        plan = result.plan = make_plan(
+            ctx,
+            session.db,
             policy_set,
-            trigger=trigger,
-            clock=self.clock,
-            stop=self.stop,
-            checks=[*self.checks, *checks],
-            lock=self.lock,
-            opens_run=opened,
-            **options,
+            as_of=ctx.clock(),
+            selected=list(selected) if selected else None,
+            subject=session.audit.subject_value,
         )
+        await notices_unsent(ctx, session, result, plan)
+        document = plan.document()
+        result.planned = len(plan.items)
+        refuse_over_run_cap(session, plan.items, plan.plan_id)
+        refusals = refuse_policies(session, plan.plan_id, plan.cap_refusals, plan.refused)
+        if confirm is not None and not confirm(document):
+            declined(session, result, plan.plan_id)
+        record_plan(session.db, plan.plan_id, document["plan_hash"], plan.created_at)
+        record.plan_approved(session.audit, session.run_id, document, approved_by, plan.as_of)
+        again = _decided_again(ctx, session)
+        await _execute(ctx, session, client, result, plan.items, plan.plan_id, again, plan.as_of)
+        record.holds_blocked(session.audit, session.run_id, plan.blocked)
+        mark_plan_applied(session.db, plan.plan_id, session.run_id)
+        end_refused(result, refusals)
+    return result
 
-    async def run(
-        self,
-        *,
-        trigger: str,
-        confirm: Confirm | None,
-        approved_by: str,
-        selected: Sequence[str] | None = None,
-    ) -> RunResult:
-        """`retention run` and the daemon's job: reconcile, scan, notices, admit, approve,
-        execute.
 
-        With `selected` (a scheduled run), only those policies' removals are made; every hold and
-        retain rule still applies. Without it, every enabled policy's.
-        """
-        policy_set = self.load_policies()
-        async with (
-            self.api() as client,
-            self.open_run(policy_set, trigger, preflight.RUN_CHECKS, api=client) as session,
-        ):
-            assert session is not None
-            result = RunResult.of(session)
-            result.reconciled = await self._reconcile(session, client)
-            await self.refresh(client, session.db)
-            await self.before_deciding(session, result)
-            plan = result.plan = self.make_plan(
-                session.db,
-                policy_set,
-                as_of=self.clock(),
-                selected=list(selected) if selected else None,
-                subject=session.audit.subject_value,
-            )
-            await self.notices_unsent(session, result, plan)
-            document = plan.document()
-            result.planned = len(plan.items)
-            refuse_over_run_cap(session, plan.items, plan.plan_id)
-            refusals = refuse_policies(session, plan.plan_id, plan.cap_refusals, plan.refused)
-            if confirm is not None and not confirm(document):
-                declined(session, result, plan.plan_id)
-            record_plan(session.db, plan.plan_id, document["plan_hash"], plan.created_at)
-            record.plan_approved(session.audit, session.run_id, document, approved_by, plan.as_of)
-            again = self._decided_again(session)
-            await self._execute(
-                session, client, result, plan.items, plan.plan_id, again, plan.as_of
-            )
-            record.holds_blocked(session.audit, session.run_id, plan.blocked)
-            mark_plan_applied(session.db, plan.plan_id, session.run_id)
-            end_refused(result, refusals)
-        return result
-
-    async def before_deciding(self, session: Session, result: RunResult) -> None:
-        """On current facts, before any decision: the holds' coverage, then the notices due."""
-        result.scope_left = keep_coverage(session.db, session.policy_set, self.clock())
-        record.scope_left(session.audit, session.run_id, result.scope_left)
-        await owners.send_owner_notices(session, self.make_plan)
-
-    async def notices_unsent(self, session: Session, result: RunResult, plan: Plan) -> None:
-        """Removals waiting on a notice that could not go out: counted, alerted, in `/healthz`."""
-        result.notice_unsent = owners.unsent(session.db, plan)
-        await owners.settle_unsent(self.settings, session.db, self.clock(), result.notice_unsent)
-
-    async def apply(
-        self, loaded: LoadedPlan, *, confirm: Confirm | None, approved_by: str
-    ) -> RunResult:
-        """`retention apply PLAN_FILE`: check the plan, approve it, re-read its facts, send the
-        notices due, record the plan's refusals, execute each item still admitted when sent."""
-        policy_set = self.load_policies()
-        approvals = preflight.ApprovalsCheck(loaded)
-        checks = preflight.plan_checks(loaded, approvals)
-        async with (
-            self.api() as client,
-            self.open_run(policy_set, "apply", checks, api=client) as session,
-        ):
-            assert session is not None
-            result = RunResult.of(session)
-            result.planned = len(loaded.items)
-            if confirm is not None and not confirm(loaded.document):
-                declined(session, result, loaded.plan_id)
-            record.plan_approved(
-                session.audit,
-                session.run_id,
-                loaded.document,
-                approved_by,
-                loaded.as_of,
-                approvers=approvals.recorded(),
-            )
-            result.reconciled = await self._reconcile(session, client)
-            refreshed = await refresh_items(
-                loaded.items,
-                client,
-                session.db,
-                now=self.clock(),
-                window_days=self.settings.scan_window_days,
-                concurrency=self.settings.concurrency,
-            )
-            await self.before_deciding(session, result)
-            admission = self.admission(session.db, policy_set, self.clock())
-            per_policy = self.violations(loaded.items, policy_set, loaded.in_scope)
-            caps = [v for v in per_policy if v.policy is not None]
-            refused = {
-                name: by
-                for name in {i.policy for i in loaded.items}
-                if (by := admission.unknown.get(name))
-            }
-            planned = planned_refusals(
-                loaded.refused, exclude={*refused, *(str(v.policy) for v in caps)}
-            )
-            refusals = refuse_policies(
-                session, loaded.plan_id, [*planned[0], *caps], {**planned[1], **refused}
-            )
-            held_back = {str(v.policy) for v in caps} | set(refused)
-            items = [item for item in loaded.items if item.policy not in held_back]
-            rechecker = admit_item(admission)
-            db = session.db
-
-            def decided_again(item: PlanItem) -> Verdict:
-                return refreshed.verdict(item, db, rechecker, self.clock())
-
-            await self._execute(
-                session, client, result, items, loaded.plan_id, decided_again, loaded.as_of
-            )
-            record.holds_blocked(session.audit, session.run_id, list(loaded.document["blocked"]))
-            mark_plan_applied(session.db, loaded.plan_id, session.run_id)
-            end_refused(result, refusals)
-        return result
-
-    async def start_up(self) -> int:
-        """The daemon's start-up check: databases and token; reconcile intents left pending.
-
-        Returns how many pending intents were reconciled; a start-up with none records no run.
-        Raises when the databases cannot be opened, no access token can be had, or a pending
-        intent cannot be resolved.
-        """
-        policy_set = self.load_policies()
-        pending = lambda audit: bool(audit.pending_intents())  # noqa: E731
-        async with (
-            self.api() as client,
-            self.open_run(policy_set, "daemon start-up", api=client, opens_run=pending) as session,
-        ):
-            await client.auth.access_token()
-            if session is None:
-                return 0
-            result = RunResult.of(session)
-            result.reconciled = await self._reconcile(session, client)
-            return result.reconciled.pending if result.reconciled else 0
-
-    async def _reconcile(self, session: Session, client: GoToClient) -> ReconcileReport | None:
-        async def executor() -> Executor:
-            # Decided again on current facts: the organizer listing first, then coverage.
-            await read_listing(client, session.db, self.clock())
-            keep_coverage(session.db, session.policy_set, self.clock())
-            return self._executor(session, client)
-
-        return await execution.reconcile_pending(session, executor)
-
-    def _executor(self, session: Session, client: GoToClient) -> Executor:
-        """The executor of intents a crash left pending: one sent again is decided again."""
-        return execution.build_executor(
-            session,
-            ApiRemovals(client, session.db),
-            "reconcile",
-            stop_grace=self.stop_grace,
-            recheck=self._decided_again(session),
-            clock_skew=client.clock_skew_seconds,
+async def apply(
+    ctx: RunContext, loaded: LoadedPlan, *, confirm: Confirm | None, approved_by: str
+) -> RunResult:
+    """`retention apply PLAN_FILE`: check the plan, approve it, re-read its facts, send the
+    notices due, record the plan's refusals, execute each item still admitted when sent."""
+    policy_set = load_policies(ctx)
+    approvals = preflight.ApprovalsCheck(loaded)
+    checks = preflight.plan_checks(loaded, approvals)
+    async with (
+        api(ctx) as client,
+        open_run(ctx, policy_set, "apply", checks, api=client) as session,
+    ):
+        assert session is not None
+        result = RunResult.of(session)
+        result.planned = len(loaded.items)
+        if confirm is not None and not confirm(loaded.document):
+            declined(session, result, loaded.plan_id)
+        record.plan_approved(
+            session.audit,
+            session.run_id,
+            loaded.document,
+            approved_by,
+            loaded.as_of,
+            approvers=approvals.recorded(),
         )
-
-    def _decided_again(self, session: Session) -> Gate:
-        """Each item admitted again on the inventory's facts, this run's policies and now."""
-        rechecker = admit_item(self.admission(session.db, session.policy_set, self.clock()))
+        result.reconciled = await _reconcile(ctx, session, client)
+        refreshed = await refresh_items(
+            loaded.items,
+            client,
+            session.db,
+            now=ctx.clock(),
+            window_days=ctx.settings.scan_window_days,
+            concurrency=ctx.settings.concurrency,
+        )
+        await before_deciding(ctx, session, result)
+        admitted = admission(ctx, session.db, policy_set, ctx.clock())
+        per_policy = preflight.violations(ctx.settings, loaded.items, policy_set, loaded.in_scope)
+        caps = [v for v in per_policy if v.policy is not None]
+        refused = {
+            name: by
+            for name in {i.policy for i in loaded.items}
+            if (by := admitted.unknown.get(name))
+        }
+        planned = planned_refusals(
+            loaded.refused, exclude={*refused, *(str(v.policy) for v in caps)}
+        )
+        refusals = refuse_policies(
+            session, loaded.plan_id, [*planned[0], *caps], {**planned[1], **refused}
+        )
+        held_back = {str(v.policy) for v in caps} | set(refused)
+        items = [item for item in loaded.items if item.policy not in held_back]
+        rechecker = admit_item(admitted)
         db = session.db
-        return lambda item: rechecker(item, fresh_record(db, item.session_id), self.clock())
 
-    async def _execute(  # noqa: PLR0917
-        self,
-        session: Session,
-        client: GoToClient,
-        result: RunResult,
-        items: list[PlanItem],
-        plan_id: str,
-        recheck: Gate,
-        as_of: datetime,
-    ) -> None:
-        executor = execution.build_executor(
-            session,
-            ApiRemovals(client, session.db),
-            plan_id,
-            stop_grace=self.stop_grace,
-            recheck=recheck,
-            clock_skew=client.clock_skew_seconds,
-            as_of=as_of,
+        def decided_again(item: PlanItem) -> Verdict:
+            return refreshed.verdict(item, db, rechecker, ctx.clock())
+
+        await _execute(
+            ctx, session, client, result, items, loaded.plan_id, decided_again, loaded.as_of
         )
-        result.executed(await execution.execute(executor, items, self.on_progress))
+        record.holds_blocked(session.audit, session.run_id, list(loaded.document["blocked"]))
+        mark_plan_applied(session.db, loaded.plan_id, session.run_id)
+        end_refused(result, refusals)
+    return result
 
 
-def _shorten(stopped: asyncio.Future[Any], client: GoToClient, grace: float) -> None:
-    """On a stop, no call waits longer than the grace; the client's own `stop` event, when it
-    has one, also prevents retries and new attempts."""
-    if stopped.cancelled():
-        return
-    client.call_deadline = min(client.call_deadline, grace)
-    stop = getattr(client, "stop", None)
-    if isinstance(stop, asyncio.Event):
-        stop.set()
+async def start_up(ctx: RunContext) -> int:
+    """The daemon's start-up check: databases and token; reconcile intents left pending.
+
+    Returns how many pending intents were reconciled; a start-up with none records no run.
+    Raises when the databases cannot be opened, no access token can be had, or a pending
+    intent cannot be resolved.
+    """
+    policy_set = load_policies(ctx)
+    pending = lambda audit: bool(audit.pending_intents())  # noqa: E731
+    async with (
+        api(ctx) as client,
+        open_run(ctx, policy_set, "daemon start-up", api=client, opens_run=pending) as session,
+    ):
+        await client.auth.access_token()
+        if session is None:
+            return 0
+        result = RunResult.of(session)
+        result.reconciled = await _reconcile(ctx, session, client)
+        return result.reconciled.pending if result.reconciled else 0
+
+
+async def _reconcile(
+    ctx: RunContext, session: Session, client: GoToClient
+) -> ReconcileReport | None:
+    async def executor() -> Executor:
+        # Decided again on current facts: the organizer listing first, then coverage.
+        await read_listing(client, session.db, ctx.clock())
+        keep_coverage(session.db, session.policy_set, ctx.clock())
+        return _executor(ctx, session, client)
+
+    return await execution.reconcile_pending(session, executor)
+
+
+def _executor(ctx: RunContext, session: Session, client: GoToClient) -> Executor:
+    """The executor of intents a crash left pending: one sent again is decided again."""
+    return execution.build_executor(
+        session,
+        ApiRemovals(client, session.db),
+        "reconcile",
+        stop_grace=ctx.stop_grace,
+        recheck=_decided_again(ctx, session),
+        clock_skew=client.clock_skew_seconds,
+    )
+
+
+def _decided_again(ctx: RunContext, session: Session) -> Gate:
+    """Each item admitted again on the inventory's facts, this run's policies and now."""
+    rechecker = admit_item(admission(ctx, session.db, session.policy_set, ctx.clock()))
+    db = session.db
+    return lambda item: rechecker(item, fresh_record(db, item.session_id), ctx.clock())
+
+
+async def _execute(  # noqa: PLR0917
+    ctx: RunContext,
+    session: Session,
+    client: GoToClient,
+    result: RunResult,
+    items: list[PlanItem],
+    plan_id: str,
+    recheck: Gate,
+    as_of: datetime,
+) -> None:
+    executor = execution.build_executor(
+        session,
+        ApiRemovals(client, session.db),
+        plan_id,
+        stop_grace=ctx.stop_grace,
+        recheck=recheck,
+        clock_skew=client.clock_skew_seconds,
+        as_of=as_of,
+    )
+    result.executed(await execution.execute(executor, items, ctx.on_progress))

@@ -14,7 +14,6 @@ import contextlib
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
 
 from sqlite_utils import Database
 
@@ -28,13 +27,12 @@ from retention.errors import InvalidInput
 from retention.policy import PolicySet
 from retention.policy.names import check_hold_names
 from retention.service.checks import account_and_clock
+from retention.service.context import RunContext, load_policies, make_plan, refresh
+from retention.service.context import client as client_of
 from retention.service.lock import acquire
 from retention.service.record import CHECKPOINT_FILE
 from retention.service.session import Opening
 from retention.settings import Settings
-
-if TYPE_CHECKING:
-    from retention.service.pipeline import Pipeline
 
 NO_INVENTORY_HINT = "run `retention inventory` (it reads the API) to make one"
 
@@ -104,17 +102,17 @@ def last_inventory(settings: Settings, use: str) -> Database:
 
 @contextlib.asynccontextmanager
 async def _inventory(
-    pipeline: Pipeline, policy_sets: list[PolicySet], *, offline: bool
+    ctx: RunContext, policy_sets: list[PolicySet], *, offline: bool
 ) -> AsyncIterator[Inventory]:
-    settings = pipeline.settings
-    with acquire(settings.state_dir, pipeline.lock.seconds, command="retention plan"):
+    settings = ctx.settings
+    with acquire(settings.state_dir, ctx.lock.seconds, command="retention plan"):
         db = (
             last_inventory(settings, "plan offline on")
             if offline
             else open_state_db(settings.state_db)
         )
         try:
-            account = await _read(pipeline, db, policy_sets[0], offline=offline)
+            account = await _read(ctx, db, policy_sets[0], offline=offline)
             for policy_set in policy_sets:
                 # A hold shrunk by a misspelt name must not pass for one in force, even here.
                 check_hold_names(policy_set, *known_names(db))
@@ -124,20 +122,20 @@ async def _inventory(
 
 
 async def _read(
-    pipeline: Pipeline, db: Database, policy_set: PolicySet, *, offline: bool
+    ctx: RunContext, db: Database, policy_set: PolicySet, *, offline: bool
 ) -> str | None:
     """Bring the inventory up to date (online) or check there is one (offline); its account."""
     if offline:
         return account_of(db)
-    async with pipeline.client() as client:
+    async with client_of(ctx) as client:
         # The clock and the account are checked (and recorded on first use) first.
-        await account_and_clock(Opening(pipeline.settings, pipeline.clock, db, policy_set, client))
-        await pipeline.refresh(client, db)
+        await account_and_clock(Opening(ctx.settings, ctx.clock, db, policy_set, client))
+        await refresh(ctx, client, db)
     return client.account_key
 
 
 def _plan(
-    pipeline: Pipeline,
+    ctx: RunContext,
     inventory: Inventory,
     policy_set: PolicySet,
     subject: SubjectForm,
@@ -145,7 +143,8 @@ def _plan(
     as_of: datetime,
     selected: list[str] | None,
 ) -> Plan:
-    return pipeline.make_plan(
+    return make_plan(
+        ctx,
         inventory.db,
         policy_set,
         as_of=as_of,
@@ -158,7 +157,7 @@ def _plan(
 
 
 async def preview(
-    pipeline: Pipeline,
+    ctx: RunContext,
     *,
     as_of: datetime | None,
     selected: list[str] | None,
@@ -167,15 +166,15 @@ async def preview(
     offline: bool = False,
 ) -> Plan:
     """`retention plan`: read the inventory, decide, and (with --out) record the plan."""
-    policy_set = pipeline.load_policies()
-    async with _inventory(pipeline, [policy_set], offline=offline) as inventory:
-        with audit_subject(pipeline.settings) as subject:
+    policy_set = load_policies(ctx)
+    async with _inventory(ctx, [policy_set], offline=offline) as inventory:
+        with audit_subject(ctx.settings) as subject:
             plan = _plan(
-                pipeline,
+                ctx,
                 inventory,
                 policy_set,
                 subject,
-                as_of=as_of or pipeline.clock(),
+                as_of=as_of or ctx.clock(),
                 selected=selected,
             )
         plan = limit_plan(plan, limit)
@@ -185,7 +184,7 @@ async def preview(
 
 
 async def compare(
-    pipeline: Pipeline,
+    ctx: RunContext,
     base: PolicySet,
     *,
     as_of: datetime | None,
@@ -197,14 +196,14 @@ async def compare(
     Both plans hold every policy's removals: a policy selected that only one folder defines
     is one the change adds or drops, so the comparison (engine/compare.py) selects.
     """
-    change = pipeline.load_policies()
+    change = load_policies(ctx)
     _check_selected(selected, base, change)
-    async with _inventory(pipeline, [change, base], offline=offline) as inventory:
-        moment = as_of or pipeline.clock()
-        with audit_subject(pipeline.settings) as subject:
+    async with _inventory(ctx, [change, base], offline=offline) as inventory:
+        moment = as_of or ctx.clock()
+        with audit_subject(ctx.settings) as subject:
             plans = [
                 _plan(
-                    pipeline,
+                    ctx,
                     inventory,
                     policy_set,
                     subject,

@@ -1,7 +1,7 @@
 """Review mode's scheduled run: apply the proposals approved since, then propose the next plan.
 
     each pending proposal with max(1, RETENTION_APPROVALS_REQUIRED) valid approvals ►
-        `Pipeline.apply` (the one apply path: every check, each item decided again when sent)
+        `pipeline.apply` (the one apply path: every check, each item decided again when sent)
     one session ► expired proposals: `plan_expired`, set aside ► scan ► decide ► plan ►
         a new proposal file and `plan_proposed` (none while one for the same policies waits)
 
@@ -22,7 +22,17 @@ from retention.approvals.store import approvals_needed
 from retention.engine.plan import Plan
 from retention.engine.state import record_plan
 from retention.errors import RetentionError
-from retention.service.pipeline import Pipeline
+from retention.service import pipeline
+from retention.service.context import (
+    RunContext,
+    api,
+    before_deciding,
+    load_policies,
+    make_plan,
+    notices_unsent,
+    open_run,
+    refresh,
+)
 from retention.service.refusals import end_refused, refuse_policies
 from retention.service.result import RunResult
 from retention.service.session import Session
@@ -36,34 +46,36 @@ _FINAL = frozenset(
 APPROVED_BY = "review mode (daemon)"
 
 
-async def scheduled_run(pipeline: Pipeline, selected: list[str]) -> RunResult:
+async def scheduled_run(ctx: RunContext, selected: list[str]) -> RunResult:
     """The daemon's scheduled run: in apply mode it removes, in review mode it proposes."""
-    if pipeline.settings.daemon_mode == "review":
-        return await scheduled_review(pipeline, selected)
+    if ctx.settings.daemon_mode == "review":
+        return await scheduled_review(ctx, selected)
     return await pipeline.run(
-        trigger="daemon", confirm=None, approved_by="schedule", selected=selected
+        ctx, trigger="daemon", confirm=None, approved_by="schedule", selected=selected
     )
 
 
-async def scheduled_review(pipeline: Pipeline, selected: Sequence[str]) -> RunResult:
+async def scheduled_review(ctx: RunContext, selected: Sequence[str]) -> RunResult:
     """The daemon's scheduled run in review mode; raises the first apply's error, if any, after
     the proposal is made."""
-    settings = pipeline.settings
+    settings = ctx.settings
     failure: RetentionError | None = None
     applied: RunResult | None = None
     for proposal in pending(settings):
-        if proposal.expired(pipeline.clock(), settings) or not proposal.approved(settings):
+        if proposal.expired(ctx.clock(), settings) or not proposal.approved(settings):
             continue
         log.info("applying an approved proposal", file=proposal.path.name)
         try:
-            applied = await pipeline.apply(proposal.plan, confirm=None, approved_by=APPROVED_BY)
+            applied = await pipeline.apply(
+                ctx, proposal.plan, confirm=None, approved_by=APPROVED_BY
+            )
         except RetentionError as exc:
             failure = failure or exc
             if exc.reason in _FINAL:
                 set_aside(proposal, "refused")
             continue
         set_aside(proposal, "applied")
-    proposed = await propose(pipeline, selected)
+    proposed = await propose(ctx, selected)
     if failure is not None:
         raise failure
     return applied or proposed
@@ -94,23 +106,23 @@ def _expire(session: Session, proposals: list[Proposal]) -> list[Proposal]:
     return waiting
 
 
-async def propose(pipeline: Pipeline, selected: Sequence[str]) -> RunResult:
+async def propose(ctx: RunContext, selected: Sequence[str]) -> RunResult:
     """One session: expire what is too old, then scan, plan and write a proposal."""
-    policy_set = pipeline.load_policies()
+    policy_set = load_policies(ctx)
     chosen = sorted(selected) or None
     async with (
-        pipeline.api() as client,
-        pipeline.open_run(policy_set, "daemon review", api=client) as session,
+        api(ctx) as client,
+        open_run(ctx, policy_set, "daemon review", api=client) as session,
     ):
         assert session is not None
         result = RunResult.of(session)
-        waiting = _expire(session, pending(pipeline.settings))
-        await pipeline.refresh(client, session.db)
-        await pipeline.before_deciding(session, result)
-        plan = result.plan = pipeline.make_plan(
-            session.db, policy_set, as_of=pipeline.clock(), selected=chosen
+        waiting = _expire(session, pending(ctx.settings))
+        await refresh(ctx, client, session.db)
+        await before_deciding(ctx, session, result)
+        plan = result.plan = make_plan(
+            ctx, session.db, policy_set, as_of=ctx.clock(), selected=chosen
         )
-        await pipeline.notices_unsent(session, result, plan)
+        await notices_unsent(ctx, session, result, plan)
         refusals = refuse_policies(session, plan.plan_id, plan.cap_refusals, plan.refused)
         same = [p for p in waiting if p.selected == chosen]
         if same:

@@ -1,6 +1,6 @@
 """Every route decides through the one admission step on current facts, in-process on the sandbox.
 
-Each test drives a route's real entry point (`Pipeline.run`, `Pipeline.apply`, the plan preview,
+Each test drives a route's real entry point (`pipeline.run`, `pipeline.apply`, the plan preview,
 the daemon's review job) against the sandbox over the ASGI transport, with real SQLite files.
 """
 
@@ -23,7 +23,8 @@ from retention.goto.client import GoToClient
 from retention.sandbox import Account, SandboxOptions, create_app, generate_account
 from retention.sandbox.app import move_organizer
 from retention.sandbox.policies import policy_set, rule
-from retention.service.pipeline import Pipeline
+from retention.service import pipeline
+from retention.service.context import MetricsSink, RunContext
 from retention.service.preview import preview
 from retention.settings import Settings
 
@@ -56,8 +57,8 @@ class Route:
             **changes,  # type: ignore[arg-type]
         )
 
-    def pipeline(self, **changes: object) -> Pipeline:
-        return Pipeline(self.settings(**changes), transport=self.transport)
+    def context(self, **changes: object) -> RunContext:
+        return RunContext(self.settings(**changes), transport=self.transport)
 
     def write(self, text: str, name: str = "policies.yaml") -> None:
         self.policy_dir.mkdir(exist_ok=True)
@@ -114,7 +115,7 @@ def hold_on_group(group_name: str, hold_id: str = "MOVED") -> str:
 
 
 async def run(route: Route, **changes: object) -> None:
-    await route.pipeline(**changes).run(trigger="test", confirm=None, approved_by="test")
+    await pipeline.run(route.context(**changes), trigger="test", confirm=None, approved_by="test")
 
 
 async def test_run_holds_an_organizer_moved_into_a_held_group_since_the_last_scan(
@@ -123,7 +124,7 @@ async def test_run_holds_an_organizer_moved_into_a_held_group_since_the_last_sca
     organizer, _group, held_group = a_group_member(route)
     name = route.account.groups[held_group].name
     route.write(policy_set(rule("recordings", 1), holds=hold_on_group(name)))
-    await preview(route.pipeline(), as_of=None, selected=None, record=False)  # the first scan
+    await preview(route.context(), as_of=None, selected=None, record=False)  # the first scan
     before = route.recordings_of(organizer)
     assert before > 0
 
@@ -162,7 +163,7 @@ async def test_plan_then_apply_records_a_policy_refused_by_its_cap_and_exits_ref
     route.write(
         policy_set(rule("recordings", 1, limits="{max_deletions: 2}"), rule("attendees", 1))
     )
-    plan = await preview(route.pipeline(), as_of=None, selected=None, record=True)
+    plan = await preview(route.context(), as_of=None, selected=None, record=True)
     document = plan.document()
     assert [(r["policy"], r["by"], r["cap"]) for r in document["refused"]] == [
         ("recordings-1d", "cap:recordings-1d", "max_deletions")
@@ -170,7 +171,9 @@ async def test_plan_then_apply_records_a_policy_refused_by_its_cap_and_exits_ref
     path = route.root / "plan.json"
     path.write_text(json.dumps(document))
     with pytest.raises(Refused) as refused:
-        await route.pipeline().apply(load_plan_file(path), confirm=None, approved_by="test")
+        await pipeline.apply(
+            route.context(), load_plan_file(path), confirm=None, approved_by="test"
+        )
 
     assert refused.value.reason == "cap"
     assert any("recordings-1d" in data for data in route.events("refused"))
@@ -195,12 +198,9 @@ async def test_a_hold_written_while_a_request_waits_for_its_turn_keeps_it_off_th
 ) -> None:
     route.write(policy_set(rule("recordings", 1)))
     spy = DeleteSpy(route.transport)
-    pipeline = Pipeline(route.settings(concurrency=1), transport=spy)
-    make_client = pipeline.client
     written: list[int] = []
 
-    def client() -> GoToClient:
-        made = make_client()
+    def slow_turns(made: GoToClient) -> None:
         take_turn = made.limiter.acquire
 
         async def turn(*, urgent: bool = False) -> float:
@@ -212,10 +212,11 @@ async def test_a_hold_written_while_a_request_waits_for_its_turn_keeps_it_off_th
             return got
 
         made.limiter.acquire = turn  # type: ignore[method-assign]
-        return made
 
-    pipeline.client = client  # type: ignore[method-assign]
-    await pipeline.run(trigger="test", confirm=None, approved_by="test")
+    ctx = RunContext(
+        route.settings(concurrency=1), transport=spy, metrics=MetricsSink(on_client=slow_turns)
+    )
+    await pipeline.run(ctx, trigger="test", confirm=None, approved_by="test")
 
     assert written == [1]
     assert spy.deletes == 1, "no DELETE left after the hold file was in place"
