@@ -42,7 +42,8 @@ def refuse_policies(
 ) -> list[Refused]:
     """One `refused` event per policy refused on its own; the others' removals proceed.
 
-    `unknown` maps a policy to what blocks it (`unknown:NAME`); other blockers are not refusals.
+    `unknown` maps a policy to what refused it: `unknown:NAME`, or `cap:NAME` when a plan file
+    names a cap refusal without its numbers (one already in `caps` is not counted twice).
     """
     refusals: list[tuple[Refused, ReasonCode, dict[str, object]]] = []
     for violation in caps:
@@ -52,8 +53,9 @@ def refuse_policies(
             reason="cap",
         )
         refusals.append((refusal, "cap", violation.as_event()))
+    counted = {violation.policy for violation in caps}
     for name, by in sorted(unknown.items()):
-        if by.startswith("cap:"):
+        if by.startswith("cap:") and name not in counted:
             refusal = Refused(
                 f"policy {name} refused: the plan was made with it over its cap",
                 hint="make a new plan with `retention plan --out FILE`; raise the cap only if "
