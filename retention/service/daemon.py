@@ -30,6 +30,7 @@ from retention.engine.scan import ScanReport
 from retention.engine.state import open_state_db
 from retention.errors import Refused, RetentionError, RuntimeFailure
 from retention.goto.client import GoToClient
+from retention.goto.http import Transport
 from retention.policy import PolicyError, PolicySet, load_policy_set
 from retention.policy.notice import check_notice_days
 from retention.service import pipeline, runmetrics
@@ -70,10 +71,12 @@ class Daemon:
         notifier: Notifier,
         *,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        transport: Transport | None = None,
     ) -> None:
         self.settings = settings
         self.notifier = notifier
         self.clock = clock
+        self.transport = transport
         self.metrics = Metrics(clock)
         self.health = HealthState()
         self.audit_follower = runmetrics.AuditFollower(settings)
@@ -102,10 +105,7 @@ class Daemon:
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, self.terminate, signum)
         loop.add_signal_handler(signal.SIGHUP, self._spawn_reload)
-        parse_schedule(self.settings.default_schedule)
-        self.settings.check_daemon_mode()
-        self.policy_set = load_policy_set([self.settings.policy_dir])
-        self.schedules = schedules_for(self.policy_set, self.settings.default_schedule)
+        self.load()
         self._remember()
         watchdog = asyncio.create_task(feed_watchdog(self.notifier))
         try:
@@ -119,6 +119,18 @@ class Daemon:
         finally:
             watchdog.cancel()
             self.notifier.close()
+
+    def load(self) -> None:
+        """The settings' schedule and mode checked, the policy folder read, its schedules."""
+        parse_schedule(self.settings.default_schedule)
+        self.settings.check_daemon_mode()
+        self.policy_set = load_policy_set([self.settings.policy_dir])
+        self.schedules = schedules_for(self.policy_set, self.settings.default_schedule)
+
+    async def run_due(self, spec: str) -> None:
+        """What the scheduler does when the schedule `spec` fires, waiting for the run to end."""
+        await self._due(spec)
+        await self._idle.wait()
 
     async def _start_up(self) -> bool:
         """The databases, the token and recovery; False when a stop came first."""
@@ -198,6 +210,7 @@ class Daemon:
         ctx = RunContext(
             self.settings,
             clock=self.clock,
+            transport=self.transport,
             policy_set=policy_set or self.policy_set,
             lock=LockWait(None, on_wait=waiting),
             stoppable_scan=True,
