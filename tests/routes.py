@@ -25,6 +25,7 @@ from click.testing import CliRunner
 from pydantic import SecretStr
 
 from retention.cli import cli
+from retention.engine.state import open_state_db
 from retention.sandbox import Account, SandboxOptions, create_app, generate_account
 from retention.sandbox.app import move_organizer
 from retention.settings import Settings
@@ -313,6 +314,25 @@ def kept_by_baseline(world: World, scenario: Scenario) -> dict[str, frozenset[in
             )
         )
     return kept
+
+
+def record_notices(world: World, days_ago: int) -> None:
+    """Owner notices recorded sent `days_ago` for every recording (as a mail server took them)."""
+    db = open_state_db(world.state_dir / "state.db")
+    sent = (datetime.now(UTC) - timedelta(days=days_ago)).isoformat()
+    rows = [
+        [s.session_id, "delete_recordings", s.organizer_key, "p", sent, sent, "r"]
+        for s in world.listed()
+        if s.recording is not None
+    ]
+    with db.atomic():
+        for row in rows:
+            db.execute(
+                "INSERT OR REPLACE INTO notices_sent (session_id, action, organizer_key, policy,"
+                " due_at, sent_at, run_id) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                row,
+            )
+    db.close()
 
 
 def invoke(world: World, *args: str, **env: str) -> Any:

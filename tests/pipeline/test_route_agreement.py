@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -26,12 +26,12 @@ from routes import (
     cases_yaml,
     invoke,
     kept_by_baseline,
+    record_notices,
     reference,
 )
 
 from retention.audit.log import AuditLog
 from retention.engine.planfile import LoadedPlan, load_plan_file
-from retention.engine.state import open_state_db
 from retention.errors import RetentionError
 from retention.policy import PolicyError
 from retention.service import pipeline, record
@@ -137,24 +137,6 @@ def context(world: World, **changes: object) -> RunContext:
 async def first_run(world: World, scenario: Scenario) -> None:
     world.write(scenario.before)
     await pipeline.run(context(world), trigger="test", confirm=None, approved_by="test")
-
-
-def record_notices(world: World, days_ago: int) -> None:
-    db = open_state_db(world.state_dir / "state.db")
-    sent = (datetime.now(UTC) - timedelta(days=days_ago)).isoformat()
-    rows = [
-        [s.session_id, "delete_recordings", s.organizer_key, "p", sent, sent, "r"]
-        for s in world.listed()
-        if s.recording is not None
-    ]
-    with db.atomic():
-        for row in rows:
-            db.execute(
-                "INSERT OR IGNORE INTO notices_sent (session_id, action, organizer_key, policy,"
-                " due_at, sent_at, run_id) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                row,
-            )
-    db.close()
 
 
 async def guarded(job: Callable[[], Awaitable[Seen]]) -> Seen:
