@@ -33,7 +33,8 @@ from retention.engine.state import noticed_keys
 from retention.errors import InvalidInput
 from retention.policy import PolicySet, load_policy_set
 from retention.service.facts import admission_for
-from retention.service.preview import audit_subject, last_inventory, last_scan_time
+from retention.service.preview import audit_subject
+from retention.service.statedir import last_scan_time, read_only
 from retention.settings import Settings, load_settings
 from retention.times import parse_user_time
 from retention.units import format_age, format_bytes
@@ -64,8 +65,7 @@ def explain_command(
     now = datetime.now(UTC)
     moment = now if as_of is None else parse_user_time(as_of, option="--as-of")
     policy_set = load_policy_set([settings.policy_dir])
-    db = last_inventory(settings, "explain from")
-    try:
+    with read_only(settings, "explain from") as db:
         age = _inventory_age(db, now)
         # The admission step over the whole inventory, as `plan --offline` runs it: which
         # policies are refused on their own (caps, names the account never had).
@@ -88,8 +88,6 @@ def explain_command(
         record = _session(db, session_id)
         removed = _removed_at(db, record.session_id)
         explanation = explainer(record)
-    finally:
-        db.close()
     with audit_subject(settings) as recorded:
         subject = recorded(record.subject)
     if output == "json":

@@ -17,13 +17,12 @@ from retention.cli.listing import print_listing, read_listing
 from retention.cli.tables import FitTable, console_for
 from retention.engine.inventory import InventorySummary, count_summary
 from retention.engine.scan import ScanReport
-from retention.engine.state import open_state_db
 from retention.errors import InvalidInput
 from retention.service.context import RunContext
 from retention.service.context import client as client_of
-from retention.service.lock import acquire
 from retention.service.logging import configure_logging, register_settings_secrets
 from retention.service.reading import ScanIncomplete, scan_as_set
+from retention.service.statedir import locked
 from retention.settings import load_settings
 from retention.units import format_bytes
 
@@ -63,10 +62,7 @@ def inventory_command(full: bool, listing: str | None, output: str) -> None:
         return
     if output == "csv":
         raise InvalidInput("--format csv lists organizers or groups", hint="add --list organizers")
-    with acquire(settings.state_dir, command="retention inventory"):
-        db = open_state_db(settings.state_db)
-        report = asyncio.run(_scan(RunContext(settings), db, full=full))
-        summary = count_summary(db)
+    report, summary = asyncio.run(_inventory(RunContext(settings), full=full))
     if output == "json":
         click.echo(json.dumps(summary.as_json(), indent=2))
     else:
@@ -80,6 +76,11 @@ def inventory_command(full: bool, listing: str | None, output: str) -> None:
             + (f"\n  … and {more} more" if more else ""),
             hint="these windows were not marked scanned; run `retention inventory` again",
         )
+
+
+async def _inventory(ctx: RunContext, *, full: bool) -> tuple[ScanReport, InventorySummary]:
+    async with locked(ctx.settings, command="retention inventory") as db:
+        return await _scan(ctx, db, full=full), count_summary(db)
 
 
 async def _scan(ctx: RunContext, db: Database, *, full: bool) -> ScanReport:

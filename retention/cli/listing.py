@@ -6,7 +6,6 @@ import csv
 import json
 import sqlite3
 import sys
-from contextlib import closing
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -14,6 +13,7 @@ from typing import Any
 
 from retention.cli.tables import FitTable, console_for, say
 from retention.errors import InvalidInput
+from retention.service.statedir import reader
 from retention.times import parse_stored_time
 from retention.units import format_age
 
@@ -48,15 +48,13 @@ class Listing:
 def _read(state_db: Path, query: str, params: tuple[Any, ...] = ()) -> list[dict[str, Any]]:
     if not state_db.is_file():
         raise InvalidInput(f"there is no inventory yet ({state_db})", hint=_NO_INVENTORY_HINT)
-    uri = f"{state_db.resolve().as_uri()}?mode=ro"
-    with closing(sqlite3.connect(uri, uri=True)) as conn:
-        conn.row_factory = sqlite3.Row
-        try:
-            return [dict(row) for row in conn.execute(query, params)]
-        except sqlite3.OperationalError:
-            raise InvalidInput(
-                f"{state_db} holds no inventory yet", hint=_NO_INVENTORY_HINT
-            ) from None
+    db = reader(state_db)
+    try:
+        return list(db.query(query, params))
+    except sqlite3.OperationalError:
+        raise InvalidInput(f"{state_db} holds no inventory yet", hint=_NO_INVENTORY_HINT) from None
+    finally:
+        db.close()
 
 
 def read_listing(state_db: Path, kind: str) -> Listing:

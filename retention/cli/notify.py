@@ -12,9 +12,8 @@ from retention.alerts.owners import due_notices
 from retention.cli.app import cli
 from retention.errors import InvalidInput, RuntimeFailure
 from retention.service.context import RunContext, load_policies, planner
-from retention.service.lock import acquire
 from retention.service.logging import configure_logging, register_settings_secrets
-from retention.service.preview import last_inventory
+from retention.service.statedir import read_only
 from retention.settings import load_settings
 
 DEFAULT_PREVIEW_DAYS = 7
@@ -79,8 +78,7 @@ def notify_preview(organizer: str | None, days: int | None) -> None:
     settings = settings.model_copy(update={"owner_notice_days": ahead})
     ctx = RunContext(settings)
     policy_set = load_policies(ctx)
-    with acquire(settings.state_dir, command="retention notify preview"):
-        db = last_inventory(settings, "preview a notice from")
+    with read_only(settings, "preview a notice from") as db:
         notices = due_notices(db, policy_set, ahead, planner(ctx), datetime.now(UTC))
     chosen = [
         n for n in notices if organizer is None or organizer in (n.email, str(n.organizer_key))

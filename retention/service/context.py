@@ -40,7 +40,8 @@ from retention.service.facts import admission_for, keep_coverage
 from retention.service.logging import register_secret
 from retention.service.reading import require_complete, scan_as_set, unless_stopped
 from retention.service.result import RunResult
-from retention.service.session import Check, LockWait, Session, open_session
+from retention.service.session import Check, Session, open_session
+from retention.service.statedir import LockWait
 from retention.settings import Settings
 
 Clock = Callable[[], datetime]

@@ -52,7 +52,7 @@ from retention.service.schedule import (
     schedules_for,
     when,
 )
-from retention.service.session import LockWait, RunStopped
+from retention.service.statedir import LockWait, RunStopped
 from retention.settings import Settings
 
 log = structlog.get_logger("retention.daemon")

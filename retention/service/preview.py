@@ -19,22 +19,19 @@ from sqlite_utils import Database
 
 from retention.audit.log import AuditLog
 from retention.audit.store import connect_reader
-from retention.engine.inventory import from_text
 from retention.engine.plan import Plan, SubjectForm, limit_plan
 from retention.engine.policy_checks import known_names
-from retention.engine.state import account_of, open_state_db, record_plan
+from retention.engine.state import account_of, record_plan
 from retention.errors import InvalidInput
 from retention.policy import PolicySet
 from retention.policy.names import check_hold_names
 from retention.service.checks import account_and_clock
 from retention.service.context import RunContext, load_policies, make_plan, refresh
 from retention.service.context import client as client_of
-from retention.service.lock import acquire
 from retention.service.record import CHECKPOINT_FILE
 from retention.service.session import Opening
+from retention.service.statedir import NO_INVENTORY_HINT, last_scan_time, locked
 from retention.settings import Settings
-
-NO_INVENTORY_HINT = "run `retention inventory` (it reads the API) to make one"
 
 
 @dataclass(frozen=True)
@@ -45,18 +42,6 @@ class Inventory:
     account_key: str | None
     scanned_at: datetime | None
     offline: bool
-
-
-def last_scan_time(db: Database) -> datetime | None:
-    """When the last complete scan finished; None when no scan ever completed."""
-    row = next(
-        db.query(
-            "SELECT finished_at FROM scans WHERE complete = 1 AND finished_at IS NOT NULL "
-            "ORDER BY finished_at DESC LIMIT 1"
-        ),
-        None,
-    )
-    return None if row is None else from_text(str(row["finished_at"]))
 
 
 @contextlib.contextmanager
@@ -86,39 +71,22 @@ def audit_subject(settings: Settings) -> Iterator[SubjectForm]:
         conn.close()
 
 
-def last_inventory(settings: Settings, use: str) -> Database:
-    """The state database, once a complete scan has filled it; else invalid input naming
-    what needed it (`use`: "plan offline on"). Never an empty one read as "nothing is due"."""
-    db = open_state_db(settings.state_db) if settings.state_db.is_file() else None
-    if db is None or last_scan_time(db) is None:
-        if db is not None:
-            db.close()
-        raise InvalidInput(
-            f"no inventory to {use}: no scan of {settings.state_db} has completed",
-            hint=NO_INVENTORY_HINT,
-        )
-    return db
-
-
 @contextlib.asynccontextmanager
 async def _inventory(
     ctx: RunContext, policy_sets: list[PolicySet], *, offline: bool
 ) -> AsyncIterator[Inventory]:
-    settings = ctx.settings
-    with acquire(settings.state_dir, ctx.lock.seconds, command="retention plan"):
-        db = (
-            last_inventory(settings, "plan offline on")
-            if offline
-            else open_state_db(settings.state_db)
-        )
-        try:
-            account = await _read(ctx, db, policy_sets[0], offline=offline)
-            for policy_set in policy_sets:
-                # A hold shrunk by a misspelt name must not pass for one in force, even here.
-                check_hold_names(policy_set, *known_names(db))
-            yield Inventory(db, account, last_scan_time(db), offline)
-        finally:
-            db.close()
+    async with locked(ctx.settings, command="retention plan", wait=ctx.lock, stop=ctx.stop) as db:
+        if offline and last_scan_time(db) is None:
+            raise InvalidInput(
+                f"no inventory to plan offline on: no scan of {ctx.settings.state_db} has "
+                "completed",
+                hint=NO_INVENTORY_HINT,
+            )
+        account = await _read(ctx, db, policy_sets[0], offline=offline)
+        for policy_set in policy_sets:
+            # A hold shrunk by a misspelt name must not pass for one in force, even here.
+            check_hold_names(policy_set, *known_names(db))
+        yield Inventory(db, account, last_scan_time(db), offline)
 
 
 async def _read(

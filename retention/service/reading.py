@@ -13,7 +13,7 @@ from retention.engine.scan import Progress, ScanReport, scan
 from retention.engine.stopping import GraceExpired, within_grace
 from retention.errors import RuntimeFailure
 from retention.goto.client import GoToClient
-from retention.service.session import RunStopped
+from retention.service.statedir import RunStopped
 from retention.settings import Settings
 
 

@@ -41,23 +41,16 @@ from sqlite_utils import Database
 from retention.alerts import runs as alerts
 from retention.audit.log import AuditLog
 from retention.audit.store import OUTCOMES
-from retention.engine.state import open_state_db
-from retention.errors import Refused, RemovalsInterrupted, RetentionError, RuntimeFailure
+from retention.errors import Refused, RemovalsInterrupted, RetentionError
 from retention.goto.client import GoToClient
 from retention.policy import PolicySet
 from retention.service import record
-from retention.service.lock import InstanceLocked, acquire
 from retention.service.logging import RunResult as RunState
 from retention.service.logging import RunSummary, log_run_summary
+from retention.service.statedir import LockWait, locked
 from retention.settings import Settings
 
 log = structlog.get_logger(__name__)
-
-LOCK_POLL_SECONDS = 1.0
-
-
-class RunStopped(RuntimeFailure):
-    """A stop (SIGTERM or the run's deadline) came before the run could do its work."""
 
 
 @dataclass(frozen=True)
@@ -108,44 +101,6 @@ class Session:
     counts: Callable[[], dict[str, int]] | None = None
 
 
-@dataclass(frozen=True)
-class LockWait:
-    """How long to wait for the state directory: 0 refuses at once, None until stopped."""
-
-    seconds: float | None = 0
-    on_wait: Callable[[InstanceLocked], None] | None = None
-
-
-async def _take_lock(
-    stack: contextlib.ExitStack,
-    settings: Settings,
-    command: str,
-    wait: LockWait,
-    stop: asyncio.Event,
-) -> None:
-    """Hold the lock for the session, polling without blocking the loop while another has it."""
-    loop = asyncio.get_running_loop()
-    deadline = None if wait.seconds is None else loop.time() + wait.seconds
-    told = False
-    while True:
-        try:
-            stack.enter_context(acquire(settings.state_dir, 0, command=command))
-        except InstanceLocked as exc:
-            if deadline is not None and loop.time() >= deadline:
-                raise
-            if stop.is_set():
-                raise RunStopped(
-                    f"stopped while waiting for the state directory ({exc.holder.describe()})",
-                    hint="nothing was done; the next run starts afresh",
-                ) from None
-            if not told and wait.on_wait is not None:
-                wait.on_wait(exc)
-            told = True
-        else:
-            return
-        await asyncio.sleep(LOCK_POLL_SECONDS)
-
-
 async def _check(check: Check, opening: Opening) -> None:
     outcome = check.run(opening)
     if inspect.isawaitable(outcome):
@@ -173,7 +128,7 @@ async def open_session(
     stop: asyncio.Event,
     checks: Sequence[Check] = (),
     api: GoToClient | None = None,
-    lock: LockWait = LockWait(),
+    lock: LockWait | None = None,
     opens_run: Callable[[AuditLog], bool] = lambda _audit: True,
 ) -> AsyncIterator[Session | None]:
     """Open a run for the `async with` block; yields None when `opens_run` says there is none.
@@ -181,9 +136,7 @@ async def open_session(
     Raises InstanceLocked (or RunStopped) when the state directory cannot be had, and the
     error of the first preflight check that fails, after recording it.
     """
-    with contextlib.ExitStack() as stack:
-        await _take_lock(stack, settings, f"retention {trigger}", lock, stop)
-        db = open_state_db(settings.state_db)
+    async with locked(settings, command=f"retention {trigger}", wait=lock, stop=stop) as db:
         opening = Opening(settings, clock, db, policy_set, api)
         for check in (c for c in checks if c.guards_audit):
             try:
@@ -191,32 +144,48 @@ async def open_session(
             except RetentionError as exc:
                 await alerts.refused_at_opening(settings, db, exc, trigger=trigger, clock=clock)
                 raise
-        audit = stack.enter_context(record.open_audit(settings, clock))
-        if not opens_run(audit):
-            yield None
-            return
-        started = clock()
-        session = Session(
-            record.new_run_id(started), started, settings, clock, db, audit, policy_set, stop
-        )
-        audit.run_started(
-            run_id=session.run_id, trigger=trigger, settings_summary=settings_summary(settings)
-        )
-        record.policy_loaded(audit, session.run_id, policy_set)
-        failure: BaseException | None = None
+        with record.open_audit(settings, clock) as audit:
+            if not opens_run(audit):
+                yield None
+                return
+            async with _run(settings, policy_set, audit, opening, trigger, checks, stop) as session:
+                yield session
+
+
+@contextlib.asynccontextmanager
+async def _run(  # noqa: PLR0917
+    settings: Settings,
+    policy_set: PolicySet,
+    audit: AuditLog,
+    opening: Opening,
+    trigger: str,
+    checks: Sequence[Check],
+    stop: asyncio.Event,
+) -> AsyncIterator[Session]:
+    """`run_started`, the rest of the preflight, the body, and whatever happens, its end."""
+    clock, db = opening.clock, opening.db
+    started = clock()
+    session = Session(
+        record.new_run_id(started), started, settings, clock, db, audit, policy_set, stop
+    )
+    audit.run_started(
+        run_id=session.run_id, trigger=trigger, settings_summary=settings_summary(settings)
+    )
+    record.policy_loaded(audit, session.run_id, policy_set)
+    failure: BaseException | None = None
+    try:
+        await _preflight(session, opening, [c for c in checks if not c.guards_audit])
+        yield session
+    except BaseException as exc:
+        failure = exc
+        if session.tally.result == "ok":
+            session.tally.result = "refused" if isinstance(exc, Refused) else "failed"
+        raise
+    finally:
         try:
-            await _preflight(session, opening, [c for c in checks if not c.guards_audit])
-            yield session
-        except BaseException as exc:
-            failure = exc
-            if session.tally.result == "ok":
-                session.tally.result = "refused" if isinstance(exc, Refused) else "failed"
-            raise
+            _finish(session)
         finally:
-            try:
-                _finish(session)
-            finally:
-                await _alert_end(session, trigger, failure)
+            await _alert_end(session, trigger, failure)
 
 
 async def _alert_end(session: Session, trigger: str, error: BaseException | None) -> None:

@@ -16,7 +16,8 @@ from retention.audit.store import connect_reader
 from retention.errors import Refused, RuntimeFailure
 from retention.policy import PolicySet, load_policy_set
 from retention.service.lock import InstanceLocked, acquire
-from retention.service.session import Check, LockWait, Opening, RunStopped, open_session
+from retention.service.session import Check, Opening, open_session
+from retention.service.statedir import LockWait, RunStopped
 from retention.settings import Settings
 
 pytestmark = pytest.mark.anyio
@@ -162,7 +163,7 @@ async def test_a_session_refuses_at_once_when_another_process_holds_the_lock(
 async def test_a_waiting_session_starts_once_the_lock_is_free_and_holds_it_throughout(
     settings: Settings, policy_set: PolicySet, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("retention.service.session.LOCK_POLL_SECONDS", 0.01)
+    monkeypatch.setattr("retention.service.statedir.LOCK_POLL_SECONDS", 0.01)
     told: list[str] = []
     holder = acquire(settings.state_dir, 0, command="retention run")
     holder.__enter__()
