@@ -202,31 +202,28 @@ class Explainer:
         return _verdict(action, "unknown", reason="no rule could be shown to apply")
 
     def _admitted(self, verdict: ActionVerdict, found: Findings) -> ActionVerdict:
-        """A due or subsumed verdict as the admission step leaves it: with its past due moment,
-        under a policy not refused when one calls for it, else `refused` by what refused it."""
+        """A due or subsumed verdict as the admission step leaves it: with the first moment a
+        policy not refused called for it, else `refused` by what refused its policies."""
         if verdict.verdict not in ("due", "subsumed") or verdict.policy is None:
             return verdict
-        session = found.decision.session
         action = verdict.action
+        session = found.decision.session
+        kind = action if verdict.verdict == "due" else "delete_session"
         if verdict.policy not in self._refused:
-            return replace(verdict, due=self._due_moment(verdict.policy, session))
-        for kind, name in sorted(found.due, key=lambda due: (due[0] != action, due[1])):
-            if name in self._refused or kind not in (action, "delete_session"):
+            return replace(verdict, due=self._first_due(found, kind, session))
+        for kind_now, name in sorted(found.due, key=lambda due: (due[0] != action, due[1])):
+            if name in self._refused or kind_now not in (action, "delete_session"):
                 continue
-            if kind == action:
-                return _verdict(
-                    action,
-                    "due",
-                    policy=name,
-                    due=self._due_moment(name, session),
-                    reason=f"due under {name}",
-                )
+            if kind_now == action:
+                reason, shown = f"due under {name}", "due"
+            else:
+                reason, shown = f"removed with the session, which {name} deletes", "subsumed"
             return _verdict(
                 action,
-                "subsumed",
+                shown,  # type: ignore[arg-type]
                 policy=name,
-                due=self._due_moment(name, session),
-                reason=f"removed with the session, which {name} deletes",
+                due=self._first_due(found, kind_now, session),
+                reason=reason,
             )
         by = self._refused[verdict.policy]
         return _verdict(
@@ -234,16 +231,25 @@ class Explainer:
             "refused",
             policy=verdict.policy,
             by=by,
-            due=self._due_moment(verdict.policy, session),
+            due=self._first_due(found, kind, session, refused=True),
             reason=f"policy {verdict.policy} is refused on its own ({by}): nothing it alone "
             "calls for is removed",
         )
 
-    def _due_moment(self, rule: str, session: SessionRecord) -> datetime | None:
-        policy = self._by_name.get(rule)
-        if policy is None or session.end_time is None:
-            return None
-        return policy.after.due_at(session.end_time)
+    def _first_due(
+        self, found: Findings, kind: str, session: SessionRecord, *, refused: bool = False
+    ) -> datetime | None:
+        """The first moment a rule (not refused, unless `refused`) called for `kind`."""
+        end = session.end_time
+        moments = [
+            policy.after.due_at(end)
+            for action, name in found.due
+            if action == kind
+            and (policy := self._by_name.get(name)) is not None
+            and end is not None
+            and (refused or name not in self._refused)
+        ]
+        return min(moments, default=None)
 
     def _awaiting_notice(
         self, action: DeleteAction, session: SessionRecord, wanted: Mapping[DeleteAction, str]

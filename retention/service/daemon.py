@@ -431,7 +431,7 @@ class Daemon:
         if self.scheduler is not None:
             self._install_jobs()
         log.info(
-            "policies loaded",
+            "policies reloaded",
             policies=[policy.name for policy in policy_set.enabled_policies],
             schedules={s.spec: list(s.policies) for s in self.schedules},
             digest=policy_set.digest,

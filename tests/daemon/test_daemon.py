@@ -135,14 +135,14 @@ def test_sighup_with_a_valid_set_replaces_the_policies_and_their_schedules(
     assert "sessions-90d" in policies
 
 
-def test_sighup_with_an_invalid_set_logs_every_problem_keeps_the_old_set_and_removes_nothing(
+def test_sighup_with_an_invalid_set_logs_every_problem_and_every_run_is_refused_until_it_loads(
     deployment: Any, daemon: Any, notify_socket: Any
 ) -> None:
     dep, proc, _mark, seen = reloaded_after_a_run(deployment, daemon, notify_socket, INVALID)
     rejected = proc.wait_for_event(
-        lambda e: e["event"].startswith("policy reload rejected"), after=seen
+        lambda e: e["event"].startswith("the policy folder does not load"), after=seen
     )
-    assert rejected["schedules"] == ["@every 2s"], "the old schedules stay"
+    assert rejected["schedules"] == ["@every 2s"], "the jobs stay, and refuse"
     problems = [e["problem"] for e in proc.events()[seen:] if e["event"] == "policy problem"]
     assert len(problems) == 3, problems
     assert any("unknown key 'afer'" in p for p in problems)
@@ -150,10 +150,12 @@ def test_sighup_with_an_invalid_set_logs_every_problem_keeps_the_old_set_and_rem
     assert any("has no unit" in p for p in problems)
     assert all(p.startswith(str(dep.policy_dir / "policies.yaml")) for p in problems)
 
-    # The old set runs on, but holds cannot be known from an invalid folder: fail closed.
+    # Holds cannot be known from an invalid folder: every run is refused before its scan.
     mark = len(dep.server.requests())
-    failed = proc.wait_for_run(after=len(proc.events()))
-    assert failed["result"] == "failed"
+    refused = proc.wait_for_event(
+        lambda e: e["event"] == "scheduled run did not complete", after=len(proc.events())
+    )
+    assert (refused["result"], refused["reason"]) == ("refused", "invalid_policies")
     assert dep.deletes(mark) == []
     assert proc.get("/healthz").status_code == 503
     assert proc.proc.poll() is None, "the daemon keeps running"

@@ -74,7 +74,8 @@ def test_a_due_recording_names_its_rule_and_the_later_actions_their_dates(
         "delete_attendees": ("not_yet", "attendees-60d", None),
         "delete_session": ("not_yet", "sessions-1y", None),
     }
-    assert explained.verdict("delete_recordings").due is None
+    # A due verdict gives the moment it became due: 30 days after the session ended.
+    assert explained.verdict("delete_recordings").due == record.end_time + timedelta(days=30)
     assert explained.verdict("delete_attendees").due == record.end_time + timedelta(days=60)
     assert explained.verdict("delete_session").due == datetime(2027, 10, 14, tzinfo=UTC)
 
@@ -240,5 +241,5 @@ def test_a_removal_awaiting_notice_is_not_yet_until_its_organizer_was_told_in_ti
     assert unnoticed.due == AS_OF + timedelta(days=7)
     assert "awaiting notice" in unnoticed.reason
     in_time = explainer(session(40, session_id=2)).verdict("delete_recordings")
-    assert (in_time.verdict, in_time.due) == ("due", None)
+    assert (in_time.verdict, in_time.due) == ("due", AS_OF - timedelta(days=10))
     assert Explainer(told, AS_OF)(session(40)).verdict("delete_recordings").verdict == "due"
