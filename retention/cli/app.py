@@ -27,6 +27,7 @@ COMMAND_MODULES = {
     "daemon": "daemon",
     "demo": "demo",
     "explain": "explain",
+    "init": "init",
     "inventory": "inventory",
     "notify": "notify",
     "plan": "plan",
