@@ -56,7 +56,7 @@ lock-lowest: $(DEV)
 # The sdist and the wheel, in dist/.
 dist: $(DEV)
 	rm -rf dist
-	$(BIN)/python -m build --outdir dist .
+	$(BIN)/python -m build --quiet --outdir dist .
 
 clean:
 	rm -rf $(VENV) demo-state dist build

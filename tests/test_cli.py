@@ -2,6 +2,7 @@
 
 import importlib
 import importlib.metadata
+import os
 import pkgutil
 import subprocess
 import sys
@@ -55,3 +56,12 @@ def test_version_is_the_package_version_and_the_installed_metadata_agrees() -> N
     assert result.exit_code == 0
     assert result.output == f"retention, version {retention.__version__}\n"
     assert importlib.metadata.version("goto-retention") == retention.__version__
+
+
+def test_shell_completion_completes_command_names() -> None:
+    env = {**os.environ, "_RETENTION_COMPLETE": "bash_complete", "COMP_WORDS": "retention in"}
+    env["COMP_CWORD"] = "1"
+    done = subprocess.run(
+        [sys.executable, "-m", "retention"], env=env, capture_output=True, text=True, check=True
+    )
+    assert done.stdout.split() == ["plain,init", "plain,inventory"]

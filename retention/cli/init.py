@@ -35,14 +35,14 @@ def installed_program() -> str:
     invoked = Path(sys.argv[0]).absolute()
     for program in (beside, invoked):
         if program.name == "retention" and program.is_file() and os.access(program, os.X_OK):
-            return _unit_word(str(program))
-    return f"{_unit_word(str(Path(sys.executable).absolute()))} -m retention"
+            return unit_word(str(program))
+    return f"{unit_word(str(Path(sys.executable).absolute()))} -m retention"
 
 
-def _unit_word(word: str) -> str:
+def unit_word(word: str) -> str:
     """`word` as one word of a unit's command line: systemd's specifiers and quoting escaped."""
     escaped = word.replace("%", "%%").replace("$", "$$")
-    if escaped.replace("/", "").replace("-", "").replace("_", "").replace(".", "").isalnum():
+    if all(char.isalnum() or char in "/-_.+@:,%$" for char in escaped):
         return escaped
     return '"' + escaped.replace("\\", "\\\\").replace('"', '\\"') + '"'
 

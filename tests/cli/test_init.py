@@ -12,6 +12,7 @@ from click.testing import CliRunner
 
 from retention import examples
 from retention.cli.app import cli
+from retention.cli.init import installed_program, unit_word
 
 TARGETS = ("retention.toml", "policies", "schema", "systemd")
 SYSTEMD_ANALYZE = shutil.which("systemd-analyze")
@@ -122,3 +123,18 @@ def test_units_init_writes_run_this_install_and_pass_systemd_verify(tmp_path: Pa
     )
     assert verified.returncode == 0, verified.stderr
     assert "retention" not in verified.stderr
+
+
+def test_units_run_python_m_retention_when_no_retention_script_is_found(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(sys, "executable", str(tmp_path / "bin" / "python3"))
+    monkeypatch.setattr(sys, "argv", [str(tmp_path / "retention" / "__main__.py"), "init"])
+    assert installed_program() == f"{tmp_path}/bin/python3 -m retention"
+
+
+def test_a_program_path_is_one_word_of_a_unit_command_line() -> None:
+    assert unit_word("/opt/retention/venv/bin/retention") == "/opt/retention/venv/bin/retention"
+    assert unit_word("/opt/my venv/bin/retention") == '"/opt/my venv/bin/retention"'
+    assert unit_word("/opt/100%/bin/retention") == "/opt/100%%/bin/retention"
+    assert unit_word('/opt/a"b$/retention') == '"/opt/a\\"b$$/retention"'
