@@ -44,7 +44,7 @@ torture: $(DEV)
 	RETENTION_HYPOTHESIS_EXAMPLES=2000 $(BIN)/pytest -q -n 2 tests/policy
 
 # The hashed locks: what a deployment installs, the tools on top, and the lowest versions
-# pyproject.toml allows (CI installs the wheel with each of the runtime two).
+# pyproject.toml allows (CI installs the wheel with requirements.lock and with requirements-lowest.lock).
 lock: $(DEV) lock-lowest
 	$(BIN)/uv pip compile pyproject.toml --generate-hashes --python-version 3.11 -o requirements.lock -q
 	$(BIN)/uv pip compile pyproject.toml --extra dev --generate-hashes --python-version 3.11 -o requirements-dev.lock -q
