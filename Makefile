@@ -6,7 +6,7 @@ RUNTIME := $(VENV)/.installed-runtime
 DEV := $(VENV)/.installed-dev
 PIP := $(BIN)/python -m pip --quiet --disable-pip-version-check
 
-.PHONY: demo test lint typecheck unit bench torture clean lock
+.PHONY: demo test lint typecheck unit bench torture clean lock lock-lowest dist
 
 # The service's own dependencies only (requirements.lock): what `make demo` and a deployment need.
 $(RUNTIME): requirements.lock pyproject.toml
@@ -43,10 +43,20 @@ torture: $(DEV)
 	$(BIN)/pytest -q -m torture tests/robustness
 	RETENTION_HYPOTHESIS_EXAMPLES=2000 $(BIN)/pytest -q -n 2 tests/policy
 
-lock: $(DEV)
-	$(PIP) install uv
+# The hashed locks: what a deployment installs, the tools on top, and the lowest versions
+# pyproject.toml allows (CI installs the wheel with requirements.lock and with requirements-lowest.lock).
+lock: $(DEV) lock-lowest
 	$(BIN)/uv pip compile pyproject.toml --generate-hashes --python-version 3.11 -o requirements.lock -q
 	$(BIN)/uv pip compile pyproject.toml --extra dev --generate-hashes --python-version 3.11 -o requirements-dev.lock -q
 
+lock-lowest: $(DEV)
+	$(PIP) install uv
+	$(BIN)/uv pip compile pyproject.toml --resolution lowest-direct --generate-hashes --python-version 3.11 -o requirements-lowest.lock -q
+
+# The sdist and the wheel, in dist/.
+dist: $(DEV)
+	rm -rf dist
+	$(BIN)/python -m build --quiet --outdir dist .
+
 clean:
-	rm -rf $(VENV) demo-state
+	rm -rf $(VENV) demo-state dist build

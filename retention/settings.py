@@ -332,7 +332,7 @@ def read_config_file(path: Path) -> dict[str, Any]:
     except tomllib.TOMLDecodeError as exc:
         raise SettingsError(
             f"RETENTION_CONFIG: {path} is not valid TOML: {exc}",
-            hint="fix the line named, see deploy/retention.toml.example",
+            hint="fix the line named; `retention init DIR` writes a commented example",
         ) from None
 
 

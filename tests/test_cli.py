@@ -1,12 +1,15 @@
 """The root command: version, help, and the usage exit code."""
 
 import importlib
+import importlib.metadata
+import os
 import pkgutil
 import subprocess
 import sys
 
 from click.testing import CliRunner
 
+import retention
 import retention.cli
 from retention.cli.app import COMMAND_MODULES, cli
 
@@ -46,3 +49,19 @@ def test_a_command_runs_in_a_fresh_interpreter_that_loaded_only_its_module() -> 
     assert "retention.cli.policy" in loaded
     assert "retention.cli.sandbox" not in loaded
     assert "retention.cli.daemon" not in loaded
+
+
+def test_version_is_the_package_version_and_the_installed_metadata_agrees() -> None:
+    result = CliRunner().invoke(cli, ["--version"])
+    assert result.exit_code == 0
+    assert result.output == f"retention, version {retention.__version__}\n"
+    assert importlib.metadata.version("goto-retention") == retention.__version__
+
+
+def test_shell_completion_completes_command_names() -> None:
+    env = {**os.environ, "_RETENTION_COMPLETE": "bash_complete", "COMP_WORDS": "retention in"}
+    env["COMP_CWORD"] = "1"
+    done = subprocess.run(
+        [sys.executable, "-m", "retention"], env=env, capture_output=True, text=True, check=True
+    )
+    assert done.stdout.split() == ["plain,init", "plain,inventory"]

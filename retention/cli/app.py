@@ -10,6 +10,7 @@ from typing import Any, NoReturn
 
 import click
 
+from retention import __version__
 from retention.cli.failures import known_failure
 from retention.errors import RetentionError
 from retention.service.logging import redact_text
@@ -27,6 +28,7 @@ COMMAND_MODULES: dict[str, str | tuple[str, ...]] = {
     "daemon": "daemon",
     "demo": "demo",
     "explain": "explain",
+    "init": "init",
     "inventory": "inventory",
     "notify": "notify",
     "plan": "plan",
@@ -94,7 +96,7 @@ def _state_dir() -> Path | None:
 
 @click.group(cls=RetentionGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--debug", is_flag=True, help="Show tracebacks for errors (secrets masked).")
-@click.version_option(package_name="goto-retention", prog_name="retention")
+@click.version_option(version=__version__, prog_name="retention")
 @click.pass_context
 def cli(ctx: click.Context, debug: bool) -> None:
     """Retention policies, legal holds and audited removals for GoTo Meeting."""

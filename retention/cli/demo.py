@@ -13,6 +13,7 @@ from pathlib import Path
 
 import click
 
+from retention import examples
 from retention.cli.app import cli
 from retention.errors import InvalidInput, RuntimeFailure
 
@@ -96,6 +97,18 @@ def _start_sandbox(workdir: Path) -> tuple[subprocess.Popen[str], str]:
     return proc, base_url
 
 
+def demo_policies(given: Path | None, local: Path) -> Path:
+    """The folder given, else `local` when it is a folder, else the shipped examples."""
+    if given is None:
+        return local if local.is_dir() else examples.POLICIES
+    if not given.is_dir():
+        raise InvalidInput(
+            f"policy folder {given} not found",
+            hint="name a folder of policy files, or leave --policies out for the shipped examples",
+        )
+    return given
+
+
 def _kept_session(plan_file: Path) -> str:
     """A session the plan keeps (held first), else one it removes: the one to explain."""
     plan = json.loads(plan_file.read_text(encoding="utf-8"))
@@ -115,16 +128,12 @@ def _kept_session(plan_file: Path) -> str:
 @click.option(
     "--policies",
     type=click.Path(path_type=Path, file_okay=False),
-    default=Path("policies"),
-    show_default=True,
-    help="The policy folder to demonstrate.",
+    default=None,
+    help="The policy folder to demonstrate  [default: ./policies, else the shipped examples]",
 )
-def demo(workdir: Path, policies: Path) -> None:
+def demo(workdir: Path, policies: Path | None) -> None:
     """Generate a sandbox account, then validate, test, plan, explain, apply, verify and report."""
-    if not policies.is_dir():
-        raise InvalidInput(
-            f"policy folder {policies} not found", hint="run the demo from the repository's root"
-        )
+    policies = demo_policies(policies, Path("policies"))
     if (workdir / "state").exists():
         for path in sorted((workdir / "state").rglob("*"), reverse=True):
             path.unlink() if path.is_file() else path.rmdir()
@@ -161,7 +170,8 @@ def demo(workdir: Path, policies: Path) -> None:
         f"  retention plan --as-of {(datetime.now(UTC) + timedelta(days=30)).date()}"
         "   # what goes next month\n"
         "  retention audit export --format csv > audit.csv   # for a spreadsheet\n"
-        "  edit policies/holds.yaml, then retention validate  # see FILE:LINE messages\n"
+        "  retention init site, edit site/policies/holds.yaml, retention validate site/policies"
+        "\n     # a mistake shows as FILE:LINE:COL: message\n"
         f"  (state and plan are in {workdir}/; set the RETENTION_* variables printed by\n"
         "   `retention sandbox` to run commands against your own sandbox)"
     )

@@ -17,8 +17,9 @@ import pytest
 from asgiclient import client_for
 from explain_checks import check_agreement
 from plans import plan_for
-from support import REPO, Deployment
+from support import Deployment
 
+from retention import examples
 from retention.engine.explain import Explainer
 from retention.engine.inventory import iter_sessions
 from retention.engine.scan import scan
@@ -50,7 +51,7 @@ async def test_explain_agrees_with_plan_for_every_session_of_a_generated_account
             concurrency=8,
         )
     assert report.complete
-    policies = load_policy_set([REPO / "policies"])
+    policies = load_policy_set([examples.POLICIES])
     sessions = list(iter_sessions(db))
     plan = plan_for(sessions, policies, NOW)
     explain = Explainer(policies, NOW)
@@ -67,7 +68,7 @@ async def test_explain_agrees_with_plan_for_every_session_of_a_generated_account
 def deployment(sandbox: Callable[..., Any], tmp_path: Path) -> Deployment:
     server = sandbox("--seed", "42", "--organizers", "30", "--groups", "7", "--days", "200")
     policy_dir = tmp_path / "policies"
-    shutil.copytree(REPO / "policies", policy_dir)
+    shutil.copytree(examples.POLICIES, policy_dir)
     scan_start = (datetime.now(UTC) - timedelta(days=210)).date().isoformat()
     env = server.service_env(tmp_path / "state", policy_dir, RETENTION_SCAN_START=scan_start)
     return Deployment(server, tmp_path, env)

@@ -13,13 +13,13 @@ import pytest
 from click.testing import CliRunner
 from support import run_retention
 
+from retention import examples
 from retention.cli.app import cli
 from retention.policy import PolicyError, json_schema, load_policy_set, parse_duration
 from retention.policy.durations import Duration
 
-ROOT = Path(__file__).parents[2]
-SHIPPED = ROOT / "policies"
-SCHEMA = ROOT / "schema" / "policy.schema.json"
+SHIPPED = examples.POLICIES
+SCHEMA = examples.SCHEMA / "policy.schema.json"
 RULE = (
     "policies:\n  - name: {name}\n    description: d\n"
     "    action: delete_recordings\n    after: {after}\n"

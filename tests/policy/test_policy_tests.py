@@ -9,12 +9,13 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
-from support import REPO, run_retention
+from support import run_retention
 
+from retention import examples
 from retention.engine.cases import case_files, load_cases, run_cases
 from retention.policy import PolicyError, load_policy_set
 
-SHIPPED = REPO / "policies"
+SHIPPED = examples.POLICIES
 CASE = """\
 tests:
   - name: A recording goes after 30 days

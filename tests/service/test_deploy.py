@@ -10,9 +10,10 @@ from pathlib import Path
 
 import pytest
 
+from retention import examples
 from retention.settings import ALL_SECRETS, SECRET_FIELDS, Settings, load_settings
 
-DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
+DEPLOY = examples.SYSTEMD
 UNITS = ("retention.service", "retention-run.service", "retention-run.timer")
 TEMPLATES = ("retention@.service", "retention-run@.service", "retention-run@.timer")
 SERVICES = ["retention.service", "retention-run.service", *TEMPLATES[:2]]
@@ -188,7 +189,7 @@ def test_timer_runs_the_oneshot_daily_persistently_with_a_random_delay() -> None
 def test_settings_example_documents_every_setting_with_its_default(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    example = (DEPLOY / "retention.toml.example").read_text()
+    example = examples.SETTINGS.read_text()
     assignment = re.compile(r"^# ([a-z_]+) = ")
     keys = [m.group(1) for line in example.splitlines() if (m := assignment.match(line))]
     assert sorted(keys) == sorted(set(Settings.model_fields) - {"config", *ALL_SECRETS})

@@ -22,6 +22,7 @@ import pytest
 from click.testing import CliRunner
 from support import run_retention
 
+from retention import examples
 from retention.cli.app import RetentionGroup
 from retention.cli.failures import known_failure
 from retention.service.logging import register_secret
@@ -29,7 +30,7 @@ from retention.service.logging import register_secret
 from .conftest import Service
 
 SANDBOX = ("--seed", "5", "--days", "90", "--sessions-per-day", "3")
-DEPLOY = Path(__file__).resolve().parents[3] / "deploy"
+DEPLOY = examples.SYSTEMD
 HOLD_ALL = "holds:\n  - id: FREEZE-1\n    reason: counsel asked\n    all: true\n"
 
 
