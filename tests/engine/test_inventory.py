@@ -66,11 +66,11 @@ def seeded(tmp_path):
 def test_state_database_is_created_in_wal_mode_at_the_latest_schema(tmp_path):
     db = open_state_db(tmp_path / "state" / "state.db")
     assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-    assert schema_version(db) == 4
+    assert schema_version(db) == 5
     assert MIGRATIONS.pending(db) == []
     assert {"alert_conditions", "notices_sent"} <= set(db.table_names())
     reopened = open_state_db(tmp_path / "state" / "state.db")
-    assert schema_version(reopened) == 4
+    assert schema_version(reopened) == 5
     assert MIGRATIONS.pending(reopened) == []
 
 
@@ -128,7 +128,7 @@ def test_state_database_of_an_earlier_version_opens_migrated_with_its_data(tmp_p
     record_plan(db, "p-new", "def", NOW)
     assert known_plan_hash(db, "p-new") == "def"
     assert known_plan_hash(db, "p-old") == ("abc" if version == 2 else None)
-    assert schema_version(open_state_db(path)) == 4
+    assert schema_version(open_state_db(path)) == 5
 
 
 def test_state_database_newer_than_this_program_is_refused(tmp_path):
