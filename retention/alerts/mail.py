@@ -56,7 +56,8 @@ class Relay:
 
 
 def relay_of(settings: Settings) -> Relay:
-    """`RETENTION_SMTP_URL` read; SettingsError when it is not one of the three forms."""
+    """`RETENTION_SMTP_URL` read; SettingsError when it is not one of the three forms (one
+    holding a password never loads: `settings.py` refuses it)."""
     parts = urlsplit(settings.smtp_url)
     if parts.scheme not in _PORTS or not parts.hostname:
         raise SettingsError(
@@ -64,12 +65,6 @@ def relay_of(settings: Settings) -> Relay:
             " is not an SMTP server URL",
             hint="write smtp+starttls://user@host:587, smtps://user@host:465 or"
             " smtp://localhost:25; the password goes in the credential smtp_password",
-        )
-    if parts.password:
-        raise SettingsError(
-            "RETENTION_SMTP_URL holds a password",
-            hint="take it out of the URL and put it in the credential smtp_password"
-            " (or RETENTION_SMTP_PASSWORD)",
         )
     user = unquote(parts.username) if parts.username else None
     return Relay(parts.scheme, parts.hostname, parts.port or _PORTS[parts.scheme], user)
