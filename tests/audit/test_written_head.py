@@ -14,7 +14,7 @@ from sqlite_utils import Database
 from retention.audit import AuditLog
 from retention.audit.head import HeadKeeper, HeadMark, RowHead, compare_written, written_mark
 from retention.audit.preflight import AuditUnverified, verify_before_write
-from retention.audit.store import AuditError
+from retention.audit.store import EVENT_KINDS, AuditError, _events_table
 from retention.audit.verify import verify_log
 
 Opener = Callable[..., AuditLog]
@@ -185,3 +185,30 @@ def test_a_last_row_rewritten_in_place_is_not_the_one_the_service_wrote() -> Non
     assert found is not None
     assert found.finding == "foreign_rows"
     assert found.rows == (11, 12)
+
+
+def test_a_log_made_before_adoptions_takes_one_once_opened_for_writing(
+    open_log: Opener, write_run: RunWriter, db_path: Path, state_db: Path
+) -> None:
+    log = open_log(state_db=state_db)
+    write_run(log)
+    log.close()
+    before = EVENT_KINDS[: EVENT_KINDS.index("notice_sent") + 1]
+    conn = sqlite3.connect(db_path, isolation_level=None)
+    (version,) = conn.execute("PRAGMA schema_version").fetchone()
+    conn.execute("PRAGMA writable_schema = ON")
+    conn.execute("UPDATE sqlite_master SET sql = ? WHERE name = 'events'", [_events_table(before)])
+    conn.execute(f"PRAGMA schema_version = {version + 1}")
+    conn.execute("PRAGMA writable_schema = OFF")
+    conn.execute("DELETE FROM _sqlite_migrations WHERE name = 'm003_adopted_kind'")
+    conn.close()
+    assert verify_log(db_path).schema == []  # an earlier version's log is not a finding
+    forger = open_log()  # opening for writing widens the kinds (m003), rows untouched
+    forger.run_started(run_id="run-invented", trigger="manual", settings_summary={})
+    forger.close()
+    log = open_log(state_db=state_db)
+    log.adopted(mark=_mark(state_db), reason="checked")
+    log.close()
+    report = verify_log(db_path, written=_mark(state_db))
+    assert report.findings == []
+    assert report.rows == 14
