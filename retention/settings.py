@@ -22,6 +22,7 @@ from pydantic_settings import (
 from retention.errors import SettingsError
 from retention.files import read_bytes
 from retention.times import parse_user_time, repeat_seconds
+from retention.urls import has_password, has_userinfo, masked
 
 DEFAULT_CONFIG_FILE = Path("/etc/retention/retention.toml")
 SECRET_FIELDS = ("client_secret", "refresh_token", "signing_key")
@@ -33,6 +34,16 @@ _CREDENTIAL_NAMES = {"notify": "notify_urls"}
 # Keys that hold a secret by their name, and URLs that carry credentials (`smtp://u:p@host`).
 _SECRET_KEY = re.compile(r"(?i)(?:secret|token|password|passwd|signing_key|private_key)$")
 _URL_CREDENTIALS = re.compile(r"://[^/@\s:]*:[^/@\s]+@")
+# URLs that may carry no user part at all (the client authenticates with its id and secret),
+# and the one that may name a user but never a password (the SMTP server's).
+_NO_USER_URLS = ("api_base_url", "token_url", "authorize_url")
+_IN_URL = "credentials never go in a URL"
+_URL_HINT = (
+    "take the user and password out of the URL: the API client authenticates with"
+    " RETENTION_CLIENT_ID and RETENTION_CLIENT_SECRET, the mail server's user with"
+    " RETENTION_SMTP_PASSWORD (or the credential smtp_password); then rotate the password that"
+    " was in the URL, as logs and earlier records may hold it (docs/deploy.md)"
+)
 
 
 class CredentialsSource(PydanticBaseSettingsSource):
@@ -271,6 +282,21 @@ class Settings(BaseSettings):
         """The allowed-signers file, or None when no one is named."""
         return Path(self.approvers) if self.approvers else None
 
+    @field_validator(*_NO_USER_URLS)
+    @classmethod
+    def _no_user_in_url(cls, value: str) -> str:
+        if has_userinfo(value):
+            what = "a user and password" if has_password(value) else "a user"
+            raise ValueError(f"holds {what} ({masked(value)}): {_IN_URL}")
+        return value
+
+    @field_validator("smtp_url")
+    @classmethod
+    def _no_password_in_smtp_url(cls, value: str) -> str:
+        if has_password(value):
+            raise ValueError(f"holds a password ({masked(value, keep_user=True)}): {_IN_URL}")
+        return value
+
     @field_validator("notify_repeat")
     @classmethod
     def _repeat_is_a_duration(cls, value: str) -> str:
@@ -385,7 +411,10 @@ def load_settings(**overrides: Any) -> Settings:
                 problems.append(f"{name} in {toml_file}: {error['msg']}")
             else:
                 problems.append(f"{variable}: {error['msg']}")
+        in_url = any(_IN_URL in problem for problem in problems)
         raise SettingsError(
             "invalid settings: " + "; ".join(problems),
-            hint="fix the environment variable or the key in the TOML file named above",
+            hint=_URL_HINT
+            if in_url
+            else "fix the environment variable or the key in the TOML file named above",
         ) from None

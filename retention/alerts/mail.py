@@ -18,6 +18,31 @@ from retention.settings import Settings
 
 SMTP_TIMEOUT_S = 30.0
 _PORTS = {"smtp": 25, "smtp+starttls": 587, "smtps": 465}
+# RFC 5321: a path of at most 256 octets with its angle brackets, a local part of at most 64.
+MAX_ADDRESS = 254
+MAX_LOCAL_PART = 64
+# What would end a header or name another recipient (`a@x, b@y`), or quote a display name.
+_NOT_IN_ADDRESS = frozenset(',;:<>()[]"\\')
+
+
+class InvalidAddress(ValueError):
+    """An organizer's address no message may be sent to; the reason never repeats it."""
+
+
+def address_problem(address: str) -> str | None:
+    """Why no message may go to `address` (said without repeating it), or None when one may."""
+    if any(ord(char) < 0x20 or ord(char) == 0x7F for char in address):
+        return "it holds a control character (a line break: header injection)"
+    if any(char.isspace() for char in address) or _NOT_IN_ADDRESS & set(address):
+        return "it holds a space or a character that would name another recipient"
+    if len(address.encode("utf-8")) > MAX_ADDRESS:
+        return f"it is longer than {MAX_ADDRESS} bytes"
+    local, at, domain = address.rpartition("@")
+    if not at or not local or not domain or "@" in local:
+        return "it is not one local part, one @ and a domain"
+    if len(local.encode("utf-8")) > MAX_LOCAL_PART:
+        return f"its local part is longer than {MAX_LOCAL_PART} bytes"
+    return None
 
 
 @dataclass(frozen=True)
@@ -31,7 +56,8 @@ class Relay:
 
 
 def relay_of(settings: Settings) -> Relay:
-    """`RETENTION_SMTP_URL` read; SettingsError when it is not one of the three forms."""
+    """`RETENTION_SMTP_URL` read; SettingsError when it is not one of the three forms (one
+    holding a password never loads: `settings.py` refuses it)."""
     parts = urlsplit(settings.smtp_url)
     if parts.scheme not in _PORTS or not parts.hostname:
         raise SettingsError(
@@ -40,18 +66,26 @@ def relay_of(settings: Settings) -> Relay:
             hint="write smtp+starttls://user@host:587, smtps://user@host:465 or"
             " smtp://localhost:25; the password goes in the credential smtp_password",
         )
-    if parts.password:
-        raise SettingsError(
-            "RETENTION_SMTP_URL holds a password",
-            hint="take it out of the URL and put it in the credential smtp_password"
-            " (or RETENTION_SMTP_PASSWORD)",
-        )
     user = unquote(parts.username) if parts.username else None
     return Relay(parts.scheme, parts.hostname, parts.port or _PORTS[parts.scheme], user)
 
 
 def message(settings: Settings, to: str, subject: str, body: str) -> EmailMessage:
-    """A message from RETENTION_NOTICE_FROM: HTML when the template is an .html one."""
+    """A message from RETENTION_NOTICE_FROM: HTML when the template is an .html one.
+
+    Raises InvalidAddress for an address no message may go to, or a message that cannot be
+    built (a line break in its subject): the reason names neither.
+    """
+    problem = address_problem(to)
+    if problem is not None:
+        raise InvalidAddress(f"the organizer's address is refused: {problem}")
+    try:
+        return _build(settings, to, subject, body)
+    except ValueError:
+        raise InvalidAddress("the message cannot be built: a header holds a line break") from None
+
+
+def _build(settings: Settings, to: str, subject: str, body: str) -> EmailMessage:
     mail = EmailMessage()
     sender = settings.notice_from or "goto-retention@localhost"
     mail["From"] = sender

@@ -2,7 +2,10 @@
 
 Mail goes first; an organizer's removals are recorded as noticed (state database) and a
 `notice_sent` event written (session ids and counts, never an address) only once the server
-took the message. A mail server that fails is logged and alerted, and never fails the run.
+took the message. A mail server that fails is logged and alerted, and never fails the run. An
+organizer whose address no message may go to (a line break, no `@`, over-long) is that
+organizer's problem: logged and alerted by organizer key (never the address), their removals
+stay awaiting notice, and the other organizers' notices go out.
 """
 
 from __future__ import annotations
@@ -10,6 +13,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from datetime import datetime, timedelta
+from email.message import EmailMessage
 from typing import TYPE_CHECKING
 
 import structlog
@@ -41,6 +45,7 @@ log = structlog.get_logger(__name__)
 # a removal: its organizer is told all the same).
 MakePlan = Callable[..., Plan]
 NOTICES_FAILED = "notices"
+ADDRESSES_REFUSED = "notice_addresses"
 
 
 def awaiting_notice(plan: Plan, policy_set: PolicySet, db: Database, settings: Settings) -> Plan:
@@ -76,10 +81,10 @@ async def send_owner_notices(session: Session, make_plan: MakePlan) -> int:
         due = due_notices(
             session.db, session.policy_set, settings.owner_notice_days, make_plan, now
         )
-        notices = [n for n in due if n.email]
+        notices, mails, refused = _addressable([n for n in due if n.email], settings)
+        await _settle_refused(session, now, refused)
         if not notices:
             return 0
-        mails = [mail.message(settings, str(n.email), *render(n, settings)) for n in notices]
         accepted = await asyncio.to_thread(mail.send, settings, mails)
     except RetentionError as exc:
         log.warning("owner notices not sent", error=exc.message)
@@ -125,6 +130,45 @@ async def settle_unsent(settings: Settings, db: Database, now: datetime, count: 
         "and check the mail server; `retention notify preview` shows the notices due",
     )
     await settle(settings, db, now, found=[found])
+
+
+def _addressable(
+    notices: list[OwnerNotice], settings: Settings
+) -> tuple[list[OwnerNotice], list[EmailMessage], list[OwnerNotice]]:
+    """The notices a message can go to, their messages, and the others (each one logged)."""
+    kept: list[OwnerNotice] = []
+    mails: list[EmailMessage] = []
+    refused: list[OwnerNotice] = []
+    for notice in notices:
+        try:
+            mails.append(mail.message(settings, str(notice.email), *render(notice, settings)))
+        except mail.InvalidAddress as exc:
+            log.warning(
+                "owner notice not sent: invalid address",
+                organizer=notice.organizer_key,
+                problem=str(exc),
+                removals=len(notice.lines),
+            )
+            refused.append(notice)
+            continue
+        kept.append(notice)
+    return kept, mails, refused
+
+
+async def _settle_refused(session: Session, now: datetime, refused: list[OwnerNotice]) -> None:
+    """One alert naming the organizers (by key) whose address no notice can go to."""
+    if not refused:
+        await settle(session.settings, session.db, now, gone=[ADDRESSES_REFUSED])
+        return
+    keys = ", ".join(str(notice.organizer_key) for notice in refused)
+    body = (
+        f"no owner notice can be sent to organizer {keys}: the address in GoTo is invalid"
+        " (a line break, no @, or over-long). Their removals wait for a notice; the other"
+        " organizers' went out.\nhint: correct the organizer's email in GoTo; the next run"
+        " sends the notice"
+    )
+    alert = Alert(ADDRESSES_REFUSED, "owner notices: invalid addresses", body)
+    await settle(session.settings, session.db, now, found=[alert])
 
 
 def _record(session: Session, notice: OwnerNotice, now: datetime) -> None:

@@ -16,7 +16,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlite_utils import Database
 
 from retention.audit import checkpoint as checkpoints
-from retention.audit.head import WrittenHead, record_head
+from retention.audit.head import HeadKeeper, HeadMark, RowHead, WrittenHead, record_head
 from retention.audit.intents import ATTENDEE_ACTIONS, RECORDING_ACTIONS, Intent, pending_intents
 from retention.audit.policyref import policy_loaded_data
 from retention.audit.store import (
@@ -65,6 +65,7 @@ class AuditLog:
         checkpoint_path: Path,
         clock: Callable[[], datetime],
         witness: Sequence[str] | None = None,
+        heads: HeadKeeper | None = None,
     ) -> None:
         self._conn = db_conn
         self.path = path
@@ -78,6 +79,8 @@ class AuditLog:
         self._in_transaction = False
         self._witness = list(witness) if witness else None
         self.witness_failures = 0
+        self._heads = heads
+        self._adopting = False
 
     @classmethod
     def open(
@@ -89,8 +92,13 @@ class AuditLog:
         checkpoint_path: Path | None = None,
         clock: Callable[[], datetime],
         witness: Sequence[str] | None = None,
+        state_db: Path | None = None,
     ) -> Self:
-        """Open or create the log at `path`; refuse one whose append-only schema was altered."""
+        """Open or create the log at `path`; refuse one whose append-only schema was altered.
+
+        With `state_db`, the written head is kept there before each commit (`audit/head.py`),
+        and an append to a record that no longer ends where this service left it is refused.
+        """
         db = connect_writer(path)
         problems = schema_problems(db.conn)
         if problems:
@@ -100,6 +108,14 @@ class AuditLog:
                 hint="run `retention audit verify` and keep this file as evidence;"
                 " start a new record only after investigating",
             )
+        try:
+            heads = HeadKeeper.open(state_db) if state_db is not None else None
+        except sqlite3.Error as exc:
+            db.close()
+            raise AuditError(
+                f"cannot keep the written head in {state_db}: {exc}",
+                hint="check the state directory is writable",
+            ) from exc
         return cls(
             db.conn,
             path=path,
@@ -108,11 +124,14 @@ class AuditLog:
             checkpoint_path=checkpoint_path or path.parent / "audit-checkpoints.jsonl",
             clock=clock,
             witness=witness,
+            heads=heads,
         )
 
     def close(self) -> None:
         """Close the connection (every event is already committed)."""
         self._conn.close()
+        if self._heads is not None:
+            self._heads.close()
 
     def __enter__(self) -> Self:
         return self
@@ -137,7 +156,10 @@ class AuditLog:
             conn.execute("BEGIN IMMEDIATE")
             self._in_transaction = True
             try:
+                start = self._head()
+                self._check_written(start)
                 yield
+                self._mark_written(start)
             except BaseException:
                 conn.execute("ROLLBACK")
                 raise
@@ -150,6 +172,35 @@ class AuditLog:
                 hint="nothing was removed for this event; check the disk and run"
                 " `retention audit verify`",
             ) from exc
+
+    def _check_written(self, start: Head) -> None:
+        """The record ends where this service left it, or nothing is appended (nor signed)."""
+        if self._heads is None or self._adopting:
+            return
+        found = self._heads.check_start(self.log_id, start.rows, self._hash_at)
+        if found is not None:
+            raise AuditError(
+                f"the audit record {self.path} changed under this service: {found.message}",
+                hint="nothing more is written; run `retention audit verify --state-dir DIR`"
+                ' and see docs/audit.md, "The written head"',
+                reason="audit_unverified",
+            )
+
+    def _mark_written(self, start: Head) -> None:
+        """Before the commit: the head the record is about to reach, durable in the state."""
+        end = self._head()
+        if self._heads is not None and end != start:
+            self._heads.intend(
+                self.log_id, RowHead(start.rows, start.hash), RowHead(end.rows, end.hash)
+            )
+
+    def _hash_at(self, seq: int) -> str | None:
+        row = self._conn.execute("SELECT hash FROM events WHERE seq = ?", [seq]).fetchone()
+        return None if row is None else str(row[0])
+
+    def written_mark(self) -> HeadMark | None:
+        """The written head kept in the state database, when this log keeps one."""
+        return None if self._heads is None else self._heads.mark()
 
     def _append(self, event: str, data: Mapping[str, Any], **columns: Any) -> int:
         """Append one row, in its own transaction unless inside `transaction`."""
@@ -369,6 +420,30 @@ class AuditLog:
         )
         data = {"previous_log_id": previous_log_id, "previous_head": head, "reason": reason}
         return self._append("log_started", data)
+
+    def adopted(self, *, mark: HeadMark, reason: str) -> int:
+        """Accept the record as it is: an `adopted` row naming the head this service wrote and
+        the head the record has, and why; the written head then moves past it."""
+        if self._heads is None:
+            raise AuditError("adopting a record needs the state database that keeps its head")
+        self._adopting = True
+        try:
+            with self.transaction("an adopted event"):
+                found = self._head()
+                data = {
+                    "written_head": {
+                        "log_id": mark.log_id,
+                        "rows": mark.intended.rows,
+                        "head": mark.intended.hash,
+                        "previous_rows": mark.previous.rows,
+                        "previous_head": mark.previous.hash,
+                    },
+                    "record_head": {"rows": found.rows, "head": found.hash},
+                    "reason": reason,
+                }
+                return self._insert("adopted", data, {})
+        finally:
+            self._adopting = False
 
     def checkpoint(self, *, state: Database | None = None) -> checkpoints.Checkpoint:
         """Seal the rows so far as a row, a checkpoint-file line and a log line; signed if keyed.

@@ -13,7 +13,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlite_utils import Database
 
 from retention.audit.checkpoint import Checkpoint, read_checkpoint_file
-from retention.audit.head import last_head
+from retention.audit.head import database_file, last_head
 from retention.audit.log import AuditLog, Head, SubjectMode
 from retention.audit.store import AuditError, AuditInputError, connect_reader
 
@@ -61,6 +61,7 @@ def start_new_log(
         signing_key=signing_key,
         checkpoint_path=checkpoint_path,
         clock=clock,
+        state_db=database_file(state) if state is not None else None,
     ) as log:
         log.log_started(previous_log_id=previous_id, previous_head=previous_head, reason=reason)
         sealed = log.checkpoint(state=state)

@@ -20,7 +20,7 @@ from retention.audit.checkpoint import (
     load_signing_key,
     read_checkpoint_file,
 )
-from retention.audit.head import WrittenHead, last_head
+from retention.audit.head import HeadMark, WrittenHead, compare_written, last_head, written_mark
 from retention.audit.keys import KeyRing, load_keyring, trusted_key_paths
 from retention.audit.store import (
     GENESIS_HASH,
@@ -48,14 +48,19 @@ _HINT = (
     " as evidence. Once it is clean the service runs again; a lost record is replaced only"
     " on purpose, with `retention audit init --new-log --reason TEXT`"
 )
+_WRITTEN_HINT = (
+    "nothing was scanned, removed or written; run `retention audit verify --state-dir DIR`,"
+    ' check the rows it names (docs/audit.md, "The written head"), and once they are'
+    " explained accept the record as it is with `retention audit adopt --reason TEXT`"
+)
 
 
 class AuditUnverified(RuntimeFailure):
     """The record cannot be vouched for, so the service refuses to extend or sign it."""
 
-    def __init__(self, message: str, *, finding: str) -> None:
+    def __init__(self, message: str, *, finding: str, hint: str = _HINT) -> None:
         super().__init__(
-            f"the audit record cannot be verified: {message}", hint=_HINT, reason="audit_unverified"
+            f"the audit record cannot be verified: {message}", hint=hint, reason="audit_unverified"
         )
         self.finding = finding
 
@@ -80,20 +85,25 @@ def verify_before_write(
     last_head: WrittenHead | None = None,
     full: bool = False,
     since: WrittenHead | None = None,
+    written: HeadMark | None = None,
 ) -> Preflight:
     """Refuse (AuditUnverified) unless the record chains from a vouched checkpoint to its head.
 
     Rows sealed by the anchor are vouched for by its head hash; an edit that left their stored
     hashes alone is found by `full=True` (every row rehashed, as `audit verify` does). `since`,
     a head this process verified before (`Preflight.head`), is the anchor instead of the file's:
-    the rows after it are rehashed, whatever checkpoint lines were added since.
+    the rows after it are rehashed, whatever checkpoint lines were added since. `written`, the
+    written head kept in the state database: the record must end at it, or just before the
+    commit it was written for (`audit/head.py`).
     Read-only: the log is opened with mode=ro and nothing is written anywhere.
     """
     started = time.perf_counter()
     lines = _lines(checkpoint_path)
     if not audit_db.exists():
-        named = {c.log_id for _n, c in lines.checkpoints} | (
-            {last_head.log_id} if last_head else set()
+        named = (
+            {c.log_id for _n, c in lines.checkpoints}
+            | ({last_head.log_id} if last_head else set())
+            | ({written.log_id} if written else set())
         )
         if named:
             raise AuditUnverified(
@@ -119,6 +129,8 @@ def verify_before_write(
         ours = _our_lines(lines, log_id, checkpoint_path)
         anchor = _anchor(ours, keys, last_head, checkpoint_path)
         length = conn.execute("SELECT coalesce(max(seq), 0) FROM events").fetchone()[0]
+        if written is not None:
+            _matches_written(conn, written, log_id, length)
         if not ours and last_head is None:
             _never_sealed(conn, audit_db)
         for _line, sealed in ours:
@@ -153,7 +165,21 @@ def check_record(
         last_head=last_head(state),
         full=full,
         since=since,
+        written=written_mark(state),
     )
+
+
+def _matches_written(conn: sqlite3.Connection, written: HeadMark, log_id: str, length: int) -> None:
+    """The record ends where the service left it: rows past it, or missing, refuse the run."""
+
+    def hash_at(seq: int) -> str | None:
+        row = conn.execute("SELECT hash FROM events WHERE seq = ?", [seq]).fetchone()
+        return None if row is None else str(row[0])
+
+    found = compare_written(written, log_id, length, hash_at)
+    if found is not None:
+        hint = _HINT if found.finding == "replaced_log" else _WRITTEN_HINT
+        raise AuditUnverified(found.message, finding=found.finding, hint=hint)
 
 
 def _lines(path: Path) -> CheckpointLines:

@@ -34,10 +34,11 @@ EVENT_KINDS = (
     "plan_expired",
     "notice_sent",
     "hold_scope_left",
+    "adopted",
 )
 # The CHECK lists of logs made by earlier versions: before `log_started`, before proposals and
-# notices, before holds' kept coverage. Opening such a log for writing widens its list to
-# EVENT_KINDS (m002).
+# notices, before holds' kept coverage and `adopted`. Opening such a log for writing widens its
+# list to EVENT_KINDS (m002, then m003 for logs m002 had already brought to the list before).
 _EARLIER_KINDS = (EVENT_KINDS[:9], EVENT_KINDS[:10], EVENT_KINDS[:13])
 OUTCOMES = ("deleted", "already_absent", "failed", "skipped_hold", "skipped_changed")
 # Every column of `events`; a row's hash covers all of them except `hash` itself.
@@ -152,6 +153,12 @@ def m002_event_kinds(db: Database) -> None:
     )
     db.execute(f"PRAGMA schema_version = {int(version) + 1}")
     db.execute("PRAGMA writable_schema = OFF")
+
+
+@MIGRATIONS()
+def m003_adopted_kind(db: Database) -> None:
+    """Widen the CHECK list of a log made before `adopted` existed (as m002 does)."""
+    m002_event_kinds(db)
 
 
 class AuditError(RuntimeFailure):

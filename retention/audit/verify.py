@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from retention.audit.checkpoint import Checkpoint, CheckpointLines, read_checkpoint_file
-from retention.audit.head import WrittenHead
+from retention.audit.head import HeadMark, WrittenHead, compare_written
 from retention.audit.keys import KeyRing
 from retention.audit.outcome_checks import outcome_problems
 from retention.audit.store import (
@@ -74,6 +74,7 @@ class VerifyReport:
     external_checkpoints: int = 0
     latest_external: dict[str, Any] | None = None
     pending_intents: list[int] = field(default_factory=list)
+    written_head: dict[str, Any] | None = None
     findings: list[Finding] = field(default_factory=list)
     seconds: float = 0.0
 
@@ -142,10 +143,12 @@ def verify_log(
     checkpoint_file: Path | None = None,
     keys: KeyRing | None = None,
     last_head: WrittenHead | None = None,
+    written: HeadMark | None = None,
 ) -> VerifyReport:
     """Verify the log at `path`; read-only. Unreadable inputs raise AuditInputError (exit 2).
 
-    `last_head`, the seal the service last wrote (from its state database), must be in the log.
+    `last_head`, the seal the service last wrote (from its state database), must be in the log;
+    the record must end at `written`, the written head, or just before its last commit.
     """
     keys = keys or KeyRing()
     lines = read_checkpoint_file(checkpoint_file) if checkpoint_file else CheckpointLines([], [])
@@ -164,6 +167,8 @@ def verify_log(
             _check_chain(conn, report, state)
             if last_head is not None:
                 _check_last_head(report, state, last_head)
+            if written is not None:
+                _check_written(conn, report, written)
             _check_external(report, state, checkpoint_file)
             report.pending_intents, problems = outcome_problems(conn)
             for code, message, seq in problems:
@@ -277,6 +282,32 @@ def _check_last_head(report: VerifyReport, state: _Checkpoints, head: WrittenHea
             seq=head.rows,
             expected=head.head,
             found=state.wanted_heads.get(head.rows),
+        )
+
+
+def _check_written(conn: sqlite3.Connection, report: VerifyReport, mark: HeadMark) -> None:
+    """Compare the record's end with the written head kept in the state database."""
+    length = int(conn.execute("SELECT coalesce(max(seq), 0) FROM events").fetchone()[0])
+
+    def hash_at(seq: int) -> str | None:
+        row = conn.execute("SELECT hash FROM events WHERE seq = ?", [seq]).fetchone()
+        return None if row is None else str(row[0])
+
+    found = compare_written(mark, report.log_id or "", length, hash_at)
+    report.written_head = {
+        "log_id": mark.log_id,
+        "rows": mark.intended.rows,
+        "head": mark.intended.hash,
+        "previous_rows": mark.previous.rows,
+        "previous_head": mark.previous.hash,
+        "record_rows": length,
+        "matches": found is None,
+    }
+    if found is not None:
+        code = "state_head" if found.finding == "replaced_log" else found.finding
+        first = found.rows[0] if found.rows else None
+        report.add(
+            code, found.message, seq=first, expected=str(mark.intended.rows), found=str(length)
         )
 
 

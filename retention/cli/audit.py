@@ -23,7 +23,7 @@ from retention.audit.export import (
     write_csv,
     write_jsonl,
 )
-from retention.audit.head import WrittenHead, last_head
+from retention.audit.head import HeadMark, WrittenHead, last_head, written_mark
 from retention.audit.keys import KeyRing, load_keyring, trusted_key_paths
 from retention.audit.report import render_report
 from retention.audit.store import AuditInputError, connect_reader
@@ -115,26 +115,45 @@ def record_path(db_path: Path | None) -> Path:
     return db_path if db_path is not None else load_settings().audit_db
 
 
-def _verify(db: Path, checkpoint_file: Path | None, public_keys: tuple[Path, ...]) -> VerifyReport:
-    """Verify with the given inputs, or the defaults: the file beside the log, the settings keys."""
+def _verify(
+    db: Path,
+    checkpoint_file: Path | None,
+    public_keys: tuple[Path, ...],
+    state_db: Path | None = None,
+) -> VerifyReport:
+    """Verify with the given inputs, or the defaults: the file beside the log, the settings keys.
+
+    `state_db` (from `--state-dir`, else the configured one when `db` is its record) gives the
+    heads the service wrote, which the record is compared with.
+    """
     if checkpoint_file is None and (db.parent / CHECKPOINT_FILE).is_file():
         checkpoint_file = db.parent / CHECKPOINT_FILE
+    sealed, written = _state_heads(db, state_db)
     return verify_log(
-        db, checkpoint_file=checkpoint_file, keys=_keys(public_keys), last_head=_sealed_last(db)
+        db,
+        checkpoint_file=checkpoint_file,
+        keys=_keys(public_keys),
+        last_head=sealed,
+        written=written,
     )
 
 
-def _sealed_last(db: Path) -> WrittenHead | None:
-    """The head the service last sealed, when `db` is the record of the configured state."""
-    settings = load_settings()
-    if db != settings.audit_db or not settings.state_db.is_file():
-        return None
-    uri = f"{settings.state_db.resolve().as_uri()}?mode=ro"
+def _state_heads(db: Path, state_db: Path | None) -> tuple[WrittenHead | None, HeadMark | None]:
+    """The head the service last sealed and its written head, read-only from the state."""
+    if state_db is None:
+        settings = load_settings()
+        if db != settings.audit_db:
+            return None, None
+        state_db = settings.state_db
+    if not state_db.is_file():
+        return None, None
+    uri = f"{state_db.resolve().as_uri()}?mode=ro"
     with closing(sqlite3.connect(uri, uri=True)) as conn:
         try:
-            return last_head(Database(conn))
+            state = Database(conn)
+            return last_head(state), written_mark(state)
         except sqlite3.DatabaseError:
-            return None
+            return None, None
 
 
 def _keys(public_keys: tuple[Path, ...]) -> KeyRing:
@@ -155,11 +174,19 @@ def audit() -> None:
 @audit.command()
 @db_option
 @_with(_verify_options)
+@click.option(
+    "--state-dir",
+    "state_dir",
+    type=click.Path(path_type=Path, file_okay=False),
+    help="A state directory: its audit.db (unless --db) is compared with the heads its"
+    " state.db says the service wrote (default: RETENTION_STATE_DIR's, for its own record).",
+)
 @click.option("--format", "output", type=click.Choice(["text", "json"]), default="text")
 def verify(
     db_path: Path | None,
     checkpoint_file: Path | None,
     public_keys: tuple[Path, ...],
+    state_dir: Path | None,
     output: str,
 ) -> None:
     """Recompute the hash chain and check schema, checkpoints and outcomes.
@@ -167,7 +194,11 @@ def verify(
     Exit 0 only when everything is clean, 1 when anything is wrong, 2 when an input file
     cannot be read.
     """
-    report = _verify(record_path(db_path), checkpoint_file, public_keys)
+    if state_dir is not None:
+        db = db_path if db_path is not None else state_dir / "audit.db"
+        report = _verify(db, checkpoint_file, public_keys, state_dir / "state.db")
+    else:
+        report = _verify(record_path(db_path), checkpoint_file, public_keys)
     if output == "json":
         click.echo(json.dumps(report.to_json(), indent=2))
     else:
@@ -206,6 +237,7 @@ def render_verify_text(report: VerifyReport) -> str:
             else ""
         ),
         f"Intents without outcome: {len(report.pending_intents)}",
+        _written_line(report.written_head),
     ]
     bad = report.first_bad_row
     if bad is not None:
@@ -217,6 +249,17 @@ def render_verify_text(report: VerifyReport) -> str:
     lines.append(f"Checked in {report.seconds:.2f} s ({rate})")
     lines.append(f"Result: {report.result}")
     return "\n".join(lines)
+
+
+def _written_line(written: dict[str, Any] | None) -> str:
+    if written is None:
+        return "Written head: not compared (no state directory, or none kept yet)"
+    verdict = "the record ends there" if written["matches"] else "MISMATCH"
+    return (
+        f"Written head: row {written['rows']:,} ({written['head'][:16]}…), before its last"
+        f" commit row {written['previous_rows']:,}; the record has {written['record_rows']:,}"
+        f" rows: {verdict}"
+    )
 
 
 @audit.command()

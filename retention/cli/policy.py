@@ -62,6 +62,7 @@ def validate(paths: tuple[Path, ...]) -> None:
     """Check policy files (default: RETENTION_POLICY_DIR); exit 0 valid, 2 invalid.
 
     Every problem is printed as FILE:LINE:COL: message (hint: ...). Warnings do not fail.
+    Every file read is listed with what it holds, and every entry skipped with why.
     When a scan has filled the inventory, group and organizer names are checked against it.
     """
     settings = load_settings()
@@ -87,6 +88,23 @@ def validate(paths: tuple[Path, ...]) -> None:
         f"{len(policy_set.holds)} holds in {len(policy_set.files)} files"
         f"{f', {len(warnings)} warnings' if warnings else ''}; digest {policy_set.digest[:16]}"
     )
+    _list_files(policy_set)
+
+
+def _plural(count: int, noun: str, nouns: str | None = None) -> str:
+    return f"{count} {noun if count == 1 else nouns or noun + 's'}"
+
+
+def _list_files(policy_set: PolicySet) -> None:
+    """Every file read, with what it holds, and every entry skipped, with why."""
+    for source in policy_set.files:
+        policies, holds = policy_set.counts(source.path)
+        holding = f"{_plural(policies, 'policy', 'policies')}, {_plural(holds, 'hold')}"
+        click.echo(f"read {source.path}: {holding}")
+    for path, tests in policy_set.test_files:
+        click.echo(f"read {path}: {_plural(tests, 'test')}")
+    for path, reason in policy_set.skipped:
+        click.echo(f"skipped {path} ({reason})")
 
 
 @cli.command()

@@ -12,6 +12,7 @@ from typing import Any
 from retention.engine.planitem import PLAN_FORMAT, PlanItem, plan_hash
 from retention.errors import InvalidInput
 from retention.times import parse_stored_time
+from retention.urls import without_userinfo
 
 DEFAULT_MAX_CLOCK_SKEW = timedelta(seconds=300)
 # One reason a plan is refused: its reason code (DECISIONS.md) and a sentence for people.
@@ -217,7 +218,9 @@ def _account_refusals(
                 f"the plan was made for account {plan.account_key}, this is account {account_key}",
             )
         )
-    recorded_url = plan.api_base_url
+    # Without a user part: a plan an older version made with credentials in the URL is bound
+    # to the same base URL, and the credential is never repeated.
+    recorded_url = None if plan.api_base_url is None else without_userinfo(plan.api_base_url)
     if (
         api_base_url is not None
         and recorded_url is not None

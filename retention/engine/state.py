@@ -12,6 +12,7 @@ from sqlite_utils.migrations import Migrations
 
 from retention.errors import RuntimeFailure
 from retention.times import parse_stored_time
+from retention.urls import has_userinfo, without_userinfo
 
 # Each migration runs once, in order, in its own transaction; sqlite-utils records it by name.
 MIGRATIONS = Migrations("retention.state")
@@ -189,6 +190,17 @@ def m005_hold_coverage_and_names(db: Database) -> None:
     )
 
 
+@MIGRATIONS()
+def m006_account_url_without_credentials(db: Database) -> None:
+    """The bound base URL without a user part an older version let through (user:password@):
+    the credential leaves the state, and the account binding compares URLs without it."""
+    row = db.execute("SELECT api_base_url FROM account WHERE id = 1").fetchone()
+    if row is not None and has_userinfo(str(row[0])):
+        db.execute(
+            "UPDATE account SET api_base_url = ? WHERE id = 1", [without_userinfo(str(row[0]))]
+        )
+
+
 def noticed_keys(db: Database) -> dict[tuple[int, str], datetime]:
     """Every (session id, action) its organizer was told of, with when (owner notices)."""
     return {
@@ -204,9 +216,12 @@ def account_of(db: Database) -> str | None:
 
 
 def bound_account(db: Database) -> tuple[str, str] | None:
-    """(api_base_url, account_key) recorded on first use, or None for a new state directory."""
+    """(api_base_url without a user part, account_key) recorded on first use, or None for a
+    new state directory."""
     row = next(db.query("SELECT api_base_url, account_key FROM account WHERE id = 1"), None)
-    return None if row is None else (str(row["api_base_url"]), str(row["account_key"]))
+    if row is None:
+        return None
+    return without_userinfo(str(row["api_base_url"])), str(row["account_key"])
 
 
 def bind_account(db: Database, api_base_url: str, account_key: str, at: datetime) -> None:

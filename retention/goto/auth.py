@@ -9,6 +9,8 @@ refresh rotates GoTo's refresh token).
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import math
 import re
 import time
 from collections.abc import Callable
@@ -49,6 +51,11 @@ _TOKEN_DEADLINE = 120.0
 # Refresh this long before expiry (a quarter of the lifetime, at most a minute), so that a token
 # does not expire between the check and the request.
 _MAX_EARLY_REFRESH = 60.0
+# An access token lives 60 minutes (GoTo's guides); `expires_in` is believed between a minute
+# and a day, and clamped to them otherwise.
+TOKEN_LIFETIME = 3600.0
+MIN_TOKEN_LIFETIME = 60.0
+MAX_TOKEN_LIFETIME = 86_400.0
 _EXPIRY_MARGIN = 5.0
 # An OAuth error code (RFC 6749 5.2); anything else the endpoint says stays out of messages,
 # since an endpoint may echo the request, refresh token included.
@@ -347,8 +354,23 @@ def _text(value: object) -> str | None:
 
 
 def _expires_in(value: object) -> float:
-    try:
-        seconds = float(value)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        return 3600.0
-    return seconds if seconds > 0 else 3600.0
+    """`expires_in` as seconds an access token is used for, always within the bounds.
+
+    Absent, not a number, or NaN: the documented lifetime (60 minutes). A number beyond the
+    bounds (zero or negative, 1e300, infinity, an integer of 400 digits) is clamped to them,
+    and logged: no lifetime the endpoint sends can overflow a date or keep a token for ever.
+    """
+    seconds: float | None = None
+    if isinstance(value, int) and not isinstance(value, bool):
+        seconds = float(max(min(value, 10**12), -(10**12)))
+    elif isinstance(value, float | str) and not isinstance(value, bool):
+        with contextlib.suppress(ValueError):
+            seconds = float(value)
+    if seconds is None or math.isnan(seconds):
+        if value is not None:
+            log.warning("token answer's expires_in is not a number", used=TOKEN_LIFETIME)
+        return TOKEN_LIFETIME
+    used = min(max(seconds, MIN_TOKEN_LIFETIME), MAX_TOKEN_LIFETIME)
+    if used != seconds:
+        log.warning("token answer's expires_in is out of bounds", given=str(value)[:40], used=used)
+    return used

@@ -1,11 +1,13 @@
 """The policy folder is read whole or not at all: every entry is a policy file or an error.
 
-`*.yaml` and `*.yml` (any letter case) are policy files; dotfiles, `README*`, `*.md` and the
-`tests/` folder of policy tests are left alone. Anything else (a directory, a FIFO, a device, a
-symlink to anything but a regular file, `holds.json`, `holds.yaml.bak`) is an error naming the
-path, so that a hold written under the wrong name is never quietly skipped. Files are checked
-with stat before they are opened and opened without blocking, so a FIFO or /dev/zero is refused
-rather than read.
+`*.yaml` and `*.yml` (any letter case) are policy files, whatever the rest of their name
+(`README-legal-hold.yaml` included). Dotfiles (editors' files) and text that is not YAML
+(`README`, `*.md`) are skipped, and listed as skipped. The `tests/` folder holds policy tests,
+read apart (`policy/load.py` refuses one that holds policies or holds). Anything else (a
+directory, a FIFO, a device, a symlink to anything but a regular file, `holds.json`,
+`holds.yaml.bak`) is an error naming the path, so that a hold written under the wrong name is
+never quietly skipped. Files are checked with stat before they are opened and opened without
+blocking, so a FIFO or /dev/zero is refused rather than read.
 """
 
 from __future__ import annotations
@@ -27,12 +29,26 @@ _REGULAR_HINT = "a policy file must be a regular file: replace it with one, or m
 Fingerprint = tuple[tuple[str, int, int, int], ...]
 
 
+Skipped = tuple[tuple[Path, str], ...]  # (path, why it was not read)
+
+
 @dataclass(frozen=True)
 class FolderListing:
-    """The policy files of a folder, sorted by name, and the entries it refuses."""
+    """The policy files of a folder, sorted by name, the entries it refuses and those it skips."""
 
     files: tuple[Path, ...]
     problems: tuple[Problem, ...]
+    skipped: Skipped = ()
+
+
+@dataclass(frozen=True)
+class Expanded:
+    """What the paths given hold: policy files, the entries refused and skipped, test files."""
+
+    files: list[Path]
+    problems: list[Problem]
+    skipped: list[tuple[Path, str]]
+    test_files: list[Path]
 
 
 def is_policy_name(name: str) -> bool:
@@ -40,14 +56,14 @@ def is_policy_name(name: str) -> bool:
     return name.lower().endswith(POLICY_SUFFIXES)
 
 
-def _left_alone(name: str, is_dir: bool) -> bool:
+def skip_reason(name: str) -> str | None:
+    """Why an entry of this name is not read at all (a dotfile, text that is not YAML)."""
+    if name.startswith("."):
+        return "a dotfile"
     lowered = name.lower()
-    return (
-        name.startswith(".")
-        or lowered.startswith("readme")
-        or lowered.endswith(".md")
-        or (is_dir and name == TESTS_FOLDER)
-    )
+    if not is_policy_name(name) and (lowered.startswith("readme") or lowered.endswith(".md")):
+        return "text, not YAML"
+    return None
 
 
 def _kind(mode: int) -> str:
@@ -91,32 +107,45 @@ def _entry_problem(path: Path) -> Problem | None:
 
 
 def list_folder(folder: Path) -> FolderListing:
-    """Every entry of `folder`: the policy files to load and the entries that are errors."""
+    """Every entry of `folder`: the policy files to load, the entries that are errors, and
+    those skipped (the `tests/` folder is none of these: it is read apart)."""
     files: list[Path] = []
     problems: list[Problem] = []
-    for path in _entries(folder):
+    entries, skipped = _entries(folder)
+    for path in entries:
         problem = _entry_problem(path)
         if problem is None:
             files.append(path)
         else:
             problems.append(problem)
-    return FolderListing(tuple(files), tuple(problems))
+    return FolderListing(tuple(files), tuple(problems), tuple(skipped))
 
 
-def _entries(folder: Path) -> list[Path]:
-    """The folder's entries the rule applies to (what it leaves alone is not listed)."""
-    found = []
+def _entries(folder: Path) -> tuple[list[Path], list[tuple[Path, str]]]:
+    """The folder's entries the rule applies to, and those skipped with why."""
+    found: list[Path] = []
+    skipped: list[tuple[Path, str]] = []
     for entry in sorted(os.scandir(folder), key=lambda e: e.name):
-        if not _left_alone(entry.name, entry.is_dir(follow_symlinks=False)):
-            found.append(Path(folder) / entry.name)
-    return found
+        path = Path(folder) / entry.name
+        if entry.name == TESTS_FOLDER and entry.is_dir(follow_symlinks=False):
+            continue
+        reason = skip_reason(entry.name)
+        if reason is None:
+            found.append(path)
+        else:
+            skipped.append((path, reason))
+    return found, skipped
 
 
 def folder_fingerprint(folder: Path) -> Fingerprint:
-    """What changes when any entry the loader looks at changes (a new stray file included)."""
+    """What changes when any entry the loader looks at changes (a new stray file included,
+    and the policy tests, which are read to refuse one holding policies or holds)."""
     marks = []
     try:
-        entries = _entries(folder)
+        entries, _skipped = _entries(folder)
+        tests = Path(folder) / TESTS_FOLDER
+        if tests.is_dir():
+            entries += _entries(tests)[0]
     except OSError:
         return ()
     for path in entries:
@@ -161,30 +190,49 @@ def read_policy_bytes(path: Path) -> tuple[bytes | None, Problem | None]:
     return raw, None
 
 
-def expand_paths(paths: Sequence[Path]) -> tuple[list[Path], list[Problem]]:
-    """Files to load (each file as given, each folder's policy files) and the entries refused."""
+def expand_paths(paths: Sequence[Path]) -> Expanded:
+    """Files to load (each file as given, each folder's policy files), the entries refused and
+    skipped, and the test files of each folder's `tests/` (to be read for what they hold)."""
     if not paths:
-        return [], [Problem(".", 1, 1, "no policy path given", "name a file or folder")]
-    files: list[Path] = []
-    problems: list[Problem] = []
+        nothing = Problem(".", 1, 1, "no policy path given", "name a file or folder")
+        return Expanded([], [nothing], [], [])
+    expanded = Expanded([], [], [], [])
     for path in paths:
         try:
             mode = os.stat(path).st_mode
         except OSError:
-            problems.append(_problem(path, "no such file or folder", "check the path"))
+            expanded.problems.append(_problem(path, "no such file or folder", "check the path"))
             continue
         if not stat.S_ISDIR(mode):
-            files.append(path)
+            expanded.files.append(path)
             continue
         try:
             listing = list_folder(path)
         except OSError as exc:
-            problems.append(_problem(path, f"cannot list the folder: {exc.strerror}", "check it"))
+            message = f"cannot list the folder: {exc.strerror}"
+            expanded.problems.append(_problem(path, message, "check it"))
             continue
-        problems.extend(listing.problems)
+        expanded.problems.extend(listing.problems)
         if not listing.files and not listing.problems:
-            problems.append(
+            expanded.problems.append(
                 _problem(path, "folder holds no *.yaml or *.yml file", "add policy files")
             )
-        files.extend(listing.files)
-    return files, problems
+        expanded.files.extend(listing.files)
+        expanded.skipped.extend(listing.skipped)
+        _add_tests(expanded, path / TESTS_FOLDER)
+    return expanded
+
+
+def _add_tests(expanded: Expanded, tests: Path) -> None:
+    """The folder's policy tests, their stray entries as errors, what they skip."""
+    if not tests.is_dir() or tests.is_symlink():
+        return
+    try:
+        listing = list_folder(tests)
+    except OSError as exc:
+        message = f"cannot list the folder: {exc.strerror}"
+        expanded.problems.append(_problem(tests, message, "check it"))
+        return
+    expanded.problems.extend(listing.problems)
+    expanded.skipped.extend(listing.skipped)
+    expanded.test_files.extend(listing.files)

@@ -11,7 +11,7 @@ from typing import Any, Literal
 from pydantic import ValidationError
 
 from retention import canonical
-from retention.policy.folder import expand_paths, read_policy_bytes
+from retention.policy.folder import TESTS_FOLDER, expand_paths, read_policy_bytes
 from retention.policy.models import Hold, Policy, PolicyFileModel
 from retention.policy.problems import PolicyError, Problem, Severity
 from retention.policy.validation import ItemChecker, longer, null_problems, pydantic_problem
@@ -56,6 +56,13 @@ class PolicySet:
     digest: str
     warnings: tuple[Problem, ...]
     locations: Mapping[tuple[ItemKind, str], Location] = field(repr=False)
+    skipped: tuple[tuple[Path, str], ...] = ()
+    test_files: tuple[tuple[Path, int], ...] = ()  # each policy test file, its count of tests
+
+    def counts(self, path: Path) -> tuple[int, int]:
+        """How many policies and holds the file at `path` defines."""
+        kinds = [kind for (kind, _), where in self.locations.items() if where.file.path == path]
+        return kinds.count("policy"), kinds.count("hold")
 
     @property
     def enabled_policies(self) -> tuple[Policy, ...]:
@@ -81,11 +88,16 @@ def canonical_hash(policy: Policy) -> str:
 
 def load_policy_set(paths: Sequence[Path]) -> PolicySet:
     """Load and validate every file; raise PolicyError with every problem if any is an error."""
-    files, refused = expand_paths(paths)
-    problems: list[Problem] = list(refused)
+    expanded = expand_paths(paths)
+    problems: list[Problem] = list(expanded.problems)
     sources: list[SourceFile] = []
     items: list[tuple[SourceFile, PolicyFileModel]] = []
-    for path in files:
+    test_files = []
+    for path in expanded.test_files:
+        count, found = _read_test_file(path)
+        problems.extend(found)
+        test_files.append((path, count))
+    for path in expanded.files:
         source, model, found = _load_file(path)
         problems.extend(found)
         if source is not None and model is not None:
@@ -106,6 +118,8 @@ def load_policy_set(paths: Sequence[Path]) -> PolicySet:
         digest=_digest(sources),
         warnings=tuple(sorted(problems, key=lambda p: p.sort_key)),
         locations=locations,
+        skipped=tuple(expanded.skipped),
+        test_files=tuple(test_files),
     )
 
 
@@ -113,6 +127,38 @@ def _digest(sources: Sequence[SourceFile]) -> str:
     """One hash over the files' names and contents, independent of the order they were given."""
     lines = sorted(f"{source.path.name}\t{source.sha256}" for source in sources)
     return hashlib.sha256("\n".join(lines).encode("utf-8")).hexdigest()
+
+
+def _read_test_file(path: Path) -> tuple[int, list[Problem]]:
+    """A policy test file's count of tests; an error when it holds policies or holds, which
+    nothing would read there (or when it cannot be read to tell)."""
+    name = str(path)
+    raw, refused = read_policy_bytes(path)
+    if raw is None:
+        return 0, [] if refused is None else [refused]
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return 0, [Problem(name, 1, 1, f"not UTF-8 text: {exc.reason}", "save as UTF-8")]
+    parsed, problems = read_yaml(text, name)
+    if parsed is None:
+        return 0, problems
+    data = parsed.data if isinstance(parsed.data, dict) else {}
+    misplaced = [key for key in ("policies", "holds") if key in data]
+    for key in misplaced:
+        line, column = parsed.position((key,), key=True)
+        problems.append(
+            Problem(
+                name,
+                line,
+                column,
+                f"a policy test file holds `{key}`, which is never loaded from {TESTS_FOLDER}/",
+                f"move the {key} to a policy file outside {TESTS_FOLDER}/; a test file holds"
+                " `tests:` only",
+            )
+        )
+    tests = data.get("tests")
+    return (len(tests) if isinstance(tests, list) else 0), problems
 
 
 def _load_file(path: Path) -> tuple[SourceFile | None, PolicyFileModel | None, list[Problem]]:

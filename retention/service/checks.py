@@ -2,8 +2,9 @@
 
 1. `audit_verified` (guards the record): every row rehashed (one-off `run` and `apply`, and
    the daemon's start-up), or, for the daemon's scheduled runs, the rows since the head that
-   daemon itself last verified (`RecordWatch`); the checkpoints and their signatures, and the
-   head the service itself last sealed, either way.
+   daemon itself last verified (`RecordWatch`); the checkpoints and their signatures, the
+   head the service itself last sealed, and the written head (the record ends where the
+   service's last commit left it, `audit/head.py`), either way.
 2. `account_and_clock`: a token is obtained (or the one an earlier run kept is used, and the
    groups are read for the API's `Date`); the host clock is compared with the API's `Date`
    (beyond `RETENTION_MAX_CLOCK_SKEW` nothing is removed); the token answer's account and the

@@ -28,6 +28,7 @@ def open_audit(settings: Settings, clock: Callable[[], datetime]) -> AuditLog:
         checkpoint_path=settings.state_dir / CHECKPOINT_FILE,
         clock=clock,
         witness=witness_argv(settings.checkpoint_command),
+        state_db=settings.state_db,
     )
 
 

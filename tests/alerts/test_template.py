@@ -13,7 +13,7 @@ from retention.alerts.notices import NoticeLine, OwnerNotice, render
 from retention.cli.app import cli
 from retention.errors import InvalidInput
 from retention.sandbox.policies import RECORDINGS_30D
-from retention.settings import Settings
+from retention.settings import Settings, load_settings
 
 DUE = datetime(2026, 3, 8, tzinfo=UTC)
 NOTICE = OwnerNotice(
@@ -71,11 +71,13 @@ def test_a_broken_template_is_invalid_input(tmp_path: Path) -> None:
         render(NOTICE, settings)
 
 
-def test_a_password_in_the_smtp_url_is_refused(tmp_path: Path) -> None:
-    settings = Settings(state_dir=tmp_path, smtp_url="smtp+starttls://ops:hunter22@mail:587")
+def test_a_password_in_the_smtp_url_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("RETENTION_SMTP_URL", "smtp+starttls://ops:hunter22@mail:587")
 
     with pytest.raises(InvalidInput, match="holds a password") as refused:
-        mail.relay_of(settings)
+        load_settings(state_dir=tmp_path)
     assert "hunter22" not in f"{refused.value} {refused.value.hint}"
     assert mail.relay_of(Settings(state_dir=tmp_path, smtp_url="smtp://localhost")).port == 25
 

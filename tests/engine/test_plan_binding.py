@@ -118,3 +118,21 @@ def test_plan_files_written_before_the_binding_still_load_and_check(
     assert [item.session_id for item in loaded.items] == [1]
     assert loaded.account_key is None
     assert refusals(policy_set, document, account_key="7000002") == []
+
+
+def test_a_plan_made_with_credentials_in_its_base_url_is_bound_to_the_url_without_them(
+    policy_set: PolicySet,
+) -> None:
+    made = {"account_key": "7000001", "api_base_url": "http://ops:s3cr3t-pw@a.example/G2M/rest"}
+    document = plan_as_of(policy_set, NOW, **made).document()
+    assert (
+        refusals(
+            policy_set, document, account_key="7000001", api_base_url=("http://a.example/G2M/rest")
+        )
+        == []
+    )
+    found = refusals(
+        policy_set, document, account_key="7000001", api_base_url="http://b.example/G2M/rest"
+    )
+    assert [code for code, _ in found] == ["other_account"]
+    assert "s3cr3t-pw" not in found[0][1]

@@ -166,6 +166,11 @@ def test_calendar_year_from_a_leap_day_waits_for_the_first_of_march() -> None:
 
 
 HOLD = "holds:\n  - id: {id}\n    reason: litigation\n    all: true\n"
+CASES = (
+    "tests:\n  - name: one\n    as_of: 2026-12-01\n    session: {start: 2025-10-01T09:00:00Z}\n"
+    "    expect: {delete_recordings: due}\n  - name: two\n    as_of: 2026-12-01\n"
+    "    session: {start: 2026-11-30T09:00:00Z}\n    expect: {delete_recordings: not_yet}\n"
+)
 
 
 def test_yml_and_any_letter_case_are_policy_files(tmp_path: Path) -> None:
@@ -177,14 +182,63 @@ def test_yml_and_any_letter_case_are_policy_files(tmp_path: Path) -> None:
     assert sorted(hold.id for hold in loaded.holds) == ["H1", "H2", "H3"]
 
 
-def test_dotfiles_readmes_markdown_and_the_tests_folder_are_left_alone(tmp_path: Path) -> None:
+def test_dotfiles_and_text_are_skipped_and_every_yaml_file_is_read_whatever_its_name(
+    tmp_path: Path,
+) -> None:
     (tmp_path / "rules.yaml").write_text(RULE.format(name="r", after="90d"), encoding="utf-8")
+    (tmp_path / "README-legal-hold.yaml").write_text(HOLD.format(id="LIT-9"), encoding="utf-8")
     (tmp_path / ".rules.yaml.swp").write_bytes(b"\x00\xff")
     (tmp_path / "README").write_text("about these files", encoding="utf-8")
     (tmp_path / "notes.md").write_text("# notes", encoding="utf-8")
     (tmp_path / "tests").mkdir()
-    (tmp_path / "tests" / "case.yaml").write_text("not: [a policy", encoding="utf-8")
-    assert [policy.name for policy in load_policy_set([tmp_path]).policies] == ["r"]
+    (tmp_path / "tests" / "case.yaml").write_text(CASES, encoding="utf-8")
+    loaded = load_policy_set([tmp_path])
+    assert [policy.name for policy in loaded.policies] == ["r"]
+    assert [hold.id for hold in loaded.holds] == ["LIT-9"]
+    assert loaded.test_files == ((tmp_path / "tests" / "case.yaml", 2),)
+    assert sorted((path.name, why) for path, why in loaded.skipped) == [
+        (".rules.yaml.swp", "a dotfile"),
+        ("README", "text, not YAML"),
+        ("notes.md", "text, not YAML"),
+    ]
+
+
+@pytest.mark.parametrize("key", ["policies", "holds"])
+def test_a_policy_test_file_holding_policies_or_holds_is_an_error_naming_it(
+    tmp_path: Path, key: str
+) -> None:
+    (tmp_path / "rules.yaml").write_text(RULE.format(name="r", after="90d"), encoding="utf-8")
+    (tmp_path / "tests").mkdir()
+    misplaced = RULE.format(name="x", after="1d") if key == "policies" else HOLD.format(id="H")
+    (tmp_path / "tests" / "legal-hold.yaml").write_text(misplaced, encoding="utf-8")
+    with pytest.raises(PolicyError) as caught:
+        load_policy_set([tmp_path])
+    (problem,) = caught.value.errors
+    assert problem.path == str(tmp_path / "tests" / "legal-hold.yaml")
+    assert f"holds `{key}`" in problem.message
+    (tmp_path / "tests" / "broken.yaml").write_text("holds: [", encoding="utf-8")
+    (tmp_path / "tests" / "legal-hold.yaml").unlink()
+    with pytest.raises(PolicyError) as caught:
+        load_policy_set([tmp_path])
+    assert {p.path for p in caught.value.errors} == {str(tmp_path / "tests" / "broken.yaml")}
+
+
+def test_validate_lists_every_file_read_and_every_file_skipped(tmp_path: Path) -> None:
+    (tmp_path / "rules.yaml").write_text(RULE.format(name="r", after="90d"), encoding="utf-8")
+    (tmp_path / "README-legal-hold.yaml").write_text(HOLD.format(id="LIT-9"), encoding="utf-8")
+    (tmp_path / "README").write_text("about these files", encoding="utf-8")
+    (tmp_path / "tests").mkdir()
+    (tmp_path / "tests" / "case.yaml").write_text(CASES, encoding="utf-8")
+    result = CliRunner().invoke(cli, ["validate", str(tmp_path)], env={"RETENTION_CONFIG": ""})
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert lines[0].startswith("valid: 1 policies (1 enabled), 1 holds in 2 files")
+    assert lines[1:] == [
+        f"read {tmp_path / 'README-legal-hold.yaml'}: 0 policies, 1 hold",
+        f"read {tmp_path / 'rules.yaml'}: 1 policy, 0 holds",
+        f"read {tmp_path / 'tests' / 'case.yaml'}: 2 tests",
+        f"skipped {tmp_path / 'README'} (text, not YAML)",
+    ]
 
 
 def test_every_other_entry_is_an_error_naming_its_path(tmp_path: Path) -> None:

@@ -166,9 +166,9 @@ NAMES = st.one_of(
         lambda name: not name.startswith("readme")
     ),
 )  # fmt: skip
-# The entries a policy folder leaves alone, named one by one: hidden ones, README*, *.md, and
-# a `tests` directory.
-LEFT_ALONE = {".hidden.yaml", "README", "readme.yaml", "notes.md", "NOTES.MD"}
+# The entries a policy folder leaves alone, named one by one: hidden ones, README and *.md that
+# are not YAML, and a `tests` directory (`readme.yaml` is a policy file like any other).
+LEFT_ALONE = {".hidden.yaml", "README", "notes.md", "NOTES.MD"}
 
 
 def _make(path: Path, kind: str, text: str) -> None:
