@@ -22,6 +22,25 @@ def test_unknown_command_is_a_usage_error_with_exit_2() -> None:
     assert result.exit_code == 2
 
 
+def test_a_mistyped_command_suggests_the_nearest_and_exits_2() -> None:
+    result = CliRunner().invoke(cli, ["paln"])
+    assert result.exit_code == 2
+    assert "No such command 'paln'. Did you mean 'plan'" in result.output
+
+
+def test_a_mistyped_subcommand_suggests_within_its_group() -> None:
+    result = CliRunner().invoke(cli, ["audit", "verfiy"])
+    assert result.exit_code == 2
+    assert "Did you mean 'verify'?" in result.output
+
+
+def test_a_command_like_none_suggests_nothing() -> None:
+    result = CliRunner().invoke(cli, ["xyzzy"])
+    assert result.exit_code == 2
+    assert "No such command 'xyzzy'." in result.output
+    assert "Did you mean" not in result.output
+
+
 def test_every_command_is_loaded_from_the_module_that_defines_it() -> None:
     defined: dict[str, str] = {}
     for module in pkgutil.iter_modules(retention.cli.__path__):

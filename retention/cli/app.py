@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import importlib
 import sys
 import traceback
@@ -38,8 +39,32 @@ COMMAND_MODULES = {
 }
 
 
-class RetentionGroup(click.Group):
+class SuggestingGroup(click.Group):
+    """A group that answers a mistyped command with the nearest ones (`paln`: `plan`)."""
+
+    group_class: type[click.Group] | type[type] | None = type  # its subgroups suggest too
+
+    def resolve_command(
+        self, ctx: click.Context, args: list[str]
+    ) -> tuple[str | None, click.Command | None, list[str]]:
+        name = args[0] if args else ""
+        unknown = name and not name.startswith("-") and self.get_command(ctx, name) is None
+        if unknown and not ctx.resilient_parsing:
+            raise click.UsageError(_no_such_command(name, self.list_commands(ctx)), ctx)
+        return super().resolve_command(ctx, args)
+
+
+def _no_such_command(name: str, commands: list[str]) -> str:
+    close = difflib.get_close_matches(name, commands, n=3, cutoff=0.6)
+    if not close:
+        return f"No such command {name!r}."
+    return f"No such command {name!r}. Did you mean {' or '.join(map(repr, close))}?"
+
+
+class RetentionGroup(SuggestingGroup):
     """A click group that turns every known failure into one message and an exit code."""
+
+    group_class = SuggestingGroup  # `audit`, `config`, … : not the lazy command table
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted(set(super().list_commands(ctx)) | set(COMMAND_MODULES))
