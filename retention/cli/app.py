@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import difflib
 import importlib
+import logging
 import sys
 import traceback
 from pathlib import Path
@@ -13,6 +14,7 @@ import click
 
 from retention.cli.failures import known_failure
 from retention.errors import RetentionError
+from retention.service import journal
 from retention.service.logging import redact_text
 from retention.settings import load_settings
 
@@ -93,12 +95,19 @@ class RetentionGroup(SuggestingGroup):
 
 
 def _report(failure: RetentionError) -> NoReturn:
-    click.echo(f"error: {redact_text(failure.message)}", err=True)
+    _error_line(f"error: {redact_text(failure.message)}")
     if failure.hint:
-        click.echo(f"hint: {redact_text(failure.hint)}", err=True)
+        _error_line(f"hint: {redact_text(failure.hint)}")
     if failure.reason:
-        click.echo(f"reason: {failure.reason}", err=True)
+        _error_line(f"reason: {failure.reason}")
     sys.exit(failure.exit_code)
+
+
+def _error_line(text: str) -> None:
+    """A line of the failure on stderr, at error priority when journald reads the stream."""
+    if journal.is_journal_stream(sys.stderr):
+        text = journal.prefixed(text, logging.ERROR)
+    click.echo(text, err=True)
 
 
 def _print_traceback(exc: BaseException) -> None:

@@ -8,10 +8,12 @@ import sys
 from collections.abc import Mapping, MutableMapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from pathlib import Path
 from typing import Any, Literal, TextIO
 
 import structlog
 
+from retention.service import journal
 from retention.settings import ALL_SECRETS, Settings
 
 # A field is secret by its name when the name ends in one of these words
@@ -93,13 +95,58 @@ def redact_processor(
     return event_dict
 
 
+class _PriorityFormatter(structlog.stdlib.ProcessorFormatter):
+    """Lines for the journal's stream: each starts with its syslog priority (`<4>` warning)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return journal.prefixed(super().format(record), record.levelno)
+
+
+def journal_entries(socket_path: Path | None) -> Any:
+    """A processor that also sends the lines with a journal message id (the checkpoint) to the
+    journal's socket as entries with fields of their own; the line itself goes on unchanged."""
+
+    def send(
+        _logger: Any, method: str, event_dict: MutableMapping[str, Any]
+    ) -> MutableMapping[str, Any]:
+        message_id = journal.MESSAGE_IDS.get(str(event_dict.get("message_id")))
+        if message_id is None:
+            return event_dict
+        fields = {
+            key: value
+            for key, value in event_dict.items()
+            if not key.startswith("_") and key not in {"event", "level", "timestamp", "message_id"}
+        }
+        words = " ".join(f"{key}={value}" for key, value in fields.items())
+        level = str(event_dict.get("level", method))
+        journal.send(
+            {
+                "MESSAGE": f"{event_dict.get('event')} {words}",
+                "MESSAGE_ID": message_id,
+                "PRIORITY": journal.PRIORITY_BY_NAME.get(level, 6),
+                "SYSLOG_IDENTIFIER": "retention",
+                **{journal.field_name(key): value for key, value in fields.items()},
+            },
+            socket_path,
+        )
+        return event_dict
+
+    return send
+
+
 def configure_logging(
-    *, json: bool | None = None, level: int = logging.INFO, stream: TextIO | None = None
+    *,
+    json: bool | None = None,
+    level: int = logging.INFO,
+    stream: TextIO | None = None,
+    journal_socket: Path | None = journal.JOURNAL_SOCKET,
 ) -> None:
     """Route structlog and the standard library through one redacting handler on `stream`.
 
     `stream` defaults to stderr so that command output on stdout stays machine-readable; the
-    daemon passes stdout. JSON is chosen unless the stream is a terminal.
+    daemon passes stdout. JSON is chosen unless the stream is a terminal. Each line starts with
+    its syslog priority when the stream is the journal's (`JOURNAL_STREAM`); lines with a
+    journal message id also go to `journal_socket` when it exists.
     """
     out = stream if stream is not None else sys.stderr
     if json is None:
@@ -114,12 +161,18 @@ def configure_logging(
         structlog.processors.TimeStamper(fmt="iso", utc=True),
         structlog.stdlib.add_logger_name,
     ]
-    formatter = structlog.stdlib.ProcessorFormatter(
+    formatter_class = (
+        _PriorityFormatter
+        if journal.is_journal_stream(out)
+        else structlog.stdlib.ProcessorFormatter
+    )
+    formatter = formatter_class(
         foreign_pre_chain=stamped,
         processors=[
             structlog.stdlib.ProcessorFormatter.remove_processors_meta,
             structlog.processors.format_exc_info,
             redact_processor,
+            journal_entries(journal_socket),
             renderer,
         ],
     )
