@@ -8,7 +8,6 @@ import sys
 from datetime import UTC, datetime
 
 import click
-from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
 from sqlite_utils import Database
 
@@ -22,6 +21,7 @@ from retention.errors import InvalidInput
 from retention.service.lock import acquire
 from retention.service.logging import configure_logging, register_settings_secrets
 from retention.service.pipeline import Pipeline
+from retention.service.progress import progress_logged
 from retention.service.reading import ScanIncomplete, scan_as_set
 from retention.settings import load_settings
 from retention.units import format_bytes
@@ -84,9 +84,17 @@ def inventory_command(full: bool, listing: str | None, output: str) -> None:
 async def _scan(pipeline: Pipeline, db: Database, *, full: bool) -> ScanReport:
     async with pipeline.client() as client:
         if not sys.stderr.isatty():
-            return await scan_as_set(client, db, pipeline.settings, now=pipeline.clock(), full=full)
+            with progress_logged() as logged:
+                return await scan_as_set(
+                    client,
+                    db,
+                    pipeline.settings,
+                    now=pipeline.clock(),
+                    full=full,
+                    progress=None if logged is None else logged.reporter("scan", "windows"),
+                )
         columns = (BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
-        with Progress(*columns, console=Console(stderr=True), transient=True) as bar:
+        with Progress(*columns, console=console_for(stderr=True), transient=True) as bar:
             task = bar.add_task("scanning", total=None)
 
             def advance(done: int, total: int) -> None:
@@ -99,7 +107,7 @@ async def _scan(pipeline: Pipeline, db: Database, *, full: bool) -> ScanReport:
 
 def _print_table(summary: InventorySummary) -> None:
     table = FitTable("Inventory")
-    table.column("group")
+    table.column("group", "words")
     for column in ("organizers", "sessions", "recordings", "size", "attendee lists"):
         table.column(column, "number")
     for group in summary.groups:

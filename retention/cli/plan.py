@@ -31,6 +31,7 @@ from retention.engine.planfile import load_plan_file
 from retention.errors import InvalidInput, RuntimeFailure
 from retention.service.logging import configure_logging, register_settings_secrets
 from retention.service.pipeline import Pipeline, RunResult
+from retention.service.progress import ProgressLog, progress_logged
 from retention.settings import load_settings
 from retention.times import parse_user_time
 
@@ -124,13 +125,22 @@ def _execute_with_progress(
     pipeline: Pipeline, console: Console, job: Callable[[], Coroutine[Any, Any, RunResult]]
 ) -> RunResult:
     if not console.is_terminal:
-        return _run_with_signals(pipeline, job)
+        with progress_logged() as logged:
+            _log_progress(pipeline, logged)
+            return _run_with_signals(pipeline, job)
     progress = _RemovalProgress(console)
     pipeline.on_progress = progress.advance
     try:
         return _run_with_signals(pipeline, job)
     finally:
         progress.stop()
+
+
+def _log_progress(pipeline: Pipeline, logged: ProgressLog | None) -> None:
+    """Off a terminal: the scan's and the removals' progress as log lines."""
+    if logged is not None:
+        pipeline.on_scan_progress = logged.reporter("scan", "windows")
+        pipeline.on_progress = logged.reporter("removals", "removals")
 
 
 def _finish(result: RunResult, console: Console) -> None:
@@ -203,16 +213,18 @@ def plan_command(  # noqa: PLR0917
         raise InvalidInput(
             "--format markdown is the form of a policy change", hint="add --compare-to DIR"
         )
-    plan = reaching_api(
-        pipeline,
-        lambda: pipeline.preview(
-            as_of=moment,
-            selected=list(policies) or None,
-            record=out is not None,
-            limit=limit,
-            offline=offline,
-        ),
-    )
+    with progress_logged() as logged:
+        _log_progress(pipeline, logged)
+        plan = reaching_api(
+            pipeline,
+            lambda: pipeline.preview(
+                as_of=moment,
+                selected=list(policies) or None,
+                record=out is not None,
+                limit=limit,
+                offline=offline,
+            ),
+        )
     document = plan.document()
     console = console_for()
     notes = console_for(stderr=True) if output != "table" else console

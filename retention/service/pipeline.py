@@ -77,6 +77,7 @@ class Pipeline:
 
     `policy_set` is the set in force (the daemon's last good load); None reads the folder at
     each run. `stoppable_scan` abandons a scan when `stop` is set (nothing is removed yet).
+    `on_progress` and `on_scan_progress` hear (done, total) of the removals and of the scan.
     `on_client`, `on_scan` and `on_audit` see each client made, each scan done and each record
     opened (the daemon's metrics). `checks` are every run's preflight (the daemon's verifies the
     record incrementally after its start-up).
@@ -87,6 +88,7 @@ class Pipeline:
     transport: Transport | None = None
     stop: asyncio.Event = field(default_factory=asyncio.Event)
     on_progress: Callable[[int, int], None] | None = None
+    on_scan_progress: Callable[[int, int], None] | None = None
     lock: LockWait = field(default_factory=LockWait)
     policy_set: PolicySet | None = None
     stoppable_scan: bool = False
@@ -121,7 +123,9 @@ class Pipeline:
 
     async def refresh(self, client: GoToClient, db: Database) -> ScanReport:
         """Bring the inventory up to date; refuse to go on from an incomplete one."""
-        scanning = scan_as_set(client, db, self.settings, now=self.clock())
+        scanning = scan_as_set(
+            client, db, self.settings, now=self.clock(), progress=self.on_scan_progress
+        )
         report = await (unless_stopped(scanning, self.stop) if self.stoppable_scan else scanning)
         self.on_scan(report)
         return require_complete(report)
