@@ -1,14 +1,17 @@
 """The root command: version, help, and the usage exit code."""
 
 import importlib
+import json
 import pkgutil
 import subprocess
 import sys
+from pathlib import Path
 
 from click.testing import CliRunner
 
 import retention.cli
 from retention.cli.app import COMMAND_MODULES, cli
+from retention.cli.variables import NOT_SETTINGS, unknown_variables
 
 
 def test_help_lists_the_root_group() -> None:
@@ -65,3 +68,33 @@ def test_a_command_runs_in_a_fresh_interpreter_that_loaded_only_its_module() -> 
     assert "retention.cli.policy" in loaded
     assert "retention.cli.sandbox" not in loaded
     assert "retention.cli.daemon" not in loaded
+
+
+def test_a_mistyped_variable_is_warned_once_on_stderr_naming_the_nearest() -> None:
+    result = CliRunner().invoke(cli, ["schema"], env={"RETENTION_RATE_LIMT": "3"})
+    assert result.exit_code == 0
+    json.loads(result.stdout)  # the JSON on stdout is untouched
+    warnings = [line for line in result.stderr.splitlines() if "RETENTION_RATE_LIMT" in line]
+    assert warnings == [
+        "warning: RETENTION_RATE_LIMT is not a setting and is ignored"
+        " (did you mean RETENTION_RATE_LIMIT?)"
+    ]
+
+
+def test_settings_and_the_documented_variables_are_not_warned_about() -> None:
+    env = {
+        "RETENTION_RATE_LIMIT": "3",
+        "RETENTION_FAILPOINTS": "",
+        "RETENTION_HYPOTHESIS_EXAMPLES": "5",
+        "retention_state_dir": "/tmp",  # settings read variables in any case
+    }
+    assert unknown_variables(env) == []
+    assert unknown_variables({"RETENTION_XYZZY_PLUGH": "1"}) == [("RETENTION_XYZZY_PLUGH", None)]
+    result = CliRunner().invoke(cli, ["schema"], env=env)
+    assert "warning" not in result.stderr
+
+
+def test_the_allow_list_is_documented_in_the_readme() -> None:
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    for name in NOT_SETTINGS:
+        assert f"`{name}`" in readme

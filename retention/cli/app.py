@@ -13,6 +13,7 @@ from typing import Any, NoReturn
 import click
 
 from retention.cli.failures import known_failure
+from retention.cli.variables import warn_unknown_variables
 from retention.errors import RetentionError
 from retention.service import journal
 from retention.service.logging import redact_text
@@ -132,3 +133,4 @@ def cli(ctx: click.Context, debug: bool) -> None:
     """Retention policies, legal holds and audited removals for GoTo Meeting."""
     ctx.ensure_object(dict)
     ctx.obj["debug"] = debug
+    warn_unknown_variables()
