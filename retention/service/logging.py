@@ -95,7 +95,9 @@ def register_url(url: str) -> None:
         password = None
     if password:
         found += [password, unquote(password)]
-    found += [part for part in parts.path.split("/") if is_token(unquote(part))]
+    for part in parts.path.split("/"):
+        if is_token(unquote(part)):
+            found += [part, unquote(part)]
     for key, value in parse_qsl(parts.query, keep_blank_values=False):
         if _SECRET_KEY.search(key.lstrip("+-:")) or is_token(value):
             found.append(value)
