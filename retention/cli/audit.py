@@ -181,9 +181,11 @@ def verify(
     cannot be read.
     """
     with progress_logged() as logged:
+        progress = None
         if logged is not None:
             configure_logging()  # the lines go to stderr: stdout holds the report
-        progress = None if logged is None else logged.reporter("verify", "rows")
+            logged.update("verify", "rows", 0)  # lines during the integrity check too
+            progress = logged.reporter("verify", "rows")
         report = _verify(record_path(db_path), checkpoint_file, public_keys, progress)
     if output == "json":
         click.echo(json.dumps(report.to_json(), indent=2))

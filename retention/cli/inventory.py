@@ -85,13 +85,12 @@ async def _scan(pipeline: Pipeline, db: Database, *, full: bool) -> ScanReport:
     async with pipeline.client() as client:
         if not sys.stderr.isatty():
             with progress_logged() as logged:
+                report = None
+                if logged is not None:
+                    logged.update("scan", "windows", 0)  # lines from before the first window
+                    report = logged.reporter("scan", "windows")
                 return await scan_as_set(
-                    client,
-                    db,
-                    pipeline.settings,
-                    now=pipeline.clock(),
-                    full=full,
-                    progress=None if logged is None else logged.reporter("scan", "windows"),
+                    client, db, pipeline.settings, now=pipeline.clock(), full=full, progress=report
                 )
         columns = (BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
         with Progress(*columns, console=console_for(stderr=True), transient=True) as bar:

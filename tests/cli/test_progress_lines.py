@@ -13,6 +13,7 @@ from click.testing import CliRunner
 from support import Deployment
 
 import retention.cli.audit
+import retention.cli.inventory
 import retention.cli.plan  # noqa: F401  (attach their commands to the root group)
 from retention.cli.app import cli
 from retention.service import progress
@@ -36,6 +37,18 @@ def progress_lines(stderr: str) -> list[dict[str, Any]]:
     return [line for line in found if line["event"] == "progress"]
 
 
+def test_a_piped_inventory_logs_its_scan_from_the_start(
+    deployment: Deployment, every_report_logged: None
+) -> None:
+    scanned = CliRunner().invoke(cli, ["inventory", "--format", "json"], env=deployment.env)
+    assert scanned.exit_code == 0, scanned.stderr
+    json.loads(scanned.stdout)
+    lines = progress_lines(scanned.stderr)
+    assert lines[0]["task"] == "scan"
+    assert (lines[0]["done"], lines[0]["total"]) == (0, None)
+    assert lines[-1]["done"] == lines[-1]["total"] > 0
+
+
 def test_a_piped_run_and_verify_log_their_progress(
     deployment: Deployment, every_report_logged: None
 ) -> None:
@@ -57,5 +70,5 @@ def test_a_piped_run_and_verify_log_their_progress(
     assert json.loads(verified.stdout)["result"]  # stdout holds the report alone
     rows = [line for line in progress_lines(verified.stderr) if line["task"] == "verify"]
     assert rows
-    assert rows[0]["unit"] == "rows"
-    assert rows[0]["total"] >= rows[0]["done"]
+    assert rows[-1]["unit"] == "rows"
+    assert rows[-1]["total"] >= rows[-1]["done"]
