@@ -2,16 +2,19 @@
 
 import importlib
 import importlib.metadata
+import json
 import os
 import pkgutil
 import subprocess
 import sys
+from pathlib import Path
 
 from click.testing import CliRunner
 
 import retention
 import retention.cli
 from retention.cli.app import COMMAND_MODULES, cli
+from retention.cli.variables import NOT_SETTINGS, unknown_variables
 
 
 def test_help_lists_the_root_group() -> None:
@@ -23,6 +26,25 @@ def test_help_lists_the_root_group() -> None:
 def test_unknown_command_is_a_usage_error_with_exit_2() -> None:
     result = CliRunner().invoke(cli, ["no-such-command"])
     assert result.exit_code == 2
+
+
+def test_a_mistyped_command_suggests_the_nearest_and_exits_2() -> None:
+    result = CliRunner().invoke(cli, ["paln"])
+    assert result.exit_code == 2
+    assert "No such command 'paln'. Did you mean 'plan'" in result.output
+
+
+def test_a_mistyped_subcommand_suggests_within_its_group() -> None:
+    result = CliRunner().invoke(cli, ["audit", "verfiy"])
+    assert result.exit_code == 2
+    assert "Did you mean 'verify'?" in result.output
+
+
+def test_a_command_like_none_suggests_nothing() -> None:
+    result = CliRunner().invoke(cli, ["xyzzy"])
+    assert result.exit_code == 2
+    assert "No such command 'xyzzy'." in result.output
+    assert "Did you mean" not in result.output
 
 
 def test_every_command_is_loaded_from_the_module_that_defines_it() -> None:
@@ -65,3 +87,33 @@ def test_shell_completion_completes_command_names() -> None:
         [sys.executable, "-m", "retention"], env=env, capture_output=True, text=True, check=True
     )
     assert done.stdout.split() == ["plain,init", "plain,inventory"]
+
+
+def test_a_mistyped_variable_is_warned_once_on_stderr_naming_the_nearest() -> None:
+    result = CliRunner().invoke(cli, ["schema"], env={"RETENTION_RATE_LIMT": "3"})
+    assert result.exit_code == 0
+    json.loads(result.stdout)  # the JSON on stdout is untouched
+    warnings = [line for line in result.stderr.splitlines() if "RETENTION_RATE_LIMT" in line]
+    assert warnings == [
+        "warning: RETENTION_RATE_LIMT is not a setting and is ignored"
+        " (did you mean RETENTION_RATE_LIMIT?)"
+    ]
+
+
+def test_settings_and_the_documented_variables_are_not_warned_about() -> None:
+    env = {
+        "RETENTION_RATE_LIMIT": "3",
+        "RETENTION_FAILPOINTS": "",
+        "RETENTION_HYPOTHESIS_EXAMPLES": "5",
+        "retention_state_dir": "/tmp",  # settings read variables in any case
+    }
+    assert unknown_variables(env) == []
+    assert unknown_variables({"RETENTION_XYZZY_PLUGH": "1"}) == [("RETENTION_XYZZY_PLUGH", None)]
+    result = CliRunner().invoke(cli, ["schema"], env=env)
+    assert "warning" not in result.stderr
+
+
+def test_the_allow_list_is_documented_in_the_readme() -> None:
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    for name in NOT_SETTINGS:
+        assert f"`{name}`" in readme

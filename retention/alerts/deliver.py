@@ -1,28 +1,22 @@
 """Alerts out through Apprise: each URL on its own; an undeliverable one is logged and counted.
 
 One setting (`RETENTION_NOTIFY`, or the credential `notify_urls`) reaches mail, chat and
-webhooks. The URLs carry secrets (tokens, passwords): each is registered for masking before
-anything is logged, and only Apprise's privacy form of a URL is ever named.
+webhooks. The URLs carry secrets (tokens, passwords): what in each is secret is registered for
+masking before anything is logged, and only Apprise's privacy form of a URL is ever named.
 """
 
 from __future__ import annotations
 
 import functools
-import re
 import threading
 from types import ModuleType
-from urllib.parse import unquote, urlsplit
 
 import structlog
 
-from retention.service.logging import register_secret
+from retention.service.logging import register_urls
 from retention.settings import Settings
 
 log = structlog.get_logger(__name__)
-
-_SEPARATORS = re.compile(r"[\s,]+")
-# Path parts this long in a URL are tokens more often than names (`discord://ID/TOKEN`).
-_TOKEN_PART_MIN = 8
 
 
 @functools.cache
@@ -55,24 +49,10 @@ FAILURES = FailureCount()
 
 
 def notify_urls(settings: Settings) -> list[str]:
-    """The Apprise URLs in force, each registered as a secret; empty: alerts are off."""
+    """The Apprise URLs in force, what is secret in each registered; empty: alerts are off."""
     if settings.notify is None:
         return []
-    urls = [url for url in _SEPARATORS.split(settings.notify.get_secret_value()) if url]
-    for url in urls:
-        _register(url)
-    return urls
-
-
-def _register(url: str) -> None:
-    register_secret(url)
-    parts = urlsplit(url)
-    if parts.password:
-        register_secret(parts.password)
-        register_secret(unquote(parts.password))
-    for part in (parts.path + "/" + parts.query).replace("&", "/").replace("=", "/").split("/"):
-        if len(part) >= _TOKEN_PART_MIN:
-            register_secret(part)
+    return register_urls(settings.notify.get_secret_value())
 
 
 def describe(url: str) -> str:

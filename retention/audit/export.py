@@ -75,17 +75,20 @@ _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 @dataclass(frozen=True, slots=True)
 class Filters:
-    """Which rows to read: time range [since, until), policy name, organizer key."""
+    """Which rows to read: time range [since, until), policy name, organizer key, and rows
+    strictly after a seq (where a collector left off)."""
 
     since: str | None = None
     until: str | None = None
     policy: str | None = None
     organizer: int | None = None
+    after_seq: int | None = None
 
     def where(self, table: str = "events") -> tuple[str, list[Any]]:
         """A WHERE clause (always true when no filter is set) and its parameters."""
         clauses, params = ["1 = 1"], []
         for column, operator, value in (
+            ("seq", ">", self.after_seq),
             ("time", ">=", self.since),
             ("time", "<", self.until),
             ("policy", "=", self.policy),

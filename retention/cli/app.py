@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import difflib
 import importlib
+import logging
 import sys
 import traceback
 from pathlib import Path
@@ -12,7 +14,9 @@ import click
 
 from retention import __version__
 from retention.cli.failures import known_failure
+from retention.cli.variables import warn_unknown_variables
 from retention.errors import RetentionError
+from retention.service import journal
 from retention.service.logging import redact_text
 from retention.settings import load_settings
 
@@ -41,8 +45,32 @@ COMMAND_MODULES: dict[str, str | tuple[str, ...]] = {
 }
 
 
-class RetentionGroup(click.Group):
+class SuggestingGroup(click.Group):
+    """A group that answers a mistyped command with the nearest ones (`paln`: `plan`)."""
+
+    group_class: type[click.Group] | type[type] | None = type  # its subgroups suggest too
+
+    def resolve_command(
+        self, ctx: click.Context, args: list[str]
+    ) -> tuple[str | None, click.Command | None, list[str]]:
+        name = args[0] if args else ""
+        unknown = name and not name.startswith("-") and self.get_command(ctx, name) is None
+        if unknown and not ctx.resilient_parsing:
+            raise click.UsageError(_no_such_command(name, self.list_commands(ctx)), ctx)
+        return super().resolve_command(ctx, args)
+
+
+def _no_such_command(name: str, commands: list[str]) -> str:
+    close = difflib.get_close_matches(name, commands, n=3, cutoff=0.6)
+    if not close:
+        return f"No such command {name!r}."
+    return f"No such command {name!r}. Did you mean {' or '.join(map(repr, close))}?"
+
+
+class RetentionGroup(SuggestingGroup):
     """A click group that turns every known failure into one message and an exit code."""
+
+    group_class = SuggestingGroup  # `audit`, `config`, … : not the lazy command table
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted(set(super().list_commands(ctx)) | set(COMMAND_MODULES))
@@ -72,12 +100,19 @@ class RetentionGroup(click.Group):
 
 
 def _report(failure: RetentionError) -> NoReturn:
-    click.echo(f"error: {redact_text(failure.message)}", err=True)
+    _error_line(f"error: {redact_text(failure.message)}")
     if failure.hint:
-        click.echo(f"hint: {redact_text(failure.hint)}", err=True)
+        _error_line(f"hint: {redact_text(failure.hint)}")
     if failure.reason:
-        click.echo(f"reason: {failure.reason}", err=True)
+        _error_line(f"reason: {failure.reason}")
     sys.exit(failure.exit_code)
+
+
+def _error_line(text: str) -> None:
+    """A line of the failure on stderr, at error priority when journald reads the stream."""
+    if journal.is_journal_stream(sys.stderr):
+        text = journal.prefixed(text, logging.ERROR)
+    click.echo(text, err=True)
 
 
 def _print_traceback(exc: BaseException) -> None:
@@ -102,3 +137,4 @@ def cli(ctx: click.Context, debug: bool) -> None:
     """Retention policies, legal holds and audited removals for GoTo Meeting."""
     ctx.ensure_object(dict)
     ctx.obj["debug"] = debug
+    warn_unknown_variables()

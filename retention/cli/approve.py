@@ -10,7 +10,6 @@ from typing import Any
 
 import click
 from rich.console import Console
-from rich.table import Table
 
 from retention.approvals import sshsig
 from retention.approvals.proposals import pending
@@ -22,6 +21,7 @@ from retention.approvals.store import (
     count_approvals,
 )
 from retention.cli.app import cli
+from retention.cli.tables import FitTable, console_for, say
 from retention.engine.planfile import LoadedPlan, load_plan_file
 from retention.engine.planitem import plan_hash
 from retention.errors import InvalidInput, Refused
@@ -202,25 +202,30 @@ def plans_command(output: str) -> None:
         json.dump(rows, sys.stdout, indent=2)
         sys.stdout.write("\n")
         return
-    console = Console()
+    print_proposals(rows, settings.proposals_dir, console_for())
+
+
+def print_proposals(rows: list[dict[str, Any]], folder: Path, console: Console) -> None:
+    """The proposals as a table; approvers are addresses, never cut: a row that cannot fit
+    becomes `field  value` lines."""
     if not rows:
-        console.print(f"no proposal waits in {settings.proposals_dir}")
+        say(console, f"no proposal waits in {folder}")
         return
-    table = Table(title=f"Proposals in {settings.proposals_dir}", title_justify="left")
-    table.add_column("file", no_wrap=True)
-    table.add_column("removals", justify="right")
-    table.add_column("approvals", no_wrap=True)
-    table.add_column("approved by")
-    table.add_column("age", justify="right")
+    table = FitTable(f"Proposals in {folder}")
+    table.column("file", "whole")
+    table.column("removals", "number")
+    table.column("approvals", "number")
+    table.column("approved by", "words")
+    table.column("age", "words", justify="right")
     for row in rows:
         approvals = row["approvals"]
         age = f"{row['age_hours']:.1f} h" + (" (expired)" if row["expired"] else "")
-        table.add_row(
+        table.row(
             Path(row["file"]).name,
             str(row["items"]),
             f"{approvals['valid']}/{approvals['needed']}",
             ", ".join(approvals["principals"]) or "-",
             age,
         )
-    console.print(table)
-    console.print("approve one with: retention approve FILE --key KEY")
+    table.print(console)
+    say(console, "approve one with: retention approve FILE --key KEY")

@@ -7,6 +7,7 @@ import sqlite3
 import sys
 from collections.abc import Callable
 from contextlib import closing
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
@@ -26,12 +27,15 @@ from retention.audit.export import (
 from retention.audit.head import HeadMark, WrittenHead, last_head, written_mark
 from retention.audit.keys import KeyRing, load_keyring, trusted_key_paths
 from retention.audit.report import render_report
-from retention.audit.store import AuditInputError, connect_reader
+from retention.audit.store import AuditInputError, connect_reader, read_meta
 from retention.audit.summary import summarise
 from retention.audit.verify import VerifyReport, verify_log
 from retention.cli.app import cli
 from retention.cli.listing import organizer_key
 from retention.cli.tables import FitTable, console_for, output_width, wrap
+from retention.errors import InvalidInput
+from retention.service.logging import configure_logging
+from retention.service.progress import progress_logged
 from retention.service.record import CHECKPOINT_FILE
 from retention.settings import load_settings
 from retention.units import format_bytes
@@ -120,11 +124,12 @@ def _verify(
     checkpoint_file: Path | None,
     public_keys: tuple[Path, ...],
     state_db: Path | None = None,
+    progress: Callable[[int, int], None] | None = None,
 ) -> VerifyReport:
     """Verify with the given inputs, or the defaults: the file beside the log, the settings keys.
 
     `state_db` (from `--state-dir`, else the configured one when `db` is its record) gives the
-    heads the service wrote, which the record is compared with.
+    heads the service wrote, which the record is compared with; `progress` hears the chain walk.
     """
     if checkpoint_file is None and (db.parent / CHECKPOINT_FILE).is_file():
         checkpoint_file = db.parent / CHECKPOINT_FILE
@@ -135,6 +140,7 @@ def _verify(
         keys=_keys(public_keys),
         last_head=sealed,
         written=written,
+        progress=progress,
     )
 
 
@@ -194,11 +200,17 @@ def verify(
     Exit 0 only when everything is clean, 1 when anything is wrong, 2 when an input file
     cannot be read.
     """
-    if state_dir is not None:
-        db = db_path if db_path is not None else state_dir / "audit.db"
-        report = _verify(db, checkpoint_file, public_keys, state_dir / "state.db")
-    else:
-        report = _verify(record_path(db_path), checkpoint_file, public_keys)
+    with progress_logged() as logged:
+        progress = None
+        if logged is not None:
+            configure_logging()  # the lines go to stderr: stdout holds the report
+            logged.update("verify", "rows", 0)  # lines during the integrity check too
+            progress = logged.reporter("verify", "rows")
+        if state_dir is not None:
+            db = db_path if db_path is not None else state_dir / "audit.db"
+            report = _verify(db, checkpoint_file, public_keys, state_dir / "state.db", progress)
+        else:
+            report = _verify(record_path(db_path), checkpoint_file, public_keys, progress=progress)
     if output == "json":
         click.echo(json.dumps(report.to_json(), indent=2))
     else:
@@ -267,6 +279,17 @@ def _written_line(written: dict[str, Any] | None) -> str:
 @click.option("--format", "output", type=click.Choice(["csv", "jsonl"]), required=True)
 @_filter_options
 @click.option("--out", type=click.Path(path_type=Path, dir_okay=False), help="Default: stdout.")
+@click.option(
+    "--after-seq",
+    type=click.IntRange(min=0),
+    metavar="N",
+    help="Only rows after row N (where a collector left off); needs --log-id.",
+)
+@click.option(
+    "--log-id",
+    metavar="ID",
+    help="The log the rows must come from (`audit verify` names it); another log is exit 2.",
+)
 def export(
     *,
     db_path: Path | None,
@@ -276,13 +299,16 @@ def export(
     policy: str | None,
     organizer: str | None,
     out: Path | None,
+    after_seq: int | None,
+    log_id: str | None,
 ) -> None:
     """Every event as one row, streamed (columns are documented and stable)."""
-    filters = _filters(since, until, policy, organizer)
+    filters = replace(_filters(since, until, policy, organizer), after_seq=after_seq)
     conn = _open_record(record_path(db_path))
     writer = write_csv if output == "csv" else write_jsonl
     try:
         conn.execute("BEGIN")
+        _check_resume(conn, after_seq, log_id)
         if out is None:
             count = writer(iter_export(conn, filters), sys.stdout)
         else:
@@ -291,6 +317,31 @@ def export(
             click.echo(f"wrote {count:,} events to {out}", err=True)
     finally:
         conn.close()
+
+
+def _check_resume(conn: sqlite3.Connection, after_seq: int | None, log_id: str | None) -> None:
+    """A collector resumes the log it took rows from, within the rows it holds, or not at all."""
+    current = read_meta(conn).get("log_id")
+    if log_id is not None and log_id != current:
+        raise InvalidInput(
+            f"--log-id {log_id}: this record is log {current}, not log {log_id}",
+            hint=f"a new log was started (`retention audit init --new-log`); take the rest of log"
+            f" {log_id} from audit.{log_id}.db, then this one from its start:"
+            f" --after-seq 0 --log-id {current}",
+        )
+    if after_seq is None:
+        return
+    if log_id is None:
+        raise InvalidInput(
+            "--after-seq needs --log-id: the log the rows were taken from",
+            hint=f"this record is log {current}; pass --log-id {current} if the rows came from it",
+        )
+    (last,) = conn.execute("SELECT coalesce(max(seq), 0) FROM events").fetchone()
+    if after_seq > last:
+        raise InvalidInput(
+            f"--after-seq {after_seq}: log {current} ends at row {last}, before the rows taken",
+            hint="the record was truncated or replaced: `retention audit verify` tells which",
+        )
 
 
 def _open_record(path: Path) -> sqlite3.Connection:
@@ -341,9 +392,9 @@ def show(
     table = FitTable(f"Recent removals ({len(found)})")
     table.column("row", "number")
     table.column("time", "words")
-    table.column("outcome")
-    table.column("action")
-    table.column("policy")
+    table.column("outcome", "words")
+    table.column("action", "words")
+    table.column("policy", "words")
     table.column("organizer", "number")
     table.column("session", "number")
     table.column("size", "number")

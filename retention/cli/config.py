@@ -19,6 +19,7 @@ from pydantic_settings import (
     SecretsSettingsSource,
     TomlConfigSettingsSource,
 )
+from rich.text import Text
 
 from retention.cli.app import cli
 from retention.cli.tables import FitTable, console_for
@@ -112,16 +113,25 @@ def effective_settings() -> list[dict[str, Any]]:
 
 
 def _print_table(rows: list[dict[str, Any]]) -> None:
+    """An aligned table when every name and value fits whole on its line, else one
+    `name = value  # source` line per setting: `config show | grep rate_limit` always finds the
+    whole setting, whatever the width."""
+    console = console_for()
     table = FitTable(plain=True)
-    for heading in ("SETTING", "VALUE", "SOURCE"):
-        table.column(heading)
+    table.column("SETTING", "whole")
+    table.column("VALUE", "whole")
+    table.column("SOURCE", "words")
+    lines = []
     for row in rows:
-        table.row(
-            row["name"],
-            UNSET if row["value"] is None else str(row["value"]),
-            Provenance(row["source"], row["from"]).describe(),
-        )
-    table.print(console_for())
+        value = UNSET if row["value"] is None else str(row["value"])
+        source = Provenance(row["source"], row["from"]).describe()
+        table.row(row["name"], value, source)
+        lines.append(f"{row['name']} = {value}  # {source}")
+    if table.fits(console.width):
+        table.print(console)
+        return
+    for line in lines:
+        console.print(Text(line), soft_wrap=True)
 
 
 @cli.group("config")

@@ -8,7 +8,6 @@ import sys
 from datetime import UTC, datetime
 
 import click
-from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
 from sqlite_utils import Database
 
@@ -21,6 +20,7 @@ from retention.errors import InvalidInput
 from retention.service.context import RunContext
 from retention.service.context import client as client_of
 from retention.service.logging import configure_logging, register_settings_secrets
+from retention.service.progress import progress_logged
 from retention.service.reading import ScanIncomplete, scan_as_set
 from retention.service.statedir import locked
 from retention.settings import load_settings
@@ -86,9 +86,16 @@ async def _inventory(ctx: RunContext, *, full: bool) -> tuple[ScanReport, Invent
 async def _scan(ctx: RunContext, db: Database, *, full: bool) -> ScanReport:
     async with client_of(ctx) as client:
         if not sys.stderr.isatty():
-            return await scan_as_set(client, db, ctx.settings, now=ctx.clock(), full=full)
+            with progress_logged() as logged:
+                report = None
+                if logged is not None:
+                    logged.update("scan", "windows", 0)  # lines from before the first window
+                    report = logged.reporter("scan", "windows")
+                return await scan_as_set(
+                    client, db, ctx.settings, now=ctx.clock(), full=full, progress=report
+                )
         columns = (BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
-        with Progress(*columns, console=Console(stderr=True), transient=True) as bar:
+        with Progress(*columns, console=console_for(stderr=True), transient=True) as bar:
             task = bar.add_task("scanning", total=None)
 
             def advance(done: int, total: int) -> None:
@@ -101,7 +108,7 @@ async def _scan(ctx: RunContext, db: Database, *, full: bool) -> ScanReport:
 
 def _print_table(summary: InventorySummary) -> None:
     table = FitTable("Inventory")
-    table.column("group")
+    table.column("group", "words")
     for column in ("organizers", "sessions", "recordings", "size", "attendee lists"):
         table.column(column, "number")
     for group in summary.groups:

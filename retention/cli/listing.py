@@ -98,7 +98,7 @@ def print_listing(listing: Listing, output: str, now: datetime) -> None:
     table = FitTable(f"{len(listing.rows)} {listing.kind} a hold may name")
     for column in columns:
         number = column in ("organizer_key", "group_key", "organizers")
-        table.column(column.replace("_", " "), "number" if number else "text")
+        table.column(column.replace("_", " "), "number" if number else "words")
     for row in listing.rows:
         table.row(*("" if row[column] is None else str(row[column]) for column in columns))
     table.print(console)

@@ -36,6 +36,7 @@ from retention.service.logging import configure_logging, register_settings_secre
 from retention.service.pipeline import RunResult
 from retention.service.preflight import violations as violations_of
 from retention.service.preview import preview
+from retention.service.progress import ProgressLog, progress_logged
 from retention.settings import load_settings
 from retention.times import parse_user_time
 
@@ -131,12 +132,24 @@ def _execute_with_progress(
     job: Callable[[RunContext], Coroutine[Any, Any, RunResult]],
 ) -> RunResult:
     if not console.is_terminal:
-        return _run_with_signals(ctx, job)
+        with progress_logged() as logged:
+            return _run_with_signals(_logging_progress(ctx, logged), job)
     progress = _RemovalProgress(console)
     try:
         return _run_with_signals(dataclasses.replace(ctx, on_progress=progress.advance), job)
     finally:
         progress.stop()
+
+
+def _logging_progress(ctx: RunContext, logged: ProgressLog | None) -> RunContext:
+    """Off a terminal: the scan's and the removals' progress as log lines."""
+    if logged is None:
+        return ctx
+    return dataclasses.replace(
+        ctx,
+        on_scan_progress=logged.reporter("scan", "windows"),
+        on_progress=logged.reporter("removals", "removals"),
+    )
 
 
 def _finish(result: RunResult, console: Console) -> None:
@@ -209,17 +222,19 @@ def plan_command(  # noqa: PLR0917
         raise InvalidInput(
             "--format markdown is the form of a policy change", hint="add --compare-to DIR"
         )
-    plan = reaching_api(
-        context,
-        lambda: preview(
-            context,
-            as_of=moment,
-            selected=list(policies) or None,
-            record=out is not None,
-            limit=limit,
-            offline=offline,
-        ),
-    )
+    with progress_logged() as logged:
+        logging_ctx = _logging_progress(context, logged)
+        plan = reaching_api(
+            logging_ctx,
+            lambda: preview(
+                logging_ctx,
+                as_of=moment,
+                selected=list(policies) or None,
+                record=out is not None,
+                limit=limit,
+                offline=offline,
+            ),
+        )
     document = plan.document()
     console = console_for()
     notes = console_for(stderr=True) if output != "table" else console

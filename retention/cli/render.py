@@ -50,7 +50,7 @@ def render_plan_table(
         f"{summary['sessions_scanned']} sessions scanned, {summary['items']} removals planned",
     )
     table = FitTable("Removals by policy")
-    table.column("policy")
+    table.column("policy", "words")
     for column in ("sessions", "recordings", "size", "attendee lists", "in scope"):
         table.column(column, "number")
     for name, totals in summary["per_policy"].items():
@@ -76,7 +76,7 @@ def render_plan_table(
     table.print(console)
     if summary["blocked_by"]:
         blocked = FitTable("Blocked (not removed)")
-        blocked.column("blocked by")
+        blocked.column("blocked by", "words")
         blocked.column("removals", "number")
         for by, count in summary["blocked_by"].items():
             blocked.row(by, str(count))

@@ -128,7 +128,7 @@ def render_change_table(document: Mapping[str, Any], console: Console) -> None:
     )
     if document["by_policy"]:
         table = FitTable(title="Removals by policy")
-        table.column("policy")
+        table.column("policy", "words")
         table.column("added", "number")
         table.column("dropped", "number")
         for name, counts in document["by_policy"].items():

@@ -1,9 +1,10 @@
 """Output that fits the width in force: consoles, tables and prose that never cut a number.
 
-The width is `COLUMNS` when set, else the terminal's, else 80 (piped output, mail, cron). A
-table's numbers, sizes and times keep their whole width; only text columns (names, subjects,
-files) are wrapped. When even that cannot fit, each row is printed as `field: value` lines.
-Prose is wrapped at spaces, never between a number and its unit (`102.8 GiB`, `12 sessions`).
+The width is `COLUMNS` when set, else the terminal's, else 80 (piped output, mail, cron, and a
+terminal that reports 0 columns). A table's numbers, sizes, times and names keep their words
+whole; only text columns (subjects, files) are wrapped. When even that cannot fit, each row is
+printed as `field  value` lines. Prose is wrapped at spaces, never inside a word nor between a
+number and its unit (`102.8 GiB`, `12 sessions`).
 """
 
 from __future__ import annotations
@@ -28,7 +29,22 @@ TEXT_MIN = 6
 _NUMBER_UNIT = re.compile(r"(?<![\w.])(\d[\d,]*(?:\.\d+)?) (?=[A-Za-z(])")
 _GLUE = "\x00"
 
-Kind = Literal["number", "words", "text"]
+# number: counts, sizes, keys (right-aligned, never wrapped); whole: a value never wrapped
+# (a setting's name); words: wrapped at spaces only (times, names, actions, approvers);
+# text: wrapped anywhere when it must (subjects, files).
+Kind = Literal["number", "whole", "words", "text"]
+
+
+def terminal_columns(stream: IO[str] | None) -> int | None:
+    """The width the terminal behind `stream` reports; None when it is not a terminal or
+    reports none (0 columns: a serial console, some containers)."""
+    if stream is None or not stream.isatty():
+        return None
+    try:
+        columns = os.get_terminal_size(stream.fileno()).columns
+    except (OSError, ValueError):
+        return None
+    return columns if columns > 0 else None
 
 
 def output_width(stream: IO[str] | None = None) -> int:
@@ -36,12 +52,7 @@ def output_width(stream: IO[str] | None = None) -> int:
     columns = os.environ.get("COLUMNS", "").strip()
     if columns.isdigit() and int(columns) > 0:
         return int(columns)
-    if stream is not None and stream.isatty():
-        try:
-            return os.get_terminal_size(stream.fileno()).columns
-        except (OSError, ValueError):
-            return DEFAULT_WIDTH
-    return DEFAULT_WIDTH
+    return terminal_columns(stream) or DEFAULT_WIDTH
 
 
 def console_for(*, stderr: bool = False) -> Console:
@@ -51,13 +62,15 @@ def console_for(*, stderr: bool = False) -> Console:
 
 
 def wrap(text: str, width: int, indent: str = "") -> list[str]:
-    """`text` wrapped to `width` at spaces; a number and its unit stay on one line."""
+    """`text` wrapped to `width` at spaces; a number and its unit stay on one line, and a word
+    longer than the line (a path, an address) stays whole on a line of its own."""
     glued = _NUMBER_UNIT.sub(lambda m: m.group(1) + _GLUE, text)
     lines = textwrap.wrap(
         glued,
         width=max(width, 20),
         subsequent_indent=indent,
         break_on_hyphens=False,
+        break_long_words=False,
         replace_whitespace=False,
         drop_whitespace=True,
     ) or [""]
@@ -80,10 +93,12 @@ class _Column:
 
 @dataclass
 class FitTable:
-    """A table whose numbers are never cut: text columns give way first, then the layout.
+    """A table whose numbers and words are never cut: text columns give way first, then the
+    layout.
 
-    `number` columns (counts, sizes, keys) and `words` columns (times: they may break only at
-    a space) keep their whole cells; `text` columns wrap, down to TEXT_MIN characters.
+    `number` and `whole` columns keep their whole cells on one line; `words` columns (times,
+    names, actions, approvers) may break only at a space; `text` columns wrap, down to TEXT_MIN
+    characters.
     """
 
     title: str | None = None
@@ -114,7 +129,7 @@ class FitTable:
                 Text(spec.header, overflow="fold", no_wrap=False),  # a header may wrap
                 justify=spec.justify,
                 width=width,
-                no_wrap=spec.kind == "number",
+                no_wrap=spec.kind in {"number", "whole"},
                 overflow="fold",
             )
         for cells, style, section in self.rows:
@@ -122,6 +137,10 @@ class FitTable:
                 table.rows[-1].end_section = True
             table.add_row(*(Text(cell) for cell in cells), style=style)
         console.print(table)
+
+    def fits(self, width: int) -> bool:
+        """Whether the rows fit `width` as a table (else `print` gives `field  value` lines)."""
+        return self._widths(width) is not None
 
     def _widths(self, width: int) -> list[int] | None:
         """Each column's width, or None when the numbers alone leave no room for the text."""
@@ -131,7 +150,7 @@ class FitTable:
             longest = max((cell_len(cell) for cell in cells), default=0)
             header_word = max((cell_len(w) for w in spec.header.split()), default=1)
             natural.append(max(longest, cell_len(spec.header), 1))
-            if spec.kind == "number":
+            if spec.kind in {"number", "whole"}:
                 least.append(max(longest, header_word))
             elif spec.kind == "words":
                 words = [cell_len(w) for cell in cells for w in cell.split()]
@@ -145,7 +164,7 @@ class FitTable:
         spare = room - sum(widths)
         # Text (names, files) grows first, then times, then numbers whose header is wider than
         # their cells; each step to the one lacking the most.
-        for kind in ("text", "words", "number"):
+        for kind in ("text", "words", "number", "whole"):
             while spare > 0:
                 lacking = [
                     (natural[i] - widths[i], i)

@@ -73,7 +73,8 @@ class MetricsSink:
 class RunContext:
     """What a route needs that has side effects. `policy_set` None reads the folder at each run;
     `stoppable_scan` abandons a scan when `stop` is set (nothing is removed yet); `checks` are
-    every run's preflight (the daemon's verifies the record incrementally after its start-up)."""
+    every run's preflight (the daemon's verifies the record incrementally after its start-up);
+    `on_progress` and `on_scan_progress` hear (done, total) of the removals and of the scan."""
 
     settings: Settings
     clock: Clock = _now
@@ -86,6 +87,7 @@ class RunContext:
     stoppable_scan: bool = False
     stop_grace: float = STOP_GRACE_SECONDS
     on_progress: Progress | None = None
+    on_scan_progress: Progress | None = None
 
 
 def load_policies(ctx: RunContext) -> PolicySet:
@@ -121,7 +123,7 @@ def _shorten(stopped: asyncio.Future[Any], made: GoToClient, grace: float) -> No
 
 async def refresh(ctx: RunContext, made: GoToClient, db: Database) -> ScanReport:
     """Bring the inventory up to date; refuse to go on from an incomplete one."""
-    scanning = scan_as_set(made, db, ctx.settings, now=ctx.clock())
+    scanning = scan_as_set(made, db, ctx.settings, now=ctx.clock(), progress=ctx.on_scan_progress)
     report = await (unless_stopped(scanning, ctx.stop) if ctx.stoppable_scan else scanning)
     ctx.metrics.on_scan(report)
     return require_complete(report)

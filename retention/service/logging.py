@@ -8,10 +8,13 @@ import sys
 from collections.abc import Mapping, MutableMapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from pathlib import Path
 from typing import Any, Literal, TextIO
+from urllib.parse import parse_qsl, unquote, urlsplit
 
 import structlog
 
+from retention.service import journal
 from retention.settings import ALL_SECRETS, Settings
 
 # A field is secret by its name when the name ends in one of these words
@@ -23,44 +26,115 @@ _SECRET_KEY = re.compile(
     r"|^(?:auth(?:orization)?[_-])?code$"
 )
 _SECRET_TEXT = [
-    re.compile(r"(?i)(bearer\s+)[A-Za-z0-9._~+/=-]+"),
-    re.compile(r"(?i)(basic\s+)[A-Za-z0-9+/=]+"),
-    re.compile(r"(?i)((?:access|refresh|id)_token[\"'=:\s]+)[^\s\"'&,}]+"),
-    re.compile(r"(?i)((?:client_secret|password)[\"'=:\s]+)[^\s\"'&,}]+"),
+    # A header's credentials: the value must look like one (a digit, a capital or a symbol),
+    # so that prose such as "the bearer token expired" stays as written.
+    re.compile(r"([Bb]earer\s+)(?=[\w.~+/=-]*[0-9A-Z~+/=])[\w.~+/=-]{6,}"),
+    re.compile(r"(\bBasic\s+)(?=[A-Za-z0-9+/]*[0-9A-Z+/=])[A-Za-z0-9+/]{8,}={0,2}"),
+    # `key=value`, `"key": "value"`: an assignment, never the word before the next one.
+    re.compile(r"(?i)(\b(?:access|refresh|id)_token[\"']?\s*[=:]\s*[\"']?)[^\s\"'&,}]+"),
+    re.compile(r"(?i)(\b(?:client_secret|password)[\"']?\s*[=:]\s*[\"']?)[^\s\"'&,}]+"),
     re.compile(r"(?i)([?&]code=)[^\s\"'&]+"),
+    # A password in any URL (`scheme://user:PASSWORD@host`), registered or not.
+    re.compile(r"(://[^/@\s:]*:)[^/@\s]+(?=@)"),
 ]
 # PEM bodies are matched line by line, so that a fragment quoted in a traceback is masked too.
 _PEM_LINE_MIN = 16
-_known_secrets: set[str] = set()
+# Shorter values are not registered: masking them would hit ordinary words and numbers.
+SECRET_MIN = 6
+# A value this long that is not made of words is masked wherever it occurs, even glued to other
+# text (a repr's `\\n`); any other value only where it stands alone, as a value does.
+_ANYWHERE_MIN = 16
+# Words, in any of the ways paths join them: `retention`, `ops-alerts`, `Team_Room`.
+_WORDS = re.compile(r"(?:[A-Za-z][a-z]*|[A-Z]+)(?:[-_.](?:[A-Za-z][a-z]*|[A-Z]+))*")
+# A secret stands alone when no letter, digit, `_` or `-` touches it on either side.
+_ALONE = r"(?<![\w-]){}(?![\w-])"
+# Parts of a URL's path or query this long that are not words are tokens (`discord://ID/TOKEN`).
+_TOKEN_PART_MIN = 8
+_URL_SEPARATORS = re.compile(r"[\s,]+")
+_known_secrets: dict[str, re.Pattern[str] | None] = {}
 MASK = "***"
 # Loggers of libraries that are chatty at INFO: their routine lines are not worth a journal line.
 QUIET_LOGGERS = ("httpx", "httpcore", "uvicorn.access", "uvicorn.error", "apscheduler")
 
 
 def register_secret(value: str | None) -> None:
-    """Mask this exact value wherever it appears in a log event from now on."""
-    if not value or len(value) < 4:
+    """Mask this value from now on where it occurs as a value: a token or key (long, not words)
+    anywhere, anything else only where it stands alone, so a secret never masks part of a
+    word. Values shorter than SECRET_MIN are not registered."""
+    if not value or len(value) < SECRET_MIN:
         return
-    _known_secrets.add(value)
+    _known_secrets[value] = _matcher(value)
+    if "\n" not in value.strip():
+        return
     for line in value.splitlines():
         if len(line.strip()) >= _PEM_LINE_MIN and not line.startswith("-----"):
-            _known_secrets.add(line.strip())
+            _known_secrets[line.strip()] = _matcher(line.strip())
+
+
+def _matcher(value: str) -> re.Pattern[str] | None:
+    """None: replace the value wherever it occurs; else the pattern of the value standing alone."""
+    if len(value) >= _ANYWHERE_MIN and not _WORDS.fullmatch(value):
+        return None
+    return re.compile(_ALONE.format(re.escape(value)))
+
+
+def is_token(part: str) -> bool:
+    """Whether a part of a URL is token-shaped: long enough and not made of words."""
+    return len(part) >= _TOKEN_PART_MIN and not _WORDS.fullmatch(part)
+
+
+def register_url(url: str) -> None:
+    """Register what is secret in a URL: its password, the token-shaped parts of its path and
+    query, the values of secret-named query keys, and then the whole URL. A URL with none of
+    these (`json://127.0.0.1:8099/retention`) holds no secret, and nothing of it is registered."""
+    parts = urlsplit(url)
+    found: list[str] = []
+    try:
+        password = parts.password
+    except ValueError:
+        password = None
+    if password:
+        found += [password, unquote(password)]
+    for part in parts.path.split("/"):
+        if is_token(unquote(part)):
+            found += [part, unquote(part)]
+    for key, value in parse_qsl(parts.query, keep_blank_values=False):
+        if _SECRET_KEY.search(key.lstrip("+-:")) or is_token(value):
+            found.append(value)
+    for secret in found:
+        register_secret(secret)
+    if found:
+        register_secret(url)
+
+
+def register_urls(text: str) -> list[str]:
+    """Register each URL of a list (separated by spaces or commas); returns the URLs."""
+    urls = [url for url in _URL_SEPARATORS.split(text) if url]
+    for url in urls:
+        register_url(url)
+    return urls
 
 
 def register_settings_secrets(settings: Settings) -> None:
-    """Register every secret setting that is set (client secret, tokens, keys, alert URLs)."""
+    """Register every secret setting that is set (client secret, tokens, keys; alert URLs by
+    what in them is secret)."""
     for name in ALL_SECRETS:
         secret = getattr(settings, name)
-        if secret is not None:
+        if secret is None:
+            continue
+        if name == "notify":
+            register_urls(secret.get_secret_value())
+        else:
             register_secret(secret.get_secret_value())
 
 
 def redact_text(text: str) -> str:
-    """Mask known secret values and token-shaped fragments in free text."""
+    """Mask known secret values where they occur as values, and credential-shaped fragments."""
     # Longest first, so that a secret containing another one is masked whole.
     for secret in sorted(_known_secrets, key=len, reverse=True):
         if secret in text:
-            text = text.replace(secret, MASK)
+            alone = _known_secrets[secret]
+            text = text.replace(secret, MASK) if alone is None else alone.sub(MASK, text)
     for pattern in _SECRET_TEXT:
         text = pattern.sub(lambda m: m.group(1) + MASK, text)
     return text
@@ -93,13 +167,58 @@ def redact_processor(
     return event_dict
 
 
+class _PriorityFormatter(structlog.stdlib.ProcessorFormatter):
+    """Lines for the journal's stream: each starts with its syslog priority (`<4>` warning)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return journal.prefixed(super().format(record), record.levelno)
+
+
+def journal_entries(socket_path: Path | None) -> Any:
+    """A processor that also sends the lines with a journal message id (the checkpoint) to the
+    journal's socket as entries with fields of their own; the line itself goes on unchanged."""
+
+    def send(
+        _logger: Any, method: str, event_dict: MutableMapping[str, Any]
+    ) -> MutableMapping[str, Any]:
+        message_id = journal.MESSAGE_IDS.get(str(event_dict.get("message_id")))
+        if message_id is None:
+            return event_dict
+        fields = {
+            key: value
+            for key, value in event_dict.items()
+            if not key.startswith("_") and key not in {"event", "level", "timestamp", "message_id"}
+        }
+        words = " ".join(f"{key}={value}" for key, value in fields.items())
+        level = str(event_dict.get("level", method))
+        journal.send(
+            {
+                "MESSAGE": f"{event_dict.get('event')} {words}",
+                "MESSAGE_ID": message_id,
+                "PRIORITY": journal.PRIORITY_BY_NAME.get(level, 6),
+                "SYSLOG_IDENTIFIER": "retention",
+                **{journal.field_name(key): value for key, value in fields.items()},
+            },
+            socket_path,
+        )
+        return event_dict
+
+    return send
+
+
 def configure_logging(
-    *, json: bool | None = None, level: int = logging.INFO, stream: TextIO | None = None
+    *,
+    json: bool | None = None,
+    level: int = logging.INFO,
+    stream: TextIO | None = None,
+    journal_socket: Path | None = journal.JOURNAL_SOCKET,
 ) -> None:
     """Route structlog and the standard library through one redacting handler on `stream`.
 
     `stream` defaults to stderr so that command output on stdout stays machine-readable; the
-    daemon passes stdout. JSON is chosen unless the stream is a terminal.
+    daemon passes stdout. JSON is chosen unless the stream is a terminal. Each line starts with
+    its syslog priority when the stream is the journal's (`JOURNAL_STREAM`); lines with a
+    journal message id also go to `journal_socket` when it exists.
     """
     out = stream if stream is not None else sys.stderr
     if json is None:
@@ -114,12 +233,18 @@ def configure_logging(
         structlog.processors.TimeStamper(fmt="iso", utc=True),
         structlog.stdlib.add_logger_name,
     ]
-    formatter = structlog.stdlib.ProcessorFormatter(
+    formatter_class = (
+        _PriorityFormatter
+        if journal.is_journal_stream(out)
+        else structlog.stdlib.ProcessorFormatter
+    )
+    formatter = formatter_class(
         foreign_pre_chain=stamped,
         processors=[
             structlog.stdlib.ProcessorFormatter.remove_processors_meta,
             structlog.processors.format_exc_info,
             redact_processor,
+            journal_entries(journal_socket),
             renderer,
         ],
     )

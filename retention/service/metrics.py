@@ -15,6 +15,7 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from importlib.metadata import PackageNotFoundError, version
 from typing import Any, Literal
 
 import uvicorn
@@ -24,6 +25,8 @@ from prometheus_client import (
     Counter,
     Enum,
     Gauge,
+    PlatformCollector,
+    ProcessCollector,
     generate_latest,
 )
 from starlette.applications import Starlette
@@ -45,6 +48,15 @@ RUN_RESULTS: dict[str, RunState] = {
     "failed": "failed",
 }
 ADDRESS_SETTING = "RETENTION_METRICS_ADDRESS"
+DISTRIBUTION = "goto-retention"
+
+
+def installed_version() -> str:
+    """The installed distribution's version (`unknown` when run from sources never installed)."""
+    try:
+        return version(DISTRIBUTION)
+    except PackageNotFoundError:
+        return "unknown"
 
 
 def _unknown_yet(name: str, documentation: str, registry: CollectorRegistry) -> Gauge:
@@ -67,6 +79,16 @@ class Metrics:
         self._token_issued_at: datetime | None = None
         self._notify_failures_seen = 0
         reg = self.registry
+        # What Prometheus users expect of any service: its version, and the process's own
+        # CPU, memory and file descriptors (`process_*`) and interpreter (`python_info`).
+        ProcessCollector(registry=reg)
+        PlatformCollector(registry=reg)
+        Gauge(
+            "retention_build_info",
+            "Always 1; the label names the version running",
+            ["version"],
+            registry=reg,
+        ).labels(version=installed_version()).set(1)
         self.removals = Counter(
             "retention_removals",
             "Removals by action, outcome and the policy that caused them",

@@ -127,3 +127,47 @@ def test_show_lists_the_latest_removals_first(written: Path, run_cli: Cli) -> No
     assert "7000" not in result.output
     assert result.output.index("7002") < result.output.index("7001")
     assert "deleted" in result.output
+
+
+def _jsonl(run_cli: Cli, *args: str) -> list[dict[str, Any]]:
+    result = run_cli("export", "--format", "jsonl", *args)
+    assert result.exit_code == 0, result.output
+    return [json.loads(line) for line in result.output.splitlines()]
+
+
+def test_a_collector_resumes_exactly_after_the_last_row_it_took(
+    open_log: Opener, write_run: Callable[..., list[int]], run_cli: Cli
+) -> None:
+    log = open_log()
+    write_run(log, run_id="run-1")
+    log_id = log.log_id
+    first = _jsonl(run_cli, "--after-seq", "0", "--log-id", log_id)
+    write_run(log, run_id="run-2")
+    resumed = _jsonl(run_cli, "--after-seq", str(first[-1]["seq"]), "--log-id", log_id)
+    log.close()
+    assert resumed[0]["seq"] == first[-1]["seq"] + 1
+    assert {row["run"] for row in resumed} >= {"run-2"}
+    assert first + resumed == _jsonl(run_cli), "no row twice, none missing"
+    assert _jsonl(run_cli, "--after-seq", str(resumed[-1]["seq"]), "--log-id", log_id) == []
+
+
+def test_resuming_another_log_exits_2_naming_both(written: Path, run_cli: Cli) -> None:
+    result = run_cli("export", "--format", "jsonl", "--after-seq", "4", "--log-id", "f" * 32)
+    assert result.exit_code == 2
+    current = _jsonl(run_cli)[-1]["details"]["log_id"]
+    assert f"--log-id {'f' * 32}: this record is log {current}, not log {'f' * 32}" in (
+        result.output
+    )
+    assert "Traceback" not in result.output
+
+
+def test_after_seq_needs_the_log_id_and_rows_the_record_holds(written: Path, run_cli: Cli) -> None:
+    current = _jsonl(run_cli)[-1]["details"]["log_id"]
+    alone = run_cli("export", "--format", "csv", "--after-seq", "4")
+    assert alone.exit_code == 2
+    assert f"--log-id {current}" in alone.output
+    beyond = run_cli("export", "--format", "csv", "--after-seq", "40", "--log-id", current)
+    assert beyond.exit_code == 2
+    assert f"log {current} ends at row 12, before the rows taken" in beyond.output
+    negative = run_cli("export", "--format", "csv", "--after-seq", "-1", "--log-id", current)
+    assert negative.exit_code == 2

@@ -23,7 +23,8 @@ def problems(text: str, width: int) -> list[str]:
     found = []
     lines = text.splitlines()
     for number, line in enumerate(lines):
-        if len(line) > width:
+        # Only a word longer than the line (a path) may pass the width, on a line of its own.
+        if len(line) > width and len(line.split()) > 1:
             found.append(f"line {number} is {len(line)} wide: {line!r}")
         if _UNIT_WITHOUT_NUMBER.search(line):
             found.append(f"line {number} has a unit without its number: {line!r}")
@@ -38,7 +39,8 @@ def problems(text: str, width: int) -> list[str]:
 def test_the_checks_catch_a_cut_total_and_a_wrapped_unit() -> None:
     assert problems("total 1572234854…", 80)
     assert problems("size 102.8\n     GiB", 80)
-    assert problems("x" * 81, 80)
+    assert problems("x" * 41 + " " + "y" * 40, 80)
+    assert problems("  " + "/a/longer/path" * 7, 80) == []
     assert problems("size 102.8 GiB, 3 sessions", 80) == []
 
 
@@ -63,6 +65,10 @@ def test_every_table_fits_the_width_without_cutting_numbers(
     seen_sizes = 0
     for command in commands:
         done = deployment.cli(*command, extra_env=env, check=True)
+        if command == ("config", "show"):
+            # A setting is never broken: too wide for a table, it is a `name = value` line
+            # (tests/cli/test_widths.py).
+            continue
         # Log lines are JSON for machines when not on a terminal: not the tables people read.
         notes = [line for line in done.stderr.splitlines() if not line.startswith('{"')]
         output = done.stdout + "\n".join(notes)

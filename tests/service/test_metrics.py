@@ -6,6 +6,7 @@ import math
 import signal
 import socket
 from datetime import UTC, datetime, timedelta
+from importlib.metadata import version
 
 import httpx
 import pytest
@@ -87,6 +88,15 @@ def test_refresh_token_age_is_computed_from_the_clock_at_each_scrape() -> None:
     assert samples(metrics.render().decode())[key("retention_refresh_token_age_seconds")] == 172800
     now += timedelta(hours=1)
     assert samples(metrics.render().decode())[key("retention_refresh_token_age_seconds")] == 176400
+
+
+def test_metrics_carry_the_build_info_and_the_process_collector() -> None:
+    found = samples(Metrics().render().decode())
+    assert found[key("retention_build_info", version=version("goto-retention"))] == 1
+    names = {name for name, _labels in found}
+    assert {"process_resident_memory_bytes", "process_cpu_seconds_total"} <= names
+    assert "process_open_fds" in names
+    assert "python_info" in names
 
 
 def test_each_metrics_object_has_its_own_registry() -> None:
