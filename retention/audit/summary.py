@@ -96,6 +96,21 @@ class Summary:
         """Runs that failed, were halted or never recorded their end."""
         return [run for run in self.runs if run.needs_attention]
 
+    @property
+    def runs_waiting(self) -> list[RunSummary]:
+        """Runs that left removals waiting on an owner notice that could not go out, or whose
+        holds kept sessions their organizer had moved out of the hold's scope."""
+        return [
+            run
+            for run in self.runs
+            if run.counts.get("notice_unsent") or run.counts.get("hold_scope_left")
+        ]
+
+    @property
+    def unenforced(self) -> list[Refusal]:
+        """Refusals of a policy on its own (a cap, a name never seen): it went unenforced."""
+        return [refusal for refusal in self.refusals if refusal.policy]
+
 
 def _deleted_groups(conn: sqlite3.Connection, key_sql: str, period: Filters) -> list[Group]:
     where, params = period.where("o")

@@ -22,6 +22,7 @@ from typing import Any
 from sqlite_utils import Database
 
 from retention.alerts import owners
+from retention.alerts.conditions import Alert, settle
 from retention.audit.log import AuditLog
 from retention.engine import inventory
 from retention.engine.admission import Admission, admit
@@ -212,6 +213,23 @@ async def before_deciding(ctx: RunContext, session: Session, result: RunResult) 
     """On current facts, before any decision: the holds' coverage, then the notices due."""
     result.scope_left = keep_coverage(session.db, session.policy_set, ctx.clock())
     record.scope_left(session.audit, session.run_id, result.scope_left)
+    await settle(
+        ctx.settings,
+        session.db,
+        ctx.clock(),
+        found=[
+            Alert(
+                f"hold_scope_left:{left.hold_id}:{left.organizer_key}",
+                f"hold {left.hold_id} keeps sessions its scope no longer covers",
+                f"organizer {left.organizer_key} has left the scope of hold {left.hold_id}; the "
+                f"hold keeps the {left.sessions} session(s) it covered\nhint: if the matter "
+                "still concerns them nothing is to be done; to release them, lift the hold and "
+                "place one under a new id",
+                kind="info",
+            )
+            for left in result.scope_left
+        ],
+    )
     await owners.send_owner_notices(session, planner(ctx))
 
 

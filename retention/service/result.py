@@ -51,6 +51,10 @@ class RunResult:
         counts["not_started"] = self.execution.not_started
         if self.reconciled:
             counts["reconciled"] = self.reconciled.pending
+        if self.notice_unsent:
+            counts["notice_unsent"] = self.notice_unsent
+        if self.scope_left:
+            counts["hold_scope_left"] = sum(left.sessions for left in self.scope_left)
         return counts
 
     def executed(self, report: ExecutionReport) -> None:

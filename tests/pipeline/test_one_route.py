@@ -14,9 +14,11 @@ from pathlib import Path
 
 import httpx
 import pytest
+from click.testing import CliRunner
 from pydantic import SecretStr
 
 from retention.audit.store import connect_reader
+from retention.cli import cli
 from retention.engine.planfile import load_plan_file
 from retention.errors import Refused
 from retention.goto.client import GoToClient
@@ -178,6 +180,15 @@ async def test_plan_then_apply_records_a_policy_refused_by_its_cap_and_exits_ref
     assert refused.value.reason == "cap"
     assert any("recordings-1d" in data for data in route.events("refused"))
     assert route.outcomes()["deleted"] > 0, "the attendee lists went"
+    report = route.root / "report.html"
+    shown = CliRunner().invoke(
+        cli,
+        ["audit", "report", "--db", str(route.root / "state" / "audit.db"), "--out", str(report)],
+    )
+    assert shown.exit_code == 0, shown.output
+    page = report.read_text()
+    assert 'id="nothing-needs-attention"' not in page
+    assert '<tr data-policy="recordings-1d" data-reason="cap">' in page, "listed as unenforced"
 
 
 class DeleteSpy(httpx.AsyncBaseTransport):
