@@ -12,12 +12,12 @@ import click
 from retention.cli.app import cli
 from retention.engine.inventory import iter_sessions
 from retention.engine.policy_checks import check_against_inventory, known_names, lapsed_holds
-from retention.engine.state import open_state_db
 from retention.errors import InvalidInput
 from retention.policy import PolicyError, PolicySet, Problem, json_schema, load_policy_set
 from retention.policy.names import missing_hold_ids
 from retention.policy.notice import notice_problems
-from retention.settings import load_settings
+from retention.service.statedir import inventory_if_any
+from retention.settings import Settings, load_settings
 
 
 def _report(problems: Sequence[Problem]) -> None:
@@ -39,12 +39,12 @@ def _load(paths: Sequence[Path]) -> PolicySet:
         ) from None
 
 
-def _inventory_problems(policy_set: PolicySet, state_db: Path) -> list[Problem]:
-    """Names the inventory does not know (errors), rules matching nothing there (warnings)."""
-    if not state_db.is_file():
-        return []
-    db = open_state_db(state_db)
-    try:
+def _inventory_problems(policy_set: PolicySet, settings: Settings) -> list[Problem]:
+    """Names the inventory does not know (errors), rules matching nothing there (warnings);
+    read-only, so `validate` works while a run holds the state directory."""
+    with inventory_if_any(settings, "check names against", complete=False) as db:
+        if db is None:
+            return []
         organizers, groups = known_names(db)
         sessions = [int(k) for (k,) in db.execute("SELECT session_id FROM sessions")]
         meetings = [int(k) for (k,) in db.execute("SELECT DISTINCT meeting_id FROM sessions")]
@@ -52,8 +52,6 @@ def _inventory_problems(policy_set: PolicySet, state_db: Path) -> list[Problem]:
             *check_against_inventory(policy_set, iter_sessions(db), groups, organizers),
             *missing_hold_ids(policy_set, sessions, meetings),
         ]
-    finally:
-        db.close()
 
 
 @cli.command()
@@ -70,7 +68,7 @@ def validate(paths: tuple[Path, ...]) -> None:
     found = [
         *policy_set.warnings,
         *lapsed_holds(policy_set, datetime.now(UTC)),
-        *_inventory_problems(policy_set, settings.state_db),
+        *_inventory_problems(policy_set, settings),
         *notice_problems(policy_set, settings.owner_notice_days),
     ]
     _report(found)

@@ -98,20 +98,33 @@ async def locked(
 def read_only(settings: Settings, use: str) -> Iterator[Database]:
     """The last complete inventory, read without the lock; else invalid input naming `use`
     ("explain from"). Never an empty database read as "nothing is due"."""
+    with inventory_if_any(settings, use) as db:
+        if db is None:
+            raise InvalidInput(
+                f"no inventory to {use}: no scan of {settings.state_db} has completed",
+                hint=NO_INVENTORY_HINT,
+            )
+        yield db
+
+
+@contextlib.contextmanager
+def inventory_if_any(
+    settings: Settings, use: str, *, complete: bool = True
+) -> Iterator[Database | None]:
+    """The last complete inventory, read without the lock, or None when there is none yet;
+    with `complete` false, whatever the state database holds (names listed by a scan that has
+    not finished, say)."""
     path = settings.state_db
     if not path.is_file():
-        raise InvalidInput(f"no inventory to {use}: there is no {path} yet", hint=NO_INVENTORY_HINT)
+        yield None
+        return
     if MIGRATIONS.pending(reader(path)):
         # Written by an older version: migrated once, under the lock, then read.
         with acquire(settings.state_dir, 0, command=f"retention ({use})"):
             open_state_db(path).close()
     db = reader(path)
     try:
-        if last_scan_time(db) is None:
-            raise InvalidInput(
-                f"no inventory to {use}: no scan of {path} has completed", hint=NO_INVENTORY_HINT
-            )
-        yield db
+        yield None if complete and last_scan_time(db) is None else db
     finally:
         db.close()
 
