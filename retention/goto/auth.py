@@ -51,10 +51,11 @@ _TOKEN_DEADLINE = 120.0
 # Refresh this long before expiry (a quarter of the lifetime, at most a minute), so that a token
 # does not expire between the check and the request.
 _MAX_EARLY_REFRESH = 60.0
-# An access token lives 60 minutes (GoTo's guides); `expires_in` is believed between a minute
-# and a day, and clamped to them otherwise.
+# An access token lives 60 minutes (GoTo's guides); `expires_in` is believed between a second
+# and a day, and clamped to them otherwise: a short lifetime is never stretched (a token used
+# past it would only be refused), an absurd one never kept.
 TOKEN_LIFETIME = 3600.0
-MIN_TOKEN_LIFETIME = 60.0
+MIN_TOKEN_LIFETIME = 1.0
 MAX_TOKEN_LIFETIME = 86_400.0
 _EXPIRY_MARGIN = 5.0
 # An OAuth error code (RFC 6749 5.2); anything else the endpoint says stays out of messages,

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import ssl
-import sys
 from dataclasses import dataclass
 from datetime import datetime
 from email.utils import parsedate_to_datetime
@@ -20,14 +18,6 @@ DEFAULT_MAX_RESPONSE_BYTES = 32 * 1024 * 1024
 CA_BUNDLE_HINT = "set RETENTION_CA_BUNDLE for a corporate CA"
 # The seam through which tests (and the sandbox's ASGI app) answer calls; only goto/ knows httpx.
 Transport = httpx.AsyncBaseTransport
-
-# httpcore asks for the optional `sniffio` each time it sets up a lock or an event (several times
-# a request) and takes asyncio when the import fails; Python does not remember a failed import,
-# so each of those calls searched sys.path again: about a tenth of the CPU a removal costs
-# (encode/httpcore#1103). Recording the absence once makes `import sniffio` fail at once, as it
-# would after the search: nothing else changes.
-if "sniffio" not in sys.modules and importlib.util.find_spec("sniffio") is None:
-    sys.modules["sniffio"] = None  # type: ignore[assignment]  # None: "not installed"
 
 
 def make_http_client(

@@ -20,7 +20,9 @@ from retention.engine.reconcile import ReconcileReport
 from retention.engine.refresh import fresh_record, refresh_items
 from retention.engine.removal import ApiRemovals
 from retention.engine.state import mark_plan_applied, record_plan
+from retention.errors import RuntimeFailure
 from retention.goto.client import GoToClient
+from retention.goto.errors import ApiError
 from retention.service import execution, preflight, record
 from retention.service.context import (
     STOP_GRACE_SECONDS,
@@ -190,7 +192,15 @@ async def _reconcile(
 ) -> ReconcileReport | None:
     async def executor() -> Executor:
         # Decided again on current facts: the organizer listing first, then coverage.
-        await read_listing(client, session.db, ctx.clock())
+        try:
+            await read_listing(client, session.db, ctx.clock())
+        except ApiError as exc:
+            pending = len(session.audit.pending_intents())
+            raise RuntimeFailure(
+                f"{pending} pending intent(s) could not be reconciled: the organizer listing "
+                f"they are decided again on could not be read ({exc.message})",
+                hint="nothing new is done until they are; check the API and run again",
+            ) from exc
         keep_coverage(session.db, session.policy_set, ctx.clock())
         return _executor(ctx, session, client)
 
