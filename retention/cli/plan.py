@@ -36,7 +36,7 @@ from retention.service.logging import configure_logging, register_settings_secre
 from retention.service.pipeline import RunResult
 from retention.service.preflight import violations as violations_of
 from retention.service.preview import preview
-from retention.service.progress import ProgressLog, progress_logged
+from retention.service.progress import logging_progress, progress_logged
 from retention.settings import load_settings
 from retention.times import parse_user_time
 
@@ -133,23 +133,12 @@ def _execute_with_progress(
 ) -> RunResult:
     if not console.is_terminal:
         with progress_logged() as logged:
-            return _run_with_signals(_logging_progress(ctx, logged), job)
+            return _run_with_signals(logging_progress(ctx, logged), job)
     progress = _RemovalProgress(console)
     try:
         return _run_with_signals(dataclasses.replace(ctx, on_progress=progress.advance), job)
     finally:
         progress.stop()
-
-
-def _logging_progress(ctx: RunContext, logged: ProgressLog | None) -> RunContext:
-    """Off a terminal: the scan's and the removals' progress as log lines."""
-    if logged is None:
-        return ctx
-    return dataclasses.replace(
-        ctx,
-        on_scan_progress=logged.reporter("scan", "windows"),
-        on_progress=logged.reporter("removals", "removals"),
-    )
 
 
 def _finish(result: RunResult, console: Console) -> None:
@@ -223,7 +212,7 @@ def plan_command(  # noqa: PLR0917
             "--format markdown is the form of a policy change", hint="add --compare-to DIR"
         )
     with progress_logged() as logged:
-        logging_ctx = _logging_progress(context, logged)
+        logging_ctx = logging_progress(context, logged)
         plan = reaching_api(
             logging_ctx,
             lambda: preview(
