@@ -18,7 +18,8 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from retention.cli.app import cli
-from retention.cli.planning import compare_command, offline_note, reaching_api
+from retention.cli.plan_show import show_command
+from retention.cli.planning import compare_command, plan_notes, reaching_api
 from retention.cli.render import (
     removal_summary,
     render_execution,
@@ -155,7 +156,7 @@ def _finish(result: RunResult, console: Console) -> None:
         )
 
 
-@cli.command("plan")
+@cli.group("plan", invoke_without_command=True)
 @click.option("--policy", "policies", multiple=True, help="Only this policy's removals (repeat).")
 @click.option(
     "--as-of", help="Preview as of this time: a date, an ISO time, or a span such as +30d."
@@ -194,7 +195,12 @@ def plan_command(  # noqa: PLR0917
     offline: bool = False,
     compare_to: Path | None = None,
 ) -> None:
-    """Preview what the policies would remove (a dry run); --out writes a plan to apply."""
+    """Preview what the policies would remove (a dry run); --out writes a plan to apply.
+
+    `plan show FILE` shows a plan file or a proposal the same way.
+    """
+    if click.get_current_context().invoked_subcommand is not None:
+        return
     context = _context()
     moment = _parse_time(as_of)
     _check_policy_names(context, policies)
@@ -245,6 +251,9 @@ def plan_command(  # noqa: PLR0917
             say(console, f"apply it with: retention apply {out}")
 
 
+plan_command.add_command(show_command)
+
+
 def _check_policy_names(ctx: RunContext, selected: tuple[str, ...]) -> None:
     """`--policy` names a policy of the set in force, checked before any API call."""
     if not selected:
@@ -259,27 +268,9 @@ def _check_policy_names(ctx: RunContext, selected: tuple[str, ...]) -> None:
 
 
 def _plan_notes(plan: Plan, console: Console) -> None:
-    """What a reader must know beside the table: offline, a preview, refused policies, items
-    left out."""
-    if plan.offline:
-        say(console, offline_note(plan))
-    if plan.preview:
-        say(
-            console,
-            f"preview: this plan decides as of {plan.document()['as_of']}, in the "
-            "future; it shows what will become due and `retention apply` refuses it",
-        )
-    for refusal in plan.cap_refusals:
-        say(console, f"refused: {refusal.describe()}; {refusal.hint()}")
-    for name, by in sorted(plan.refused.items()):
-        if not by.startswith("cap:"):
-            say(console, f"refused: policy {name} ({by}); its removals are blocked")
-    if plan.left_out:
-        say(
-            console,
-            f"--limit {plan.limit}: kept the first {len(plan.items)} removals, "
-            f"left out {plan.left_out}; plan again for the next batch",
-        )
+    """What a reader must know beside the table."""
+    for note in plan_notes(plan.document(), plan.refusals()):
+        say(console, note)
 
 
 @cli.command("apply")
