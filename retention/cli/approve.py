@@ -228,4 +228,5 @@ def print_proposals(rows: list[dict[str, Any]], folder: Path, console: Console) 
             age,
         )
     table.print(console)
+    say(console, "read one with: retention plan show FILE --items")
     say(console, "approve one with: retention approve FILE --key KEY")

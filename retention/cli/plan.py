@@ -18,7 +18,8 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from retention.cli.app import cli
-from retention.cli.planning import compare_command, offline_note, reaching_api
+from retention.cli.plan_show import show_command
+from retention.cli.planning import compare_command, plan_notes, reaching_api
 from retention.cli.render import (
     removal_summary,
     render_execution,
@@ -36,7 +37,7 @@ from retention.service.logging import configure_logging, register_settings_secre
 from retention.service.pipeline import RunResult
 from retention.service.preflight import violations as violations_of
 from retention.service.preview import preview
-from retention.service.progress import ProgressLog, progress_logged
+from retention.service.progress import logging_progress, progress_logged
 from retention.settings import load_settings
 from retention.times import parse_user_time
 
@@ -133,23 +134,12 @@ def _execute_with_progress(
 ) -> RunResult:
     if not console.is_terminal:
         with progress_logged() as logged:
-            return _run_with_signals(_logging_progress(ctx, logged), job)
+            return _run_with_signals(logging_progress(ctx, logged), job)
     progress = _RemovalProgress(console)
     try:
         return _run_with_signals(dataclasses.replace(ctx, on_progress=progress.advance), job)
     finally:
         progress.stop()
-
-
-def _logging_progress(ctx: RunContext, logged: ProgressLog | None) -> RunContext:
-    """Off a terminal: the scan's and the removals' progress as log lines."""
-    if logged is None:
-        return ctx
-    return dataclasses.replace(
-        ctx,
-        on_scan_progress=logged.reporter("scan", "windows"),
-        on_progress=logged.reporter("removals", "removals"),
-    )
 
 
 def _finish(result: RunResult, console: Console) -> None:
@@ -166,7 +156,7 @@ def _finish(result: RunResult, console: Console) -> None:
         )
 
 
-@cli.command("plan")
+@cli.group("plan", invoke_without_command=True)
 @click.option("--policy", "policies", multiple=True, help="Only this policy's removals (repeat).")
 @click.option(
     "--as-of", help="Preview as of this time: a date, an ISO time, or a span such as +30d."
@@ -205,7 +195,12 @@ def plan_command(  # noqa: PLR0917
     offline: bool = False,
     compare_to: Path | None = None,
 ) -> None:
-    """Preview what the policies would remove (a dry run); --out writes a plan to apply."""
+    """Preview what the policies would remove (a dry run); --out writes a plan to apply.
+
+    `plan show FILE` shows a plan file or a proposal the same way.
+    """
+    if click.get_current_context().invoked_subcommand is not None:
+        return
     context = _context()
     moment = _parse_time(as_of)
     _check_policy_names(context, policies)
@@ -223,7 +218,7 @@ def plan_command(  # noqa: PLR0917
             "--format markdown is the form of a policy change", hint="add --compare-to DIR"
         )
     with progress_logged() as logged:
-        logging_ctx = _logging_progress(context, logged)
+        logging_ctx = logging_progress(context, logged)
         plan = reaching_api(
             logging_ctx,
             lambda: preview(
@@ -256,6 +251,9 @@ def plan_command(  # noqa: PLR0917
             say(console, f"apply it with: retention apply {out}")
 
 
+plan_command.add_command(show_command)
+
+
 def _check_policy_names(ctx: RunContext, selected: tuple[str, ...]) -> None:
     """`--policy` names a policy of the set in force, checked before any API call."""
     if not selected:
@@ -270,27 +268,9 @@ def _check_policy_names(ctx: RunContext, selected: tuple[str, ...]) -> None:
 
 
 def _plan_notes(plan: Plan, console: Console) -> None:
-    """What a reader must know beside the table: offline, a preview, refused policies, items
-    left out."""
-    if plan.offline:
-        say(console, offline_note(plan))
-    if plan.preview:
-        say(
-            console,
-            f"preview: this plan decides as of {plan.document()['as_of']}, in the "
-            "future; it shows what will become due and `retention apply` refuses it",
-        )
-    for refusal in plan.cap_refusals:
-        say(console, f"refused: {refusal.describe()}; {refusal.hint()}")
-    for name, by in sorted(plan.refused.items()):
-        if not by.startswith("cap:"):
-            say(console, f"refused: policy {name} ({by}); its removals are blocked")
-    if plan.left_out:
-        say(
-            console,
-            f"--limit {plan.limit}: kept the first {len(plan.items)} removals, "
-            f"left out {plan.left_out}; plan again for the next batch",
-        )
+    """What a reader must know beside the table."""
+    for note in plan_notes(plan.document(), plan.refusals()):
+        say(console, note)
 
 
 @cli.command("apply")

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import sys
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
@@ -19,8 +19,8 @@ from retention.cli.render_compare import (
     write_change_json,
 )
 from retention.cli.tables import console_for, say
+from retention.engine.caps import CapViolation
 from retention.engine.compare import compare_plans
-from retention.engine.plan import Plan
 from retention.errors import InvalidInput, RuntimeFailure
 from retention.goto.errors import ApiError, TlsError
 from retention.policy import load_policy_set
@@ -54,13 +54,45 @@ def reaching_api(ctx: RunContext, job: Callable[[], Coroutine[Any, Any, T]]) -> 
         ) from None
 
 
-def offline_note(plan: Plan) -> str:
+def offline_note(document: Mapping[str, Any]) -> str:
     """The line an offline plan prints: what it decided on, and how old that is."""
-    at = plan.document()["inventory_at"]
+    age = document.get("inventory_age_s")
     return (
-        f"offline: decided on the inventory of {at} ({age_text(plan.inventory_age_s)});"
+        f"offline: decided on the inventory of {document['inventory_at']} ({age_text(age)});"
         " nothing was read from the API, which re-reads each item when a plan is applied"
     )
+
+
+def plan_notes(document: Mapping[str, Any], refused: Sequence[Mapping[str, Any]]) -> list[str]:
+    """What a reader must know beside a plan's table: offline, a preview, the policies
+    `refused` on their own (by a cap, with its count; or by a name), items left out."""
+    notes = [offline_note(document)] if document.get("offline") else []
+    if document.get("preview"):
+        notes.append(
+            f"preview: this plan decides as of {document['as_of']}, in the future; it shows "
+            "what will become due and `retention apply` refuses it"
+        )
+    for entry in refused:
+        if entry.get("cap") is not None:
+            violation = CapViolation(
+                str(entry["policy"]),
+                str(entry["cap"]),
+                int(entry["count"]),
+                entry.get("population"),
+                float(entry["limit"]),
+            )
+            notes.append(f"refused: {violation.describe()}; {violation.hint()}")
+    for entry in refused:
+        if entry.get("cap") is None and not str(entry["by"]).startswith("cap:"):
+            name, by = entry["policy"], entry["by"]
+            notes.append(f"refused: policy {name} ({by}); its removals are blocked")
+    left_out = document.get("summary", {}).get("left_out")
+    if left_out:
+        notes.append(
+            f"--limit {document.get('limit')}: kept the first {len(document['items'])} removals,"
+            f" left out {left_out}; plan again for the next batch"
+        )
+    return notes
 
 
 def compare_command(  # noqa: PLR0917
@@ -92,6 +124,6 @@ def compare_command(  # noqa: PLR0917
         console = console_for()
         render_change_table(document, console)
         if after.offline:
-            say(console, offline_note(after))
+            say(console, offline_note(after.document()))
     if after.offline and output != "table":
-        say(console_for(stderr=True), offline_note(after))
+        say(console_for(stderr=True), offline_note(after.document()))

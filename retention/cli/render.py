@@ -92,6 +92,47 @@ def render_plan_table(
         say(console, f"over a cap: {violation.describe()}", style="red")
 
 
+def render_plan_items(document: Mapping[str, Any], console: Console) -> None:
+    """Each planned removal, each blocked one with what blocks it, each session kept unknown."""
+    if document.get("items"):
+        table = FitTable("Removals")
+        _item_columns(table, ("action", "policy"))
+        for item in document["items"]:
+            table.row(*_item_cells(item), item["action"], item["policy"])
+        table.print(console)
+    if document.get("blocked"):
+        table = FitTable("Blocked (not removed)")
+        _item_columns(table, ("action", "blocked by", "until"))
+        for entry in document["blocked"]:
+            until = _minute(entry.get("until"))
+            table.row(*_item_cells(entry), entry["action"], entry["by"], until)
+        table.print(console)
+    if document.get("unknown"):
+        table = FitTable("Unknown (not removed)")
+        _item_columns(table, ("missing",))
+        for entry in document["unknown"]:
+            table.row(*_item_cells(entry), ", ".join(entry.get("fields") or ()) or "-")
+        table.print(console)
+
+
+def _item_columns(table: FitTable, last: Sequence[str]) -> None:
+    table.column("session", "number")
+    table.column("organizer", "words")
+    table.column("ended", "words")
+    for name in last:
+        table.column(name, "words")
+
+
+def _item_cells(entry: Mapping[str, Any]) -> tuple[str, str, str]:
+    organizer = entry.get("organizer_email") or str(entry.get("organizerKey", "-"))
+    return str(entry["sessionId"]), organizer, _minute(entry.get("endTime"))
+
+
+def _minute(moment: str | None) -> str:
+    """A stored time (`2026-09-14T10:05:00Z`) to the minute, as people read it."""
+    return "-" if not moment else f"{moment[:10]} {moment[11:16]}"
+
+
 def removal_summary(document: Mapping[str, Any]) -> str:
     """What a plan removes, counted per action so that the parts add up to the total.
 

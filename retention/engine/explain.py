@@ -385,6 +385,7 @@ def _outside(policy: Policy) -> str:
             ("groups", scope.groups),
             ("organizers", scope.organizers),
             ("excluding", scope.exclude_organizers),
+            ("excluding groups", scope.exclude_groups),
         )
         if entries
     ]

@@ -67,6 +67,17 @@ class LoadedPlan:
             {**entry, "count": None, "cap": None} for entry in older if isinstance(entry, Mapping)
         ]
 
+    def alteration(self) -> str | None:
+        """Why the file is not as it was written (its content does not hash to its
+        `plan_hash`); None when it is."""
+        actual = plan_hash(self.document)
+        if actual == self.recorded_hash:
+            return None
+        return (
+            f"the plan file was altered: its content hashes to {actual[:16]}…, "
+            f"not the {self.recorded_hash[:16] or '(missing)'}… it was written with"
+        )
+
     @property
     def in_scope(self) -> dict[str, int]:
         """Sessions in each policy's scope when the plan was made (its caps' `max_percent` base)."""
@@ -138,14 +149,9 @@ def plan_refusals(
     another account (`other_account`), applied already (`applied_before`)."""
     reasons: list[PlanRefusal] = []
     actual = plan_hash(plan.document)
-    if actual != plan.recorded_hash:
-        reasons.append(
-            (
-                "changed_plan",
-                f"the plan file was altered: its content hashes to {actual[:16]}…, "
-                f"not the {plan.recorded_hash[:16] or '(missing)'}… it was written with",
-            )
-        )
+    altered = plan.alteration()
+    if altered is not None:
+        reasons.append(("changed_plan", altered))
     elif known_hash is None:
         reasons.append(
             ("changed_plan", f"plan {plan.plan_id} was not made by this service's state directory")

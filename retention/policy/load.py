@@ -80,10 +80,16 @@ class PolicySet:
 
 def canonical_hash(policy: Policy) -> str:
     """sha256 of the policy's normalized definition as canonical JSON (what the audit stores)."""
-    # A field added later (`notice`) counts only when set: the hashes of policies written
-    # before it stay what they were.
-    unset = {"notice"} if policy.notice is None else None
-    return canonical.canonical_hash(policy.model_dump(mode="json", by_alias=True, exclude=unset))
+    # A field added later (`notice`, `scope.exclude_groups`) counts only when set: the hashes
+    # of policies written before it stay what they were.
+    unset: dict[str, Any] = {}
+    if policy.notice is None:
+        unset["notice"] = True
+    if policy.scope is not None and policy.scope.exclude_groups is None:
+        unset["scope"] = {"exclude_groups": True}
+    return canonical.canonical_hash(
+        policy.model_dump(mode="json", by_alias=True, exclude=unset or None)
+    )
 
 
 def load_policy_set(paths: Sequence[Path]) -> PolicySet:

@@ -96,29 +96,40 @@ class References:
 
 @dataclass(frozen=True)
 class Scope:
-    """Organizers in `groups` plus `organizers`, less `excluded`; None parts are not given."""
+    """Organizers in `groups` plus `organizers`, less `excluded` and the organizers in
+    `excluded_groups`; None parts are not given."""
 
     groups: References | None
     organizers: References | None
     excluded: References | None
+    excluded_groups: References | None = None
 
     def truth(self, session: SessionFacts) -> tuple[Truth, tuple[str, ...]]:
         included: list[Truth] = []
         unknown: list[str] = []
         if self.groups is not None:
-            in_group = reference_check(
-                self.groups.keys, self.groups.texts, session.group_key, session.group_name
-            )
-            included.append(in_group)
-            if in_group is None:
-                unknown.append("group")
+            included.append(self._group(self.groups, session, unknown))
         if self.organizers is not None:
             included.append(self._organizer(self.organizers, session, unknown))
         result = any_true(included) if included else True
-        if self.excluded is not None and result is not False:
-            excluded = self._organizer(self.excluded, session, unknown)
+        if result is not False:
+            # Excluded when either exclusion holds; an exclusion that cannot be told leaves the
+            # scope unknown, so that a delete rule does not act and a retain rule keeps.
+            exclusions: list[Truth] = []
+            if self.excluded is not None:
+                exclusions.append(self._organizer(self.excluded, session, unknown))
+            if self.excluded_groups is not None:
+                exclusions.append(self._group(self.excluded_groups, session, unknown))
+            excluded = any_true(exclusions)
             result = False if excluded else (None if excluded is None else result)
-        return result, tuple(unknown) if result is None else ()
+        return result, tuple(dict.fromkeys(unknown)) if result is None else ()
+
+    @staticmethod
+    def _group(refs: References, session: SessionFacts, unknown: list[str]) -> Truth:
+        found = reference_check(refs.keys, refs.texts, session.group_key, session.group_name)
+        if found is None:
+            unknown.append("group")
+        return found
 
     @staticmethod
     def _organizer(refs: References, session: SessionFacts, unknown: list[str]) -> Truth:
@@ -189,6 +200,7 @@ def compile_scope(policy_scope: ScopeModel | HoldScope | None) -> Scope | None:
         References.of(policy_scope.groups),
         References.of(policy_scope.organizers),
         References.of(getattr(policy_scope, "exclude_organizers", None)),
+        References.of(getattr(policy_scope, "exclude_groups", None)),
     )
 
 

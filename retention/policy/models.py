@@ -104,7 +104,7 @@ class StrictModel(BaseModel):
 
 
 class Scope(StrictModel):
-    """Whose sessions: organizers in `groups` plus `organizers`, less `exclude_organizers`."""
+    """Whose sessions: `groups` plus `organizers`, less `exclude_organizers`, `exclude_groups`."""
 
     groups: list[GroupRef] | None = Field(
         None, min_length=1, description="Group names or group keys", examples=[["Sales", 4411]]
@@ -114,6 +114,12 @@ class Scope(StrictModel):
     )
     exclude_organizers: list[OrganizerRef] | None = Field(
         None, min_length=1, description="Organizer emails or keys never covered"
+    )
+    exclude_groups: list[GroupRef] | None = Field(
+        None,
+        min_length=1,
+        description="Group names or group keys whose organizers are never covered",
+        examples=[["Legal"]],
     )
 
 

@@ -19,7 +19,7 @@ from retention.policy.load import ItemKind, PolicySet
 from retention.policy.models import HoldScope, Scope
 from retention.policy.problems import Problem
 
-ScopeKey = Literal["groups", "organizers", "exclude_organizers"]
+ScopeKey = Literal["groups", "organizers", "exclude_organizers", "exclude_groups"]
 KnownRows = Iterable[tuple[int, str]]
 
 
@@ -36,7 +36,7 @@ class UnknownName:
     @property
     def what(self) -> str:
         """`group` or `organizer`."""
-        return "group" if self.key == "groups" else "organizer"
+        return "group" if self.key in ("groups", "exclude_groups") else "organizer"
 
     def problem(self, policy_set: PolicySet) -> Problem:
         """The reference at its FILE:LINE:COL, as validate reports it."""
@@ -100,9 +100,13 @@ def unknown_names(policy_set: PolicySet, organizers: KnownRows, groups: KnownRow
 
     `organizers` are (organizer_key, email) rows, `groups` (group_key, name) rows.
     """
-    known_organizers = _Known(organizers)
-    known = {"groups": _Known(groups), "organizers": known_organizers}
-    known["exclude_organizers"] = known_organizers
+    known_organizers, known_groups = _Known(organizers), _Known(groups)
+    known = {
+        "groups": known_groups,
+        "organizers": known_organizers,
+        "exclude_organizers": known_organizers,
+        "exclude_groups": known_groups,
+    }
     holds: dict[str, tuple[UnknownName, ...]] = {}
     policies: dict[str, tuple[UnknownName, ...]] = {}
     for kind, item, scope in _scopes(policy_set):
@@ -130,13 +134,15 @@ def _scopes(
 
 
 def _entries(scope: HoldScope | Scope) -> list[tuple[ScopeKey, list[int | str]]]:
-    """A scope's names by key; a policy's scope also names the organizers it excludes."""
+    """A scope's names by key; a policy's scope also names the organizers and groups it
+    excludes."""
     entries: list[tuple[ScopeKey, list[int | str]]] = [
         ("groups", list(scope.groups or [])),
         ("organizers", list(scope.organizers or [])),
     ]
     if isinstance(scope, Scope):
         entries.append(("exclude_organizers", list(scope.exclude_organizers or [])))
+        entries.append(("exclude_groups", list(scope.exclude_groups or [])))
     return entries
 
 

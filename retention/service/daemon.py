@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import signal
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 
@@ -41,6 +42,7 @@ from retention.service.memory import return_memory
 from retention.service.metrics import RUN_RESULTS, HealthState, Metrics, RunState, serve_metrics
 from retention.service.notify import Notifier, feed_watchdog, monotonic_usec
 from retention.service.pipeline import RunResult
+from retention.service.progress import logging_progress, progress_logged
 from retention.service.review import scheduled_run
 from retention.service.schedule import (
     JOB_EVENTS,
@@ -72,10 +74,13 @@ class Daemon:
         *,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         transport: Transport | None = None,
+        progress_clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.settings = settings
         self.notifier = notifier
         self.clock = clock
+        # Paces the progress lines a run logs off a terminal (the journal, a pipe).
+        self.progress_clock = progress_clock
         self.transport = transport
         self.metrics = Metrics(clock)
         self.health = HealthState()
@@ -262,7 +267,9 @@ class Daemon:
             log.info("scheduled run starting", schedule=spec, policies=sorted(policies))
             ctx = self.current = dataclasses.replace(ctx, policy_set=await self._read_folder())
             selected = self._still_defined(policies)
-            result = await scheduled_run(ctx, selected)
+            with progress_logged(clock=self.progress_clock) as logged:
+                ctx = self.current = logging_progress(ctx, logged)
+                result = await scheduled_run(ctx, selected)
             state = _RESULTS[result.result]
             error = result.execution.halted
         except RunStopped as exc:

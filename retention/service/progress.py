@@ -9,6 +9,7 @@ reported since (one slow call, a long integrity check), so the lines keep coming
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import sys
 import threading
 import time
@@ -16,6 +17,8 @@ from collections.abc import Callable, Iterator
 from typing import Any, TextIO
 
 import structlog
+
+from retention.service.context import RunContext
 
 INTERVAL_SECONDS = 30.0
 Clock = Callable[[], float]
@@ -101,14 +104,16 @@ def beat(progress: ProgressLog, wait: Callable[[float], bool]) -> None:
 
 
 @contextlib.contextmanager
-def progress_logged(stream: TextIO | None = None) -> Iterator[ProgressLog | None]:
+def progress_logged(
+    stream: TextIO | None = None, *, clock: Clock = time.monotonic
+) -> Iterator[ProgressLog | None]:
     """A ProgressLog with its heartbeat when `stream` (stderr) is not a terminal; None on a
     terminal, where a bar shows progress instead."""
     out = stream if stream is not None else sys.stderr
     if out.isatty():
         yield None
         return
-    progress = ProgressLog()
+    progress = ProgressLog(clock=clock)
     stopped = threading.Event()
     heart = threading.Thread(
         target=beat, args=(progress, stopped.wait), name="progress", daemon=True
@@ -119,3 +124,14 @@ def progress_logged(stream: TextIO | None = None) -> Iterator[ProgressLog | None
     finally:
         stopped.set()
         heart.join()
+
+
+def logging_progress(ctx: RunContext, logged: ProgressLog | None) -> RunContext:
+    """The run's scan and removals reported to `logged` (None: the context as it is)."""
+    if logged is None:
+        return ctx
+    return dataclasses.replace(
+        ctx,
+        on_scan_progress=logged.reporter("scan", "windows"),
+        on_progress=logged.reporter("removals", "removals"),
+    )

@@ -18,6 +18,9 @@ import retention.cli.plan  # noqa: F401  (attach their commands to the root grou
 from retention.cli.app import cli
 from retention.service import progress
 
+# The account is a sandbox subprocess.
+pytestmark = pytest.mark.e2e
+
 
 @pytest.fixture
 def every_report_logged(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:

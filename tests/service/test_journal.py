@@ -112,6 +112,7 @@ def test_without_the_journals_socket_the_checkpoint_line_is_only_written(
     assert json.loads(out.getvalue())["event"] == "audit_checkpoint"
 
 
+@pytest.mark.e2e
 def test_a_run_under_journal_stream_prefixes_each_line_with_its_priority(
     tmp_path: Path,
 ) -> None:

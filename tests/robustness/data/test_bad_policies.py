@@ -23,8 +23,9 @@ from .conftest import Service
 YAMLS = (".yaml", ".yml")
 KEYS = (
     "name", "description", "enabled", "action", "after", "scope", "match", "schedule", "limits",
-    "groups", "organizers", "exclude_organizers", "meeting_types", "subject", "subject_not",
-    "has_recording", "min_attendees", "max_deletions", "max_percent", "id", "reason", "expires",
+    "groups", "organizers", "exclude_organizers", "exclude_groups", "meeting_types", "subject",
+    "subject_not", "has_recording", "min_attendees", "max_deletions", "max_percent", "id", "reason",
+    "expires",
     "sessions", "meetings", "all", "policies", "holds", "afer", "",
 )  # fmt: skip
 ACTIONS = ("delete_recordings", "delete_attendees", "delete_session", "retain", "delete", "")
