@@ -22,11 +22,13 @@ from retention.audit.policyref import policy_loaded_data
 from retention.audit.store import (
     COLUMNS,
     GENESIS_HASH,
+    KEY_COLUMNS,
     AuditError,
     canonical_json,
     connect_writer,
     format_time,
     iso_or_none,
+    key_value,
     read_meta,
     row_hash,
     schema_problems,
@@ -160,6 +162,7 @@ class AuditLog:
         head = self._head()
         row: dict[str, Any] = dict.fromkeys(COLUMNS)
         row.update(columns)
+        row.update({name: key_value(row[name]) for name in KEY_COLUMNS})
         row.update(
             seq=head.rows + 1,
             time=format_time(self._clock()),

@@ -43,9 +43,9 @@ def outcome_problems(
             "row {0}: outcome names row {1}, which is not an intent",
         ),
         "deleted_twice": (
-            "SELECT session_id, action, group_concat(seq) FROM events"
+            "SELECT CAST(session_id AS TEXT), action, group_concat(seq) FROM events"
             " WHERE event = 'outcome' AND outcome = 'deleted'"
-            " GROUP BY session_id, action HAVING count(*) > 1",
+            " GROUP BY CAST(session_id AS TEXT), action HAVING count(*) > 1",
             "session {0}: {1} has more than one deleted outcome: rows {2}",
         ),
         "bad_data": (

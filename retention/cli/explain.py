@@ -151,7 +151,7 @@ def _session(db: Database, text: str) -> SessionRecord:
 
 def _removed_at(db: Database, session_id: int) -> datetime | None:
     """When a removal of the whole session went out, if one did (the inventory keeps it)."""
-    row = next(db.query("SELECT removed_at FROM sessions WHERE session_id = ?", [session_id]))
+    row = next(db.query("SELECT removed_at FROM sessions WHERE session_id = ?", [str(session_id)]))
     return from_text(row["removed_at"])
 
 

@@ -64,7 +64,7 @@ def fresh_record(db: Database, session_id: int) -> SessionRecord | None:
 
 def _removed(db: Database, session_id: int) -> bool:
     row = db.execute(
-        "SELECT removed_at FROM sessions WHERE session_id = ?", [session_id]
+        "SELECT removed_at FROM sessions WHERE session_id = ?", [str(session_id)]
     ).fetchone()
     return row is not None and row[0] is not None
 
