@@ -17,9 +17,11 @@ from typing import Any
 import httpx
 from pydantic import SecretStr
 
+from retention.engine.state import open_state_db
 from retention.sandbox import Account, create_app
 from retention.sandbox.datafile import load_account
 from retention.service.pipeline import Pipeline
+from retention.service.reading import scan_as_set
 from retention.service.result import RunResult
 from retention.settings import Settings
 
@@ -137,3 +139,17 @@ def sandbox_app(account: Account) -> Any:
 
 def deleted_paths(app: Any) -> list[str]:
     return [e["path"] for e in app.state.log.since(0) if e["method"] == "DELETE"]
+
+
+async def full_scan(app: Any, settings: Settings, *, later: timedelta = timedelta(0)) -> None:
+    """`retention inventory --full` in-process: every window of every organizer read again,
+    by a scan that starts `later` than now (the sandbox's history follows the real clock)."""
+    pipeline = Pipeline(settings, transport=httpx.ASGITransport(app=app))
+    db = open_state_db(settings.state_db)
+    try:
+        async with pipeline.client() as client:
+            now = datetime.now(UTC) + later
+            report = await scan_as_set(client, db, settings, now=now, full=True)
+        assert report.complete
+    finally:
+        db.close()

@@ -33,10 +33,11 @@ EVENT_KINDS = (
     "plan_proposed",
     "plan_expired",
     "notice_sent",
+    "reappeared",
 )
 # The CHECK lists of logs made by earlier versions: before `log_started`, before proposals and
-# notices. Opening such a log for writing widens its list to EVENT_KINDS (m002).
-_EARLIER_KINDS = (EVENT_KINDS[:9], EVENT_KINDS[:10])
+# notices, before `reappeared`. Opening such a log for writing widens its list (m002, m003).
+_EARLIER_KINDS = (EVENT_KINDS[:9], EVENT_KINDS[:10], EVENT_KINDS[:13])
 OUTCOMES = ("deleted", "already_absent", "failed", "skipped_hold", "skipped_changed")
 # Every column of `events`; a row's hash covers all of them except `hash` itself.
 COLUMNS = (
@@ -156,10 +157,11 @@ def m002_event_kinds(db: Database) -> None:
 @MIGRATIONS()
 def m003_keys_any(db: Database) -> None:
     """Let the key columns hold keys of any length: INTEGER becomes ANY (a STRICT table allows
-    it). Rows are unchanged: an integer stays an integer, hashed as one; new rows store TEXT.
+    it), and widen the kinds to this version's (`reappeared`). Rows are unchanged: an integer
+    stays an integer, hashed as one; new rows store TEXT.
 
-    Only the declared type of three columns is loosened, which changes nothing stored (the
-    same `writable_schema` procedure as m002).
+    Only the declared type of three columns and a CHECK are loosened, which changes nothing
+    stored (the same `writable_schema` procedure as m002).
     """
     (current,) = db.execute(
         "SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'events'"

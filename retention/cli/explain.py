@@ -16,6 +16,7 @@ from typing import Any
 import click
 from sqlite_utils import Database
 
+from retention.audit.summary import reappearances_of
 from retention.cli.app import cli
 from retention.engine.awaiting import awaiting_notice
 from retention.engine.explain import (
@@ -86,6 +87,7 @@ def explain_command(
         db.close()
     with audit_subject(settings) as recorded:
         subject = recorded(record.subject)
+    seen_again = reappearances_of(settings.audit_db, record.session_id)
     if output == "json":
         document = {
             "sessionId": str(record.session_id),
@@ -95,6 +97,7 @@ def explain_command(
                 **_facts(record, subject, settings.audit_subject),
                 "removed_at": iso(removed),
             },
+            "reappeared": seen_again,
             "refused_policies": [
                 {"policy": name, "by": by} for name, by in sorted(refused.items())
             ],
@@ -104,6 +107,12 @@ def explain_command(
         lines = _text(explanation, subject, settings.audit_subject, age)
         if removed is not None:
             lines.insert(1, f"  removed    from the account at {_when(removed)}")
+        for event in reversed(seen_again):
+            lines.insert(
+                1,
+                f"  reappeared {event['action']}: removed (row {event['deleted_seq'] or '-'}),"
+                f" seen again by a later scan (row {event['seq']}): decided again",
+            )
         for name, by in sorted(refused.items()):
             note = f"note: policy {name} is refused on its own ({by}): plan blocks its removals"
             lines.extend(_wrap(note, "      "))

@@ -279,12 +279,12 @@ _UPSERTED = (
     "conflict_sticky",
     "last_seen",
     "last_scan",
-    "removed_at",
     "first_seen",
 )  # fmt: skip  (the first and last are kept by an update: see below)
 # One statement per session (sqlite-utils' upsert reads the table's schema on every call).
-# A stored row keeps its first sighting and the removals already done, except that a
-# recording removal is forgotten when the API now shows a different recording.
+# A stored row keeps its first sighting and the removals already done (a removed session read
+# again is a reappearance, decided after the scan: engine/reappear.py), except that a recording
+# removal is forgotten when the API now shows a different recording.
 _UPSERT_SESSION = (
     f"INSERT INTO sessions ({', '.join(_UPSERTED)}) "  # noqa: S608  (constant names)
     f"VALUES ({', '.join(':' + name for name in _UPSERTED)}) "
@@ -330,7 +330,6 @@ def _upsert_session(
         **facts,
         "last_seen": seen,
         "last_scan": scan_id,
-        "removed_at": None,
         "first_seen": seen,
     }
     db.execute(_UPSERT_SESSION, row)

@@ -30,6 +30,7 @@ from retention.engine.plan import Plan, plan_within_caps
 from retention.engine.planfile import LoadedPlan
 from retention.engine.planitem import PlanItem
 from retention.engine.policy_checks import known_names
+from retention.engine.reappear import record_reappeared
 from retention.engine.recheck import Rechecker
 from retention.engine.reconcile import ReconcileReport
 from retention.engine.refresh import fresh_record, refresh_items
@@ -236,6 +237,12 @@ class Pipeline:
             result = RunResult.of(session)
             result.reconciled = await self._reconcile(session, client)
             await self.refresh(client, session.db)
+            record_reappeared(
+                session.db,
+                session.audit,
+                run_id=session.run_id,
+                grace_seconds=self.settings.reappear_grace_seconds,
+            )
             plan = result.plan = self.make_plan(
                 session.db,
                 policy_set,

@@ -7,19 +7,27 @@ and one bad row never stops the account.
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 from facts_support import (
     account_of,
     deleted_paths,
     entry,
+    full_scan,
     run_once,
     sandbox_app,
     settings_for,
 )
 
+from retention.audit.report import render_report
+from retention.audit.store import connect_reader
+from retention.audit.summary import summarise
+from retention.audit.verify import verify_log
+from retention.cli.app import cli
 from retention.sandbox.policies import policy_set, rule
 from retention.service.metrics import Metrics
 
@@ -220,3 +228,72 @@ async def test_a_due_session_of_a_twenty_digit_organizer_is_removed_and_recorded
         ("1001",),
         (str(BIG_ORGANIZER),),
     ]
+
+
+def _recorded(session_id: int, ended_ago: timedelta) -> dict[str, object]:
+    recording = {"recordingId": f"rec-{session_id}", "recordingName": "r", "fileSize": 4096}
+    return entry(session_id, ended_ago, recording=recording)
+
+
+async def test_a_removal_the_api_did_not_make_is_recorded_as_reappeared_and_decided_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    target = 970001
+    app = sandbox_app(account_of(tmp_path, [_recorded(target, timedelta(days=2))]))
+    # Every DELETE answers 204 and removes nothing.
+    app.state.controls.delete_status = 204
+    policies = policy_set(rule("recordings", 1))
+    settings = settings_for(tmp_path, policies)
+
+    first = await run_once(app, settings)
+    (deleted,) = first.audit("SELECT seq FROM events WHERE outcome = 'deleted'")
+    await full_scan(app, settings)  # `retention inventory --full`: the recording is still there
+    soon = await run_once(app, settings)  # within the grace: the API may be catching up
+    assert soon.plan["items"] == []
+    assert soon.audit("SELECT seq FROM events WHERE event = 'reappeared'") == []
+
+    # A full scan that starts more than the grace (1h) after the removal still sees it.
+    await full_scan(app, settings, later=timedelta(hours=2))
+    later = await run_once(app, settings)
+
+    ((action, session, data),) = later.audit(
+        "SELECT action, session_id, data FROM events WHERE event = 'reappeared'"
+    )
+    assert (action, session) == ("delete_recordings", str(target))
+    assert f'"deleted_seq":{deleted[0]}' in data
+    assert '"recording_id":"rec-970001"' in data
+    assert [item["sessionId"] for item in later.plan["items"]] == [str(target)]
+    assert len(deleted_paths(app)) == 2
+    # Two `deleted` outcomes, the first named by the reappearance: not `deleted_twice`.
+    report = verify_log(settings.state_dir / "audit.db")
+    assert report.clean, report.findings
+    # The report lists it under "Needing attention"; explain says it reappeared.
+    conn = connect_reader(settings.state_dir / "audit.db")
+    page = render_report(summarise(conn), report, generated="now")
+    conn.close()
+    attention = page[page.index('id="attention"') : page.index("<h2>Refusals")]
+    assert f'data-session="{target}"' in attention
+    monkeypatch.setenv("RETENTION_STATE_DIR", str(settings.state_dir))
+    monkeypatch.setenv("RETENTION_POLICY_DIR", str(settings.policy_dir))
+    monkeypatch.delenv("RETENTION_CONFIG", raising=False)
+    explained = CliRunner().invoke(cli, ["explain", str(target), "--format", "json"])
+    assert explained.exit_code == 0, explained.output
+    (event,) = json.loads(explained.output)["reappeared"]
+    assert (event["action"], event["deleted_seq"]) == ("delete_recordings", deleted[0])
+    text = CliRunner().invoke(cli, ["explain", str(target)]).output
+    assert "reappeared delete_recordings" in text
+
+
+async def test_a_grace_of_zero_records_no_reappearance(tmp_path: Path) -> None:
+    target = 971001
+    app = sandbox_app(account_of(tmp_path, [_recorded(target, timedelta(days=2))]))
+    app.state.controls.delete_status = 204
+    settings = settings_for(tmp_path, policy_set(rule("recordings", 1)), reappear_grace="0")
+    await run_once(app, settings)
+    await full_scan(app, settings, later=timedelta(hours=2))
+
+    again = await run_once(app, settings)
+
+    assert again.plan["items"] == []
+    assert again.audit("SELECT seq FROM events WHERE event = 'reappeared'") == []
+    assert len(deleted_paths(app)) == 1
