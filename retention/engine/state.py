@@ -298,6 +298,8 @@ def m005_session_facts(db: Database) -> None:
         ("conflict_sticky", int),
     ):
         sessions.add_column(name, kind)
+    # The rows already held were read with these times: the identity later reads must match.
+    db.execute("UPDATE sessions SET identity_start = start_time, identity_end = end_time")
 
 
 # Key columns: digit strings of any length, which SQLite's 64-bit integers cannot all hold.

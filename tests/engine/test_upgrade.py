@@ -11,6 +11,7 @@ import pytest
 from facts_support import deleted_paths, run_once, sandbox_app, settings_for
 
 from retention.audit.verify import verify_log
+from retention.engine.state import open_state_db
 from retention.sandbox.datafile import load_account
 from retention.sandbox.policies import policy_set, rule
 
@@ -70,3 +71,17 @@ async def test_a_previous_release_record_verifies_once_migrated_without_a_run(
     state = upgraded(tmp_path)
     untouched = verify_log(state / "audit.db", checkpoint_file=state / "audit-checkpoints.jsonl")
     assert untouched.clean, untouched.findings
+
+
+def test_a_previous_release_inventory_keeps_its_identities_for_later_reads(
+    tmp_path: Path,
+) -> None:
+    state = upgraded(tmp_path)
+    db = open_state_db(state / "state.db")
+    rows = db.execute(
+        "SELECT session_id, start_time, identity_start, end_time, identity_end FROM sessions"
+    ).fetchall()
+    db.close()
+    assert rows
+    assert all(start == identity and end == last for _, start, identity, end, last in rows)
+    assert {type(session_id) for session_id, *_ in rows} == {str}
