@@ -26,7 +26,7 @@ from retention.engine.inventory import iter_sessions
 from retention.engine.scan import scan
 from retention.engine.state import open_state_db
 from retention.policy import load_policy_set
-from retention.sandbox import create_app
+from retention.sandbox import create_app, generate_account
 from retention.sandbox.datafile import load_account
 from retention.sandbox.policies import policy_set, rule
 
@@ -241,3 +241,31 @@ def test_no_bent_fact_removes_what_it_reads_and_every_clean_session_is_planned(
             assert "delete_recordings" not in parts.get(session_id, set())
     # Twins' own ids never appear: their rows carry another session's id.
     assert set(whole) | set(parts) <= set(bent)
+
+
+def test_the_sessions_the_sandbox_generates_agree_with_their_durations(tmp_path: Path) -> None:
+    account = generate_account(
+        seed=9, organizers=6, groups=2, days=40, sessions_per_day=12, now=NOW
+    )
+
+    async def scanned() -> Any:
+        db = open_state_db(tmp_path / "state.db")
+        async with client_for(create_app(account), tmp_path) as client:
+            report = await scan(
+                client,
+                db,
+                now=NOW,
+                window_days=WINDOW_DAYS,
+                start=NOW - timedelta(days=41),
+                settle=timedelta(hours=6),
+                full=True,
+                concurrency=4,
+            )
+        return db, report
+
+    db, report = asyncio.run(scanned())
+    records = list(iter_sessions(db))
+    db.close()
+    assert len(records) > 100
+    assert not [p for p in report.problems if "'duration'" in p]
+    assert all(r.start_time is not None and r.end_time is not None for r in records)

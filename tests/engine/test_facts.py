@@ -235,14 +235,18 @@ def _recorded(session_id: int, ended_ago: timedelta) -> dict[str, object]:
     return entry(session_id, ended_ago, recording=recording)
 
 
+@pytest.mark.parametrize(
+    ("kind", "action"),
+    [("recordings", "delete_recordings"), ("sessions", "delete_session")],
+)
 async def test_a_removal_the_api_did_not_make_is_recorded_as_reappeared_and_decided_again(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, kind: str, action: str
 ) -> None:
     target = 970001
     app = sandbox_app(account_of(tmp_path, [_recorded(target, timedelta(days=2))]))
     # Every DELETE answers 204 and removes nothing.
     app.state.controls.delete_status = 204
-    policies = policy_set(rule("recordings", 1))
+    policies = policy_set(rule(kind, 1))
     settings = settings_for(tmp_path, policies)
 
     first = await run_once(app, settings)
@@ -256,10 +260,10 @@ async def test_a_removal_the_api_did_not_make_is_recorded_as_reappeared_and_deci
     await full_scan(app, settings, later=timedelta(hours=2))
     later = await run_once(app, settings)
 
-    ((action, session, data),) = later.audit(
+    ((recorded, session, data),) = later.audit(
         "SELECT action, session_id, data FROM events WHERE event = 'reappeared'"
     )
-    assert (action, session) == ("delete_recordings", str(target))
+    assert (recorded, session) == (action, str(target))
     assert f'"deleted_seq":{deleted[0]}' in data
     assert '"recording_id":"rec-970001"' in data
     assert [item["sessionId"] for item in later.plan["items"]] == [str(target)]
@@ -279,9 +283,9 @@ async def test_a_removal_the_api_did_not_make_is_recorded_as_reappeared_and_deci
     explained = CliRunner().invoke(cli, ["explain", str(target), "--format", "json"])
     assert explained.exit_code == 0, explained.output
     (event,) = json.loads(explained.output)["reappeared"]
-    assert (event["action"], event["deleted_seq"]) == ("delete_recordings", deleted[0])
+    assert (event["action"], event["deleted_seq"]) == (action, deleted[0])
     text = CliRunner().invoke(cli, ["explain", str(target)]).output
-    assert "reappeared delete_recordings" in text
+    assert f"reappeared {action}" in text
 
 
 async def test_a_grace_of_zero_records_no_reappearance(tmp_path: Path) -> None:
