@@ -114,20 +114,14 @@ def store_window(db: Database, result: WindowResult, scan_id: int, now: datetime
         session_key = problem.keys.get("sessionId")
         if not problem.dropped and session_key is not None:
             by_session.setdefault(int(str(session_key)), []).append(problem.describe())
-    returned = {session.session_id for session in result.sessions}
+    returned = {key_text(session.session_id) for session in result.sessions}
+    read = _Read(result, result.place, scan_id, to_text(now))
     with db.atomic():
         for session in result.sessions:
-            _store_read(
-                db,
-                result,
-                session,
-                problems=by_session.get(session.session_id, []),
-                scan_id=scan_id,
-                now=now,
-            )
+            _store_read(db, read, session, by_session.get(session.session_id, []))
         stale = [
-            row["session_id"]
-            for row in db.query(
+            session_id
+            for (session_id,) in db.execute(
                 "SELECT session_id FROM sessions WHERE organizer_key = ? "
                 "AND start_time >= ? AND start_time < ?",
                 [
@@ -136,45 +130,56 @@ def store_window(db: Database, result: WindowResult, scan_id: int, now: datetime
                     to_text(result.end),
                 ],
             )
-            if int(row["session_id"]) not in returned
+            if session_id not in returned
         ]
         for session_id in stale:
             db.execute("DELETE FROM sessions WHERE session_id = ?", [session_id])
     return len(stale)
 
 
-_STORED_FACTS = (
-    "SELECT organizer_key, meeting_id, identity_start, identity_end, read_from, conflicts,"
-    " conflict_scan, conflict_sticky FROM sessions WHERE session_id = ?"
+_STORED_NAMES = (
+    "organizer_key",
+    "meeting_id",
+    "identity_start",
+    "identity_end",
+    "read_from",
+    "conflicts",
+    "conflict_scan",
+    "conflict_sticky",
 )
+_STORED_FACTS = f"SELECT {', '.join(_STORED_NAMES)} FROM sessions WHERE session_id = ?"  # noqa: S608  (constant names)
 
 
-def _store_read(
-    db: Database,
-    result: WindowResult,
-    session: HistoricalSession,
-    *,
-    problems: list[str],
-    scan_id: int,
-    now: datetime,
-) -> None:
+@dataclass(frozen=True)
+class _Read:
+    """One window's read: where, by which scan, when (each computed once per window)."""
+
+    result: WindowResult
+    place: str
+    scan_id: int
+    seen: str | None
+
+
+def _store_read(db: Database, read: _Read, session: HistoricalSession, problems: list[str]) -> None:
     """One read of a session: its mutable facts replace the stored ones; identity must agree.
 
     A conflict with the stored row (read earlier in this scan or in an earlier one) sticks
     until a complete full scan reads the session with no conflict (`settle_conflicts`); a read
     whose own times contradicted themselves keeps the session unknown for the rest of its scan.
     """
-    stored = next(db.query(_STORED_FACTS, [key_text(session.session_id)]), None)
+    result, scan_id = read.result, read.scan_id
+    found_row = db.execute(_STORED_FACTS, [key_text(session.session_id)]).fetchone()
+    stored = None if found_row is None else dict(zip(_STORED_NAMES, found_row, strict=True))
     fresh: list[str] = []
     carried: list[str] = []
     sticky = False
     conflict_scan = None
-    identity_start = to_text(session.start_time)
-    identity_end = to_text(session.end_time)
+    start, end = to_text(session.start_time), to_text(session.end_time)
+    identity_start, identity_end = start, end
     if stored is not None:
         identity_start = identity_start or stored["identity_start"]
         identity_end = identity_end or stored["identity_end"]
-        found = _identity_conflict(stored, session, result.place)
+        found = _identity_conflict(stored, session, (start, end), read.place)
         if found is not None:
             fresh.append(found)
             sticky = True
@@ -189,32 +194,35 @@ def _store_read(
     conflicts = list(dict.fromkeys([*carried, *fresh]))
     _upsert_session(
         db,
-        organizer=result.organizer,
-        session=session,
+        read,
+        session,
         problems=list(dict.fromkeys([*problems, *conflicts])),
         facts={
             "identity_start": identity_start,
             "identity_end": identity_end,
-            "read_from": result.place,
+            "read_from": read.place,
             "conflicts": json.dumps(conflicts) if conflicts else None,
             "conflict_scan": conflict_scan if conflicts else None,
             "conflict_sticky": int(sticky),
+            "start_time": start,
+            "end_time": end,
         },
-        scan_id=scan_id,
-        now=now,
     )
 
 
 def _identity_conflict(
-    stored: dict[str, Any], session: HistoricalSession, place: str
+    stored: dict[str, Any],
+    session: HistoricalSession,
+    times: tuple[str | None, str | None],
+    place: str,
 ) -> str | None:
     """How this read's identity (organizer, meeting, start, and an end once given) differs from
     the stored row's, naming both places; None when they agree."""
     facts = {
         "organizer": (str(stored["organizer_key"]), str(session.organizer_key)),
         "meeting": (str(stored["meeting_id"]), str(session.meeting_id)),
-        "start": (stored["identity_start"], to_text(session.start_time)),
-        "end": (stored["identity_end"], to_text(session.end_time)),
+        "start": (stored["identity_start"], times[0]),
+        "end": (stored["identity_end"], times[1]),
     }
     differ = {
         name: pair
@@ -297,17 +305,17 @@ _UPSERT_SESSION = (
 
 def _upsert_session(
     db: Database,
-    *,
-    organizer: Organizer,
+    read: _Read,
     session: HistoricalSession,
+    *,
     problems: list[str],
     facts: dict[str, Any],
-    scan_id: int,
-    now: datetime,
 ) -> None:
+    """One statement: the read's facts over the stored row (`facts`: identity, times, conflicts)."""
+    organizer = read.result.organizer
     recording = session.recording
     known = recording is not None and recording.known
-    seen = to_text(now)
+    seen = read.seen
     row: dict[str, Any] = {
         "session_id": key_text(session.session_id),
         "meeting_id": key_text(session.meeting_id),
@@ -317,8 +325,6 @@ def _upsert_session(
         "group_name": organizer.group_name,
         "subject": session.subject,
         "meeting_type": session.meeting_type,
-        "start_time": to_text(session.start_time),
-        "end_time": to_text(session.end_time),
         "duration_minutes": session.duration,
         "attendee_count": session.num_attendees,
         "recording_id": recording.recording_id if recording and known else None,
@@ -329,7 +335,7 @@ def _upsert_session(
         "problems": json.dumps(problems) if problems else None,
         **facts,
         "last_seen": seen,
-        "last_scan": scan_id,
+        "last_scan": read.scan_id,
         "first_seen": seen,
     }
     db.execute(_UPSERT_SESSION, row)
