@@ -232,10 +232,10 @@ def _identity_conflict(
     if not differ:
         return None
     before = ", ".join(f"{name} {pair[0]}" for name, pair in differ.items())
-    now = ", ".join(f"{name} {pair[1]}" for name, pair in differ.items())
+    read = ", ".join(f"{name} {pair[1]}" for name, pair in differ.items())
     return (
         f"sessionId {session.session_id} is one session with two identities:"
-        f" {before} at {stored['read_from'] or 'an earlier scan'}; {now} at {place}"
+        f" {before} at {stored['read_from'] or 'an earlier scan'}; {read} at {place}"
         " (unknown until the API agrees with itself)"
     )
 
