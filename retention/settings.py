@@ -204,6 +204,12 @@ class Settings(BaseSettings):
         description="how often the same alert may go out again while its condition lasts:"
         " `24h`, `90m`, or seconds",
     )
+    reappear_grace: str = Field(
+        default="1h",
+        description="how long after a removal a scan that still sees what was removed takes"
+        " it for the API catching up, not a reappearance: `1h`, `90m`, seconds; `0`: never"
+        " record a reappearance (what was removed stays removed)",
+    )
     owner_notice_days: int = Field(
         default=0,
         ge=0,
@@ -302,6 +308,18 @@ class Settings(BaseSettings):
     def _repeat_is_a_duration(cls, value: str) -> str:
         repeat_seconds(value)
         return value
+
+    @field_validator("reappear_grace")
+    @classmethod
+    def _grace_is_a_duration(cls, value: str) -> str:
+        if value.strip() != "0":
+            repeat_seconds(value)
+        return value
+
+    @property
+    def reappear_grace_seconds(self) -> float | None:
+        """`reappear_grace` in seconds; None when `0` turns reappearances off."""
+        return None if self.reappear_grace.strip() == "0" else repeat_seconds(self.reappear_grace)
 
     @property
     def notify_repeat_seconds(self) -> float:

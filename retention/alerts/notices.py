@@ -124,7 +124,7 @@ def _session_facts(db: Database, ids: set[int]) -> dict[int, tuple[str | None, s
         for row in db.query(
             f"SELECT session_id, subject, organizer_email FROM sessions"  # noqa: S608
             f" WHERE session_id IN ({marks})",
-            chunk,
+            [str(key) for key in chunk],
         ):
             found[int(row["session_id"])] = (row["subject"], row["organizer_email"])
     return found

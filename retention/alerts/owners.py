@@ -185,9 +185,9 @@ def _record(session: Session, notice: OwnerNotice, now: datetime) -> None:
                 "INSERT OR IGNORE INTO notices_sent (session_id, action, organizer_key, policy,"
                 " due_at, sent_at, run_id) VALUES (?, ?, ?, ?, ?, ?, ?)",
                 [
-                    line.session_id,
+                    str(line.session_id),
                     line.action,
-                    notice.organizer_key,
+                    str(notice.organizer_key),
                     line.policy,
                     line.due.isoformat(),
                     now.isoformat(),

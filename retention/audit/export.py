@@ -9,7 +9,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any, TextIO
 
-from retention.audit.store import format_time
+from retention.audit.store import format_time, key_is
 from retention.times import parse_user_time
 
 # The export's columns, in order: a contract with the spreadsheets and scripts that read it.
@@ -69,6 +69,7 @@ _FROM_DATA = {
     "reason": "reason",
 }
 _SELECT = ", ".join(("data", *_FROM_COLUMNS.values()))
+_KEYS = ("organizerKey", "meetingId", "sessionId")
 # A cell starting with one of these is a formula to a spreadsheet; subjects are free text.
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
@@ -92,11 +93,13 @@ class Filters:
             ("time", ">=", self.since),
             ("time", "<", self.until),
             ("policy", "=", self.policy),
-            ("organizer_key", "=", self.organizer),
         ):
             if value is not None:
                 clauses.append(f"{table}.{column} {operator} ?")
                 params.append(value)
+        if self.organizer is not None:
+            clauses.append(key_is(f"{table}.organizer_key"))
+            params.append(str(self.organizer))
         return " AND ".join(clauses), params
 
 
@@ -117,6 +120,10 @@ def iter_export(conn: sqlite3.Connection, filters: Filters) -> Iterator[dict[str
         for data_text, *values in batch:
             flat = dict.fromkeys(EXPORT_COLUMNS)
             flat.update(zip(names, values, strict=True))
+            # Keys are digit strings, whether the row stores an integer (older) or text.
+            for column in _KEYS:
+                if flat[column] is not None:
+                    flat[column] = str(flat[column])
             data = json.loads(data_text)
             for column, key in _FROM_DATA.items():
                 flat[column] = data.pop(key, None)

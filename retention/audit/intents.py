@@ -43,9 +43,10 @@ def intent_from_row(row: tuple[Any, ...]) -> Intent:
         policy=policy,
         policy_hash=data["policy_hash"],
         action=action,
-        organizer_key=organizer,
-        meeting_id=meeting,
-        session_id=session,
+        # Older rows store keys as integers, newer ones as their digits.
+        organizer_key=int(organizer),
+        meeting_id=int(meeting),
+        session_id=int(session),
         recording_ids=tuple(data.get("recording_ids") or ()),
         recording_bytes=data.get("recording_bytes"),
         attendee_count=data.get("attendee_count"),

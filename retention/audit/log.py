@@ -22,11 +22,13 @@ from retention.audit.policyref import policy_loaded_data
 from retention.audit.store import (
     COLUMNS,
     GENESIS_HASH,
+    KEY_COLUMNS,
     AuditError,
     canonical_json,
     connect_writer,
     format_time,
     iso_or_none,
+    key_value,
     read_meta,
     row_hash,
     schema_problems,
@@ -211,6 +213,7 @@ class AuditLog:
         head = self._head()
         row: dict[str, Any] = dict.fromkeys(COLUMNS)
         row.update(columns)
+        row.update({name: key_value(row[name]) for name in KEY_COLUMNS})
         row.update(
             seq=head.rows + 1,
             time=format_time(self._clock()),
@@ -386,6 +389,41 @@ class AuditLog:
         """A legal hold kept these sessions; `actions` counts the removals it blocked, by kind."""
         data = {"hold": hold_id, "sessions": sorted(sessions), "actions": dict(actions)}
         return self._append("hold_blocked", data, run=run_id)
+
+    def reappeared(
+        self,
+        *,
+        run_id: str,
+        action: str,
+        organizer_key: int,
+        meeting_id: int,
+        session_id: int,
+        deleted_seq: int | None,
+        seen: Mapping[str, Any],
+    ) -> int:
+        """What a removal said was gone, a later scan saw again: the outcome that said `deleted`
+        (`deleted_seq`, None when none did) and what the scan saw."""
+        data = {"deleted_seq": deleted_seq, "seen": dict(seen)}
+        return self._append(
+            "reappeared",
+            data,
+            run=run_id,
+            action=action,
+            organizer_key=organizer_key,
+            meeting_id=meeting_id,
+            session_id=session_id,
+        )
+
+    def last_removal(self, session_id: int, action: str) -> tuple[int, str, str] | None:
+        """The last outcome that removed `action` on the session (`deleted` or
+        `already_absent`): its seq, time and outcome; None when the record has none."""
+        row = self._conn.execute(
+            "SELECT seq, time, outcome FROM events WHERE event = 'outcome'"
+            " AND outcome IN ('deleted', 'already_absent') AND action = ?"
+            " AND CAST(session_id AS TEXT) = ? ORDER BY seq DESC LIMIT 1",
+            [action, str(session_id)],
+        ).fetchone()
+        return None if row is None else (int(row[0]), str(row[1]), str(row[2]))
 
     def notice_sent(
         self, *, run_id: str, organizer_key: int, sessions: Subjects, counts: Mapping[str, int]

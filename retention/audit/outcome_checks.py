@@ -43,9 +43,13 @@ def outcome_problems(
             "row {0}: outcome names row {1}, which is not an intent",
         ),
         "deleted_twice": (
-            "SELECT session_id, action, group_concat(seq) FROM events"
-            " WHERE event = 'outcome' AND outcome = 'deleted'"
-            " GROUP BY session_id, action HAVING count(*) > 1",
+            # A removal a later scan saw again (a `reappeared` event names it) may be
+            # removed again: only the later `deleted` counts.
+            "SELECT CAST(session_id AS TEXT), action, group_concat(seq) FROM events"
+            " WHERE event = 'outcome' AND outcome = 'deleted' AND seq NOT IN"
+            " (SELECT json_extract(data, '$.deleted_seq') FROM events"
+            "  WHERE event = 'reappeared' AND json_extract(data, '$.deleted_seq') IS NOT NULL)"
+            " GROUP BY CAST(session_id AS TEXT), action HAVING count(*) > 1",
             "session {0}: {1} has more than one deleted outcome: rows {2}",
         ),
         "bad_data": (

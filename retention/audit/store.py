@@ -35,10 +35,11 @@ EVENT_KINDS = (
     "notice_sent",
     "hold_scope_left",
     "adopted",
+    "reappeared",
 )
 # The CHECK lists of logs made by earlier versions: before `log_started`, before proposals and
-# notices, before holds' kept coverage and `adopted`. Opening such a log for writing widens its
-# list to EVENT_KINDS (m002, then m003 for logs m002 had already brought to the list before).
+# notices, before holds' kept coverage, `adopted` and `reappeared`. Opening such a log for
+# writing widens its list (m002, m003).
 _EARLIER_KINDS = (EVENT_KINDS[:9], EVENT_KINDS[:10], EVENT_KINDS[:13])
 OUTCOMES = ("deleted", "already_absent", "failed", "skipped_hold", "skipped_changed")
 # Every column of `events`; a row's hash covers all of them except `hash` itself.
@@ -64,7 +65,13 @@ HASHED_COLUMNS = tuple(sorted(c for c in COLUMNS if c != "hash"))
 _outcomes = ", ".join(f"'{outcome}'" for outcome in OUTCOMES)
 
 
-def _events_table(kinds: tuple[str, ...]) -> str:
+# The key columns: ANY since keys are digit strings of any length. Rows written before hold
+# integers (and are hashed as such); rows written since hold TEXT. Compare with `key_is`.
+KEY_COLUMNS = ("organizer_key", "meeting_id", "session_id")
+_KEY_DIGITS = re.compile(r"[0-9]+")
+
+
+def _events_table(kinds: tuple[str, ...], key_type: str = "ANY") -> str:
     listed = ", ".join(f"'{kind}'" for kind in kinds)
     return f"""CREATE TABLE events (
     seq INTEGER PRIMARY KEY,
@@ -74,9 +81,9 @@ def _events_table(kinds: tuple[str, ...]) -> str:
     plan TEXT,
     policy TEXT,
     action TEXT,
-    organizer_key INTEGER,
-    meeting_id INTEGER,
-    session_id INTEGER,
+    organizer_key {key_type},
+    meeting_id {key_type},
+    session_id {key_type},
     intent_seq INTEGER,
     outcome TEXT CHECK (outcome IS NULL OR outcome IN ({_outcomes})),
     data TEXT NOT NULL,
@@ -86,7 +93,9 @@ def _events_table(kinds: tuple[str, ...]) -> str:
 
 
 EVENTS_TABLE = _events_table(EVENT_KINDS)
-_ACCEPTED_EVENTS_TABLES = {_events_table(k) for k in (EVENT_KINDS, *_EARLIER_KINDS)}
+# What earlier versions created: integer keys, with this version's kinds or earlier ones.
+_INTEGER_KEY_TABLES = {_events_table(k, "INTEGER") for k in (EVENT_KINDS, *_EARLIER_KINDS)}
+_ACCEPTED_EVENTS_TABLES = {EVENTS_TABLE, *_INTEGER_KEY_TABLES}
 META_TABLE = "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) STRICT"
 # The triggers that make the record append-only; verify checks each one is present, unaltered.
 TRIGGERS = {
@@ -142,23 +151,51 @@ def m002_event_kinds(db: Database) -> None:
     (current,) = db.execute(
         "SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'events'"
     ).fetchone()
-    earlier = {_normalise_sql(_events_table(kinds)) for kinds in _EARLIER_KINDS}
+    earlier = {_normalise_sql(_events_table(kinds, "INTEGER")) for kinds in _EARLIER_KINDS}
     if _normalise_sql(current) not in earlier:
         return
+    _rewrite_events_table(db, _events_table(EVENT_KINDS, "INTEGER"))
+
+
+@MIGRATIONS()
+def m003_keys_any(db: Database) -> None:
+    """Let the key columns hold keys of any length: INTEGER becomes ANY (a STRICT table allows
+    it), and widen the kinds to this version's (`hold_scope_left`, `adopted`, `reappeared`).
+    Rows are unchanged: an integer stays an integer, hashed as one; new rows store TEXT.
+
+    Only the declared type of three columns and a CHECK are loosened, which changes nothing
+    stored (the same `writable_schema` procedure as m002).
+    """
+    (current,) = db.execute(
+        "SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'events'"
+    ).fetchone()
+    if _normalise_sql(current) in {_normalise_sql(sql) for sql in _INTEGER_KEY_TABLES}:
+        _rewrite_events_table(db, EVENTS_TABLE)
+
+
+def _rewrite_events_table(db: Database, sql: str) -> None:
     (version,) = db.execute("PRAGMA schema_version").fetchone()
     db.execute("PRAGMA writable_schema = ON")
-    db.execute(
-        "UPDATE sqlite_master SET sql = ? WHERE type = 'table' AND name = 'events'",
-        [EVENTS_TABLE],
-    )
+    db.execute("UPDATE sqlite_master SET sql = ? WHERE type = 'table' AND name = 'events'", [sql])
     db.execute(f"PRAGMA schema_version = {int(version) + 1}")
     db.execute("PRAGMA writable_schema = OFF")
 
 
-@MIGRATIONS()
-def m003_adopted_kind(db: Database) -> None:
-    """Widen the CHECK list of a log made before `adopted` existed (as m002 does)."""
-    m002_event_kinds(db)
+def key_is(column: str) -> str:
+    """A WHERE term matching a key column to a `?` given as text, whether the row stores the
+    key as an integer (older rows) or as text."""
+    return f"CAST({column} AS TEXT) = ?"
+
+
+def key_value(value: object) -> str | None:
+    """A key as a new row stores it: its digits as text (None stays None); anything but
+    digits is refused, as the INTEGER columns of earlier versions refused it."""
+    if value is None:
+        return None
+    text = str(value)
+    if isinstance(value, bool) or not _KEY_DIGITS.fullmatch(text):
+        raise AuditError(f"a key must be digits, got {value!r}")
+    return text
 
 
 class AuditError(RuntimeFailure):

@@ -7,10 +7,12 @@ import sqlite3
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from retention.audit.export import Filters, Removal, removals
 from retention.audit.loaded import PolicyFile, PolicySet, RunSummary, provenance
+from retention.audit.store import connect_reader
 
 # Actions whose removal takes the recording with it, so its bytes count as removed.
 _RECORDING_ACTIONS = ("delete_recordings", "delete_session")
@@ -85,6 +87,8 @@ class Summary:
     holds: list[HoldSummary]
     failures: list[tuple[int, str, str, int, int | None, str | None]]
     refusals: list[Refusal]
+    # (seq, time, action, session, seq of the outcome that said deleted): removals seen again.
+    reappeared: list[tuple[int, str, str, str, int | None]]
     approvals: list[Approval]
     removals: list[Removal]
     runs: list[RunSummary]
@@ -232,6 +236,14 @@ def summarise(conn: sqlite3.Connection, period: Filters | None = None) -> Summar
         " ORDER BY o.seq DESC LIMIT ?",
         [*outcome_params, _FAILURES_LISTED],
     ).fetchall()
+    reappeared = [
+        (int(seq), str(moment), str(action), str(session), deleted)
+        for seq, moment, action, session, deleted in conn.execute(
+            "SELECT seq, time, action, session_id, json_extract(data, '$.deleted_seq')"  # noqa: S608
+            f" FROM events WHERE event = 'reappeared' AND {where} ORDER BY seq DESC LIMIT ?",
+            [*params, _FAILURES_LISTED],
+        )
+    ]
     found = provenance(conn, period)
     return Summary(
         period=period,
@@ -243,9 +255,29 @@ def summarise(conn: sqlite3.Connection, period: Filters | None = None) -> Summar
         holds=_holds(conn, found.holds, period),
         failures=failures,
         refusals=_refusals(conn, period),
+        reappeared=reappeared,
         approvals=_approvals(conn, period),
         removals=removals(conn, period),
         runs=found.runs,
         policy_sets=found.sets,
         policy_files=found.files,
     )
+
+
+def reappearances_of(path: Path, session_id: int) -> list[dict[str, Any]]:
+    """The `reappeared` events of one session, oldest first (`explain`); [] without a record."""
+    if not path.is_file():
+        return []
+    conn = connect_reader(path)
+    try:
+        rows = conn.execute(
+            "SELECT seq, time, action, json_extract(data, '$.deleted_seq') FROM events"
+            " WHERE event = 'reappeared' AND CAST(session_id AS TEXT) = ? ORDER BY seq",
+            [str(session_id)],
+        ).fetchall()
+    finally:
+        conn.close()
+    return [
+        {"seq": seq, "time": moment, "action": action, "deleted_seq": deleted}
+        for seq, moment, action, deleted in rows
+    ]

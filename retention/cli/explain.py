@@ -16,6 +16,7 @@ from typing import Any
 import click
 from sqlite_utils import Database
 
+from retention.audit.summary import reappearances_of
 from retention.cli.app import cli
 from retention.engine.admission import admit
 from retention.engine.awaiting import awaiting_notice
@@ -90,6 +91,7 @@ def explain_command(
         explanation = explainer(record)
     with audit_subject(settings) as recorded:
         subject = recorded(record.subject)
+    seen_again = reappearances_of(settings.audit_db, record.session_id)
     if output == "json":
         document = {
             "sessionId": str(record.session_id),
@@ -99,6 +101,7 @@ def explain_command(
                 **_facts(record, subject, settings.audit_subject),
                 "removed_at": iso(removed),
             },
+            "reappeared": seen_again,
             "refused_policies": [
                 {"policy": name, "by": by} for name, by in sorted(refused.items())
             ],
@@ -108,6 +111,12 @@ def explain_command(
         lines = _text(explanation, subject, settings.audit_subject, age)
         if removed is not None:
             lines.insert(1, f"  removed    from the account at {_when(removed)}")
+        for event in reversed(seen_again):
+            lines.insert(
+                1,
+                f"  reappeared {event['action']}: removed (row {event['deleted_seq'] or '-'}),"
+                f" seen again by a later scan (row {event['seq']}): decided again",
+            )
         for name, by in sorted(refused.items()):
             note = f"note: policy {name} is refused on its own ({by}): plan blocks its removals"
             lines.extend(_wrap(note, "      "))
@@ -155,7 +164,7 @@ def _session(db: Database, text: str) -> SessionRecord:
 
 def _removed_at(db: Database, session_id: int) -> datetime | None:
     """When a removal of the whole session went out, if one did (the inventory keeps it)."""
-    row = next(db.query("SELECT removed_at FROM sessions WHERE session_id = ?", [session_id]))
+    row = next(db.query("SELECT removed_at FROM sessions WHERE session_id = ?", [str(session_id)]))
     return from_text(row["removed_at"])
 
 

@@ -81,6 +81,7 @@ class CaseSession(_Model):
             attendee_count=self.attendees,
             recording_id=_RECORDING_ID if has_recording else None,
             recording_bytes=self.recording_bytes if has_recording else None,
+            recording_known=self.recording_bytes is not None,
         )
 
 

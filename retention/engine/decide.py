@@ -224,7 +224,7 @@ class _Engine:
             elif unproven:
                 found.add_unknown(rule.action, (unproven,))
             elif end is not None and end <= rule.cutoff and rule.action == "delete_session":
-                found.due.append((rule.action, rule.name))
+                self.due_unless_recording_unknown(session, rule, found)
             else:
                 self.age_and_noop(session, rule, found)
         return found
@@ -236,12 +236,23 @@ class _Engine:
             found.add_unknown(rule.action, ("end_time",))
         elif session.end_time > rule.cutoff:
             found.waiting.append(rule)
+        elif rule.action == "delete_recordings" and session.has_recording is None:
+            found.add_unknown(rule.action, ("recording",))
         elif rule.action == "delete_recordings" and not session.has_recording:
             found.noop.append("no recording")
         elif rule.action == "delete_attendees" and session.attendee_count is None:
             found.add_unknown(rule.action, ("attendee_count",))
         elif rule.action == "delete_attendees" and session.attendee_count == 0:
             found.noop.append("no attendees")
+        else:
+            found.due.append((rule.action, rule.name))
+
+    @staticmethod
+    def due_unless_recording_unknown(session: SessionRecord, rule: _Rule, found: _Findings) -> None:
+        """A due session removal, unless its recording is unknown: removing the session removes
+        the recording, and the intent must name what it removes."""
+        if session.has_recording is None:
+            found.add_unknown(rule.action, ("recording",))
         else:
             found.due.append((rule.action, rule.name))
 

@@ -361,7 +361,7 @@ def _after_blockers(found: Findings, earliest: datetime | None) -> datetime | No
 
 
 def _nothing_to_remove(action: DeleteAction, session: SessionRecord) -> str | None:
-    if action == "delete_recordings" and not session.has_recording:
+    if action == "delete_recordings" and session.has_recording is False:
         return "no recording"
     if action == "delete_attendees" and session.attendee_count == 0:
         return "no attendees"

@@ -31,7 +31,8 @@ _SESSION_FIELDS = (
     "CASE WHEN o.organizer_key IS NULL THEN s.group_key ELSE o.group_key END AS group_key, "
     "CASE WHEN o.organizer_key IS NULL THEN s.group_name ELSE o.group_name END AS group_name, "
     "s.subject, s.meeting_type, s.start_time, s.end_time, s.attendee_count, s.recording_id, "
-    "s.recording_name, s.recording_bytes, s.attendees_removed_at, s.recording_removed_at"
+    "s.recording_name, s.recording_bytes, s.recording_unknown, s.conflicts, "
+    "s.attendees_removed_at, s.recording_removed_at"
 )
 _SESSIONS_NOW = "sessions s LEFT JOIN organizers o ON o.organizer_key = s.organizer_key"
 
@@ -56,9 +57,9 @@ def store_directory(
         db.execute("DELETE FROM groups")
         db.table("organizers").insert_all(
             {
-                "organizer_key": organizer.organizer_key,
+                "organizer_key": key_text(organizer.organizer_key),
                 "email": organizer.email,
-                "group_key": organizer.group_key,
+                "group_key": _optional_key(organizer.group_key),
                 "group_name": organizer.group_name,
                 "status": organizer.status,
                 "seen_at": seen,
@@ -67,9 +68,9 @@ def store_directory(
         )
         db.table("groups").insert_all(
             {
-                "group_key": group.group_key,
+                "group_key": key_text(group.group_key),
                 "name": group.group_name,
-                "parent_key": group.parent_key,
+                "parent_key": _optional_key(group.parent_key),
                 "status": group.status,
                 "num_organizers": group.num_organizers,
                 "seen_at": seen,
@@ -99,73 +100,193 @@ def _remember_names(db: Database, seen: str | None) -> None:
 
 @dataclass(frozen=True)
 class WindowResult:
-    """One organizer's sessions over one fully read window [start, end)."""
+    """One organizer's sessions over one fully read window [start, end).
+
+    `contradicted` holds the ids of sessions whose times this read contradicted (see sanity.py):
+    the session stays unknown for the rest of the scan, whatever another read of it says.
+    """
 
     organizer: Organizer
     start: datetime
     end: datetime
     sessions: list[HistoricalSession]
     problems: list[ItemProblem] = field(default_factory=list)
+    contradicted: frozenset[int] = frozenset()
+
+    @property
+    def place(self) -> str:
+        """Where the sessions were read, as problems name it."""
+        return (
+            f"/organizers/{self.organizer.organizer_key}/historicalMeetings"
+            f" {to_text(self.start)} .. {to_text(self.end)}"
+        )
+
+
+def key_text(key: int) -> str:
+    """A key as the state database stores it: its digits (keys may exceed SQLite's integers)."""
+    return str(key)
+
+
+def _optional_key(key: int | None) -> str | None:
+    return None if key is None else key_text(key)
 
 
 def store_window(db: Database, result: WindowResult, scan_id: int, now: datetime) -> int:
-    """Upsert the window's sessions and drop the organizer's stored ones it no longer lists.
+    """Store the window's sessions and drop the organizer's stored ones it no longer lists.
 
     A fully read window is authoritative for sessions that started inside it; sessions with an
-    unknown start are never dropped here (only a full scan can tell they are gone).
-    Returns the number of sessions dropped.
+    unknown start are never dropped here (only a full scan can tell they are gone). Each read
+    is compared with the stored row (see `_identity_conflict`). Returns the number dropped.
     """
     by_session: dict[int, list[str]] = {}
     for problem in result.problems:
         session_key = problem.keys.get("sessionId")
         if not problem.dropped and session_key is not None:
             by_session.setdefault(int(str(session_key)), []).append(problem.describe())
-    sessions = _one_per_session(result.sessions, by_session)
-    returned = set(sessions)
+    returned = {key_text(session.session_id) for session in result.sessions}
+    read = _Read(result, result.place, scan_id, to_text(now))
     with db.atomic():
-        for session in sessions.values():
-            _upsert_session(
-                db,
-                organizer=result.organizer,
-                session=session,
-                problems=by_session.get(session.session_id),
-                scan_id=scan_id,
-                now=now,
-            )
+        for session in result.sessions:
+            _store_read(db, read, session, by_session.get(session.session_id, []))
         stale = [
-            row["session_id"]
-            for row in db.query(
+            session_id
+            for (session_id,) in db.execute(
                 "SELECT session_id FROM sessions WHERE organizer_key = ? "
                 "AND start_time >= ? AND start_time < ?",
-                [result.organizer.organizer_key, to_text(result.start), to_text(result.end)],
+                [
+                    key_text(result.organizer.organizer_key),
+                    to_text(result.start),
+                    to_text(result.end),
+                ],
             )
-            if row["session_id"] not in returned
+            if session_id not in returned
         ]
         for session_id in stale:
             db.execute("DELETE FROM sessions WHERE session_id = ?", [session_id])
     return len(stale)
 
 
-def _one_per_session(
-    listed: list[HistoricalSession], by_session: dict[int, list[str]]
-) -> dict[int, HistoricalSession]:
-    """One row per session id; an id listed twice with different contents gets unknown times.
+_STORED_NAMES = (
+    "organizer_key",
+    "meeting_id",
+    "identity_start",
+    "identity_end",
+    "read_from",
+    "conflicts",
+    "conflict_scan",
+    "conflict_sticky",
+)
+_STORED_FACTS = f"SELECT {', '.join(_STORED_NAMES)} FROM sessions WHERE session_id = ?"  # noqa: S608  (constant names)
 
-    The API contradicting itself proves nothing: whichever row came last must not decide the
-    session's age, so its times are stored as unknown and the conflict as a problem.
+
+@dataclass(frozen=True)
+class _Read:
+    """One window's read: where, by which scan, when (each computed once per window)."""
+
+    result: WindowResult
+    place: str
+    scan_id: int
+    seen: str | None
+
+
+def _store_read(db: Database, read: _Read, session: HistoricalSession, problems: list[str]) -> None:
+    """One read of a session: its mutable facts replace the stored ones; identity must agree.
+
+    A conflict with the stored row (read earlier in this scan or in an earlier one) sticks
+    until a complete full scan reads the session with no conflict (`settle_conflicts`); a read
+    whose own times contradicted themselves keeps the session unknown for the rest of its scan.
     """
-    sessions: dict[int, HistoricalSession] = {}
-    for session in listed:
-        first = sessions.setdefault(session.session_id, session)
-        if first != session and first.end_time is not None:
-            sessions[session.session_id] = first.model_copy(
-                update={"start_time": None, "end_time": None}
+    result, scan_id = read.result, read.scan_id
+    found_row = db.execute(_STORED_FACTS, [key_text(session.session_id)]).fetchone()
+    stored = None if found_row is None else dict(zip(_STORED_NAMES, found_row, strict=True))
+    fresh: list[str] = []
+    carried: list[str] = []
+    sticky = False
+    conflict_scan = None
+    start, end = to_text(session.start_time), to_text(session.end_time)
+    identity_start, identity_end = start, end
+    if stored is not None:
+        identity_start = identity_start or stored["identity_start"]
+        identity_end = identity_end or stored["identity_end"]
+        found = _identity_conflict(stored, session, (start, end), read.place)
+        if found is not None:
+            fresh.append(found)
+            sticky = True
+        if stored["conflict_sticky"] or stored["conflict_scan"] == scan_id:
+            carried = json.loads(stored["conflicts"] or "[]")
+            sticky = sticky or bool(stored["conflict_sticky"])
+            conflict_scan = stored["conflict_scan"]
+    if session.session_id in result.contradicted:
+        fresh.extend(problems)
+    if fresh:
+        conflict_scan = scan_id
+    conflicts = list(dict.fromkeys([*carried, *fresh]))
+    _upsert_session(
+        db,
+        read,
+        session,
+        problems=list(dict.fromkeys([*problems, *conflicts])),
+        facts={
+            "identity_start": identity_start,
+            "identity_end": identity_end,
+            "read_from": read.place,
+            "conflicts": json.dumps(conflicts) if conflicts else None,
+            "conflict_scan": conflict_scan if conflicts else None,
+            "conflict_sticky": int(sticky),
+            "start_time": start,
+            "end_time": end,
+        },
+    )
+
+
+def _identity_conflict(
+    stored: dict[str, Any],
+    session: HistoricalSession,
+    times: tuple[str | None, str | None],
+    place: str,
+) -> str | None:
+    """How this read's identity (organizer, meeting, start, and an end once given) differs from
+    the stored row's, naming both places; None when they agree."""
+    facts = {
+        "organizer": (str(stored["organizer_key"]), str(session.organizer_key)),
+        "meeting": (str(stored["meeting_id"]), str(session.meeting_id)),
+        "start": (stored["identity_start"], times[0]),
+        "end": (stored["identity_end"], times[1]),
+    }
+    differ = {
+        name: pair
+        for name, pair in facts.items()
+        if pair[0] is not None and pair[1] is not None and pair[0] != pair[1]
+    }
+    if not differ:
+        return None
+    before = ", ".join(f"{name} {pair[0]}" for name, pair in differ.items())
+    read = ", ".join(f"{name} {pair[1]}" for name, pair in differ.items())
+    return (
+        f"sessionId {session.session_id} is one session with two identities:"
+        f" {before} at {stored['read_from'] or 'an earlier scan'}; {read} at {place}"
+        " (unknown until the API agrees with itself)"
+    )
+
+
+def settle_conflicts(db: Database, scan_id: int) -> int:
+    """After a complete full scan: forget the conflicts of sessions it read without one (the
+    API now agrees with itself); their other problems stay. Returns how many were settled."""
+    rows = db.execute(
+        "SELECT session_id, problems, conflicts FROM sessions WHERE conflicts IS NOT NULL"
+        " AND last_scan = ? AND (conflict_scan IS NULL OR conflict_scan != ?)",
+        [scan_id, scan_id],
+    ).fetchall()
+    with db.atomic():
+        for session_id, problems, conflicts in rows:
+            gone = set(json.loads(conflicts))
+            left = [p for p in json.loads(problems or "[]") if p not in gone]
+            db.execute(
+                "UPDATE sessions SET conflicts = NULL, conflict_sticky = 0, problems = ?"
+                " WHERE session_id = ?",
+                [json.dumps(left) if left else None, session_id],
             )
-            by_session.setdefault(session.session_id, []).append(
-                f"sessionId {session.session_id} listed twice with different contents "
-                "(times stored as unknown)"
-            )
-    return sessions
+    return len(rows)
 
 
 _UPSERTED = (
@@ -184,16 +305,23 @@ _UPSERTED = (
     "recording_id",
     "recording_name",
     "recording_bytes",
+    "recording_unknown",
     "has_transcript",
     "problems",
+    "identity_start",
+    "identity_end",
+    "read_from",
+    "conflicts",
+    "conflict_scan",
+    "conflict_sticky",
     "last_seen",
     "last_scan",
-    "removed_at",
     "first_seen",
 )  # fmt: skip  (the first and last are kept by an update: see below)
 # One statement per session (sqlite-utils' upsert reads the table's schema on every call).
-# A stored row keeps its first sighting and the removals already done, except that a
-# recording removal is forgotten when the API now shows a different recording.
+# A stored row keeps its first sighting and the removals already done (a removed session read
+# again is a reappearance, decided after the scan: engine/reappear.py), except that a recording
+# removal is forgotten when the API now shows a different recording.
 _UPSERT_SESSION = (
     f"INSERT INTO sessions ({', '.join(_UPSERTED)}) "  # noqa: S608  (constant names)
     f"VALUES ({', '.join(':' + name for name in _UPSERTED)}) "
@@ -206,36 +334,37 @@ _UPSERT_SESSION = (
 
 def _upsert_session(
     db: Database,
-    *,
-    organizer: Organizer,
+    read: _Read,
     session: HistoricalSession,
-    problems: list[str] | None,
-    scan_id: int,
-    now: datetime,
+    *,
+    problems: list[str],
+    facts: dict[str, Any],
 ) -> None:
+    """One statement: the read's facts over the stored row (`facts`: identity, times, conflicts)."""
+    organizer = read.result.organizer
     recording = session.recording
-    seen = to_text(now)
+    known = recording is not None and recording.known
+    seen = read.seen
     row: dict[str, Any] = {
-        "session_id": session.session_id,
-        "meeting_id": session.meeting_id,
-        "organizer_key": session.organizer_key,
+        "session_id": key_text(session.session_id),
+        "meeting_id": key_text(session.meeting_id),
+        "organizer_key": key_text(session.organizer_key),
         "organizer_email": session.email or organizer.email,
-        "group_key": organizer.group_key,
+        "group_key": _optional_key(organizer.group_key),
         "group_name": organizer.group_name,
         "subject": session.subject,
         "meeting_type": session.meeting_type,
-        "start_time": to_text(session.start_time),
-        "end_time": to_text(session.end_time),
         "duration_minutes": session.duration,
         "attendee_count": session.num_attendees,
-        "recording_id": recording.recording_id if recording else None,
-        "recording_name": recording.recording_name if recording else None,
-        "recording_bytes": recording.file_size if recording else None,
+        "recording_id": recording.recording_id if recording and known else None,
+        "recording_name": recording.recording_name if recording and known else None,
+        "recording_bytes": recording.file_size if recording and known else None,
+        "recording_unknown": int(not session.recording_known),
         "has_transcript": int(recording.has_transcript) if recording else 0,
         "problems": json.dumps(problems) if problems else None,
+        **facts,
         "last_seen": seen,
-        "last_scan": scan_id,
-        "removed_at": None,
+        "last_scan": read.scan_id,
         "first_seen": seen,
     }
     db.execute(_UPSERT_SESSION, row)
@@ -249,7 +378,7 @@ def drop_unseen(db: Database, organizer_keys: Iterable[int], scan_id: int) -> in
             cursor = db.execute(
                 "DELETE FROM sessions WHERE organizer_key = ? "
                 "AND (last_scan IS NULL OR last_scan != ?)",
-                [key, scan_id],
+                [key_text(key), scan_id],
             )
             dropped += cursor.rowcount
     return dropped
@@ -267,7 +396,7 @@ def iter_sessions(db: Database) -> Iterator[SessionRecord]:
     """Every session still present, streamed in session-id order (flat memory at any size)."""
     rows = db.query(
         f"SELECT {_SESSION_FIELDS} FROM {_SESSIONS_NOW} "  # noqa: S608  (constant)
-        "WHERE s.removed_at IS NULL ORDER BY s.session_id"
+        "WHERE s.removed_at IS NULL ORDER BY length(s.session_id), s.session_id"  # shorter: smaller
     )
     for row in rows:
         yield _record(row)
@@ -277,7 +406,7 @@ def session_record(db: Database, session_id: int) -> SessionRecord | None:
     """One session as the inventory knows it, removed or not; None when it never was seen."""
     rows = db.query(
         f"SELECT {_SESSION_FIELDS} FROM {_SESSIONS_NOW} WHERE s.session_id = ?",  # noqa: S608
-        [session_id],
+        [key_text(session_id)],
     )
     row = next(rows, None)
     return None if row is None else _record(row)
@@ -286,31 +415,35 @@ def session_record(db: Database, session_id: int) -> SessionRecord | None:
 def _record(row: dict[str, Any]) -> SessionRecord:
     """A stored row as the record decide reads: what was removed reads as absent."""
     recording_gone = row["recording_removed_at"] is not None
+    # A session read with two identities has no time anyone can trust: unknown.
+    trusted = row["conflicts"] is None
     return SessionRecord(
-        session_id=row["session_id"],
-        meeting_id=row["meeting_id"],
-        organizer_key=row["organizer_key"],
+        session_id=int(row["session_id"]),
+        meeting_id=int(row["meeting_id"]),
+        organizer_key=int(row["organizer_key"]),
         organizer_email=row["organizer_email"],
-        group_key=row["group_key"],
+        group_key=None if row["group_key"] is None else int(row["group_key"]),
         group_name=row["group_name"],
         subject=row["subject"],
         meeting_type=row["meeting_type"],
-        start_time=from_text(row["start_time"]),
-        end_time=from_text(row["end_time"]),
+        start_time=from_text(row["start_time"]) if trusted else None,
+        end_time=from_text(row["end_time"]) if trusted else None,
         attendee_count=0 if row["attendees_removed_at"] is not None else row["attendee_count"],
         recording_id=None if recording_gone else row["recording_id"],
         recording_name=None if recording_gone else row["recording_name"],
         recording_bytes=None if recording_gone else row["recording_bytes"],
+        recording_known=recording_gone or not row["recording_unknown"],
     )
 
 
 def session_problems(db: Database) -> Iterator[tuple[int, list[str]]]:
     """Sessions stored with unknown fields, and what was wrong with each."""
     cursor = db.execute(
-        "SELECT session_id, problems FROM sessions WHERE problems IS NOT NULL ORDER BY session_id"
+        "SELECT session_id, problems FROM sessions WHERE problems IS NOT NULL"
+        " ORDER BY length(session_id), session_id"
     )
     for session_id, problems in cursor:
-        yield session_id, json.loads(problems)
+        yield int(session_id), json.loads(problems)
 
 
 def mark_removed(db: Database, session_id: int, action: DeleteAction, now: datetime) -> None:
@@ -323,7 +456,7 @@ def mark_removed(db: Database, session_id: int, action: DeleteAction, now: datet
     with db.atomic():
         db.execute(
             f"UPDATE sessions SET {column} = ? WHERE session_id = ?",  # noqa: S608  (a fixed name)
-            [to_text(now), session_id],
+            [to_text(now), key_text(session_id)],
         )
 
 
@@ -333,7 +466,7 @@ def read_again_from(db: Database, organizer_key: int, start: datetime) -> None:
         db.execute(
             "UPDATE watermarks SET scanned_through = ? "
             "WHERE organizer_key = ? AND scanned_through > ?",
-            [to_text(start), organizer_key, to_text(start)],
+            [to_text(start), key_text(organizer_key), to_text(start)],
         )
 
 
@@ -391,13 +524,17 @@ FROM sessions WHERE removed_at IS NULL GROUP BY group_key
 
 def count_summary(db: Database) -> InventorySummary:
     """Organizers, sessions, recordings (count, bytes) and attendee lists: total and per group."""
-    organizers_by_group: dict[int | None, int] = dict(
-        db.execute("SELECT group_key, COUNT(*) FROM organizers GROUP BY group_key").fetchall()
-    )
-    names: dict[int | None, str | None] = dict(
-        db.execute("SELECT group_key, name FROM groups").fetchall()
-    )
-    sessions_by_group = {row["group_key"]: row for row in db.query(_COUNT_SQL)}
+    organizers_by_group: dict[int | None, int] = {
+        _read_key(key): count
+        for key, count in db.execute(
+            "SELECT group_key, COUNT(*) FROM organizers GROUP BY group_key"
+        ).fetchall()
+    }
+    names: dict[int | None, str | None] = {
+        _read_key(key): name
+        for key, name in db.execute("SELECT group_key, name FROM groups").fetchall()
+    }
+    sessions_by_group = {_read_key(row["group_key"]): row for row in db.query(_COUNT_SQL)}
     groups = []
     for key in sorted(set(names) | set(organizers_by_group) | set(sessions_by_group), key=_order):
         row = sessions_by_group.get(key, {})
@@ -417,6 +554,10 @@ def count_summary(db: Database) -> InventorySummary:
         sum(group.counts.attendee_lists for group in groups),
     )
     return InventorySummary(total, groups)
+
+
+def _read_key(stored: object) -> int | None:
+    return None if stored is None else int(str(stored))
 
 
 def _order(key: int | None) -> tuple[bool, int]:

@@ -9,7 +9,7 @@ removals moved to `blocked`; a removal another policy also calls for stays, unde
 from __future__ import annotations
 
 import dataclasses
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -113,6 +113,10 @@ class Plan:
             "blocked": len(self.blocked),
             "blocked_by": dict(sorted(blocked_by.items())),
             "unknown": len(self.unknown),
+            # Per fact that kept sessions unknown: a fail-closed rule silencing an account shows.
+            "unknown_by": dict(
+                sorted(Counter(name for entry in self.unknown for name in entry["fields"]).items())
+            ),
             "left_out": self.left_out,
         }
 

@@ -28,8 +28,13 @@ class SessionRecord:
     recording_id: str | None = None
     recording_name: str | None = None
     recording_bytes: int | None = None
+    # False when the API listed a recording the service could not read whole (no id, no
+    # integer size): every fact about the recording is then unknown, not "none".
+    recording_known: bool = True
 
     @property
-    def has_recording(self) -> bool:
-        """Whether the session still has a recording."""
+    def has_recording(self) -> bool | None:
+        """Whether the session still has a recording; None when its recording is unknown."""
+        if not self.recording_known:
+            return None
         return self.recording_id is not None

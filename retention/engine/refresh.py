@@ -22,6 +22,7 @@ from retention.engine.inventory import WindowResult, to_text
 from retention.engine.planitem import PlanItem
 from retention.engine.recheck import Rechecker
 from retention.engine.records import SessionRecord
+from retention.engine.sanity import distrust_contradictions
 from retention.goto.client import GoToClient
 from retention.goto.errors import ApiError
 from retention.goto.models import Organizer
@@ -64,7 +65,7 @@ def fresh_record(db: Database, session_id: int) -> SessionRecord | None:
 
 def _removed(db: Database, session_id: int) -> bool:
     row = db.execute(
-        "SELECT removed_at FROM sessions WHERE session_id = ?", [session_id]
+        "SELECT removed_at FROM sessions WHERE session_id = ?", [str(session_id)]
     ).fetchone()
     return row is not None and row[0] is not None
 
@@ -159,12 +160,9 @@ async def _read_window(
             refreshed.unread[session_id] = str(exc)
         return
     returned = {session.session_id for session in result.items}
-    inventory.store_window(
-        db,
-        WindowResult(organizer, window.start, window.end, result.items, result.problems),
-        scan_id,
-        now,
-    )
+    read = WindowResult(organizer, window.start, window.end, result.items, result.problems)
+    # The same distrust as the scan's: fresh facts the API contradicts are unknown facts.
+    inventory.store_window(db, distrust_contradictions(db, read, scan_id, now), scan_id, now)
     if any(problem.dropped for problem in result.problems):
         for session_id in window.session_ids:
             if session_id not in returned:

@@ -316,6 +316,9 @@ class _Run:
             )
             if self.report.complete:
                 self.report.sessions_dropped += inventory.drop_organizers_gone(self.db)
+                # Every window was read: a session read with one identity throughout is
+                # trusted again.
+                inventory.settle_conflicts(self.db, self.report.scan_id)
 
 
 def _prefilter_fits(group: Group, members: list[Organizer]) -> bool:

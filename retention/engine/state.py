@@ -327,3 +327,40 @@ def _adopt_numbered(db: Database) -> None:
             {"migration_set": MIGRATIONS.name, "name": name, "applied_at": applied_at}
             for name in _NUMBERED[:version]
         )
+
+
+@MIGRATIONS()
+def m007_session_facts(db: Database) -> None:
+    """What a session's facts rest on: whether its recording was read whole, the identity it
+    was first read with and where, and the contradictions that keep its times unknown."""
+    sessions = db.table("sessions")
+    for name, kind in (
+        ("recording_unknown", int),
+        ("identity_start", str),
+        ("identity_end", str),
+        ("read_from", str),
+        ("conflicts", str),
+        ("conflict_scan", int),
+        ("conflict_sticky", int),
+    ):
+        sessions.add_column(name, kind)
+    # The rows already held were read with these times: the identity later reads must match.
+    db.execute("UPDATE sessions SET identity_start = start_time, identity_end = end_time")
+
+
+# Key columns: digit strings of any length, which SQLite's 64-bit integers cannot all hold.
+_KEY_COLUMNS = {
+    "organizers": ("organizer_key", "group_key"),
+    "groups": ("group_key", "parent_key"),
+    "sessions": ("session_id", "meeting_id", "organizer_key", "group_key"),
+    "watermarks": ("organizer_key",),
+    "notices_sent": ("session_id", "organizer_key"),
+}
+
+
+@MIGRATIONS()
+def m008_keys_as_text(db: Database) -> None:
+    """Store every key as TEXT: the tables are rebuilt with every row copied (an integer key
+    becomes its digits), their indexes kept."""
+    for table, columns in _KEY_COLUMNS.items():
+        db.table(table).transform(types=dict.fromkeys(columns, str))

@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 
 from sqlite_utils import Database
 
-from retention.engine.inventory import from_text, to_text
+from retention.engine.inventory import from_text, key_text, to_text
 from retention.goto.models import ItemProblem, Organizer
 
 # How far back before a watermark a meeting may have started and still have been running then.
@@ -27,7 +27,7 @@ def windows(start: datetime, end: datetime, days: int) -> Iterator[tuple[datetim
 def watermarks(db: Database) -> dict[int, datetime]:
     """How far each organizer's history has been read."""
     return {
-        key: mark
+        int(key): mark
         for key, text in db.execute("SELECT organizer_key, scanned_through FROM watermarks")
         if (mark := from_text(text)) is not None
     }
@@ -69,7 +69,7 @@ def advance_watermarks(
                 continue
             db.table("watermarks").upsert(
                 {
-                    "organizer_key": key,
+                    "organizer_key": key_text(key),
                     "scanned_through": to_text(through),
                     "updated_at": to_text(now),
                 },
@@ -83,8 +83,10 @@ def held_sessions(
     """(organizer, meeting id, start) of the sessions stored from `since` on: has a recording."""
     marks = ",".join("?" * len(organizer_keys))
     query = f"SELECT organizer_key, meeting_id, start_time, recording_id IS NOT NULL FROM sessions WHERE organizer_key IN ({marks}) AND start_time >= ?"  # noqa: E501, S608  (placeholders only)
-    rows = db.execute(query, [*organizer_keys, to_text(since)])
-    return {(key, meeting, start): bool(recorded) for key, meeting, start, recorded in rows}
+    rows = db.execute(query, [*map(key_text, organizer_keys), to_text(since)])
+    return {
+        (int(key), int(meeting), start): bool(recorded) for key, meeting, start, recorded in rows
+    }
 
 
 def note_problem(

@@ -20,6 +20,8 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationEr
 from retention.times import parse_api_time
 
 _DIGITS = re.compile(r"^-?\d+$")
+# Keys are digit strings of any length: no sign, no other characters (see docs/client.md).
+_KEY = re.compile(r"^\d{1,40}$")
 
 
 def _to_int(value: object) -> object:
@@ -30,6 +32,37 @@ def _to_int(value: object) -> object:
         if not _DIGITS.match(value.strip()):
             raise ValueError(f"expected an integer, got {value!r}")
         return int(value.strip())
+    return value
+
+
+def _to_key(value: object) -> object:
+    """A key: digits of any length, as a JSON string or number; never a sign, never a float."""
+    if isinstance(value, bool) or not isinstance(value, int | str):
+        raise ValueError(f"expected a key of digits, got {value!r}")  # noqa: TRY004
+    text = str(value).strip()
+    if not _KEY.match(text):
+        raise ValueError(f"expected a key of digits, got {value!r}")
+    return int(text)
+
+
+# Counts and sizes beyond a 64-bit integer are no real meeting's: malformed, like a negative one.
+_LARGEST = 2**63 - 1
+
+
+def _to_count(value: object) -> object:
+    """A count: an integer from 0 to 2^63-1 (string-typed allowed, as the API sends counts)."""
+    number = _to_int(value)
+    if isinstance(number, int) and not 0 <= number <= _LARGEST:
+        raise ValueError(f"is out of range ({value!r}): a count is from 0 to 2^63-1")
+    return number
+
+
+def _to_size(value: object) -> object:
+    """A byte size: a JSON integer from 0 to 2^63-1; a string or a float is not a size."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValueError(f"expected an integer size, got {value!r}")  # noqa: TRY004
+    if not 0 <= value <= _LARGEST:
+        raise ValueError(f"is out of range ({value!r}): a size is from 0 to 2^63-1")
     return value
 
 
@@ -46,6 +79,11 @@ def _api_time(value: object) -> datetime | None:
 
 
 ApiInt = Annotated[int, BeforeValidator(_to_int)]
+ApiKey = Annotated[int, BeforeValidator(_to_key)]
+ApiCount = Annotated[int, BeforeValidator(_to_count)]
+ApiSize = Annotated[int, BeforeValidator(_to_size)]
+# Minutes, signed: a negative duration is read, then found to contradict the times (sanity.py).
+ApiDuration = Annotated[int, BeforeValidator(_to_int), Field(ge=-_LARGEST, le=_LARGEST)]
 ApiTime = Annotated[datetime | None, BeforeValidator(_api_time)]
 
 
@@ -55,17 +93,20 @@ class ApiModel(BaseModel):
     model_config = ConfigDict(frozen=True, extra="ignore", populate_by_name=True)
     # Fields without which an item means nothing; a problem there drops the item.
     identity: ClassVar[frozenset[str]] = frozenset()
+    # Nested objects read whole or not at all: what stands for one that cannot be read (an
+    # object of unknowns, never the absence of the object).
+    unreadable: ClassVar[dict[str, dict[str, None]]] = {}
 
 
 class Organizer(ApiModel):
     """One organizer of the account (`GET /organizers`, `GET /groups/{key}/organizers`)."""
 
     identity: ClassVar[frozenset[str]] = frozenset({"organizerKey"})
-    organizer_key: ApiInt = Field(alias="organizerKey")
+    organizer_key: ApiKey = Field(alias="organizerKey")
     email: str | None = Field(alias="email", repr=False)
     first_name: str | None = Field(default=None, alias="firstName", repr=False)
     last_name: str | None = Field(default=None, alias="lastName", repr=False)
-    group_key: ApiInt | None = Field(default=None, alias="groupId")
+    group_key: ApiKey | None = Field(default=None, alias="groupId")
     group_name: str | None = Field(default=None, alias="groupName")
     status: str | None = Field(default=None, alias="status")
 
@@ -74,19 +115,24 @@ class Group(ApiModel):
     """One group of organizers (`GET /groups`)."""
 
     identity: ClassVar[frozenset[str]] = frozenset({"groupkey"})
-    group_key: ApiInt = Field(alias="groupkey")
+    group_key: ApiKey = Field(alias="groupkey")
     group_name: str | None = Field(alias="groupName")
-    parent_key: ApiInt | None = Field(default=None, alias="parentKey")
+    parent_key: ApiKey | None = Field(default=None, alias="parentKey")
     status: str | None = Field(default=None, alias="status")
-    num_organizers: ApiInt | None = Field(alias="numOrganizers")
+    num_organizers: ApiCount | None = Field(alias="numOrganizers")
 
 
 class Recording(ApiModel):
-    """The recording of a session, as history calls describe it."""
+    """The recording of a session, as history calls describe it.
 
-    recording_id: str | None = Field(alias="recordingId")
+    Known only as a whole: an object with an id and an integer size. Anything less (a string,
+    a list, an object missing either, a size that is not an integer) is a recording whose
+    facts are unknown (`known` false), never "no recording".
+    """
+
+    recording_id: str | None = Field(alias="recordingId", min_length=1)
     recording_name: str | None = Field(default=None, alias="recordingName")
-    file_size: ApiInt | None = Field(alias="fileSize")
+    file_size: ApiSize | None = Field(alias="fileSize")
     download_url: str | None = Field(default=None, alias="downloadUrl", repr=False)
     share_url: str | None = Field(default=None, alias="shareUrl", repr=False)
     transcript_url: str | None = Field(default=None, alias="transcriptUrl", repr=False)
@@ -97,30 +143,43 @@ class Recording(ApiModel):
         """Whether a transcript comes with the recording."""
         return bool(self.transcript_url)
 
+    @property
+    def known(self) -> bool:
+        """Whether the recording's facts (id and size) were read."""
+        return self.recording_id is not None and self.file_size is not None
+
 
 class HistoricalSession(ApiModel):
     """One session from organizer or meeting-id history: the unit of deletion."""
 
     identity: ClassVar[frozenset[str]] = frozenset({"sessionId", "meetingId", "organizerKey"})
-    session_id: ApiInt = Field(alias="sessionId")
-    meeting_id: ApiInt = Field(alias="meetingId")
-    organizer_key: ApiInt = Field(alias="organizerKey")
+    unreadable: ClassVar[dict[str, dict[str, None]]] = {
+        "recording": {"recordingId": None, "fileSize": None}
+    }
+    session_id: ApiKey = Field(alias="sessionId")
+    meeting_id: ApiKey = Field(alias="meetingId")
+    organizer_key: ApiKey = Field(alias="organizerKey")
     email: str | None = Field(alias="email", repr=False)
     subject: str | None = Field(alias="subject", repr=False)
     meeting_type: str | None = Field(default=None, alias="meetingType")
     start_time: ApiTime = Field(alias="startTime")
     end_time: ApiTime = Field(alias="endTime")
-    duration: ApiInt | None = Field(alias="duration")
-    num_attendees: ApiInt | None = Field(alias="numAttendees")
+    duration: ApiDuration | None = Field(alias="duration")
+    num_attendees: ApiCount | None = Field(alias="numAttendees")
     recording: Recording | None = Field(default=None, alias="recording")
+
+    @property
+    def recording_known(self) -> bool:
+        """Whether the recording facts are known: none listed, or one read whole."""
+        return self.recording is None or self.recording.known
 
 
 class GroupMeeting(ApiModel):
     """One meeting from group history: who met when (group history carries no session id)."""
 
     identity: ClassVar[frozenset[str]] = frozenset({"organizerKey"})
-    organizer_key: ApiInt = Field(alias="organizerKey")
-    meeting_id: ApiInt | None = Field(alias="meetingId")
+    organizer_key: ApiKey = Field(alias="organizerKey")
+    meeting_id: ApiKey | None = Field(alias="meetingId")
     start_time: ApiTime = Field(alias="startTime")
     end_time: ApiTime = Field(default=None, alias="endTime")
     group_name: str | None = Field(default=None, alias="groupName")
@@ -195,21 +254,29 @@ def _parse_one(
         return None, problems
     patched = copy.deepcopy(raw)
     for path in bad_paths:
-        _set_unknown(patched, path)
+        _set_unknown(model, patched, path)
     try:
         return model.model_validate(patched), problems
     except ValidationError:
         # A nested object that cannot be rebuilt even with unknowns is itself unknown.
         for path in bad_paths:
-            patched[path[0]] = None
+            patched[path[0]] = _unknown_value(model, path[0])
         return model.model_validate(patched), problems
 
 
-def _set_unknown(data: dict[str, Any], path: tuple[str, ...]) -> None:
+def _unknown_value(model: type[ApiModel], name: str) -> dict[str, None] | None:
+    placeholder = model.unreadable.get(name)
+    return None if placeholder is None else dict(placeholder)
+
+
+def _set_unknown(model: type[ApiModel], data: dict[str, Any], path: tuple[str, ...]) -> None:
+    if len(path) == 1:
+        data[path[0]] = _unknown_value(model, path[0])
+        return
     target: Any = data
     for part in path[:-1]:
         if not isinstance(target, dict) or not isinstance(target.get(part), dict):
-            data[path[0]] = None
+            data[path[0]] = _unknown_value(model, path[0])
             return
         target = target[part]
     target[path[-1]] = None

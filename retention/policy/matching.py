@@ -44,7 +44,7 @@ class SessionFacts(Protocol):
     @property
     def attendee_count(self) -> int | None: ...
     @property
-    def has_recording(self) -> bool: ...
+    def has_recording(self) -> bool | None: ...
 
 
 Check = Callable[[SessionFacts], Truth]
@@ -163,7 +163,12 @@ def compile_checks(policy: Policy) -> tuple[tuple[str, Check], ...]:
         checks.append(("subject", lambda s: None if s.subject is None else not refused(s.subject)))
     if match.has_recording is not None:
         wanted = match.has_recording
-        checks.append(("recording", lambda s: s.has_recording is wanted))
+        checks.append(
+            (
+                "recording",
+                lambda s: None if s.has_recording is None else s.has_recording is wanted,
+            )
+        )
     if match.min_attendees is not None:
         least = match.min_attendees
         checks.append(

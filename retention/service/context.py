@@ -27,6 +27,7 @@ from retention.audit.log import AuditLog
 from retention.engine import inventory
 from retention.engine.admission import Admission, admit
 from retention.engine.plan import Plan
+from retention.engine.reappear import record_reappeared
 from retention.engine.scan import ScanReport
 from retention.engine.state import account_of
 from retention.errors import InvalidInput
@@ -210,7 +211,14 @@ def open_run(
 
 
 async def before_deciding(ctx: RunContext, session: Session, result: RunResult) -> None:
-    """On current facts, before any decision: the holds' coverage, then the notices due."""
+    """On current facts, before any decision: what a scan found again after its removal, the
+    holds' coverage, then the notices due."""
+    record_reappeared(
+        session.db,
+        session.audit,
+        run_id=session.run_id,
+        grace_seconds=ctx.settings.reappear_grace_seconds,
+    )
     result.scope_left = keep_coverage(session.db, session.policy_set, ctx.clock())
     record.scope_left(session.audit, session.run_id, result.scope_left)
     await settle(

@@ -368,6 +368,8 @@ class Daemon:
     ) -> None:
         finished = self.clock()
         self.metrics.record_run(state, finished, (finished - started).total_seconds(), reason)
+        if result is not None and result.plan is not None:
+            self.metrics.set_unknown(result.plan.summary()["unknown_by"])
         self._absorb()
         self.health.record_run(state, finished, error, reason)
         if result is not None and result.plan is not None:

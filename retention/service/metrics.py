@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 import socket
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -78,6 +78,7 @@ class Metrics:
         self._clock = clock
         self._token_issued_at: datetime | None = None
         self._notify_failures_seen = 0
+        self._unknown_reasons: set[str] = set()
         reg = self.registry
         # What Prometheus users expect of any service: its version, and the process's own
         # CPU, memory and file descriptors (`process_*`) and interpreter (`python_info`).
@@ -117,6 +118,12 @@ class Metrics:
             "retention_pending_intents", "Removals begun but without an outcome", registry=reg
         )
         self.runs = Counter("retention_runs", "Runs by result", ["result"], registry=reg)
+        self.sessions_unknown = Gauge(
+            "retention_sessions_unknown",
+            "Sessions the last plan kept because a fact a policy reads is unknown, by that fact",
+            ["reason"],
+            registry=reg,
+        )
         self.last_run_result = Enum(
             "retention_last_run_result",
             "Result of the last run",
@@ -185,6 +192,13 @@ class Metrics:
     def observe_scanned(self, sessions: int) -> None:
         """Count the sessions one scan window returned."""
         self.scan_sessions.inc(sessions)
+
+    def set_unknown(self, by_reason: Mapping[str, int]) -> None:
+        """The last plan's sessions kept unknown, per unknown fact (a reason no longer seen
+        reads 0, so that a fail-closed rule that silences an account shows, and its end too)."""
+        self._unknown_reasons.update(by_reason)
+        for reason in self._unknown_reasons:
+            self.sessions_unknown.labels(reason=reason).set(by_reason.get(reason, 0))
 
     def set_pending_intents(self, count: int) -> None:
         """The number of intents still without an outcome."""

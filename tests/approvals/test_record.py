@@ -17,18 +17,21 @@ BEFORE_PROPOSALS = EVENT_KINDS[: EVENT_KINDS.index("log_started") + 1]
 
 
 def earlier_log(path: Path) -> None:
-    """A log as the version before proposals wrote it: its CHECK list lacks their kinds."""
+    """A log as the version before proposals wrote it: its CHECK list lacks their kinds, its
+    keys are INTEGER columns."""
     AuditLog.open(path, subject_mode="hash", clock=CLOCK).close()
     conn = sqlite3.connect(path, isolation_level=None)
     (version,) = conn.execute("PRAGMA schema_version").fetchone()
     conn.execute("PRAGMA writable_schema = ON")
     conn.execute(
         "UPDATE sqlite_master SET sql = ? WHERE name = 'events'",
-        [_events_table(BEFORE_PROPOSALS)],
+        [_events_table(BEFORE_PROPOSALS, "INTEGER")],
     )
     conn.execute(f"PRAGMA schema_version = {version + 1}")
     conn.execute("PRAGMA writable_schema = OFF")
-    conn.execute("DELETE FROM _sqlite_migrations WHERE name = 'm002_event_kinds'")
+    conn.execute(
+        "DELETE FROM _sqlite_migrations WHERE name IN ('m002_event_kinds', 'm003_keys_any')"
+    )
     conn.close()
 
 

@@ -114,7 +114,7 @@ def _forge(dep: Deployment, drop_session: int) -> None:
     lines: list[bytes] = []
     previous, changed = GENESIS_HASH, False
     for row in rows:
-        if row["session_id"] == drop_session:
+        if str(row["session_id"]) == str(drop_session):
             changed = True
             continue
         renumbered[row["seq"]] = row["seq"] = len(kept) + 1

@@ -127,7 +127,7 @@ def _forge(db_path: Path, drop_session: int) -> list[dict[str, Any]]:
     kept, renumbered, lines = [], {}, []
     previous = GENESIS_HASH
     for row in rows:
-        if row["session_id"] == drop_session:
+        if str(row["session_id"]) == str(drop_session):
             continue
         renumbered[row["seq"]] = len(kept) + 1
         row["seq"] = len(kept) + 1

@@ -108,7 +108,7 @@ def test_jsonl_to_a_file_has_the_same_columns_and_typed_values(
     assert len(lines) == 12
     assert all(list(line) == DOCUMENTED_COLUMNS for line in lines)
     assert lines[3]["recordingIds"] == ["rec-0"]
-    assert lines[3]["organizerKey"] == 100
+    assert lines[3]["organizerKey"] == "100"
     assert lines[11]["event"] == "checkpoint"
     assert lines[11]["details"]["rows"] == 11
 

@@ -174,7 +174,7 @@ def test_intent_is_durable_when_the_call_returns_even_if_the_process_is_killed(
     assert child.returncode == -9
     conn = sqlite3.connect(db_path)
     assert conn.execute("SELECT seq, event, session_id FROM events").fetchall() == [
-        (1, "intent", 3)
+        (1, "intent", "3")
     ]
     assert conn.execute("PRAGMA journal_mode").fetchone() == ("wal",)
     conn.close()

@@ -38,6 +38,8 @@ LATEST = len(
         "m004_alerts_and_notices",
         "m005_hold_coverage_and_names",
         "m006_account_url_without_credentials",
+        "m007_session_facts",
+        "m008_keys_as_text",
     )
 )
 
@@ -204,7 +206,7 @@ def test_a_rescan_keeps_a_recording_removal_unless_the_api_shows_another_recordi
     records = {r.session_id: r for r in iter_sessions(db)}
     assert records[1].recording_id is None
     assert (records[3].recording_id, records[3].recording_bytes) == ("r3-new", 77)
-    seen = {row["session_id"]: row for row in db.query("SELECT * FROM sessions")}
+    seen = {int(row["session_id"]): row for row in db.query("SELECT * FROM sessions")}
     assert seen[1]["first_seen"] == seen[3]["first_seen"] != seen[1]["last_seen"]
 
 

@@ -138,3 +138,25 @@ def test_windows_cover_every_item_and_split_only_past_the_window_span() -> None:
         assert window.end - window.start == timedelta(days=30)
     per_organizer = Counter(window.organizer_key for window in windows)
     assert all(count <= 4 for count in per_organizer.values())
+
+
+async def test_fresh_facts_the_api_contradicts_are_unknown_and_the_item_is_not_sent(
+    tmp_path: Path,
+) -> None:
+    account = generate_account(seed=5, organizers=3, groups=1, days=20, sessions_per_day=4, now=NOW)
+    app = create_app(account)
+    items = finished_items(account)
+    bent, malformed = items[0], items[1]
+    # Since the plan: one row's duration no longer fits its times, another's recording is junk.
+    account.sessions[bent.session_id].raw = {"duration": "100000"}
+    account.sessions[malformed.session_id].raw = {"recording": "garbage"}
+    policy_set = policies(tmp_path, "no-such-group")
+    db = open_state_db(tmp_path / "state.db")
+    async with client_for(app, tmp_path) as client:
+        refreshed = await refresh_items(items, client, db, now=NOW, window_days=30)
+    checker = Rechecker(policy_set)
+    verdicts = {item.session_id: refreshed.verdict(item, db, checker, NOW) for item in items}
+
+    assert not verdicts[bent.session_id].send
+    assert not verdicts[malformed.session_id].send
+    assert sum(v.send for v in verdicts.values()) == len(items) - 2

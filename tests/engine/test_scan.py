@@ -201,7 +201,8 @@ async def test_window_failing_after_retries_is_reported_and_not_marked_scanned(t
     )
     assert not report.complete
     assert {w.organizer_key for w in report.incomplete} == {victim}
-    marks = dict(db.execute("SELECT organizer_key, scanned_through FROM watermarks").fetchall())
+    rows = db.execute("SELECT organizer_key, scanned_through FROM watermarks").fetchall()
+    marks = {int(key): through for key, through in rows}
     assert victim not in marks
     assert len(marks) == len(acct.organizers) - 1
     assert not any(r.organizer_key == victim for r in iter_sessions(db))

@@ -84,7 +84,7 @@ def test_inventory_matches_the_sandbox_under_rate_limit_token_expiry_and_faults(
 
 def _inventory_ids(db_path: Path) -> set[int]:
     with sqlite3.connect(db_path) as connection:
-        return {row[0] for row in connection.execute("SELECT session_id FROM sessions")}
+        return {int(row[0]) for row in connection.execute("SELECT session_id FROM sessions")}
 
 
 def test_inventory_exits_1_and_names_the_failing_windows(sandbox, tmp_path):

@@ -88,7 +88,8 @@ def test_an_organizer_moved_under_a_hold_after_the_plan_keeps_every_session(
     dep = deployment(*SMALL, policies=SESSIONS_30D)
     whole = plan_items(dep, tmp_path / "whole.json")
     with sqlite3.connect(dep.state_dir / "state.db") as db:
-        groups = dict(db.execute("SELECT organizer_key, group_key FROM organizers").fetchall())
+        rows = db.execute("SELECT organizer_key, group_key FROM organizers").fetchall()
+    groups = {int(organizer): group for organizer, group in rows}
     organizers = {int(item["organizerKey"]) for item in whole}
     held_group, moved = next(
         (groups[one], other)
@@ -111,7 +112,7 @@ def test_an_organizer_moved_under_a_hold_after_the_plan_keeps_every_session(
     assert result.returncode == 0, result.stderr
     moved_items = {int(i["sessionId"]) for i in items if int(i["organizerKey"]) == moved}
     assert moved_items
-    outcomes = {e["sessionId"]: e for e in dep.events() if e["event"] == "outcome"}
+    outcomes = {int(e["sessionId"]): e for e in dep.events() if e["event"] == "outcome"}
     assert {outcomes[s]["outcome"] for s in moved_items} == {"skipped_hold"}
     assert all("LIT-MOVED" in outcomes[s]["reason"] for s in moved_items)
     assert not any(f"/organizers/{moved}/" in d["path"] for d in dep.deletes())
@@ -176,7 +177,7 @@ def test_reconciliation_after_a_crash_reads_the_organizers_own_history(
     assert not any("/meetings/" in r["path"] and "historicalMeetings" in r["path"] for r in after)
     outcomes = [e for e in dep.events() if e["event"] == "outcome" and e["sessionId"] == pending]
     assert [e["outcome"] for e in outcomes] == ["deleted"]
-    assert pending not in dep.server.state()["session_ids"]
+    assert int(pending) not in dep.server.state()["session_ids"]
     resent = [d for d in dep.deletes(mark) if d["path"].endswith(f"/sessions/{pending}")]
     # Sent before the crash: read as gone, not sent again; never sent: sent now, once.
     was_sent = any(path.endswith(f"/sessions/{pending}") for path in sent_before)
@@ -206,14 +207,14 @@ def test_an_intent_left_pending_is_decided_again_before_it_is_sent_again(
     )
     assert crashed.returncode == -signal.SIGKILL
     pending = [e for e in dep.events() if e["event"] == "intent"][-1]["sessionId"]
-    assert pending in dep.server.state()["session_ids"], "killed before its DELETE"
+    assert int(pending) in dep.server.state()["session_ids"], "killed before its DELETE"
     (dep.policy_dir / "keep.yaml").write_text(KEEP_EVERYTHING)
     mark = len(dep.requests())
 
     ran = dep.cli("run", "--yes", check=True)
 
     assert dep.deletes(mark) == []  # the retain rule in force now wins over the intent
-    assert pending in dep.server.state()["session_ids"]
+    assert int(pending) in dep.server.state()["session_ids"]
     (outcome,) = [e for e in dep.events() if e["event"] == "outcome" and e["sessionId"] == pending]
     assert outcome["outcome"] == "skipped_changed"
     assert "keep-all-10y" in json.dumps(outcome), outcome
@@ -308,7 +309,7 @@ def test_a_hold_placed_after_the_plan_holds_its_sessions_and_leaves_the_plan_val
 
     assert result.returncode == 0, result.stderr
     held_items = {int(i["sessionId"]) for i in items if int(i["organizerKey"]) == held}
-    outcomes = {e["sessionId"]: e["outcome"] for e in dep.events() if e["event"] == "outcome"}
+    outcomes = {int(e["sessionId"]): e["outcome"] for e in dep.events() if e["event"] == "outcome"}
     assert {outcomes[s] for s in held_items} == {"skipped_hold"}
     assert not any(f"/organizers/{held}/" in d["path"] for d in dep.deletes())
     assert len(dep.deletes()) == len(items) - len(held_items)

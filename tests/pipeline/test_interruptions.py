@@ -79,7 +79,7 @@ def test_hold_placed_while_a_plan_executes_wins_over_the_plan(
 
     assert proc.returncode == 0, stderr
     held = [e for e in dep.events() if e["event"] == "outcome" and e["outcome"] == "skipped_hold"]
-    assert [(e["sessionId"], e["reason"]) for e in held] == [
+    assert [(int(e["sessionId"]), e["reason"]) for e in held] == [
         (int(last["sessionId"]), "held by hold:LATE-HOLD")
     ]
     deleted_paths = {r["path"] for r in dep.deletes()}
@@ -111,7 +111,7 @@ def test_hold_placed_after_a_crash_wins_over_the_intent_it_left_pending(
     dep.cli("run", "--yes", check=True)
 
     held = [e for e in dep.events() if e["event"] == "outcome" and e["outcome"] == "skipped_hold"]
-    assert [(e["sessionId"], e["reason"]) for e in held] == [
+    assert [(int(e["sessionId"]), e["reason"]) for e in held] == [
         (int(first["sessionId"]), "held by hold:HOLD-AFTER-CRASH")
     ]
     assert not any(f"/sessions/{first['sessionId']}/" in r["path"] for r in dep.deletes())

@@ -72,7 +72,7 @@ def test_apply_leaves_the_account_exactly_as_the_plan_says(deployment: Any, tmp_
     intents = [e for e in events if e["event"] == "intent"]
     outcomes = [e for e in events if e["event"] == "outcome"]
     planned = sorted((int(i["sessionId"]), i["action"]) for i in plan["items"])
-    assert sorted((e["sessionId"], e["action"]) for e in intents) == planned
+    assert sorted((int(e["sessionId"]), e["action"]) for e in intents) == planned
     assert sorted(e["intent"] for e in outcomes) == sorted(e["seq"] for e in intents)
     assert {e["outcome"] for e in outcomes} == {"deleted"}
     assert [e["event"] for e in events if e["event"] == "plan_approved"] == ["plan_approved"]

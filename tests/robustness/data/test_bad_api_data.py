@@ -135,7 +135,8 @@ def test_sentinel_times_foreign_windows_and_a_session_under_two_organizers_stay_
     unknown = {int(entry["sessionId"]) for entry in plan["unknown"]}
     assert unknown == {*CONTRADICTIONS, TWICE}
     with sqlite3.connect(deployed.state_dir / "state.db") as db:
-        problems = dict(db.execute("SELECT session_id, problems FROM sessions").fetchall())
+        rows = db.execute("SELECT session_id, problems FROM sessions").fetchall()
+    problems = {int(session_id): found for session_id, found in rows}
     assert "before 2000-01-01" in problems[910010]
     assert "before 2000-01-01" in problems[910011]
     assert "outside the window asked for" in problems[910012]

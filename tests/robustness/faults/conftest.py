@@ -112,7 +112,7 @@ class Stage(Deployment):
         outcomes = Counter(e["outcome"] for e in events if e["event"] == "outcome")
         assert set(outcomes) <= {"deleted", "already_absent"}, outcomes
         planned_keys = {(int(item["sessionId"]), item["action"]) for item in planned}
-        intended = {(e["sessionId"], e["action"]) for e in intents.values()}
+        intended = {(int(e["sessionId"]), e["action"]) for e in intents.values()}
         assert planned_keys <= intended, "a planned item was never intended"
 
         per_item = self.deletes_per_item()
