@@ -204,6 +204,11 @@ class Settings(BaseSettings):
         description="how often the same alert may go out again while its condition lasts:"
         " `24h`, `90m`, or seconds",
     )
+    max_overdue: str = Field(
+        default="7d",
+        description="how long a policy's oldest overdue removal may wait before an alert and"
+        " `retention status` exits 1: `7d`, `36h`, or seconds",
+    )
     owner_notice_days: int = Field(
         default=0,
         ge=0,
@@ -302,6 +307,17 @@ class Settings(BaseSettings):
     def _repeat_is_a_duration(cls, value: str) -> str:
         repeat_seconds(value)
         return value
+
+    @field_validator("max_overdue")
+    @classmethod
+    def _max_overdue_is_a_duration(cls, value: str) -> str:
+        repeat_seconds(value)
+        return value
+
+    @property
+    def max_overdue_seconds(self) -> float:
+        """`max_overdue` in seconds."""
+        return repeat_seconds(self.max_overdue)
 
     @property
     def notify_repeat_seconds(self) -> float:

@@ -327,3 +327,24 @@ def _adopt_numbered(db: Database) -> None:
             {"migration_set": MIGRATIONS.name, "name": name, "applied_at": applied_at}
             for name in _NUMBERED[:version]
         )
+
+
+@MIGRATIONS()
+def m007_timeliness(db: Database) -> None:
+    """When each policy content was first loaded (the earliest a removal under it is due), and
+    each run's overdue removals per policy (engine/timeliness.py; thinned after 30 days)."""
+    db.table("policy_loads").create(
+        {"content_hash": str, "policy": str, "first_loaded": str}, pk="content_hash"
+    )
+    db.table("overdue_points").create(
+        {
+            "run_id": str,
+            "at": str,
+            "policy": str,
+            "overdue": int,
+            "oldest_due_at": str,
+            "reasons": str,
+        },
+        pk=("run_id", "policy"),
+    )
+    db.table("overdue_points").create_index(["policy", "at"])

@@ -34,7 +34,7 @@ from retention.goto.factory import client_from_settings
 from retention.goto.http import Transport
 from retention.policy import PolicySet, load_policy_set
 from retention.policy.notice import check_notice_days
-from retention.service import record
+from retention.service import record, timeliness
 from retention.service.checks import PREFLIGHT
 from retention.service.facts import admission_for, keep_coverage
 from retention.service.logging import register_secret
@@ -209,7 +209,9 @@ def open_run(
 
 
 async def before_deciding(ctx: RunContext, session: Session, result: RunResult) -> None:
-    """On current facts, before any decision: the holds' coverage, then the notices due."""
+    """On current facts, before any decision: the holds' coverage, then the notices due (and
+    the first load of each policy content, which each removal's due time counts from)."""
+    timeliness.remember_loads(session)
     result.scope_left = keep_coverage(session.db, session.policy_set, ctx.clock())
     record.scope_left(session.audit, session.run_id, result.scope_left)
     await owners.send_owner_notices(session, planner(ctx))

@@ -21,7 +21,7 @@ from retention.engine.refresh import fresh_record, refresh_items
 from retention.engine.removal import ApiRemovals
 from retention.engine.state import mark_plan_applied, record_plan
 from retention.goto.client import GoToClient
-from retention.service import execution, preflight, record
+from retention.service import execution, preflight, record, timeliness
 from retention.service.context import (
     STOP_GRACE_SECONDS,
     Confirm,
@@ -94,6 +94,7 @@ async def run(
         await _execute(ctx, session, client, result, plan.items, plan.plan_id, again, plan.as_of)
         record.holds_blocked(session.audit, session.run_id, plan.blocked)
         mark_plan_applied(session.db, plan.plan_id, session.run_id)
+        await timeliness.conclude(session, plan, selected=selected)
         end_refused(result, refusals)
     return result
 

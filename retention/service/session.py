@@ -99,6 +99,8 @@ class Session:
     stop: asyncio.Event
     tally: RunTally = field(default_factory=RunTally)
     counts: Callable[[], dict[str, int]] | None = None
+    # What was overdue per policy at the end, when the run decided the whole inventory.
+    overdue: dict[str, Any] | None = None
 
 
 async def _check(check: Check, opening: Opening) -> None:
@@ -220,7 +222,9 @@ def _finish(session: Session) -> None:
     tally = session.tally
     counts = session.counts() if session.counts is not None else tally.counts
     try:
-        session.audit.run_finished(run_id=session.run_id, counts=counts, result=tally.result)
+        session.audit.run_finished(
+            run_id=session.run_id, counts=counts, result=tally.result, overdue=session.overdue
+        )
         session.audit.checkpoint(state=session.db)
     except Exception as exc:
         if any(counts.get(name) for name in OUTCOMES):
