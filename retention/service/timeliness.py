@@ -8,13 +8,14 @@ the state database's series, and the overdue alert (RETENTION_MAX_OVERDUE)
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from sqlite_utils import Database
 
 from retention.alerts.conditions import Alert, settle
 from retention.audit import timeliness as recorded
 from retention.audit.store import connect_reader
+from retention.audit.timelyreport import MIN_GAP_SECONDS
 from retention.engine.overdue import (
     Overdue,
     first_loads,
@@ -24,6 +25,9 @@ from retention.engine.overdue import (
 )
 from retention.engine.plan import Plan
 from retention.engine.timeliness import overdue_at_end, summary_json
+from retention.errors import RetentionError
+from retention.policy import load_policy_set
+from retention.service.schedule import schedules_for
 from retention.service.session import Session
 from retention.settings import Settings
 
@@ -101,3 +105,32 @@ def _span(seconds: float) -> str:
     whole = timedelta(seconds=int(seconds))
     hours = whole.seconds // 3600
     return f"{whole.days}d {hours}h" if whole.days else f"{hours}h {whole.seconds % 3600 // 60}m"
+
+
+# Fire times sampled from this moment to find a schedule's longest interval (a fixed start,
+# so the same folder always gives the same gap).
+_SAMPLE_FROM = datetime(2026, 1, 5, tzinfo=UTC)
+_SAMPLE_FIRES = 400
+
+
+def schedule_gap_seconds(settings: Settings) -> float | None:
+    """Twice the longest interval of the schedules in force (at least 2 h): longer without a
+    run is a gap in the overdue series. None when the folder cannot be read here."""
+    try:
+        policy_set = load_policy_set([settings.policy_dir])
+        schedules = schedules_for(policy_set, settings.default_schedule)
+    except RetentionError:
+        return None
+    longest = 0.0
+    for schedule in schedules:
+        trigger = schedule.trigger()
+        previous: datetime | None = None
+        moment = _SAMPLE_FROM
+        for _ in range(_SAMPLE_FIRES):
+            fire = trigger.get_next_fire_time(previous, moment)
+            if fire is None:
+                break
+            if previous is not None:
+                longest = max(longest, (fire - previous).total_seconds())
+            previous, moment = fire, fire + timedelta(microseconds=1)
+    return max(2 * longest, MIN_GAP_SECONDS) if longest else None

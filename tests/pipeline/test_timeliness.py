@@ -8,6 +8,7 @@ import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
 
@@ -76,6 +77,30 @@ def overdue_alerts(receiver: Receiver) -> list[str]:
     return [title for title in receiver.titles() if "overdue" in title]
 
 
+class Elements(HTMLParser):
+    """Every start tag with its attributes, for selectors by attribute."""
+
+    def __init__(self, page: str) -> None:
+        super().__init__()
+        self.tags: list[tuple[str, dict[str, str | None]]] = []
+        self.feed(page)
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.tags.append((tag, dict(attrs)))
+
+    def having(self, name: str) -> list[dict[str, str | None]]:
+        return [attrs for _tag, attrs in self.tags if name in attrs]
+
+    def paths(self) -> list[str]:
+        return [str(attrs["d"]) for tag, attrs in self.tags if tag == "path" and "d" in attrs]
+
+
+def report(world: World, out: Path) -> Elements:
+    done = invoke(world, "audit", "report", "--out", str(out))
+    assert done.exit_code == 0, done.output
+    return Elements(out.read_text(encoding="utf-8"))
+
+
 def exported(world: World) -> list[dict[str, Any]]:
     conn = connect_reader(world.state_dir / "audit.db")
     try:
@@ -119,6 +144,16 @@ async def test_a_policy_over_its_cap_grows_overdue_alerts_once_and_resolves_when
     assert ages[1] < ages[2] < ages[3], ages
     assert [late for *_, late, _ in seen] == [False, False, True, True], "past 3d from day 4"
     assert [alerts for *_, alerts in seen] == [0, 0, 1, 1], "once past the limit, once per repeat"
+    page = report(world, tmp_path / "report.html")
+    (row,) = [r for r in page.having("data-made") if r["data-policy"] == rule]
+    assert row["data-overdue"] == str(counts[3])
+    assert row["data-since"], "overdue since the policy was first loaded"
+    assert row["data-made"] == "0"
+    (line,) = [g for g in page.having("data-points") if g["data-policy"] == rule]
+    assert line["data-points"] == "4"
+    (path,) = page.paths()
+    heights = [float(pair.split()[1]) for pair in path.removeprefix("M ").split(" L ")]
+    assert heights[0] > heights[1] > heights[2] >= heights[3], "the line rises: SVG y runs down"
 
     world.write(Folder(period_days=5, cap=1000))
     made.load()
@@ -155,6 +190,22 @@ async def test_removals_made_when_due_are_late_by_less_than_one_run_interval(
     within_a_day = buckets[(("le", "86400.0"), ("policy", rule))]
     total = metrics["retention_removal_lateness_seconds_count"][(("policy", rule),)]
     assert within_a_day == total == len(late)
+
+    page = report(world, tmp_path / "report.html")
+    (section,) = [s for s in page.having("data-gaps") if s.get("id") == "timeliness"]
+    assert section["data-gaps"] == "0", "daily runs of a daily schedule leave no gap"
+    (row,) = page.having("data-made")
+    assert row["data-made"] == str(len(late))
+    assert float(str(row["data-max"])) < DAY.total_seconds()
+
+    clock.now = START + 6 * DAY  # the daemon was down for four days
+    await scheduled(made)
+    page = report(world, tmp_path / "report.html")
+    (section,) = [s for s in page.having("data-gaps") if s.get("id") == "timeliness"]
+    assert section["data-gaps"] == "1"
+    (path,) = page.paths()
+    assert path.count("M ") == 1, "the line stops at the gap"
+    assert len(page.having("cx")) == 1, "the run after the gap stands alone"
 
 
 async def test_a_removal_approved_three_days_late_is_three_days_late(tmp_path: Path) -> None:
