@@ -70,6 +70,7 @@ async def run(
     ):
         assert session is not None
         result = RunResult.of(session)
+        timeliness.expect_decision(session, selected)
         result.reconciled = await _reconcile(ctx, session, client)
         await refresh(ctx, client, session.db)
         await before_deciding(ctx, session, result)

@@ -116,6 +116,7 @@ async def propose(ctx: RunContext, selected: Sequence[str]) -> RunResult:
     ):
         assert session is not None
         result = RunResult.of(session)
+        timeliness.expect_decision(session, chosen)
         waiting = _expire(session, pending(ctx.settings))
         await refresh(ctx, client, session.db)
         await before_deciding(ctx, session, result)

@@ -99,8 +99,10 @@ class Session:
     stop: asyncio.Event
     tally: RunTally = field(default_factory=RunTally)
     counts: Callable[[], dict[str, int]] | None = None
-    # What was overdue per policy at the end, when the run decided the whole inventory.
+    # What was overdue per policy at the end, when the run decided the whole inventory; else,
+    # for a run that was to decide it, what stays overdue for want of a decision (`not_run`).
     overdue: dict[str, Any] | None = None
+    undecided: Callable[[], dict[str, Any] | None] | None = None
 
 
 async def _check(check: Check, opening: Opening) -> None:
@@ -221,6 +223,8 @@ async def _preflight(session: Session, opening: Opening, checks: Sequence[Check]
 def _finish(session: Session) -> None:
     tally = session.tally
     counts = session.counts() if session.counts is not None else tally.counts
+    if session.overdue is None and session.undecided is not None:
+        session.overdue = session.undecided()
     try:
         session.audit.run_finished(
             run_id=session.run_id, counts=counts, result=tally.result, overdue=session.overdue

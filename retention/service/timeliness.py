@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from sqlite_utils import Database
 
@@ -24,6 +25,7 @@ from retention.engine.overdue import (
     remember_first_loads,
 )
 from retention.engine.plan import Plan
+from retention.engine.planitem import iso
 from retention.engine.timeliness import overdue_at_end, summary_json
 from retention.errors import RetentionError
 from retention.policy import load_policy_set
@@ -68,6 +70,26 @@ async def conclude(
     now = session.clock()
     record_overdue(session.db, session.run_id, now, summary)
     await settle_overdue(session.settings, session.db, now)
+
+
+def expect_decision(session: Session, selected: Sequence[str] | None) -> None:
+    """Mark a run that is to decide the whole inventory: if it ends before deciding, what was
+    overdue stays overdue, each for `not_run`, in its `run_finished` and the series."""
+
+    def undecided() -> dict[str, Any] | None:
+        latest = [p for p in latest_overdue(session.db) if not selected or p.policy in selected]
+        summary = {
+            point.policy: {
+                "overdue": point.overdue,
+                "oldest_due_at": iso(point.oldest_due_at) if point.overdue else None,
+                "reasons": {"not_run": point.overdue} if point.overdue else {},
+            }
+            for point in latest
+        }
+        record_overdue(session.db, session.run_id, session.clock(), summary)
+        return summary
+
+    session.undecided = undecided
 
 
 def past_limit(settings: Settings, latest: Sequence[Overdue], now: datetime) -> list[Overdue]:
