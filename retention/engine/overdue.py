@@ -68,6 +68,14 @@ def record_overdue(db: Database, run_id: str, at: datetime, summary: Mapping[str
         )
 
 
+def forget_other_policies(db: Database, kept: Iterable[str]) -> None:
+    """Drop the points of policies no longer in force (the record keeps their history)."""
+    names = sorted(set(kept))
+    marks = ", ".join("?" for _ in names) or "''"
+    with db.atomic():
+        db.execute(f"DELETE FROM overdue_points WHERE policy NOT IN ({marks})", names)  # noqa: S608
+
+
 @dataclass(frozen=True, slots=True)
 class Overdue:
     """A policy's latest overdue point: how many, the oldest due time, why, and when."""

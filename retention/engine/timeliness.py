@@ -21,7 +21,7 @@ from typing import Any
 from retention.engine.decide import Decision
 from retention.engine.plan import Plan
 from retention.engine.planitem import iso, parse_iso
-from retention.policy import PolicySet
+from retention.policy import Policy, PolicySet
 from retention.policy.matching import compile_hold
 
 REASONS = ("cap", "approvals", "notice", "unknown_name", "postponed", "failed", "not_run")
@@ -69,18 +69,16 @@ class BlockerEnds:
 
 
 def due_moment(
-    policy_set: PolicySet,
-    policy: str,
+    policy: Policy | None,
     end_time: datetime | None,
     *,
     blockers_end: datetime | None,
     first_loaded: datetime | None,
 ) -> datetime | None:
     """When a removal under `policy` of a session that ended at `end_time` was due."""
-    found = next((p for p in policy_set.policies if p.name == policy), None)
-    if found is None or end_time is None:
+    if policy is None or end_time is None:
         return None
-    moments = [found.after.due_at(end_time)]
+    moments = [policy.after.due_at(end_time)]
     moments += [moment for moment in (blockers_end, first_loaded) if moment is not None]
     return max(moments)
 
@@ -97,11 +95,12 @@ def stamp_due(
     loaded yet counts from the plan's as-of time (the earliest it can be loaded).
     """
     hashes = policy_set.content_hashes
+    by_name = {policy.name: policy for policy in policy_set.policies}
 
     def due(policy: str, session_id: int, end: datetime | None) -> datetime | None:
         loaded = first_loaded.get(hashes.get(policy, ""), plan.as_of)
         return due_moment(
-            policy_set, policy, end, blockers_end=ends.get(session_id), first_loaded=loaded
+            by_name.get(policy), end, blockers_end=ends.get(session_id), first_loaded=loaded
         )
 
     items = [

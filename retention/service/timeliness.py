@@ -20,6 +20,7 @@ from retention.audit.timelyreport import MIN_GAP_SECONDS
 from retention.engine.overdue import (
     Overdue,
     first_loads,
+    forget_other_policies,
     latest_overdue,
     record_overdue,
     remember_first_loads,
@@ -69,6 +70,8 @@ async def conclude(
     session.overdue = summary
     now = session.clock()
     record_overdue(session.db, session.run_id, now, summary)
+    if not selected:
+        forget_other_policies(session.db, applied)
     await settle_overdue(session.settings, session.db, now)
 
 

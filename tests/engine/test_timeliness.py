@@ -9,7 +9,12 @@ import records
 from plans import load_folder
 
 from retention.engine.admission import Admission, admit
-from retention.engine.overdue import latest_overdue, points_count, record_overdue
+from retention.engine.overdue import (
+    forget_other_policies,
+    latest_overdue,
+    points_count,
+    record_overdue,
+)
 from retention.engine.plan import Plan
 from retention.engine.planitem import PlanItem
 from retention.engine.state import open_state_db
@@ -127,3 +132,7 @@ def test_the_overdue_series_keeps_every_run_for_30_days_then_one_point_a_day(
     (latest,) = latest_overdue(db)
     assert latest.overdue == 40 * 24 - 8
     assert latest.reasons == {"cap": 40 * 24 - 8}
+    forget_other_policies(db, [RULE])
+    assert points_count(db, RULE) == old_days + 3 * recent_days
+    forget_other_policies(db, ["renamed"])
+    assert latest_overdue(db) == []
