@@ -188,8 +188,13 @@ def open_run(
     *,
     opens_run: Callable[[AuditLog], bool] = lambda _audit: True,
     api: GoToClient | None = None,
+    decides: bool = False,
+    selected: Sequence[str] | None = None,
 ) -> contextlib.AbstractAsyncContextManager[Session | None]:
-    """The one opening of a run: lock, state db, preflight, record, `run_started`, its end."""
+    """The one opening of a run: lock, state db, preflight, record, `run_started`, its end.
+
+    `decides`: the run is to decide the whole inventory for the `selected` policies (None:
+    every one); if it ends before it did, what was overdue stays so, as `not_run`."""
 
     def opened(audit: AuditLog) -> bool:
         ctx.metrics.on_audit(audit)
@@ -205,6 +210,9 @@ def open_run(
         lock=ctx.lock,
         opens_run=opened,
         api=api,
+        on_open=(lambda session: timeliness.expect_decision(session, selected))
+        if decides
+        else None,
     )
 
 

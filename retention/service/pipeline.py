@@ -66,11 +66,18 @@ async def run(
     policy_set = load_policies(ctx)
     async with (
         api(ctx) as client,
-        open_run(ctx, policy_set, trigger, preflight.RUN_CHECKS, api=client) as session,
+        open_run(
+            ctx,
+            policy_set,
+            trigger,
+            preflight.RUN_CHECKS,
+            api=client,
+            decides=True,
+            selected=selected,
+        ) as session,
     ):
         assert session is not None
         result = RunResult.of(session)
-        timeliness.expect_decision(session, selected)
         result.reconciled = await _reconcile(ctx, session, client)
         await refresh(ctx, client, session.db)
         await before_deciding(ctx, session, result)

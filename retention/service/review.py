@@ -112,11 +112,12 @@ async def propose(ctx: RunContext, selected: Sequence[str]) -> RunResult:
     chosen = sorted(selected) or None
     async with (
         api(ctx) as client,
-        open_run(ctx, policy_set, "daemon review", api=client) as session,
+        open_run(
+            ctx, policy_set, "daemon review", api=client, decides=True, selected=chosen
+        ) as session,
     ):
         assert session is not None
         result = RunResult.of(session)
-        timeliness.expect_decision(session, chosen)
         waiting = _expire(session, pending(ctx.settings))
         await refresh(ctx, client, session.db)
         await before_deciding(ctx, session, result)

@@ -134,8 +134,10 @@ async def open_session(
     api: GoToClient | None = None,
     lock: LockWait | None = None,
     opens_run: Callable[[AuditLog], bool] = lambda _audit: True,
+    on_open: Callable[[Session], None] | None = None,
 ) -> AsyncIterator[Session | None]:
     """Open a run for the `async with` block; yields None when `opens_run` says there is none.
+    `on_open` sees the session once `run_started` is recorded, before the rest of the preflight.
 
     Raises InstanceLocked (or RunStopped) when the state directory cannot be had, and the
     error of the first preflight check that fails, after recording it.
@@ -152,7 +154,8 @@ async def open_session(
             if not opens_run(audit):
                 yield None
                 return
-            async with _run(settings, policy_set, audit, opening, trigger, checks, stop) as session:
+            opened = _run(settings, policy_set, audit, opening, trigger, checks, stop, on_open)
+            async with opened as session:
                 yield session
 
 
@@ -165,6 +168,7 @@ async def _run(  # noqa: PLR0917
     trigger: str,
     checks: Sequence[Check],
     stop: asyncio.Event,
+    on_open: Callable[[Session], None] | None = None,
 ) -> AsyncIterator[Session]:
     """`run_started`, the rest of the preflight, the body, and whatever happens, its end."""
     clock, db = opening.clock, opening.db
@@ -176,6 +180,8 @@ async def _run(  # noqa: PLR0917
         run_id=session.run_id, trigger=trigger, settings_summary=settings_summary(settings)
     )
     record.policy_loaded(audit, session.run_id, policy_set)
+    if on_open is not None:
+        on_open(session)
     failure: BaseException | None = None
     try:
         await _preflight(session, opening, [c for c in checks if not c.guards_audit])

@@ -269,3 +269,47 @@ async def test_a_held_session_is_never_overdue(tmp_path: Path) -> None:
     organizer_of = {s.session_id: s.organizer_key for s in world.account.iter_sessions()}
     groups = {world.group_of(organizer_of[session]) for session, _ in world.spy.deleted}
     assert group not in groups, "nothing held was removed"
+
+
+class Outage(httpx.AsyncBaseTransport):
+    """The API as the daemon reaches it, or, while `down`, an answer 503 to every request."""
+
+    def __init__(self, inner: httpx.AsyncBaseTransport) -> None:
+        self.inner = inner
+        self.down = False
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        if self.down:
+            return httpx.Response(503, json={"msg": "unavailable"})
+        return await self.inner.handle_async_request(request)
+
+
+async def test_a_scheduled_run_that_decides_nothing_keeps_what_was_overdue_as_not_run(
+    tmp_path: Path,
+) -> None:
+    clock = Clock(START)
+    world = World.make(tmp_path)
+    world.write(Folder(period_days=5, cap=1))
+    api = Outage(world.spy)
+    made = Daemon(world.settings(call_deadline=1), Notifier(None), clock=clock, transport=api)
+    made.load()
+    for day in (0, 2):
+        clock.now = START + day * DAY
+        await scheduled(made)
+    (before,) = read_status(made.settings, clock.now)["policies"]
+    assert before["reasons"] == {"cap": before["overdue"]}
+    assert before["overdue"] > 0
+
+    api.down = True
+    clock.now = START + 3 * DAY
+    await scheduled(made)
+    assert made.health.last_run_result == "failed"
+    (after,) = read_status(made.settings, clock.now)["policies"]
+    assert after["overdue"] == before["overdue"]
+    assert after["oldest_due_at"] == before["oldest_due_at"]
+    assert after["reasons"] == {"not_run": before["overdue"]}
+    assert after["oldest_age_seconds"] == before["oldest_age_seconds"] + DAY.total_seconds()
+    finished = [row for row in exported(world) if row["event"] == "run_finished"]
+    assert finished[-1]["details"]["overdue"][Folder(period_days=5).rule_name]["reasons"] == {
+        "not_run": before["overdue"]
+    }
