@@ -58,12 +58,12 @@ def record_overdue(db: Database, run_id: str, at: datetime, summary: Mapping[str
                     json.dumps(entry["reasons"], sort_keys=True),
                 ],
             )
-        # Older than 30 days: only each policy's last point of each day stays.
+        # Older than 30 days: only each policy's last point of each day stays (a range of
+        # the (policy, at) index per day, so the cost does not grow with the series).
         db.execute(
-            "DELETE FROM overdue_points WHERE at < ? AND rowid NOT IN ("
-            " SELECT rowid FROM overdue_points AS p WHERE p.at = ("
-            "  SELECT max(q.at) FROM overdue_points AS q"
-            "  WHERE q.policy = p.policy AND substr(q.at, 1, 10) = substr(p.at, 1, 10)))",
+            "DELETE FROM overdue_points AS p WHERE p.at < ? AND p.at < ("
+            " SELECT max(q.at) FROM overdue_points AS q WHERE q.policy = p.policy"
+            "  AND q.at >= substr(p.at, 1, 10) AND q.at < date(substr(p.at, 1, 10), '+1 day'))",
             [(at - KEEP_EVERY_RUN).isoformat()],
         )
 
