@@ -181,8 +181,12 @@ async def test_removals_made_when_due_are_late_by_less_than_one_run_interval(
         clock.now = START + day * DAY
         await scheduled(made)
 
-    late = [row["latenessSeconds"] for row in exported(world) if row["event"] == "outcome"]
+    rows = exported(world)
+    late = [row["latenessSeconds"] for row in rows if row["event"] == "outcome"]
     assert len(late) == len(world.spy.deleted) > 0
+    intents = {row["seq"]: row["dueAt"] for row in rows if row["event"] == "intent"}
+    assert None not in intents.values()
+    assert all(row["dueAt"] == intents[row["intent"]] for row in rows if row["event"] == "outcome")
     assert all(seconds is not None and 0 <= seconds < DAY.total_seconds() for seconds in late)
     metrics = await scrape(made)
     rule = Folder(period_days=5).rule_name
@@ -228,7 +232,10 @@ async def test_a_removal_approved_three_days_late_is_three_days_late(tmp_path: P
 
     clock.now = START + 3 * DAY
     await scheduled(made)  # not approved yet: the proposal waits, its removals overdue
-    waiting = read_status(made.settings, clock.now)["policies"][0]
+    status = read_status(made.settings, clock.now)
+    (proposed,) = status["proposals"]
+    assert (proposed["file"], proposed["approvals"], proposed["needed"]) == (proposal.name, 0, 1)
+    waiting = status["policies"][0]
     assert waiting["overdue"] > 0
     assert waiting["reasons"] == {"approvals": waiting["overdue"]}
     done = invoke(world, "approve", str(proposal), "--key", str(key.key),
