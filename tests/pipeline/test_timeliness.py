@@ -21,6 +21,7 @@ from routes import ACCOUNT_NOW, Folder, Hold, World, invoke
 
 from retention.audit.export import Filters, iter_export
 from retention.audit.store import connect_reader
+from retention.engine.state import open_state_db
 from retention.service.daemon import Daemon
 from retention.service.metrics import metrics_app
 from retention.service.notify import Notifier
@@ -320,3 +321,21 @@ async def test_a_scheduled_run_that_decides_nothing_keeps_what_was_overdue_as_no
     assert finished[-1]["details"]["overdue"][Folder(period_days=5).rule_name]["reasons"] == {
         "not_run": before["overdue"]
     }
+
+
+async def test_a_state_without_first_loads_finds_them_in_the_record(tmp_path: Path) -> None:
+    clock = Clock(START)
+    world = World.make(tmp_path)
+    world.write(Folder(period_days=5, cap=1))
+    made = daemon(world, clock)
+    await scheduled(made)
+    db = open_state_db(world.state_dir / "state.db")
+    with db.atomic():
+        db.execute("DELETE FROM policy_loads")  # as a state directory upgraded to this release
+    db.close()
+
+    clock.now = START + 2 * DAY
+    await scheduled(made)
+    (policy,) = read_status(made.settings, clock.now)["policies"]
+    assert policy["overdue"] > 0
+    assert policy["oldest_age_seconds"] == 2 * DAY.total_seconds(), "due since the first run"
