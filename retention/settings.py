@@ -210,6 +210,11 @@ class Settings(BaseSettings):
         " it for the API catching up, not a reappearance: `1h`, `90m`, seconds; `0`: never"
         " record a reappearance (what was removed stays removed)",
     )
+    max_overdue: str = Field(
+        default="7d",
+        description="how long a policy's oldest overdue removal may wait before an alert and"
+        " `retention status` exits 1: `7d`, `36h`, or seconds",
+    )
     owner_notice_days: int = Field(
         default=0,
         ge=0,
@@ -320,6 +325,17 @@ class Settings(BaseSettings):
     def reappear_grace_seconds(self) -> float | None:
         """`reappear_grace` in seconds; None when `0` turns reappearances off."""
         return None if self.reappear_grace.strip() == "0" else repeat_seconds(self.reappear_grace)
+
+    @field_validator("max_overdue")
+    @classmethod
+    def _max_overdue_is_a_duration(cls, value: str) -> str:
+        repeat_seconds(value)
+        return value
+
+    @property
+    def max_overdue_seconds(self) -> float:
+        """`max_overdue` in seconds."""
+        return repeat_seconds(self.max_overdue)
 
     @property
     def notify_repeat_seconds(self) -> float:

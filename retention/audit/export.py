@@ -10,7 +10,8 @@ from dataclasses import dataclass
 from typing import Any, TextIO
 
 from retention.audit.store import format_time, key_is
-from retention.times import parse_user_time
+from retention.audit.timeliness import LATE_OUTCOMES
+from retention.times import parse_stored_time, parse_user_time
 
 # The export's columns, in order: a contract with the spreadsheets and scripts that read it.
 EXPORT_COLUMNS = (
@@ -39,6 +40,8 @@ EXPORT_COLUMNS = (
     "details",
     "hash",
     "prev_hash",
+    "dueAt",
+    "latenessSeconds",
 )
 _FROM_COLUMNS = {
     "seq": "seq",
@@ -68,7 +71,12 @@ _FROM_DATA = {
     "status": "status",
     "reason": "reason",
 }
-_SELECT = ", ".join(("data", *_FROM_COLUMNS.values()))
+# An outcome's due time is its intent's: read with it, for its lateness.
+_INTENT_DUE = (
+    "(SELECT json_extract(i.data, '$.due_at') FROM events AS i"
+    " WHERE i.seq = events.intent_seq AND i.event = 'intent')"
+)
+_SELECT = ", ".join(("data", _INTENT_DUE, *_FROM_COLUMNS.values()))
 _KEYS = ("organizerKey", "meetingId", "sessionId")
 # A cell starting with one of these is a formula to a spreadsheet; subjects are free text.
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
@@ -117,7 +125,7 @@ def iter_export(conn: sqlite3.Connection, filters: Filters) -> Iterator[dict[str
     )
     names = tuple(_FROM_COLUMNS)
     while batch := cursor.fetchmany(1024):
-        for data_text, *values in batch:
+        for data_text, intent_due, *values in batch:
             flat = dict.fromkeys(EXPORT_COLUMNS)
             flat.update(zip(names, values, strict=True))
             # Keys are digit strings, whether the row stores an integer (older) or text.
@@ -127,8 +135,18 @@ def iter_export(conn: sqlite3.Connection, filters: Filters) -> Iterator[dict[str
             data = json.loads(data_text)
             for column, key in _FROM_DATA.items():
                 flat[column] = data.pop(key, None)
+            flat["dueAt"] = data.pop("due_at", None) if flat["event"] == "intent" else intent_due
             flat["details"] = data or None
+            flat["latenessSeconds"] = _lateness(flat)
             yield flat
+
+
+def _lateness(row: dict[str, Any]) -> float | None:
+    """A removal made: its outcome's time minus its due time, in seconds."""
+    if row["outcome"] not in LATE_OUTCOMES or row["dueAt"] is None:
+        return None
+    made, due = parse_stored_time(str(row["time"])), parse_stored_time(str(row["dueAt"]))
+    return round((made - due).total_seconds(), 3)
 
 
 def write_jsonl(rows: Iterable[dict[str, Any]], out: TextIO) -> int:

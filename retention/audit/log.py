@@ -318,6 +318,7 @@ class AuditLog:
         recording_bytes: int | None,
         attendee_count: int | None,
         as_of: datetime | None = None,
+        due_at: datetime | None = None,
     ) -> int:
         """Record a removal about to be sent; returns its seq, for the matching outcome.
 
@@ -333,6 +334,8 @@ class AuditLog:
             "end_time": iso_or_none(end_time),
             "as_of": iso_or_none(as_of),
         }
+        if due_at is not None:
+            data["due_at"] = iso_or_none(due_at)
         if action in RECORDING_ACTIONS:
             data["recording_ids"] = list(recording_ids)
             data["recording_bytes"] = recording_bytes
@@ -441,9 +444,20 @@ class AuditLog:
         data = {"hold": hold_id, "sessions": sessions}
         return self._append("hold_scope_left", data, run=run_id, organizer_key=organizer_key)
 
-    def run_finished(self, *, run_id: str, counts: Mapping[str, int], result: str) -> int:
-        """A run ended: its counts (planned, deleted, failed, …) and its result."""
-        return self._append("run_finished", {"counts": dict(counts), "result": result}, run=run_id)
+    def run_finished(
+        self,
+        *,
+        run_id: str,
+        counts: Mapping[str, int],
+        result: str,
+        overdue: Mapping[str, Any] | None = None,
+    ) -> int:
+        """A run ended: its counts (planned, deleted, failed, …), its result, and when it
+        decided the whole inventory, what was overdue per policy (audit/timeliness.py)."""
+        data: dict[str, Any] = {"counts": dict(counts), "result": result}
+        if overdue is not None:
+            data["overdue"] = dict(overdue)
+        return self._append("run_finished", data, run=run_id)
 
     def log_started(
         self, *, previous_log_id: str | None, previous_head: Head | None, reason: str

@@ -9,6 +9,7 @@ from functools import cache
 from jinja2 import Environment, PackageLoader, StrictUndefined
 
 from retention.audit.summary import Group, Summary
+from retention.audit.timelyreport import Timeliness, span_text
 from retention.audit.verify import VerifyReport
 from retention.units import format_bytes
 
@@ -58,6 +59,7 @@ def _environment() -> Environment:
     )
     environment.filters["bytes"] = format_bytes
     environment.filters["when"] = shown_time
+    environment.filters["span"] = span_text
     return environment
 
 
@@ -100,10 +102,17 @@ def _chart(attribute: str, groups: Sequence[Group]) -> _Chart:
     )
 
 
-def render_report(summary: Summary, verified: VerifyReport, *, generated: str) -> str:
+def render_report(
+    summary: Summary,
+    verified: VerifyReport,
+    *,
+    generated: str,
+    timeliness: Timeliness | None = None,
+) -> str:
     """The whole page as one HTML string: no scripts, no external assets.
 
-    The verification covers the whole record; every other figure covers `summary.period`.
+    The verification covers the whole record; every other figure covers `summary.period`;
+    `timeliness` (audit/timelyreport.py) fills the `#timeliness` section.
     """
     outcomes = summary.outcomes
 
@@ -137,5 +146,6 @@ def render_report(summary: Summary, verified: VerifyReport, *, generated: str) -
             generated=generated,
             figures=figures,
             charts=charts,
+            timeliness=timeliness,
         )
     )

@@ -40,6 +40,7 @@ COMMAND_MODULES: dict[str, str | tuple[str, ...]] = {
     "run": "plan",
     "sandbox": "sandbox",
     "schema": "policy",
+    "status": "status",
     "test": "policytest",
     "validate": "policy",
 }

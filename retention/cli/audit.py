@@ -29,14 +29,16 @@ from retention.audit.keys import KeyRing, load_keyring, trusted_key_paths
 from retention.audit.report import render_report
 from retention.audit.store import AuditInputError, connect_reader, read_meta
 from retention.audit.summary import summarise
+from retention.audit.timelyreport import read_timeliness
 from retention.audit.verify import VerifyReport, verify_log
 from retention.cli.app import cli
 from retention.cli.listing import organizer_key
 from retention.cli.tables import FitTable, console_for, output_width, wrap
-from retention.errors import InvalidInput
+from retention.errors import InvalidInput, RetentionError
 from retention.service.logging import configure_logging
 from retention.service.progress import progress_logged
 from retention.service.record import CHECKPOINT_FILE
+from retention.service.timeliness import schedule_gap_seconds
 from retention.settings import load_settings
 from retention.units import format_bytes
 
@@ -442,10 +444,14 @@ def report(
     try:
         conn.execute("BEGIN")
         summary = summarise(conn, period)
+        timeliness = read_timeliness(conn, period, _schedule_gap())
     finally:
         conn.close()
     page = render_report(
-        summary, verified, generated=datetime.now(UTC).isoformat(timespec="seconds")
+        summary,
+        verified,
+        generated=datetime.now(UTC).isoformat(timespec="seconds"),
+        timeliness=timeliness,
     )
     with _open_out(out) as handle:
         handle.write(page)
@@ -455,6 +461,15 @@ def report(
         f" {removed:,} removal{'' if removed == 1 else 's'},"
         f" {runs:,} run{'' if runs == 1 else 's'} in the period"
     )
+
+
+def _schedule_gap() -> float | None:
+    """The gap of the overdue chart from the schedules in force, when settings and the folder
+    can be read here (an auditor with the record alone gets it from the runs' cadence)."""
+    try:
+        return schedule_gap_seconds(load_settings())
+    except RetentionError:
+        return None
 
 
 @audit.command()

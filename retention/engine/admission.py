@@ -26,6 +26,7 @@ from retention.engine.decide import Decision, Kept, decide, nothing_kept
 from retention.engine.plan import Plan, build_plan
 from retention.engine.recheck import Rechecker
 from retention.engine.records import SessionRecord
+from retention.engine.timeliness import BlockerEnds, stamp_due
 from retention.policy import PolicySet
 
 
@@ -36,7 +37,8 @@ class Admission:
     each removal was noticed and how long a notice must precede it, the holds' kept coverage.
 
     `caps`: whether per-policy caps are counted (a plan of what the policies alone call for,
-    as owner notices announce it, counts none and holds nothing for notice).
+    as owner notices announce it, counts none and holds nothing for notice). `first_loaded`:
+    when each policy content (by hash) was first loaded, for each removal's `due_at`.
     """
 
     policy_set: PolicySet
@@ -46,6 +48,7 @@ class Admission:
     notice_days: int = 0
     kept: Kept = nothing_kept
     caps: bool = True
+    first_loaded: Mapping[str, datetime] = field(default_factory=dict)
 
     def decisions(self, sessions: Iterable[SessionRecord]) -> Iterable[Decision]:
         """The decisions on these sessions (facts as read now), holds' coverage kept."""
@@ -73,15 +76,17 @@ def admit(
         if any(policy.name == name for policy in policy_set.policies)
     }
     refusals: list[CapViolation] = []
+    ends = BlockerEnds(policy_set, admission.as_of)
     while True:
         plan = build_plan(
-            admission.decisions(sessions()),
+            ends.through(admission.decisions(sessions())),
             policy_set,
             refused=refused_now,
             as_of=admission.as_of,
             kept=admission.kept,
             **plan_args,
         )
+        plan = stamp_due(plan, policy_set, ends.ends, admission.first_loaded)
         if not admission.caps:
             return plan
         plan = hold_for_notice(plan, policy_set, admission.noticed, admission.notice_days)

@@ -58,6 +58,7 @@ def hold_for_notice(plan: Plan, policy_set: PolicySet, noticed: Noticed, notice_
                 "policy": item.policy,
                 "by": NOTICE,
                 "until": iso(until),
+                "due_at": iso(item.due_at),
             }
         )
     return dataclasses.replace(plan, items=kept, blocked=blocked)

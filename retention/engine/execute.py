@@ -253,6 +253,7 @@ class Executor:
             recording_bytes=item.recording_bytes,
             attendee_count=item.attendees,
             as_of=self.as_of,
+            due_at=item.due_at,
         )
         failpoints.hit("after_intent")
         await self._carry_out(item, intent_seq, self.gate(item))

@@ -33,6 +33,9 @@ class PlanItem:
     organizer_email: str | None = None
     group: str | None = None
     subject: str | None = None
+    # When the policies first called for it, blockers counted (engine/timeliness.py); plans
+    # made before it was recorded have none.
+    due_at: datetime | None = None
 
     @property
     def key(self) -> tuple[int, str]:
@@ -57,6 +60,7 @@ class PlanItem:
             "recordingId": self.recording_id,
             "recording_bytes": self.recording_bytes,
             "attendees": self.attendees,
+            "due_at": iso(self.due_at),
         }
 
     @classmethod
@@ -78,6 +82,7 @@ class PlanItem:
             organizer_email=_optional_str(data.get("organizer_email")),
             group=_optional_str(data.get("group")),
             subject=_optional_str(data.get("subject")),
+            due_at=parse_iso(data.get("due_at")),
         )
 
 

@@ -364,3 +364,24 @@ def m008_keys_as_text(db: Database) -> None:
     becomes its digits), their indexes kept."""
     for table, columns in _KEY_COLUMNS.items():
         db.table(table).transform(types=dict.fromkeys(columns, str))
+
+
+@MIGRATIONS()
+def m009_timeliness(db: Database) -> None:
+    """When each policy content was first loaded (the earliest a removal under it is due), and
+    each run's overdue removals per policy (engine/timeliness.py; thinned after 30 days)."""
+    db.table("policy_loads").create(
+        {"content_hash": str, "policy": str, "first_loaded": str}, pk="content_hash"
+    )
+    db.table("overdue_points").create(
+        {
+            "run_id": str,
+            "at": str,
+            "policy": str,
+            "overdue": int,
+            "oldest_due_at": str,
+            "reasons": str,
+        },
+        pk=("run_id", "policy"),
+    )
+    db.table("overdue_points").create_index(["policy", "at"])

@@ -36,7 +36,7 @@ from retention.goto.factory import client_from_settings
 from retention.goto.http import Transport
 from retention.policy import PolicySet, load_policy_set
 from retention.policy.notice import check_notice_days
-from retention.service import record
+from retention.service import record, timeliness
 from retention.service.checks import PREFLIGHT
 from retention.service.facts import admission_for, keep_coverage
 from retention.service.logging import register_secret
@@ -190,8 +190,13 @@ def open_run(
     *,
     opens_run: Callable[[AuditLog], bool] = lambda _audit: True,
     api: GoToClient | None = None,
+    decides: bool = False,
+    selected: Sequence[str] | None = None,
 ) -> contextlib.AbstractAsyncContextManager[Session | None]:
-    """The one opening of a run: lock, state db, preflight, record, `run_started`, its end."""
+    """The one opening of a run: lock, state db, preflight, record, `run_started`, its end.
+
+    `decides`: the run is to decide the whole inventory for the `selected` policies (None:
+    every one); if it ends before it did, what was overdue stays so, as `not_run`."""
 
     def opened(audit: AuditLog) -> bool:
         ctx.metrics.on_audit(audit)
@@ -207,12 +212,17 @@ def open_run(
         lock=ctx.lock,
         opens_run=opened,
         api=api,
+        on_open=(lambda session: timeliness.expect_decision(session, selected))
+        if decides
+        else None,
     )
 
 
 async def before_deciding(ctx: RunContext, session: Session, result: RunResult) -> None:
     """On current facts, before any decision: what a scan found again after its removal, the
-    holds' coverage, then the notices due."""
+    holds' coverage, then the notices due (and the first load of each policy content, which
+    each removal's due time counts from)."""
+    timeliness.remember_loads(session)
     record_reappeared(
         session.db,
         session.audit,

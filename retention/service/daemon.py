@@ -55,6 +55,7 @@ from retention.service.schedule import (
     when,
 )
 from retention.service.statedir import LockWait, RunStopped
+from retention.service.timelymetrics import TimelinessMetrics
 from retention.settings import Settings
 
 log = structlog.get_logger("retention.daemon")
@@ -83,6 +84,7 @@ class Daemon:
         self.progress_clock = progress_clock
         self.transport = transport
         self.metrics = Metrics(clock)
+        self.timeliness = TimelinessMetrics(self.metrics.registry)
         self.health = HealthState()
         self.audit_follower = runmetrics.AuditFollower(settings)
         self.record_watch = RecordWatch()
@@ -141,6 +143,7 @@ class Daemon:
         """The databases, the token and recovery; False when a stop came first."""
         self.notifier.status("start-up: checking databases and token")
         self.audit_follower.skip_to_end()
+        self.timeliness.skip_to_end(self.settings)
         self.current = ctx = self._context("start-up")
         started = self.clock()
         try:
@@ -389,6 +392,7 @@ class Daemon:
         self._scans.clear()
         self._audits.clear()
         self.audit_follower.absorb(self.metrics)
+        self.timeliness.absorb(self.settings, self.clock())
         runmetrics.absorb_token_age(self.metrics, self.settings)
 
     # --- schedules and reload -------------------------------------------------------------

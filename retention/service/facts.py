@@ -14,6 +14,7 @@ from sqlite_utils import Database
 from retention.engine import inventory
 from retention.engine.admission import Admission
 from retention.engine.coverage import ScopeLeft, kept_coverage, update_coverage
+from retention.engine.overdue import first_loads
 from retention.engine.policy_checks import known_names
 from retention.engine.state import noticed_keys
 from retention.goto.client import GoToClient
@@ -43,6 +44,7 @@ def admission_for(
         notice_days=settings.owner_notice_days,
         kept=kept_coverage(db),
         caps=caps,
+        first_loaded=first_loads(db),
     )
 
 

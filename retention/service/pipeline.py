@@ -23,7 +23,7 @@ from retention.engine.state import mark_plan_applied, record_plan
 from retention.errors import RuntimeFailure
 from retention.goto.client import GoToClient
 from retention.goto.errors import ApiError
-from retention.service import execution, preflight, record
+from retention.service import execution, preflight, record, timeliness
 from retention.service.context import (
     STOP_GRACE_SECONDS,
     Confirm,
@@ -68,7 +68,15 @@ async def run(
     policy_set = load_policies(ctx)
     async with (
         api(ctx) as client,
-        open_run(ctx, policy_set, trigger, preflight.RUN_CHECKS, api=client) as session,
+        open_run(
+            ctx,
+            policy_set,
+            trigger,
+            preflight.RUN_CHECKS,
+            api=client,
+            decides=True,
+            selected=selected,
+        ) as session,
     ):
         assert session is not None
         result = RunResult.of(session)
@@ -96,6 +104,7 @@ async def run(
         await _execute(ctx, session, client, result, plan.items, plan.plan_id, again, plan.as_of)
         record.holds_blocked(session.audit, session.run_id, plan.blocked)
         mark_plan_applied(session.db, plan.plan_id, session.run_id)
+        await timeliness.conclude(session, plan, selected=selected)
         end_refused(result, refusals)
     return result
 

@@ -22,7 +22,7 @@ from retention.approvals.store import approvals_needed
 from retention.engine.plan import Plan
 from retention.engine.state import record_plan
 from retention.errors import RetentionError
-from retention.service import pipeline
+from retention.service import pipeline, timeliness
 from retention.service.context import (
     RunContext,
     api,
@@ -112,7 +112,9 @@ async def propose(ctx: RunContext, selected: Sequence[str]) -> RunResult:
     chosen = sorted(selected) or None
     async with (
         api(ctx) as client,
-        open_run(ctx, policy_set, "daemon review", api=client) as session,
+        open_run(
+            ctx, policy_set, "daemon review", api=client, decides=True, selected=chosen
+        ) as session,
     ):
         assert session is not None
         result = RunResult.of(session)
@@ -131,6 +133,7 @@ async def propose(ctx: RunContext, selected: Sequence[str]) -> RunResult:
             result.planned = len(plan.items)
             waiting.append(_proposed(session, plan, chosen))
         await _remind(session, waiting)
+        await timeliness.conclude(session, plan, selected=chosen, proposed=True)
         end_refused(result, refusals)
     return result
 

@@ -99,6 +99,10 @@ class Session:
     stop: asyncio.Event
     tally: RunTally = field(default_factory=RunTally)
     counts: Callable[[], dict[str, int]] | None = None
+    # What was overdue per policy at the end, when the run decided the whole inventory; else,
+    # for a run that was to decide it, what stays overdue for want of a decision (`not_run`).
+    overdue: dict[str, Any] | None = None
+    undecided: Callable[[], dict[str, Any] | None] | None = None
 
 
 async def _check(check: Check, opening: Opening) -> None:
@@ -130,8 +134,10 @@ async def open_session(
     api: GoToClient | None = None,
     lock: LockWait | None = None,
     opens_run: Callable[[AuditLog], bool] = lambda _audit: True,
+    on_open: Callable[[Session], None] | None = None,
 ) -> AsyncIterator[Session | None]:
     """Open a run for the `async with` block; yields None when `opens_run` says there is none.
+    `on_open` sees the session once `run_started` is recorded, before the rest of the preflight.
 
     Raises InstanceLocked (or RunStopped) when the state directory cannot be had, and the
     error of the first preflight check that fails, after recording it.
@@ -148,7 +154,8 @@ async def open_session(
             if not opens_run(audit):
                 yield None
                 return
-            async with _run(settings, policy_set, audit, opening, trigger, checks, stop) as session:
+            opened = _run(settings, policy_set, audit, opening, trigger, checks, stop, on_open)
+            async with opened as session:
                 yield session
 
 
@@ -161,6 +168,7 @@ async def _run(  # noqa: PLR0917
     trigger: str,
     checks: Sequence[Check],
     stop: asyncio.Event,
+    on_open: Callable[[Session], None] | None = None,
 ) -> AsyncIterator[Session]:
     """`run_started`, the rest of the preflight, the body, and whatever happens, its end."""
     clock, db = opening.clock, opening.db
@@ -172,6 +180,8 @@ async def _run(  # noqa: PLR0917
         run_id=session.run_id, trigger=trigger, settings_summary=settings_summary(settings)
     )
     record.policy_loaded(audit, session.run_id, policy_set)
+    if on_open is not None:
+        on_open(session)
     failure: BaseException | None = None
     try:
         await _preflight(session, opening, [c for c in checks if not c.guards_audit])
@@ -219,8 +229,12 @@ async def _preflight(session: Session, opening: Opening, checks: Sequence[Check]
 def _finish(session: Session) -> None:
     tally = session.tally
     counts = session.counts() if session.counts is not None else tally.counts
+    if session.overdue is None and session.undecided is not None:
+        session.overdue = session.undecided()
     try:
-        session.audit.run_finished(run_id=session.run_id, counts=counts, result=tally.result)
+        session.audit.run_finished(
+            run_id=session.run_id, counts=counts, result=tally.result, overdue=session.overdue
+        )
         session.audit.checkpoint(state=session.db)
     except Exception as exc:
         if any(counts.get(name) for name in OUTCOMES):

@@ -273,3 +273,36 @@ def test_report_fits_1280_px_and_prints_the_policy_texts(
         for line in text.splitlines():
             assert "".join(line.split()) in printed, f"printed PDF lacks {line!r}"
     assert "Nothingneedsattention" not in printed
+
+
+def test_timeliness_chart_draws_one_labelled_series_per_policy(
+    record: Record, browser_page: Page
+) -> None:
+    decided = [e["details"].get("overdue") for e in _of(record.events, "run_finished")]
+    decided = [overdue for overdue in decided if overdue is not None]
+    assert decided, "the runs that decided the whole inventory carry what was overdue"
+    policies = sorted({name for overdue in decided for name in overdue})
+    page = browser_page
+    page.goto(record.reports["verified"].as_uri())
+    assert page.locator("#timeliness").count() == 1
+    rows = page.locator("#timeliness-policies tr[data-policy]")
+    assert sorted(rows.nth(i).get_attribute("data-policy") or "" for i in range(rows.count())) == (
+        policies
+    )
+    chart = page.locator("svg#overdue-chart")
+    assert chart.is_visible()
+    box = chart.bounding_box()
+    assert box is not None
+    assert box["width"] > 300
+    series = chart.locator("g.series")
+    assert series.count() == len(policies)
+    for index in range(series.count()):
+        line = series.nth(index)
+        name = line.get_attribute("data-policy") or ""
+        assert line.locator("text.label").text_content() == name[:20]
+        drawn = line.locator("path").count() + line.locator("circle").count()
+        assert drawn >= 1, f"series {name} draws nothing"
+    assert sorted(
+        series.nth(i).get_attribute("data-policy") or "" for i in range(len(policies))
+    ) == (policies)
+    assert page.locator("script").count() == 0

@@ -40,6 +40,7 @@ LATEST = len(
         "m006_account_url_without_credentials",
         "m007_session_facts",
         "m008_keys_as_text",
+        "m009_timeliness",
     )
 )
 
