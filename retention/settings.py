@@ -169,6 +169,34 @@ class Settings(BaseSettings):
         default=10, ge=1, description="removals answered before the breaker may trip"
     )
     metrics_address: str = "127.0.0.1:9464"
+    console_address: str = Field(
+        default="",
+        description="where the daemon serves the compliance officer's console (HOST:PORT,"
+        " behind the single-sign-on proxy); empty: off",
+    )
+    console_origin: str = Field(
+        default="",
+        description="the console's address as browsers see it (`https://retention.example.com`);"
+        " its host is the passkeys' relying party",
+    )
+    console_user_header: str = Field(
+        default="X-Forwarded-Email",
+        description="the header in which the proxy passes the signed-in person's email",
+    )
+    console_trusted_proxies: str = Field(
+        default="",
+        description="addresses or networks (comma-separated) whose identity header is trusted;"
+        " empty: none, so nobody is signed in",
+    )
+    console_viewers: str = Field(
+        default="",
+        description="emails (comma-separated) who may view the console; approvers may too",
+    )
+    approver_passkeys: str = Field(
+        default="",
+        description="file of approvers' passkeys: lines `PRINCIPAL CREDENTIAL_ID"
+        " PUBLIC_KEY_PEM_BASE64 [comment]`",
+    )
     approvers: str = Field(
         default="",
         description="allowed-signers file (ssh-keygen -Y format) naming who may approve plans",
@@ -281,6 +309,11 @@ class Settings(BaseSettings):
     def approvers_file(self) -> Path | None:
         """The allowed-signers file, or None when no one is named."""
         return Path(self.approvers) if self.approvers else None
+
+    @property
+    def passkeys_file(self) -> Path | None:
+        """The approvers' passkeys file, or None when no passkey may approve."""
+        return Path(self.approver_passkeys) if self.approver_passkeys else None
 
     @field_validator(*_NO_USER_URLS)
     @classmethod

@@ -1,8 +1,12 @@
 """A plan's approvals: `PLAN_FILE.approvals`, one JSON line each, and how many of them count.
 
-An approval counts when its signature verifies over this plan's hash in the namespace
-`goto-retention-plan`, its key is the one the line names, and the allowed signers let that key
-sign as the line's principal. Each principal counts once, however many lines it signed.
+Each line approves one decision (approvals/decisions.py): the plan whole, or the plan with
+exclusions. An SSH approval counts when its signature verifies over the decision's hash in the
+namespace `goto-retention-plan`, its key is the one the line names, and the allowed signers let
+that key sign as the line's principal; a passkey approval when its assertion verifies over the
+challenge of the decision, its principal and its `issued_at`, with a key the operator listed for
+that principal. Each principal counts once per decision, however many lines it signed; the
+decision with the most approvals is the one that counts.
 """
 
 from __future__ import annotations
@@ -10,11 +14,19 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from retention.approvals.signers import AllowedSigners
+from retention.approvals.decisions import Decision, Exclusion, decision_of
+from retention.approvals.passkeys import (
+    Assertion,
+    PasskeyList,
+    challenge,
+    check_assertion,
+    load_passkeys,
+)
+from retention.approvals.signers import AllowedSigners, load_allowed_signers
 from retention.approvals.sshsig import SignatureError, verify
 from retention.errors import RuntimeFailure
 from retention.settings import Settings
@@ -36,34 +48,95 @@ def approvals_path(plan_file: Path | str) -> Path:
 
 @dataclass(frozen=True)
 class Approval:
-    """One approval line: who, with which key, when, why, and the armored signature."""
+    """One approval line: who, with which key, when, why, the decision's exclusions, and the
+    signature (an armored SSH signature, or a passkey assertion with its `issued_at`)."""
 
     principal: str
     fingerprint: str
     time: str
     comment: str
-    signature: str
+    signature: str = ""
+    exclusions: tuple[Exclusion, ...] = ()
+    passkey: Assertion | None = None
+    issued_at: str = ""
 
-    def as_json(self) -> dict[str, str]:
-        return asdict(self)
+    def decision(self, plan_hash: str) -> Decision:
+        return decision_of(plan_hash, self.exclusions)
+
+    def as_json(self) -> dict[str, Any]:
+        value: dict[str, Any] = {
+            "principal": self.principal,
+            "fingerprint": self.fingerprint,
+            "time": self.time,
+            "comment": self.comment,
+        }
+        if self.passkey is not None:
+            value["passkey"] = self.passkey.as_json()
+            value["issued_at"] = self.issued_at
+        else:
+            value["signature"] = self.signature
+        if self.exclusions:
+            value["exclusions"] = [e.as_json() for e in self.exclusions]
+        return value
 
     def recorded(self) -> dict[str, str]:
         """What `plan_approved` records of it (the signature stays in the file)."""
-        return {k: v for k, v in self.as_json().items() if k != "signature"}
+        value = {
+            "principal": self.principal,
+            "fingerprint": self.fingerprint,
+            "time": self.time,
+            "comment": self.comment,
+        }
+        if self.passkey is not None:
+            value["credential_id"] = self.passkey.credential_id
+        return value
 
     @classmethod
     def from_json(cls, value: Mapping[str, Any]) -> Approval:
-        fields = ("principal", "fingerprint", "time", "signature")
+        fields = ("principal", "fingerprint", "time")
         if not all(isinstance(value.get(name), str) for name in fields):
-            raise ValueError("an approval needs principal, fingerprint, time and signature")
+            raise ValueError("an approval needs principal, fingerprint and time")
         parse_stored_time(str(value["time"]))
+        passkey = value.get("passkey")
+        if passkey is None and not isinstance(value.get("signature"), str):
+            raise ValueError("an approval needs a signature or a passkey assertion")
         return cls(
             principal=str(value["principal"]),
             fingerprint=str(value["fingerprint"]),
             time=str(value["time"]),
             comment=str(value.get("comment") or ""),
-            signature=str(value["signature"]),
+            signature=str(value.get("signature") or ""),
+            exclusions=tuple(Exclusion.from_json(e) for e in value.get("exclusions") or ()),
+            passkey=None if passkey is None else Assertion.from_json(passkey),
+            issued_at=str(value.get("issued_at") or ""),
         )
+
+
+@dataclass(frozen=True)
+class PasskeyCheck:
+    """What passkey approvals are checked against: the operator's list and the console's
+    origin (RETENTION_CONSOLE_ORIGIN)."""
+
+    passkeys: PasskeyList
+    origin: str
+
+
+def approval_keys(settings: Settings) -> tuple[AllowedSigners | None, PasskeyCheck | None]:
+    """What approvals are checked against: the allowed signers, the listed passkeys."""
+    path = settings.approvers_file
+    signers = None if path is None else load_allowed_signers(path)
+    passkeys = None
+    if settings.passkeys_file is not None and settings.console_origin:
+        passkeys = PasskeyCheck(load_passkeys(settings.passkeys_file), settings.console_origin)
+    return signers, passkeys
+
+
+def tally_of(plan_file: Path | str, plan_hash: str, settings: Settings) -> Tally:
+    """The plan's approvals that count under the settings' approvers (none without any)."""
+    signers, passkeys = approval_keys(settings)
+    if signers is None and passkeys is None:
+        return Tally()
+    return count_approvals(plan_file, plan_hash, signers, passkeys)
 
 
 def append_approval(plan_file: Path | str, approval: Approval) -> Path:
@@ -91,6 +164,11 @@ class Tally:
 
     valid: list[Approval] = field(default_factory=list)
     rejected: list[str] = field(default_factory=list)
+    decision: Decision | None = None
+
+    @property
+    def exclusions(self) -> tuple[Exclusion, ...]:
+        return () if self.decision is None else self.decision.exclusions
 
     @property
     def principals(self) -> list[str]:
@@ -125,37 +203,69 @@ def read_approvals(plan_file: Path | str) -> list[tuple[int, Approval | str]]:
     return found
 
 
-def count_approvals(plan_file: Path | str, plan_hash: str, signers: AllowedSigners) -> Tally:
-    """The approvals that count for this plan hash under these allowed signers.
+def count_approvals(
+    plan_file: Path | str,
+    plan_hash: str,
+    signers: AllowedSigners | None,
+    passkeys: PasskeyCheck | None = None,
+) -> Tally:
+    """The approvals that count for this plan: those of the decision most approvers signed.
 
-    Each counts once per person: a principal already counted adds nothing, and a key already
-    counted under another principal (an allowed-signers line may give one key several) is
-    listed in `rejected`.
+    Each counts once per person: a principal already counted for a decision adds nothing, and
+    a key already counted under another principal (an allowed-signers line may give one key
+    several) is listed in `rejected`.
     """
-    tally = Tally()
-    principals: set[str] = set()
-    keys: set[str] = set()
+    tallies: dict[str, Tally] = {}
+    principals: dict[str, set[str]] = {}
+    keys: dict[str, set[str]] = {}
+    rejected: list[str] = []
     for number, entry in read_approvals(plan_file):
         if isinstance(entry, str):
-            tally.rejected.append(entry)
+            rejected.append(entry)
             continue
-        why = _why_not(entry, plan_hash, signers)
-        if why is None and entry.principal in principals:
+        decision = entry.decision(plan_hash)
+        why = _why_not(entry, decision.hash, signers, passkeys)
+        seen = principals.setdefault(decision.hash, set())
+        used = keys.setdefault(decision.hash, set())
+        if why is None and entry.principal in seen:
             continue  # the same person approving again
-        if why is None and entry.fingerprint in keys:
+        if why is None and entry.fingerprint in used:
             why = f"the key {entry.fingerprint} already approved this plan as another principal"
         if why is not None:
-            tally.rejected.append(f"line {number} ({entry.principal}): {why}")
+            rejected.append(f"line {number} ({entry.principal}): {why}")
             continue
-        principals.add(entry.principal)
-        keys.add(entry.fingerprint)
+        seen.add(entry.principal)
+        used.add(entry.fingerprint)
+        tally = tallies.setdefault(decision.hash, Tally(decision=decision))
         tally.valid.append(entry)
-    return tally
+    best = max(tallies.values(), key=lambda t: len(t.valid), default=Tally())
+    best.rejected = rejected
+    return best
 
 
-def _why_not(approval: Approval, plan_hash: str, signers: AllowedSigners) -> str | None:
+def decisions_signed(plan_file: Path | str, plan_hash: str) -> list[tuple[Decision, list[str]]]:
+    """Each decision some line approves, with who signed it (not checked: for display)."""
+    found: dict[str, tuple[Decision, list[str]]] = {}
+    for _number, entry in read_approvals(plan_file):
+        if isinstance(entry, str):
+            continue
+        decision = entry.decision(plan_hash)
+        found.setdefault(decision.hash, (decision, []))[1].append(entry.principal)
+    return list(found.values())
+
+
+def _why_not(
+    approval: Approval,
+    decision_hash: str,
+    signers: AllowedSigners | None,
+    passkeys: PasskeyCheck | None,
+) -> str | None:
+    if approval.passkey is not None:
+        return _passkey_why_not(approval, approval.passkey, decision_hash, passkeys)
+    if signers is None:
+        return "no allowed-signers file (RETENTION_APPROVERS) to check an SSH approval"
     try:
-        made_by = verify(approval.signature, plan_hash.encode())
+        made_by = verify(approval.signature, decision_hash.encode())
     except SignatureError as exc:
         return str(exc)
     if made_by.fingerprint != approval.fingerprint:
@@ -163,3 +273,17 @@ def _why_not(approval: Approval, plan_hash: str, signers: AllowedSigners) -> str
     if not signers.allows(approval.principal, made_by.fingerprint):
         return f"the allowed signers do not let {made_by.fingerprint} sign as {approval.principal}"
     return None
+
+
+def _passkey_why_not(
+    approval: Approval, assertion: Assertion, decision_hash: str, passkeys: PasskeyCheck | None
+) -> str | None:
+    if passkeys is None:
+        return "no passkeys file (RETENTION_APPROVER_PASSKEYS) to check a passkey approval"
+    listed = passkeys.passkeys.find(assertion.credential_id)
+    if listed is None or listed.principal != approval.principal:
+        return f"the passkey {assertion.credential_id} is not listed for {approval.principal}"
+    if listed.fingerprint != approval.fingerprint:
+        return f"the passkey listed is {listed.fingerprint}, not the key {approval.fingerprint}"
+    expected = challenge(decision_hash, approval.principal, approval.issued_at)
+    return check_assertion(assertion, listed, expected, passkeys.origin)

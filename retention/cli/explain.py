@@ -79,6 +79,7 @@ def explain_command(
             _notice_check(db, policy_set, settings, moment),
             refused=refused,
             kept=admission.kept,
+            postponed=admission.postponed,
         )
         if organizer is not None:
             summary = _summary(db, organizer, explainer)

@@ -136,6 +136,20 @@ _TABLES: dict[str, tuple[Columns, str | tuple[str, ...]]] = {
         {"kind": str, "key": str, "name": str, "first_seen": str, "last_seen": str},
         ("kind", "key", "name"),
     ),
+    "postponements": (
+        {
+            "session_id": str,
+            "action": str,
+            "until": str,
+            "reason": str,
+            "by": str,
+            "plan_id": str,
+            "decided_at": str,
+            "lifted_at": str,
+            "lifted_by": str,
+        },
+        ("session_id", "action"),
+    ),
 }
 
 
@@ -199,6 +213,13 @@ def m006_account_url_without_credentials(db: Database) -> None:
         db.execute(
             "UPDATE account SET api_base_url = ? WHERE id = 1", [without_userinfo(str(row[0]))]
         )
+
+
+@MIGRATIONS()
+def m007_review_postponements(db: Database) -> None:
+    """Removals approvers postponed in an approved decision: until when, why, by whom, and
+    whether an approver lifted the postponement since."""
+    _create(db, "postponements")
 
 
 def noticed_keys(db: Database) -> dict[tuple[int, str], datetime]:

@@ -15,6 +15,7 @@ from retention.engine import inventory
 from retention.engine.admission import Admission
 from retention.engine.coverage import ScopeLeft, kept_coverage, update_coverage
 from retention.engine.policy_checks import known_names
+from retention.engine.postponements import postponed_now
 from retention.engine.state import noticed_keys
 from retention.goto.client import GoToClient
 from retention.policy import PolicySet
@@ -27,7 +28,8 @@ log = structlog.get_logger(__name__)
 def admission_for(
     db: Database, policy_set: PolicySet, settings: Settings, as_of: datetime, *, caps: bool = True
 ) -> Admission:
-    """Names the account lacks, notices sent, and what each hold keeps, from the state db."""
+    """Names the account lacks, notices sent, what each hold keeps and what approvers
+    postponed, from the state db."""
     organizers, groups = known_names(db)
     names = unknown_names(policy_set, organizers, groups)
     unknown = {
@@ -43,6 +45,7 @@ def admission_for(
         notice_days=settings.owner_notice_days,
         kept=kept_coverage(db),
         caps=caps,
+        postponed=postponed_now(db),
     )
 
 

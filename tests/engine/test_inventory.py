@@ -38,6 +38,7 @@ LATEST = len(
         "m004_alerts_and_notices",
         "m005_hold_coverage_and_names",
         "m006_account_url_without_credentials",
+        "m007_review_postponements",
     )
 )
 
