@@ -120,7 +120,12 @@ async def propose(ctx: RunContext, selected: Sequence[str]) -> RunResult:
         await refresh(ctx, client, session.db)
         await before_deciding(ctx, session, result)
         plan = result.plan = make_plan(
-            ctx, session.db, policy_set, as_of=ctx.clock(), selected=chosen
+            ctx,
+            session.db,
+            policy_set,
+            as_of=ctx.clock(),
+            selected=chosen,
+            subject=session.audit.subject_value,
         )
         await notices_unsent(ctx, session, result, plan)
         refusals = refuse_policies(session, plan.plan_id, plan.cap_refusals, plan.refused)
