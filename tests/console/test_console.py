@@ -6,6 +6,8 @@ from __future__ import annotations
 import dataclasses
 import json
 import re
+import shlex
+import subprocess
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -311,6 +313,44 @@ async def test_two_passkeys_approve_one_decision_and_the_daemon_applies_it(
             "by": "ana@example.com",
         }
     ]
+
+    # The auditor's recipe, as docs/audit.md writes it, verifies both assertions.
+    applied = console.proposal.parent / "applied" / f"{console.proposal.name}.approvals"
+    shown = {
+        a["principal"]: run_recipe(
+            console.world.root, applied, console.world.root / "passkeys", a["principal"]
+        )
+        for a in approved["approvers"]
+    }
+    assert "Verified OK" in shown["ana@example.com"], "ES256 through openssl dgst"
+    assert "Signature Verified Successfully" in shown["bob@example.com"], "Ed25519, pkeyutl"
+    for a in approved["approvers"]:
+        assert a["fingerprint"] in shown[a["principal"]]
+
+
+def auditor_recipe() -> str:
+    """The shell block of docs/audit.md's "Approvals signed with passkeys", its inputs left out."""
+    text = (Path(__file__).resolve().parents[2] / "docs" / "audit.md").read_text()
+    section = text.split("## Approvals signed with passkeys", 1)[1]
+    block = section.split("```sh\n", 1)[1].split("```", 1)[0]
+    inputs = ("approvals=", "who=")
+    return "\n".join(line for line in block.splitlines() if not line.startswith(inputs))
+
+
+def run_recipe(folder: Path, approvals: Path, passkeys: Path, who: str) -> str:
+    script = (
+        f"approvals={shlex.quote(str(approvals))} passkeys={shlex.quote(str(passkeys))}\n"
+        f"who={shlex.quote(who)} origin={ORIGIN} rp=localhost\n" + auditor_recipe()
+    )
+    done = subprocess.run(
+        ["bash", "-euo", "pipefail", "-c", script],
+        cwd=folder,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    return done.stdout
 
 
 async def test_an_approval_whose_passkey_line_is_removed_stops_counting(console: Console) -> None:
