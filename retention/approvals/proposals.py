@@ -54,7 +54,9 @@ class Proposal:
         return tally_of(self.path, self.plan.recorded_hash, settings)
 
     def approved(self, settings: Settings) -> bool:
-        return len(self.tally(settings).valid) >= max(1, approvals_needed(settings))
+        """Enough valid approvals of one decision, and no approver rejected it."""
+        tally = self.tally(settings)
+        return not tally.rejections and len(tally.valid) >= max(1, approvals_needed(settings))
 
 
 def proposal_name(document: dict[str, Any]) -> str:

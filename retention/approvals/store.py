@@ -16,7 +16,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from retention.approvals.decisions import Decision, Exclusion, decision_of
 from retention.approvals.passkeys import (
@@ -28,11 +28,16 @@ from retention.approvals.passkeys import (
 )
 from retention.approvals.signers import AllowedSigners, load_allowed_signers
 from retention.approvals.sshsig import SignatureError, verify
+from retention.canonical import canonical_hash
 from retention.errors import RuntimeFailure
 from retention.settings import Settings
 from retention.times import parse_stored_time
 
 SUFFIX = ".approvals"
+# An approval line approves a decision, withdraws its principal's approval of one, or rejects
+# the plan (with a reason): the proposal is then set aside.
+Verdict = Literal["approve", "withdraw", "reject"]
+VERDICTS: tuple[Verdict, ...] = ("approve", "withdraw", "reject")
 
 
 def approvals_needed(settings: Settings) -> int:
@@ -59,9 +64,15 @@ class Approval:
     exclusions: tuple[Exclusion, ...] = ()
     passkey: Assertion | None = None
     issued_at: str = ""
+    verdict: Verdict = "approve"
+    reason: str = ""
 
     def decision(self, plan_hash: str) -> Decision:
         return decision_of(plan_hash, self.exclusions)
+
+    def signed(self, plan_hash: str) -> str:
+        """The hash its signature is over (see `signed_hash`)."""
+        return signed_hash(self.verdict, self.decision(plan_hash), self.reason)
 
     def as_json(self) -> dict[str, Any]:
         value: dict[str, Any] = {
@@ -77,6 +88,9 @@ class Approval:
             value["signature"] = self.signature
         if self.exclusions:
             value["exclusions"] = [e.as_json() for e in self.exclusions]
+        if self.verdict != "approve":
+            value["verdict"] = self.verdict
+            value["reason"] = self.reason
         return value
 
     def recorded(self) -> dict[str, str]:
@@ -100,6 +114,9 @@ class Approval:
         passkey = value.get("passkey")
         if passkey is None and not isinstance(value.get("signature"), str):
             raise ValueError("an approval needs a signature or a passkey assertion")
+        verdict = value.get("verdict", "approve")
+        if verdict not in VERDICTS:
+            raise ValueError(f"the verdict {verdict!r} is none of {', '.join(VERDICTS)}")
         return cls(
             principal=str(value["principal"]),
             fingerprint=str(value["fingerprint"]),
@@ -109,7 +126,20 @@ class Approval:
             exclusions=tuple(Exclusion.from_json(e) for e in value.get("exclusions") or ()),
             passkey=None if passkey is None else Assertion.from_json(passkey),
             issued_at=str(value.get("issued_at") or ""),
+            verdict=verdict,
+            reason=str(value.get("reason") or ""),
         )
+
+
+def signed_hash(verdict: Verdict, decision: Decision, reason: str = "") -> str:
+    """What a line signs: the decision's hash to approve it; to withdraw an approval of it,
+    sha256 of canonical `{"withdraw": DECISION_HASH}`; to reject the plan, sha256 of canonical
+    `{"plan_hash": HASH, "reject": REASON}`."""
+    if verdict == "withdraw":
+        return canonical_hash({"withdraw": decision.hash})
+    if verdict == "reject":
+        return canonical_hash({"plan_hash": decision.plan_hash, "reject": reason})
+    return decision.hash
 
 
 @dataclass(frozen=True)
@@ -129,6 +159,17 @@ def approval_keys(settings: Settings) -> tuple[AllowedSigners | None, PasskeyChe
     if settings.passkeys_file is not None and settings.console_origin:
         passkeys = PasskeyCheck(load_passkeys(settings.passkeys_file), settings.console_origin)
     return signers, passkeys
+
+
+def approver_names(settings: Settings) -> set[str]:
+    """Every principal the allowed signers or the passkeys file names."""
+    signers, passkeys = approval_keys(settings)
+    named: set[str] = set()
+    if signers is not None:
+        named.update(p for signer in signers.signers for p in signer.principals)
+    if passkeys is not None:
+        named.update(passkeys.passkeys.principals())
+    return named
 
 
 def tally_of(plan_file: Path | str, plan_hash: str, settings: Settings) -> Tally:
@@ -165,6 +206,8 @@ class Tally:
     valid: list[Approval] = field(default_factory=list)
     rejected: list[str] = field(default_factory=list)
     decision: Decision | None = None
+    # Valid rejections of the plan: it is set aside, never applied.
+    rejections: list[Approval] = field(default_factory=list)
 
     @property
     def exclusions(self) -> tuple[Exclusion, ...]:
@@ -216,41 +259,54 @@ def count_approvals(
     several) is listed in `rejected`.
     """
     tallies: dict[str, Tally] = {}
-    principals: dict[str, set[str]] = {}
     keys: dict[str, set[str]] = {}
     rejected: list[str] = []
+    rejections: list[Approval] = []
     for number, entry in read_approvals(plan_file):
         if isinstance(entry, str):
             rejected.append(entry)
             continue
         decision = entry.decision(plan_hash)
-        why = _why_not(entry, decision.hash, signers, passkeys)
-        seen = principals.setdefault(decision.hash, set())
-        used = keys.setdefault(decision.hash, set())
-        if why is None and entry.principal in seen:
+        tally = tallies.setdefault(decision.hash, Tally(decision=decision))
+        counted = {approval.principal for approval in tally.valid}
+        if entry.verdict == "approve" and entry.principal in counted:
             continue  # the same person approving again
-        if why is None and entry.fingerprint in used:
+        why = _why_not(entry, entry.signed(plan_hash), signers, passkeys)
+        used = keys.setdefault(decision.hash, set())
+        if why is None and entry.verdict == "approve" and entry.fingerprint in used:
             why = f"the key {entry.fingerprint} already approved this plan as another principal"
         if why is not None:
             rejected.append(f"line {number} ({entry.principal}): {why}")
-            continue
-        seen.add(entry.principal)
-        used.add(entry.fingerprint)
-        tally = tallies.setdefault(decision.hash, Tally(decision=decision))
-        tally.valid.append(entry)
+        elif entry.verdict == "reject":
+            rejections.append(entry)
+        elif entry.verdict == "withdraw":
+            withdrawn = [a for a in tally.valid if a.principal == entry.principal]
+            tally.valid = [a for a in tally.valid if a.principal != entry.principal]
+            used.difference_update(a.fingerprint for a in withdrawn)
+        else:
+            used.add(entry.fingerprint)
+            tally.valid.append(entry)
     best = max(tallies.values(), key=lambda t: len(t.valid), default=Tally())
+    if not best.valid:
+        best = Tally()
     best.rejected = rejected
+    best.rejections = rejections
     return best
 
 
 def decisions_signed(plan_file: Path | str, plan_hash: str) -> list[tuple[Decision, list[str]]]:
-    """Each decision some line approves, with who signed it (not checked: for display)."""
+    """Each decision some line approves, with who signed it and has not withdrawn (signatures
+    not checked: for display and for choosing the decision to sign)."""
     found: dict[str, tuple[Decision, list[str]]] = {}
     for _number, entry in read_approvals(plan_file):
-        if isinstance(entry, str):
+        if isinstance(entry, str) or entry.verdict == "reject":
             continue
         decision = entry.decision(plan_hash)
-        found.setdefault(decision.hash, (decision, []))[1].append(entry.principal)
+        who = found.setdefault(decision.hash, (decision, []))[1]
+        if entry.verdict == "withdraw":
+            who[:] = [name for name in who if name != entry.principal]
+        elif entry.principal not in who:
+            who.append(entry.principal)
     return list(found.values())
 
 

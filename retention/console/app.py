@@ -30,7 +30,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from retention.console import pages
 from retention.console.ceremony import Registrations
-from retention.console.decisions import approve, challenge_for, chosen_decision
+from retention.console.decisions import approve, challenge_for, chosen
 from retention.console.identity import Gate, is_approver
 from retention.errors import InvalidInput, Refused, RetentionError
 from retention.settings import Settings
@@ -212,8 +212,8 @@ class Handlers:
         if found is None:
             return JSONResponse({"error": "no such proposal"}, status_code=404)
         identity = request.state.identity
-        decision = chosen_decision(found, body, identity, self.clock())
-        made = challenge_for(self.settings, found, decision, identity, self.clock())
+        signing = chosen(found, body, identity, self.clock())
+        made = challenge_for(self.settings, found, signing, identity, self.clock())
         return JSONResponse(made.as_json())
 
     async def decision_approve(self, request: Request) -> Response:
@@ -224,7 +224,12 @@ class Handlers:
         approval = approve(self.settings, found, body, request.state.identity, self.clock())
         tally = found.tally(self.settings)
         return JSONResponse(
-            {"approved": approval.principal, "approvals": len(tally.valid)}, status_code=201
+            {
+                "verdict": approval.verdict,
+                "by": approval.principal,
+                "approvals": len(tally.valid),
+            },
+            status_code=201,
         )
 
 

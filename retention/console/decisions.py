@@ -28,10 +28,12 @@ from retention.approvals.proposals import Proposal
 from retention.approvals.store import (
     Approval,
     PasskeyCheck,
+    Verdict,
     append_approval,
     approval_keys,
     decisions_signed,
     read_approvals,
+    signed_hash,
 )
 from retention.console.ceremony import assertion_options
 from retention.errors import InvalidInput, Refused
@@ -82,16 +84,54 @@ def chosen_decision(
 
 
 @dataclass(frozen=True)
-class Challenge:
-    """What the browser signs: the decision, the moment the challenge was issued, its options."""
+class Signing:
+    """What an approver signs: approve a decision, withdraw their approval of it, or reject
+    the plan with a reason."""
 
+    verdict: Verdict
     decision: Decision
+    reason: str = ""
+
+    @property
+    def hash(self) -> str:
+        return signed_hash(self.verdict, self.decision, self.reason)
+
+
+def chosen(proposal: Proposal, choice: Mapping[str, Any], identity: str, now: datetime) -> Signing:
+    """What the page asks to sign: a rejection (`reject`: the reason), the withdrawal of an
+    approval (`withdraw`: its decision's hash), or an approval (`chosen_decision`)."""
+    plan_hash = proposal.plan.recorded_hash
+    if "reject" in choice:
+        reason = " ".join(str(choice["reject"]).split())
+        if not reason or len(reason) > 500:
+            raise InvalidInput("a rejection needs a reason (at most 500 characters)", hint="")
+        return Signing("reject", Decision(plan_hash), reason)
+    if "withdraw" in choice:
+        mine = [
+            decision
+            for decision, who in decisions_signed(proposal.path, plan_hash)
+            if decision.hash == choice["withdraw"] and identity in who
+        ]
+        if not mine:
+            raise InvalidInput("you have no approval of that decision to withdraw", hint="")
+        return Signing("withdraw", mine[0])
+    return Signing("approve", chosen_decision(proposal, choice, identity, now))
+
+
+@dataclass(frozen=True)
+class Challenge:
+    """What the browser signs: the verdict and decision, when the challenge was issued, and
+    the assertion's options."""
+
+    signing: Signing
     issued_at: str
     options: dict[str, Any]
 
     def as_json(self) -> dict[str, Any]:
         return {
-            "decision": self.decision.as_json(),
+            "verdict": self.signing.verdict,
+            "reason": self.signing.reason,
+            "decision": self.signing.decision.as_json(),
             "issued_at": self.issued_at,
             "options": self.options,
         }
@@ -110,9 +150,9 @@ def _passkeys(settings: Settings) -> PasskeyCheck:
 
 
 def challenge_for(
-    settings: Settings, proposal: Proposal, decision: Decision, identity: str, now: datetime
+    settings: Settings, proposal: Proposal, signing: Signing, identity: str, now: datetime
 ) -> Challenge:
-    """The assertion options for this approver and decision (refused without a listed key)."""
+    """The assertion options for this approver and signing (refused without a listed key)."""
     passkeys = _passkeys(settings)
     keys = passkeys.passkeys.of(identity)
     if not keys:
@@ -122,8 +162,8 @@ def challenge_for(
             reason="approvals",
         )
     issued_at = _iso(now)
-    signed = challenge(decision.hash, identity, issued_at)
-    return Challenge(decision, issued_at, assertion_options(signed, passkeys.origin, keys))
+    signed = challenge(signing.hash, identity, issued_at)
+    return Challenge(signing, issued_at, assertion_options(signed, passkeys.origin, keys))
 
 
 def _decision_posted(proposal: Proposal, value: Any, identity: str) -> Decision:
@@ -157,9 +197,16 @@ def approve(
     identity: str,
     now: datetime,
 ) -> Approval:
-    """Check the posted assertion and add the approval; Refused (nothing written) otherwise."""
+    """Check the posted assertion and add the line (an approval, a withdrawal or a rejection);
+    Refused or InvalidInput, and nothing written, otherwise."""
     passkeys = _passkeys(settings)
     decision = _decision_posted(proposal, posted.get("decision"), identity)
+    verdict = posted.get("verdict", "approve")
+    if verdict not in ("approve", "withdraw", "reject"):
+        raise InvalidInput(f"no such verdict: {verdict!r}", hint="reload the page")
+    signing = Signing(
+        verdict, decision, str(posted.get("reason", "")) if verdict == "reject" else ""
+    )
     issued_at = str(posted.get("issued_at", ""))
     try:
         issued = datetime.fromisoformat(issued_at.replace("Z", "+00:00"))
@@ -176,11 +223,11 @@ def approve(
             reason="approvals",
         )
     why = check_assertion(
-        assertion, listed, challenge(decision.hash, identity, issued_at), passkeys.origin
+        assertion, listed, challenge(signing.hash, identity, issued_at), passkeys.origin
     )
     if why is not None:
         raise Refused(why, hint="sign again from the page", reason="approvals")
-    if _approved_already(proposal, decision, identity):
+    if verdict == "approve" and _approved_already(proposal, decision, identity):
         raise Refused(
             f"{identity} has approved this decision already",
             hint="each approver counts once per decision",
@@ -194,16 +241,24 @@ def approve(
         exclusions=decision.exclusions,
         passkey=assertion,
         issued_at=issued_at,
+        verdict=signing.verdict,
+        reason=signing.reason,
     )
     append_approval(proposal.path, approval)
     return approval
 
 
 def _approved_already(proposal: Proposal, decision: Decision, identity: str) -> bool:
+    """Whether the principal's last word on this decision is an approval (one a replayed
+    assertion would repeat)."""
     plan_hash = proposal.plan.recorded_hash
-    return any(
-        isinstance(entry, Approval)
-        and entry.principal == identity
-        and entry.decision(plan_hash).hash == decision.hash
-        for _number, entry in read_approvals(proposal.path)
-    )
+    last = None
+    for _number, entry in read_approvals(proposal.path):
+        if (
+            isinstance(entry, Approval)
+            and entry.principal == identity
+            and entry.verdict != "reject"
+            and entry.decision(plan_hash).hash == decision.hash
+        ):
+            last = entry.verdict
+    return last == "approve"

@@ -13,7 +13,7 @@ import ipaddress
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from retention.approvals.store import approval_keys
+from retention.approvals.store import approver_names
 from retention.errors import SettingsError
 from retention.settings import Settings
 
@@ -75,16 +75,5 @@ class Gate:
         return identity.casefold() in self.viewers or is_approver(identity, settings)
 
 
-def approvers(settings: Settings) -> set[str]:
-    """Every principal the allowed signers or the passkeys file names."""
-    signers, passkeys = approval_keys(settings)
-    named: set[str] = set()
-    if signers is not None:
-        named.update(p for signer in signers.signers for p in signer.principals)
-    if passkeys is not None:
-        named.update(passkeys.passkeys.principals())
-    return named
-
-
 def is_approver(identity: str, settings: Settings) -> bool:
-    return identity.casefold() in {name.casefold() for name in approvers(settings)}
+    return identity.casefold() in {name.casefold() for name in approver_names(settings)}

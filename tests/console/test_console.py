@@ -104,6 +104,8 @@ async def sign(
         return await client.post(
             f"/proposals/{name}/approve",
             json={
+                "verdict": body["verdict"],
+                "reason": body["reason"],
                 "decision": body["decision"],
                 "issued_at": body["issued_at"],
                 "comment": "checked",
@@ -361,3 +363,39 @@ async def test_an_approval_whose_passkey_line_is_removed_stops_counting(console:
     assert len(tally_of(proposal, plan_hash, console.daemon.settings).valid) == 1
     (console.world.root / "passkeys").write_text(console.bob.line() + "\n")
     assert len(tally_of(proposal, plan_hash, console.daemon.settings).valid) == 0
+
+
+async def test_an_approval_withdrawn_stops_counting_and_a_rejection_sets_the_proposal_aside(
+    console: Console,
+) -> None:
+    plan_hash = json.loads(console.proposal.read_text())["plan_hash"]
+    settings = console.daemon.settings
+    assert (await sign(console, console.ana, {"decision": plan_hash})).status_code == 201
+    assert len(tally_of(console.proposal, plan_hash, settings).valid) == 1
+
+    withdrawn = await sign(console, console.ana, {"withdraw": plan_hash})
+    assert withdrawn.status_code == 201, withdrawn.text
+    assert len(tally_of(console.proposal, plan_hash, settings).valid) == 0
+    async with console.client() as client:
+        nothing = await client.post(
+            f"/proposals/{console.proposal.name}/challenge",
+            json={"withdraw": plan_hash},
+            headers=posting("bob@example.com"),
+        )
+    assert nothing.status_code == 400, "bob approved nothing to withdraw"
+
+    rejected = await sign(console, console.bob, {"reject": "the <Legal> review is not done"})
+    assert rejected.status_code == 201, rejected.text
+    await console.daemon.run_due(console.daemon.schedules[0].spec)
+
+    assert console.world.spy.deleted == []
+    assert (console.proposal.parent / "refused" / console.proposal.name).exists()
+    conn = connect_reader(console.world.state_dir / "audit.db")
+    try:
+        rows = conn.execute("SELECT data FROM events WHERE event = 'refused'").fetchall()
+    finally:
+        conn.close()
+    (refusal,) = [json.loads(row[0]) for row in rows if "rejected" in row[0]]
+    assert refusal["reason"] == "rejected"
+    assert refusal["details"]["by"][0]["principal"] == "bob@example.com"
+    assert refusal["details"]["by"][0]["reason"] == "the <Legal> review is not done"

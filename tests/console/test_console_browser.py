@@ -173,6 +173,9 @@ async def test_two_approvers_approve_with_passkeys_and_the_daemon_applies_it(
         report = viewer.frame_locator("#record")
         await expect(report.locator("body")).to_contain_text("ana@example.com")
         await expect(report.locator("body")).to_contain_text("bob@example.com")
+        postponed = report.locator(f'.exclusion[data-session="{item["sessionId"]}"]')
+        await expect(postponed).to_contain_text("until 2099-01-01 by ana@example.com")
+        await expect(postponed).to_contain_text("kept for the <matter>")
         for context in (ana_context, bob_context, viewer_context):
             await context.close()
 

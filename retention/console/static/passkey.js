@@ -65,6 +65,8 @@ async function sign(proposal, choice, comment) {
     (options.allowCredentials || []).forEach((c) => { c.id = toBytes(c.id); });
     const got = await navigator.credentials.get({ publicKey: options });
     const answer = await post("/proposals/" + proposal + "/approve", {
+      verdict: asked.verdict,
+      reason: asked.reason,
       decision: asked.decision,
       issued_at: asked.issued_at,
       comment: comment,
@@ -79,10 +81,10 @@ async function sign(proposal, choice, comment) {
         },
       },
     });
-    say("decide-status", "Approved as " + answer.approved + " (" + answer.approvals + " counting).");
+    say("decide-status", "Signed (" + answer.verdict + ") as " + answer.by + "; " + answer.approvals + " approval(s) count.");
     window.location.reload();
   } catch (error) {
-    say("decide-status", "Not approved: " + error.message);
+    say("decide-status", "Not signed: " + error.message);
   }
 }
 
@@ -107,9 +109,22 @@ document.addEventListener("DOMContentLoaded", () => {
       reason: data.get("reason") || "",
     }, data.get("comment") || "");
   });
+  const comment = () => form.elements.comment.value || "";
   document.querySelectorAll(".sign-decision").forEach((other) => {
     other.addEventListener("click", () => {
-      sign(proposal, { decision: other.dataset.decision }, form.elements.comment.value || "");
+      sign(proposal, { decision: other.dataset.decision }, comment());
     });
   });
+  document.querySelectorAll(".withdraw-decision").forEach((mine) => {
+    mine.addEventListener("click", () => {
+      sign(proposal, { withdraw: mine.dataset.decision }, comment());
+    });
+  });
+  const reject = document.getElementById("reject");
+  if (reject) {
+    reject.addEventListener("submit", (event) => {
+      event.preventDefault();
+      sign(proposal, { reject: reject.elements.reason.value || "" }, comment());
+    });
+  }
 });
