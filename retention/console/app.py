@@ -32,7 +32,9 @@ from retention.console import pages
 from retention.console.ceremony import Registrations
 from retention.console.decisions import approve, challenge_for, chosen
 from retention.console.identity import Gate, is_approver
+from retention.console.lifting import lift_challenge, lift_signed, postponements
 from retention.errors import InvalidInput, Refused, RetentionError
+from retention.service.statedir import InstanceLocked
 from retention.settings import Settings
 
 Clock = Callable[[], datetime]
@@ -128,7 +130,15 @@ class Handlers:
     async def overview(self, request: Request) -> Response:
         rows = await run_in_threadpool(pages.proposal_rows, self.settings, self.clock())
         runs = await run_in_threadpool(pages.last_runs, self.settings)
-        return self.page("overview.html", request, health=self.status(), runs=runs, proposals=rows)
+        postponed = await run_in_threadpool(postponements, self.settings)
+        return self.page(
+            "overview.html",
+            request,
+            health=self.status(),
+            runs=runs,
+            proposals=rows,
+            postponed=postponed,
+        )
 
     async def proposal(self, request: Request) -> Response:
         found = pages.find_proposal(self.settings, request.path_params["name"])
@@ -232,6 +242,21 @@ class Handlers:
             status_code=201,
         )
 
+    async def lift_options(self, request: Request) -> Response:
+        body = await _posted(request, self.settings)
+        made = lift_challenge(self.settings, body, request.state.identity, self.clock())
+        return JSONResponse(made)
+
+    async def lift(self, request: Request) -> Response:
+        body = await _posted(request, self.settings)
+        try:
+            done = await lift_signed(self.settings, body, request.state.identity, self.clock())
+        except InstanceLocked:
+            return JSONResponse({"error": "a run is in progress: try again"}, status_code=409)
+        if not done:
+            return JSONResponse({"error": "no such postponement in force"}, status_code=404)
+        return JSONResponse({"lifted": True, "by": request.state.identity})
+
 
 def console_app(settings: Settings, status: Status, clock: Clock) -> ASGIApp:
     """The console for these settings; `status` is the daemon's health report."""
@@ -247,6 +272,8 @@ def console_app(settings: Settings, status: Status, clock: Clock) -> ASGIApp:
         Route(
             "/proposals/{name}/approve", _json_errors(handlers.decision_approve), methods=["POST"]
         ),
+        Route("/postponements/challenge", _json_errors(handlers.lift_options), methods=["POST"]),
+        Route("/postponements/lift", _json_errors(handlers.lift), methods=["POST"]),
         Route("/explain", handlers.explain),
         Route("/record", handlers.record),
         Route("/record/report", handlers.record_report),

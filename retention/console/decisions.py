@@ -23,7 +23,7 @@ from retention.approvals.decisions import (
     decision_of,
     expand,
 )
-from retention.approvals.passkeys import Assertion, challenge, check_assertion
+from retention.approvals.passkeys import Assertion, Passkey, challenge, check_assertion
 from retention.approvals.proposals import Proposal
 from retention.approvals.store import (
     Approval,
@@ -149,10 +149,11 @@ def _passkeys(settings: Settings) -> PasskeyCheck:
     return passkeys
 
 
-def challenge_for(
-    settings: Settings, proposal: Proposal, signing: Signing, identity: str, now: datetime
-) -> Challenge:
-    """The assertion options for this approver and signing (refused without a listed key)."""
+def options_for(
+    settings: Settings, signed: str, identity: str, now: datetime
+) -> tuple[str, dict[str, Any]]:
+    """`issued_at` and the assertion options of a challenge over `signed` for this approver
+    (refused without a listed key)."""
     passkeys = _passkeys(settings)
     keys = passkeys.passkeys.of(identity)
     if not keys:
@@ -162,8 +163,16 @@ def challenge_for(
             reason="approvals",
         )
     issued_at = _iso(now)
-    signed = challenge(signing.hash, identity, issued_at)
-    return Challenge(signing, issued_at, assertion_options(signed, passkeys.origin, keys))
+    made = challenge(signed, identity, issued_at)
+    return issued_at, assertion_options(made, passkeys.origin, keys)
+
+
+def challenge_for(
+    settings: Settings, proposal: Proposal, signing: Signing, identity: str, now: datetime
+) -> Challenge:
+    """The assertion options for this approver and signing (refused without a listed key)."""
+    issued_at, options = options_for(settings, signing.hash, identity, now)
+    return Challenge(signing, issued_at, options)
 
 
 def _decision_posted(proposal: Proposal, value: Any, identity: str) -> Decision:
@@ -190,23 +199,12 @@ def _decision_posted(proposal: Proposal, value: Any, identity: str) -> Decision:
     return decision
 
 
-def approve(
-    settings: Settings,
-    proposal: Proposal,
-    posted: Mapping[str, Any],
-    identity: str,
-    now: datetime,
-) -> Approval:
-    """Check the posted assertion and add the line (an approval, a withdrawal or a rejection);
-    Refused or InvalidInput, and nothing written, otherwise."""
+def verified(
+    settings: Settings, posted: Mapping[str, Any], identity: str, signed: str, now: datetime
+) -> tuple[Assertion, Passkey, str]:
+    """The posted assertion, the listed passkey it verifies with and its `issued_at`, when it
+    signs `signed` for this principal at the console's origin, recently; Refused otherwise."""
     passkeys = _passkeys(settings)
-    decision = _decision_posted(proposal, posted.get("decision"), identity)
-    verdict = posted.get("verdict", "approve")
-    if verdict not in ("approve", "withdraw", "reject"):
-        raise InvalidInput(f"no such verdict: {verdict!r}", hint="reload the page")
-    signing = Signing(
-        verdict, decision, str(posted.get("reason", "")) if verdict == "reject" else ""
-    )
     issued_at = str(posted.get("issued_at", ""))
     try:
         issued = datetime.fromisoformat(issued_at.replace("Z", "+00:00"))
@@ -223,10 +221,31 @@ def approve(
             reason="approvals",
         )
     why = check_assertion(
-        assertion, listed, challenge(signing.hash, identity, issued_at), passkeys.origin
+        assertion, listed, challenge(signed, identity, issued_at), passkeys.origin
     )
     if why is not None:
         raise Refused(why, hint="sign again from the page", reason="approvals")
+    return assertion, listed, issued_at
+
+
+def approve(
+    settings: Settings,
+    proposal: Proposal,
+    posted: Mapping[str, Any],
+    identity: str,
+    now: datetime,
+) -> Approval:
+    """Check the posted assertion and add the line (an approval, a withdrawal or a rejection);
+    Refused or InvalidInput, and nothing written, otherwise."""
+    decision = _decision_posted(proposal, posted.get("decision"), identity)
+    verdict = posted.get("verdict", "approve")
+    if verdict not in ("approve", "withdraw", "reject"):
+        raise InvalidInput(f"no such verdict: {verdict!r}", hint="reload the page")
+    reason = str(posted.get("reason", "")) if verdict == "reject" else ""
+    if verdict == "reject" and not reason.strip():
+        raise InvalidInput("a rejection needs a reason", hint="say why the plan is rejected")
+    signing = Signing(verdict, decision, reason)
+    assertion, listed, issued_at = verified(settings, posted, identity, signing.hash, now)
     if verdict == "approve" and _approved_already(proposal, decision, identity):
         raise Refused(
             f"{identity} has approved this decision already",

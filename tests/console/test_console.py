@@ -24,6 +24,7 @@ from retention.audit.store import connect_reader
 from retention.console.app import console_app
 from retention.service.daemon import Daemon
 from retention.service.notify import Notifier
+from retention.service.statedir import reader
 
 pytestmark = pytest.mark.anyio
 
@@ -328,6 +329,43 @@ async def test_two_passkeys_approve_one_decision_and_the_daemon_applies_it(
     assert "Signature Verified Successfully" in shown["bob@example.com"], "Ed25519, pkeyutl"
     for a in approved["approvers"]:
         assert a["fingerprint"] in shown[a["principal"]]
+
+    # The postponement is listed, and an approver lifts it with a passkey.
+    removal = {"sessionId": item["sessionId"], "action": item["action"]}
+    async with console.client() as client:
+        before = await client.get("/", headers=as_user("viv@example.com"))
+        forged = await client.post(
+            "/postponements/lift", json=removal, headers=posting("bob@example.com")
+        )
+    assert f'data-session="{item["sessionId"]}"' in before.text.split('id="postponed"')[1]
+    assert forged.status_code == 400, "no assertion: nothing lifted"
+    lifted = await lift(console, console.bob, removal)
+    assert lifted.status_code == 200, lifted.text
+    db = reader(console.world.state_dir / "state.db")
+    try:
+        row = next(db.query("SELECT lifted_by, lifted_at FROM postponements"))
+    finally:
+        db.close()
+    assert row["lifted_by"] == "bob@example.com"
+    assert (await lift(console, console.bob, removal)).status_code == 404, "lifted already"
+
+
+async def lift(console: Console, key: SoftKey, removal: dict[str, str]) -> httpx.Response:
+    async with console.client() as client:
+        asked = await client.post(
+            "/postponements/challenge", json=removal, headers=posting(key.principal)
+        )
+        assert asked.status_code == 200, asked.text
+        body = asked.json()
+        return await client.post(
+            "/postponements/lift",
+            json={
+                **removal,
+                "issued_at": body["issued_at"],
+                "credential": key.assertion(body["options"]["challenge"], ORIGIN, "localhost"),
+            },
+            headers=posting(key.principal),
+        )
 
 
 def auditor_recipe() -> str:

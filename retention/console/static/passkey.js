@@ -14,6 +14,20 @@ function toText(buffer) {
   return btoa(binary).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
 }
 
+// An assertion as the console takes it: the WebAuthn fields in base64url.
+function assertionJSON(got) {
+  return {
+    id: got.id,
+    rawId: toText(got.rawId),
+    type: got.type,
+    response: {
+      clientDataJSON: toText(got.response.clientDataJSON),
+      authenticatorData: toText(got.response.authenticatorData),
+      signature: toText(got.response.signature),
+    },
+  };
+}
+
 async function post(url, body) {
   const answer = await fetch(url, {
     method: "POST",
@@ -70,16 +84,7 @@ async function sign(proposal, choice, comment) {
       decision: asked.decision,
       issued_at: asked.issued_at,
       comment: comment,
-      credential: {
-        id: got.id,
-        rawId: toText(got.rawId),
-        type: got.type,
-        response: {
-          clientDataJSON: toText(got.response.clientDataJSON),
-          authenticatorData: toText(got.response.authenticatorData),
-          signature: toText(got.response.signature),
-        },
-      },
+      credential: assertionJSON(got),
     });
     say("decide-status", "Signed (" + answer.verdict + ") as " + answer.by + "; " + answer.approvals + " approval(s) count.");
     window.location.reload();
@@ -88,11 +93,35 @@ async function sign(proposal, choice, comment) {
   }
 }
 
+async function lift(row) {
+  say("lift-status", "Asking your authenticator…");
+  try {
+    const removal = { sessionId: row.dataset.session, action: row.dataset.action };
+    const asked = await post("/postponements/challenge", removal);
+    const options = asked.options;
+    options.challenge = toBytes(options.challenge);
+    (options.allowCredentials || []).forEach((c) => { c.id = toBytes(c.id); });
+    const got = await navigator.credentials.get({ publicKey: options });
+    await post("/postponements/lift", {
+      sessionId: asked.sessionId,
+      action: asked.action,
+      issued_at: asked.issued_at,
+      credential: assertionJSON(got),
+    });
+    window.location.reload();
+  } catch (error) {
+    say("lift-status", "Not lifted: " + error.message);
+  }
+}
+
 document.addEventListener("DOMContentLoaded", () => {
   const button = document.getElementById("register-passkey");
   if (button) {
     button.addEventListener("click", register);
   }
+  document.querySelectorAll("button.lift").forEach((row) => {
+    row.addEventListener("click", () => lift(row));
+  });
   const form = document.getElementById("decide");
   if (!form) {
     return;
