@@ -106,6 +106,10 @@ async def test_two_approvers_approve_with_passkeys_and_the_daemon_applies_it(
     for key in sorted(world.account.meetings)[::2]:
         meetings = world.account.meetings
         meetings[key] = dataclasses.replace(meetings[key], subject=HOSTILE)
+    group = min(world.account.groups)
+    world.account.groups[group] = dataclasses.replace(
+        world.account.groups[group], name='"><svg onload="window.pwned = 3">'
+    )
     world.write(Folder(period_days=1))
     ssh = make_key(world.root / "keys", "carl")
     (world.root / "approvers").write_text(f"carl@example.com {ssh.public_line}\n")
@@ -163,10 +167,15 @@ async def test_two_approvers_approve_with_passkeys_and_the_daemon_applies_it(
         assert await bob.evaluate("window.pwned") is None, "no hostile script ran"
         subjects = bob.locator("#items td.subject", has_text="window.pwned")
         assert await subjects.count() > 0, "the hostile subject shows as text"
+        names = bob.locator("#items td", has_text="<svg onload")
+        assert await names.count() > 0, "the hostile group name shows as text"
 
         await daemon.run_due(daemon.schedules[0].spec)
 
         viewer_context, viewer = await signed_in(browser, "viv@example.com")
+        await viewer.goto(origin)
+        await expect(viewer.locator("#postponed")).to_contain_text(item["sessionId"])
+        assert await viewer.evaluate("window.pwned") is None
         await viewer.goto(f"{origin}/explain?session={item['sessionId']}")
         await expect(viewer.locator("#verdicts")).to_contain_text("review:ana@example.com")
         await viewer.goto(f"{origin}/record")
