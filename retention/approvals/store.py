@@ -268,10 +268,10 @@ def count_approvals(
             continue
         decision = entry.decision(plan_hash)
         tally = tallies.setdefault(decision.hash, Tally(decision=decision))
-        counted = {approval.principal for approval in tally.valid}
-        if entry.verdict == "approve" and entry.principal in counted:
-            continue  # the same person approving again
         why = _why_not(entry, entry.signed(plan_hash), signers, passkeys)
+        counted = {approval.principal for approval in tally.valid}
+        if why is None and entry.verdict == "approve" and entry.principal in counted:
+            continue  # the same person approving again
         used = keys.setdefault(decision.hash, set())
         if why is None and entry.verdict == "approve" and entry.fingerprint in used:
             why = f"the key {entry.fingerprint} already approved this plan as another principal"

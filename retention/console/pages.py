@@ -82,19 +82,28 @@ def find_proposal(settings: Settings, name: str) -> Proposal | None:
 
 
 def last_runs(settings: Settings, limit: int = 10) -> list[dict[str, Any]]:
-    """The last runs the record holds: when, what started them, their result and counts."""
+    """The last runs the record holds: when, what started them, their result, counts and the
+    reasons of their refusals (read through the index on event kinds)."""
     path = settings.audit_db
     if not path.is_file():
         return []
     with contextlib.closing(connect_reader(path)) as conn:
-        rows = conn.execute(
-            "SELECT f.run, s.time, f.time, s.data, f.data FROM events f "
-            "JOIN events s ON s.run = f.run AND s.event = 'run_started' "
-            "WHERE f.event = 'run_finished' ORDER BY f.seq DESC LIMIT ?",
+        ended = conn.execute(
+            "SELECT run, time, data FROM events WHERE event = 'run_finished' "
+            "ORDER BY time DESC, seq DESC LIMIT ?",
             [limit],
         ).fetchall()
+        runs = [str(run) for run, _time, _data in ended]
+        marks = ", ".join("?" for _ in runs)
+        started = dict(
+            conn.execute(
+                f"SELECT run, data FROM events WHERE event = 'run_started' AND run IN ({marks})",  # noqa: S608
+                runs,
+            ).fetchall()
+        )
         refusals = conn.execute(
-            "SELECT run, data FROM events WHERE event = 'refused' ORDER BY seq DESC LIMIT 50"
+            f"SELECT run, data FROM events WHERE event = 'refused' AND run IN ({marks})",  # noqa: S608
+            runs,
         ).fetchall()
     refused: dict[str, list[str]] = {}
     for run, data in refusals:
@@ -102,14 +111,13 @@ def last_runs(settings: Settings, limit: int = 10) -> list[dict[str, Any]]:
     return [
         {
             "run": run,
-            "started": started,
             "finished": finished,
-            "trigger": json.loads(start_data).get("trigger", ""),
-            "result": json.loads(end_data).get("result", ""),
-            "counts": json.loads(end_data).get("counts", {}),
+            "trigger": json.loads(started.get(run) or "{}").get("trigger", ""),
+            "result": json.loads(data).get("result", ""),
+            "counts": json.loads(data).get("counts", {}),
             "refused": refused.get(str(run), []),
         }
-        for run, started, finished, start_data, end_data in rows
+        for run, finished, data in ended
     ]
 
 
