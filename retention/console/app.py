@@ -28,6 +28,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from retention.approvals.store import decisions_signed
 from retention.console import pages
 from retention.console.ceremony import Registrations
 from retention.console.decisions import approve, challenge_for, chosen
@@ -242,6 +243,20 @@ class Handlers:
             status_code=201,
         )
 
+    async def decision_document(self, request: Request) -> Response:
+        """A decision signed so far, as `retention approve --decision FILE` takes it."""
+        found = pages.find_proposal(self.settings, request.path_params["name"])
+        wanted = request.path_params["hash"]
+        if found is not None:
+            signed = decisions_signed(found.path, found.plan.recorded_hash)
+            for decision, _who in signed:
+                if decision.hash == wanted:
+                    return JSONResponse(
+                        decision.as_json(),
+                        headers={"Content-Disposition": f'attachment; filename="{wanted}.json"'},
+                    )
+        return JSONResponse({"error": "no such decision"}, status_code=404)
+
     async def lift_options(self, request: Request) -> Response:
         body = await _posted(request, self.settings)
         made = lift_challenge(self.settings, body, request.state.identity, self.clock())
@@ -274,6 +289,7 @@ def console_app(settings: Settings, status: Status, clock: Clock) -> ASGIApp:
         ),
         Route("/postponements/challenge", _json_errors(handlers.lift_options), methods=["POST"]),
         Route("/postponements/lift", _json_errors(handlers.lift), methods=["POST"]),
+        Route("/proposals/{name}/decisions/{hash:str}.json", handlers.decision_document),
         Route("/explain", handlers.explain),
         Route("/record", handlers.record),
         Route("/record/report", handlers.record_report),

@@ -17,7 +17,7 @@ import httpx
 import pytest
 from approvers import make_key
 from authenticator import SoftKey
-from routes import Folder, World
+from routes import Folder, World, invoke
 
 from retention.approvals.store import read_approvals, tally_of
 from retention.audit.store import connect_reader
@@ -437,3 +437,45 @@ async def test_an_approval_withdrawn_stops_counting_and_a_rejection_sets_the_pro
     assert refusal["reason"] == "rejected"
     assert refusal["details"]["by"][0]["principal"] == "bob@example.com"
     assert refusal["details"]["by"][0]["reason"] == "the <Legal> review is not done"
+
+
+async def test_an_ssh_approval_of_the_saved_decision_counts_with_a_passkey_one(
+    console: Console,
+) -> None:
+    item = first_item(console)
+    choice = {
+        "items": [f"{item['sessionId']} {item['action']}"],
+        "until": "2099-01-01",
+        "reason": "kept for the audit",
+    }
+    assert (await sign(console, console.ana, choice)).status_code == 201
+    async with console.client() as client:
+        page = await client.get(
+            f"/proposals/{console.proposal.name}", headers=as_user("carl@example.com")
+        )
+        (link,) = re.findall(r'href="(/proposals/[^"]+/decisions/[0-9a-f]{64}\.json)"', page.text)
+        document = await client.get(link, headers=as_user("carl@example.com"))
+    saved = console.world.root / "decision.json"
+    saved.write_bytes(document.content)
+
+    done = invoke(
+        console.world,
+        "approve",
+        str(console.proposal),
+        "--key",
+        str(console.world.root / "keys" / "carl"),
+        "--decision",
+        str(saved),
+        RETENTION_DAEMON_MODE="review",
+        RETENTION_APPROVERS=str(console.world.root / "approvers"),
+        RETENTION_APPROVALS_REQUIRED="2",
+        RETENTION_APPROVER_PASSKEYS=str(console.world.root / "passkeys"),
+        RETENTION_CONSOLE_ORIGIN=ORIGIN,
+    )
+    assert done.exit_code == 0, done.output
+    assert "2 of 2 approvals (ana@example.com, carl@example.com)" in done.output
+    await console.daemon.run_due(console.daemon.schedules[0].spec)
+
+    removed = {str(session) for session, _action in console.world.spy.deleted}
+    assert removed, "applied"
+    assert item["sessionId"] not in removed
