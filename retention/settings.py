@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import ipaddress
 import math
 import os
 import re
@@ -10,6 +11,7 @@ import tomllib
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal, Self
+from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import (
@@ -329,6 +331,28 @@ class Settings(BaseSettings):
         if has_password(value):
             raise ValueError(f"holds a password ({masked(value, keep_user=True)}): {_IN_URL}")
         return value
+
+    @field_validator("console_trusted_proxies")
+    @classmethod
+    def _proxies_are_networks(cls, value: str) -> str:
+        for part in (p.strip() for p in value.split(",")):
+            if part:
+                try:
+                    ipaddress.ip_network(part, strict=False)
+                except ValueError:
+                    raise ValueError(f"{part!r} is not an address or a network") from None
+        return value
+
+    @field_validator("console_origin")
+    @classmethod
+    def _origin_is_scheme_and_host(cls, value: str) -> str:
+        if value:
+            parts = urlsplit(value)
+            if parts.scheme not in ("http", "https") or not parts.hostname or parts.path.strip("/"):
+                raise ValueError(
+                    f"{value!r} is not an origin: write https://HOST (or http://localhost:PORT)"
+                )
+        return value.rstrip("/")
 
     @field_validator("notify_repeat")
     @classmethod

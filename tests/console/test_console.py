@@ -25,6 +25,7 @@ from retention.console.app import console_app
 from retention.service.daemon import Daemon
 from retention.service.notify import Notifier
 from retention.service.statedir import reader
+from retention.settings import Settings
 
 pytestmark = pytest.mark.anyio
 
@@ -479,3 +480,16 @@ async def test_an_ssh_approval_of_the_saved_decision_counts_with_a_passkey_one(
     removed = {str(session) for session, _action in console.world.spy.deleted}
     assert removed, "applied"
     assert item["sessionId"] not in removed
+
+
+@pytest.mark.parametrize(
+    ("setting", "value"),
+    [
+        ("console_trusted_proxies", "127.0.0.1, proxy.example.com"),
+        ("console_origin", "retention.example.com"),
+        ("console_origin", "https://retention.example.com/console"),
+    ],
+)
+def test_console_settings_that_cannot_hold_are_refused(setting: str, value: str) -> None:
+    with pytest.raises(ValueError, match="not an"):
+        Settings(**{setting: value})
