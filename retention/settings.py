@@ -284,11 +284,21 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _approvers_exist(self) -> Self:
-        if self.approvals_required >= 1 and not Path(self.approvers or ".").is_file():
-            named = f"names {self.approvers}, not a file" if self.approvers else "is not set"
+        """With approvals required, someone must be able to approve: an allowed-signers file,
+        or a passkeys file (which counts only with the console's origin)."""
+        if self.approvals_required < 1:
+            return self
+        if self.approvers and not Path(self.approvers).is_file():
             raise ValueError(
-                f"approvals_required is {self.approvals_required} but approvers {named}: no"
-                " approval could ever count"
+                f"approvals_required is {self.approvals_required} but approvers names"
+                f" {self.approvers}, not a file: no approval could ever count"
+            )
+        passkeys = bool(self.approver_passkeys) and Path(self.approver_passkeys).is_file()
+        if not self.approvers and not (passkeys and self.console_origin):
+            raise ValueError(
+                f"approvals_required is {self.approvals_required} but neither approvers nor"
+                " approver_passkeys (with console_origin) names a file: no approval could ever"
+                " count"
             )
         return self
 

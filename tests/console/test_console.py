@@ -493,3 +493,14 @@ async def test_an_ssh_approval_of_the_saved_decision_counts_with_a_passkey_one(
 def test_console_settings_that_cannot_hold_are_refused(setting: str, value: str) -> None:
     with pytest.raises(ValueError, match="not an"):
         Settings(**{setting: value})
+
+
+def test_passkeys_alone_may_approve(tmp_path: Path) -> None:
+    passkeys = tmp_path / "passkeys"
+    passkeys.write_text(SoftKey("ana@example.com").line() + "\n")
+    alone = {"approvals_required": 1, "approver_passkeys": str(passkeys)}
+    assert Settings(**alone, console_origin=ORIGIN).approvers_file is None
+    with pytest.raises(ValueError, match="no approval could ever count"):
+        Settings(**alone)
+    with pytest.raises(ValueError, match="no approval could ever count"):
+        Settings(approvals_required=1, approvers=str(tmp_path / "nowhere"))
