@@ -170,6 +170,12 @@ async def test_two_approvers_approve_with_passkeys_and_the_daemon_applies_it(
         names = bob.locator("#items td", has_text="<svg onload")
         assert await names.count() > 0, "the hostile group name shows as text"
 
+        await bob.set_viewport_size({"width": 390, "height": 844})
+        for path in ("/", f"/proposals/{proposal.name}", f"/explain?session={item['sessionId']}"):
+            await bob.goto(origin + path)
+            width = await bob.evaluate("document.documentElement.scrollWidth")
+            assert width <= 390, f"{path} fits a phone's width (wide tables scroll in place)"
+
         await daemon.run_due(daemon.schedules[0].spec)
 
         viewer_context, viewer = await signed_in(browser, "viv@example.com")
