@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import ipaddress
 import math
 import os
 import re
@@ -10,6 +11,7 @@ import tomllib
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal, Self
+from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import (
@@ -169,6 +171,34 @@ class Settings(BaseSettings):
         default=10, ge=1, description="removals answered before the breaker may trip"
     )
     metrics_address: str = "127.0.0.1:9464"
+    console_address: str = Field(
+        default="",
+        description="where the daemon serves the compliance officer's console (HOST:PORT,"
+        " behind the single-sign-on proxy); empty: off",
+    )
+    console_origin: str = Field(
+        default="",
+        description="the console's address as browsers see it (`https://retention.example.com`);"
+        " its host is the passkeys' relying party",
+    )
+    console_user_header: str = Field(
+        default="X-Forwarded-Email",
+        description="the header in which the proxy passes the signed-in person's email",
+    )
+    console_trusted_proxies: str = Field(
+        default="",
+        description="addresses or networks (comma-separated) whose identity header is trusted;"
+        " empty: none, so nobody is signed in",
+    )
+    console_viewers: str = Field(
+        default="",
+        description="emails (comma-separated) who may view the console; approvers may too",
+    )
+    approver_passkeys: str = Field(
+        default="",
+        description="file of approvers' passkeys: lines `PRINCIPAL CREDENTIAL_ID"
+        " PUBLIC_KEY_PEM_BASE64 [comment]`",
+    )
     approvers: str = Field(
         default="",
         description="allowed-signers file (ssh-keygen -Y format) naming who may approve plans",
@@ -265,11 +295,21 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _approvers_exist(self) -> Self:
-        if self.approvals_required >= 1 and not Path(self.approvers or ".").is_file():
-            named = f"names {self.approvers}, not a file" if self.approvers else "is not set"
+        """With approvals required, someone must be able to approve: an allowed-signers file,
+        or a passkeys file (which counts only with the console's origin)."""
+        if self.approvals_required < 1:
+            return self
+        if self.approvers and not Path(self.approvers).is_file():
             raise ValueError(
-                f"approvals_required is {self.approvals_required} but approvers {named}: no"
-                " approval could ever count"
+                f"approvals_required is {self.approvals_required} but approvers names"
+                f" {self.approvers}, not a file: no approval could ever count"
+            )
+        passkeys = bool(self.approver_passkeys) and Path(self.approver_passkeys).is_file()
+        if not self.approvers and not (passkeys and self.console_origin):
+            raise ValueError(
+                f"approvals_required is {self.approvals_required} but neither approvers nor"
+                " approver_passkeys (with console_origin) names a file: no approval could ever"
+                " count"
             )
         return self
 
@@ -293,6 +333,11 @@ class Settings(BaseSettings):
         """The allowed-signers file, or None when no one is named."""
         return Path(self.approvers) if self.approvers else None
 
+    @property
+    def passkeys_file(self) -> Path | None:
+        """The approvers' passkeys file, or None when no passkey may approve."""
+        return Path(self.approver_passkeys) if self.approver_passkeys else None
+
     @field_validator(*_NO_USER_URLS)
     @classmethod
     def _no_user_in_url(cls, value: str) -> str:
@@ -307,6 +352,28 @@ class Settings(BaseSettings):
         if has_password(value):
             raise ValueError(f"holds a password ({masked(value, keep_user=True)}): {_IN_URL}")
         return value
+
+    @field_validator("console_trusted_proxies")
+    @classmethod
+    def _proxies_are_networks(cls, value: str) -> str:
+        for part in (p.strip() for p in value.split(",")):
+            if part:
+                try:
+                    ipaddress.ip_network(part, strict=False)
+                except ValueError:
+                    raise ValueError(f"{part!r} is not an address or a network") from None
+        return value
+
+    @field_validator("console_origin")
+    @classmethod
+    def _origin_is_scheme_and_host(cls, value: str) -> str:
+        if value:
+            parts = urlsplit(value)
+            if parts.scheme not in ("http", "https") or not parts.hostname or parts.path.strip("/"):
+                raise ValueError(
+                    f"{value!r} is not an origin: write https://HOST (or http://localhost:PORT)"
+                )
+        return value.rstrip("/")
 
     @field_validator("notify_repeat")
     @classmethod

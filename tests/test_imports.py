@@ -112,3 +112,22 @@ def test_only_the_goto_layer_imports_httpx() -> None:
     )
     assert users
     assert all(name.startswith(("retention.goto", "retention.sandbox")) for name in users), users
+
+
+def test_the_console_is_a_service_level_layer_nothing_below_imports() -> None:
+    edges = graph()
+    users = {
+        module
+        for module, found in edges.items()
+        if any(t.startswith("retention.console") for t in found)
+        and not module.startswith("retention.console")
+    }
+    assert users == {"retention.service.daemon"}, users
+    reaches = {
+        target
+        for module, found in edges.items()
+        if module.startswith("retention.console")
+        for target in found
+        if target.startswith(("retention.service", "retention.cli"))
+    }
+    assert reaches <= {"retention.service.statedir"}, reaches

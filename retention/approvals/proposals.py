@@ -20,8 +20,7 @@ from typing import Any, Literal
 
 import structlog
 
-from retention.approvals.signers import load_allowed_signers
-from retention.approvals.store import Tally, approvals_needed, approvals_path, count_approvals
+from retention.approvals.store import Tally, approvals_needed, approvals_path, tally_of
 from retention.engine.planfile import LoadedPlan, read_plan_file
 from retention.errors import InvalidInput, RuntimeFailure
 from retention.settings import Settings
@@ -51,14 +50,13 @@ class Proposal:
         return self.age_hours(now) > settings.plan_max_age_hours
 
     def tally(self, settings: Settings) -> Tally:
-        """Its approvals that count (none can without an allowed-signers file)."""
-        if settings.approvers_file is None:
-            return Tally()
-        signers = load_allowed_signers(settings.approvers_file)
-        return count_approvals(self.path, self.plan.recorded_hash, signers)
+        """Its approvals that count (none can without an allowed-signers or passkeys file)."""
+        return tally_of(self.path, self.plan.recorded_hash, settings)
 
     def approved(self, settings: Settings) -> bool:
-        return len(self.tally(settings).valid) >= max(1, approvals_needed(settings))
+        """Enough valid approvals of one decision, and no approver rejected it."""
+        tally = self.tally(settings)
+        return not tally.rejections and len(tally.valid) >= max(1, approvals_needed(settings))
 
 
 def proposal_name(document: dict[str, Any]) -> str:

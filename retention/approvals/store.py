@@ -1,8 +1,12 @@
 """A plan's approvals: `PLAN_FILE.approvals`, one JSON line each, and how many of them count.
 
-An approval counts when its signature verifies over this plan's hash in the namespace
-`goto-retention-plan`, its key is the one the line names, and the allowed signers let that key
-sign as the line's principal. Each principal counts once, however many lines it signed.
+Each line approves one decision (approvals/decisions.py): the plan whole, or the plan with
+exclusions. An SSH approval counts when its signature verifies over the decision's hash in the
+namespace `goto-retention-plan`, its key is the one the line names, and the allowed signers let
+that key sign as the line's principal; a passkey approval when its assertion verifies over the
+challenge of the decision, its principal and its `issued_at`, with a key the operator listed for
+that principal. Each principal counts once per decision, however many lines it signed; the
+decision with the most approvals is the one that counts.
 """
 
 from __future__ import annotations
@@ -10,17 +14,30 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
-from retention.approvals.signers import AllowedSigners
+from retention.approvals.decisions import Decision, Exclusion, decision_of
+from retention.approvals.passkeys import (
+    Assertion,
+    PasskeyList,
+    challenge,
+    check_assertion,
+    load_passkeys,
+)
+from retention.approvals.signers import AllowedSigners, load_allowed_signers
 from retention.approvals.sshsig import SignatureError, verify
+from retention.canonical import canonical_hash
 from retention.errors import RuntimeFailure
 from retention.settings import Settings
 from retention.times import parse_stored_time
 
 SUFFIX = ".approvals"
+# An approval line approves a decision, withdraws its principal's approval of one, or rejects
+# the plan (with a reason): the proposal is then set aside.
+Verdict = Literal["approve", "withdraw", "reject"]
+VERDICTS: tuple[Verdict, ...] = ("approve", "withdraw", "reject")
 
 
 def approvals_needed(settings: Settings) -> int:
@@ -36,34 +53,131 @@ def approvals_path(plan_file: Path | str) -> Path:
 
 @dataclass(frozen=True)
 class Approval:
-    """One approval line: who, with which key, when, why, and the armored signature."""
+    """One approval line: who, with which key, when, why, the decision's exclusions, and the
+    signature (an armored SSH signature, or a passkey assertion with its `issued_at`)."""
 
     principal: str
     fingerprint: str
     time: str
     comment: str
-    signature: str
+    signature: str = ""
+    exclusions: tuple[Exclusion, ...] = ()
+    passkey: Assertion | None = None
+    issued_at: str = ""
+    verdict: Verdict = "approve"
+    reason: str = ""
 
-    def as_json(self) -> dict[str, str]:
-        return asdict(self)
+    def decision(self, plan_hash: str) -> Decision:
+        return decision_of(plan_hash, self.exclusions)
+
+    def signed(self, plan_hash: str) -> str:
+        """The hash its signature is over (see `signed_hash`)."""
+        return signed_hash(self.verdict, self.decision(plan_hash), self.reason)
+
+    def as_json(self) -> dict[str, Any]:
+        value: dict[str, Any] = {
+            "principal": self.principal,
+            "fingerprint": self.fingerprint,
+            "time": self.time,
+            "comment": self.comment,
+        }
+        if self.passkey is not None:
+            value["passkey"] = self.passkey.as_json()
+            value["issued_at"] = self.issued_at
+        else:
+            value["signature"] = self.signature
+        if self.exclusions:
+            value["exclusions"] = [e.as_json() for e in self.exclusions]
+        if self.verdict != "approve":
+            value["verdict"] = self.verdict
+            value["reason"] = self.reason
+        return value
 
     def recorded(self) -> dict[str, str]:
         """What `plan_approved` records of it (the signature stays in the file)."""
-        return {k: v for k, v in self.as_json().items() if k != "signature"}
+        value = {
+            "principal": self.principal,
+            "fingerprint": self.fingerprint,
+            "time": self.time,
+            "comment": self.comment,
+        }
+        if self.passkey is not None:
+            value["credential_id"] = self.passkey.credential_id
+        return value
 
     @classmethod
     def from_json(cls, value: Mapping[str, Any]) -> Approval:
-        fields = ("principal", "fingerprint", "time", "signature")
+        fields = ("principal", "fingerprint", "time")
         if not all(isinstance(value.get(name), str) for name in fields):
-            raise ValueError("an approval needs principal, fingerprint, time and signature")
+            raise ValueError("an approval needs principal, fingerprint and time")
         parse_stored_time(str(value["time"]))
+        passkey = value.get("passkey")
+        if passkey is None and not isinstance(value.get("signature"), str):
+            raise ValueError("an approval needs a signature or a passkey assertion")
+        verdict = value.get("verdict", "approve")
+        if verdict not in VERDICTS:
+            raise ValueError(f"the verdict {verdict!r} is none of {', '.join(VERDICTS)}")
         return cls(
             principal=str(value["principal"]),
             fingerprint=str(value["fingerprint"]),
             time=str(value["time"]),
             comment=str(value.get("comment") or ""),
-            signature=str(value["signature"]),
+            signature=str(value.get("signature") or ""),
+            exclusions=tuple(Exclusion.from_json(e) for e in value.get("exclusions") or ()),
+            passkey=None if passkey is None else Assertion.from_json(passkey),
+            issued_at=str(value.get("issued_at") or ""),
+            verdict=verdict,
+            reason=str(value.get("reason") or ""),
         )
+
+
+def signed_hash(verdict: Verdict, decision: Decision, reason: str = "") -> str:
+    """What a line signs: the decision's hash to approve it; to withdraw an approval of it,
+    sha256 of canonical `{"withdraw": DECISION_HASH}`; to reject the plan, sha256 of canonical
+    `{"plan_hash": HASH, "reject": REASON}`."""
+    if verdict == "withdraw":
+        return canonical_hash({"withdraw": decision.hash})
+    if verdict == "reject":
+        return canonical_hash({"plan_hash": decision.plan_hash, "reject": reason})
+    return decision.hash
+
+
+@dataclass(frozen=True)
+class PasskeyCheck:
+    """What passkey approvals are checked against: the operator's list and the console's
+    origin (RETENTION_CONSOLE_ORIGIN)."""
+
+    passkeys: PasskeyList
+    origin: str
+
+
+def approval_keys(settings: Settings) -> tuple[AllowedSigners | None, PasskeyCheck | None]:
+    """What approvals are checked against: the allowed signers, the listed passkeys."""
+    path = settings.approvers_file
+    signers = None if path is None else load_allowed_signers(path)
+    passkeys = None
+    if settings.passkeys_file is not None and settings.console_origin:
+        passkeys = PasskeyCheck(load_passkeys(settings.passkeys_file), settings.console_origin)
+    return signers, passkeys
+
+
+def approver_names(settings: Settings) -> set[str]:
+    """Every principal the allowed signers or the passkeys file names."""
+    signers, passkeys = approval_keys(settings)
+    named: set[str] = set()
+    if signers is not None:
+        named.update(p for signer in signers.signers for p in signer.principals)
+    if passkeys is not None:
+        named.update(passkeys.passkeys.principals())
+    return named
+
+
+def tally_of(plan_file: Path | str, plan_hash: str, settings: Settings) -> Tally:
+    """The plan's approvals that count under the settings' approvers (none without any)."""
+    signers, passkeys = approval_keys(settings)
+    if signers is None and passkeys is None:
+        return Tally()
+    return count_approvals(plan_file, plan_hash, signers, passkeys)
 
 
 def append_approval(plan_file: Path | str, approval: Approval) -> Path:
@@ -91,6 +205,13 @@ class Tally:
 
     valid: list[Approval] = field(default_factory=list)
     rejected: list[str] = field(default_factory=list)
+    decision: Decision | None = None
+    # Valid rejections of the plan: it is set aside, never applied.
+    rejections: list[Approval] = field(default_factory=list)
+
+    @property
+    def exclusions(self) -> tuple[Exclusion, ...]:
+        return () if self.decision is None else self.decision.exclusions
 
     @property
     def principals(self) -> list[str]:
@@ -125,37 +246,82 @@ def read_approvals(plan_file: Path | str) -> list[tuple[int, Approval | str]]:
     return found
 
 
-def count_approvals(plan_file: Path | str, plan_hash: str, signers: AllowedSigners) -> Tally:
-    """The approvals that count for this plan hash under these allowed signers.
+def count_approvals(
+    plan_file: Path | str,
+    plan_hash: str,
+    signers: AllowedSigners | None,
+    passkeys: PasskeyCheck | None = None,
+) -> Tally:
+    """The approvals that count for this plan: those of the decision most approvers signed.
 
-    Each counts once per person: a principal already counted adds nothing, and a key already
-    counted under another principal (an allowed-signers line may give one key several) is
-    listed in `rejected`.
+    Each counts once per person: a principal already counted for a decision adds nothing, and
+    a key already counted under another principal (an allowed-signers line may give one key
+    several) is listed in `rejected`.
     """
-    tally = Tally()
-    principals: set[str] = set()
-    keys: set[str] = set()
+    tallies: dict[str, Tally] = {}
+    keys: dict[str, set[str]] = {}
+    rejected: list[str] = []
+    rejections: list[Approval] = []
     for number, entry in read_approvals(plan_file):
         if isinstance(entry, str):
-            tally.rejected.append(entry)
+            rejected.append(entry)
             continue
-        why = _why_not(entry, plan_hash, signers)
-        if why is None and entry.principal in principals:
+        decision = entry.decision(plan_hash)
+        tally = tallies.setdefault(decision.hash, Tally(decision=decision))
+        why = _why_not(entry, entry.signed(plan_hash), signers, passkeys)
+        counted = {approval.principal for approval in tally.valid}
+        if why is None and entry.verdict == "approve" and entry.principal in counted:
             continue  # the same person approving again
-        if why is None and entry.fingerprint in keys:
+        used = keys.setdefault(decision.hash, set())
+        if why is None and entry.verdict == "approve" and entry.fingerprint in used:
             why = f"the key {entry.fingerprint} already approved this plan as another principal"
         if why is not None:
-            tally.rejected.append(f"line {number} ({entry.principal}): {why}")
+            rejected.append(f"line {number} ({entry.principal}): {why}")
+        elif entry.verdict == "reject":
+            rejections.append(entry)
+        elif entry.verdict == "withdraw":
+            withdrawn = [a for a in tally.valid if a.principal == entry.principal]
+            tally.valid = [a for a in tally.valid if a.principal != entry.principal]
+            used.difference_update(a.fingerprint for a in withdrawn)
+        else:
+            used.add(entry.fingerprint)
+            tally.valid.append(entry)
+    best = max(tallies.values(), key=lambda t: len(t.valid), default=Tally())
+    if not best.valid:
+        best = Tally()
+    best.rejected = rejected
+    best.rejections = rejections
+    return best
+
+
+def decisions_signed(plan_file: Path | str, plan_hash: str) -> list[tuple[Decision, list[str]]]:
+    """Each decision some line approves, with who signed it and has not withdrawn (signatures
+    not checked: for display and for choosing the decision to sign)."""
+    found: dict[str, tuple[Decision, list[str]]] = {}
+    for _number, entry in read_approvals(plan_file):
+        if isinstance(entry, str) or entry.verdict == "reject":
             continue
-        principals.add(entry.principal)
-        keys.add(entry.fingerprint)
-        tally.valid.append(entry)
-    return tally
+        decision = entry.decision(plan_hash)
+        who = found.setdefault(decision.hash, (decision, []))[1]
+        if entry.verdict == "withdraw":
+            who[:] = [name for name in who if name != entry.principal]
+        elif entry.principal not in who:
+            who.append(entry.principal)
+    return list(found.values())
 
 
-def _why_not(approval: Approval, plan_hash: str, signers: AllowedSigners) -> str | None:
+def _why_not(
+    approval: Approval,
+    decision_hash: str,
+    signers: AllowedSigners | None,
+    passkeys: PasskeyCheck | None,
+) -> str | None:
+    if approval.passkey is not None:
+        return _passkey_why_not(approval, approval.passkey, decision_hash, passkeys)
+    if signers is None:
+        return "no allowed-signers file (RETENTION_APPROVERS) to check an SSH approval"
     try:
-        made_by = verify(approval.signature, plan_hash.encode())
+        made_by = verify(approval.signature, decision_hash.encode())
     except SignatureError as exc:
         return str(exc)
     if made_by.fingerprint != approval.fingerprint:
@@ -163,3 +329,17 @@ def _why_not(approval: Approval, plan_hash: str, signers: AllowedSigners) -> str
     if not signers.allows(approval.principal, made_by.fingerprint):
         return f"the allowed signers do not let {made_by.fingerprint} sign as {approval.principal}"
     return None
+
+
+def _passkey_why_not(
+    approval: Approval, assertion: Assertion, decision_hash: str, passkeys: PasskeyCheck | None
+) -> str | None:
+    if passkeys is None:
+        return "no passkeys file (RETENTION_APPROVER_PASSKEYS) to check a passkey approval"
+    listed = passkeys.passkeys.find(assertion.credential_id)
+    if listed is None or listed.principal != approval.principal:
+        return f"the passkey {assertion.credential_id} is not listed for {approval.principal}"
+    if listed.fingerprint != approval.fingerprint:
+        return f"the passkey listed is {listed.fingerprint}, not the key {approval.fingerprint}"
+    expected = challenge(decision_hash, approval.principal, approval.issued_at)
+    return check_assertion(assertion, listed, expected, passkeys.origin)

@@ -277,9 +277,11 @@ class AuditLog:
         approved_by: str,
         as_of: datetime | None = None,
         approvers: Sequence[Mapping[str, str]] | None = None,
+        exclusions: Sequence[Mapping[str, str]] | None = None,
     ) -> int:
         """A plan was approved for execution: by whom (a person or `--yes`/the schedule), the
-        time it decided as of, and the named approvers whose signatures it carried."""
+        time it decided as of, the named approvers whose signatures it carried, and the removals
+        they postponed (who postponed each, why and until when)."""
         data: dict[str, Any] = {
             "plan_hash": plan_hash,
             "approved_by": approved_by,
@@ -287,6 +289,8 @@ class AuditLog:
         }
         if approvers:
             data["approvers"] = [dict(a) for a in approvers]
+        if exclusions:
+            data["exclusions"] = [dict(e) for e in exclusions]
         return self._append("plan_approved", data, run=run_id, plan=plan_id)
 
     def plan_review(

@@ -60,6 +60,8 @@ class Approval:
     plan_hash: str
     as_of: str | None
     approvers: list[Approver]
+    # What the approvers postponed: sessionId, action, until, reason, by (as recorded).
+    exclusions: list[dict[str, str]] = field(default_factory=list)
 
 
 @dataclass(frozen=True, slots=True)
@@ -189,6 +191,11 @@ def _approvals(conn: sqlite3.Connection, period: Filters) -> list[Approval]:
             plan_hash=str(data.get("plan_hash") or ""),
             as_of=data.get("as_of"),
             approvers=_approvers(data, moment),
+            exclusions=[
+                {key: str(value) for key, value in entry.items()}
+                for entry in data.get("exclusions") or ()
+                if isinstance(entry, dict)
+            ],
         )
         for seq, moment, run, plan, data in _events(
             conn, "plan_approved", "seq, time, run, plan", period

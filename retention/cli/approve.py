@@ -12,13 +12,14 @@ import click
 from rich.console import Console
 
 from retention.approvals import sshsig
+from retention.approvals.decisions import Decision, read_decision
 from retention.approvals.proposals import pending
 from retention.approvals.signers import AllowedSigners, load_allowed_signers
 from retention.approvals.store import (
     Approval,
     append_approval,
     approvals_needed,
-    count_approvals,
+    tally_of,
 )
 from retention.cli.app import cli
 from retention.cli.tables import FitTable, console_for, say
@@ -99,21 +100,31 @@ def _principal(
 )
 @click.option("--comment", default="", help="Why you approve (recorded with the approval).")
 @click.option("--principal", help="The name to approve as (default: the allowed signers').")
-def approve_command(
+@click.option(
+    "--decision",
+    "decision_file",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="A decision document (the plan with items postponed, as the console saves it): "
+    "sign it instead of the whole plan.",
+)
+def approve_command(  # noqa: PLR0917 (click passes each option by position)
     plan_file: Path,
     key: Path | None,
     signature: Path | None,
     comment: str,
     principal: str | None,
+    decision_file: Path | None,
 ) -> None:
-    """Approve a plan by name: sign its hash and add the approval to PLAN_FILE.approvals."""
+    """Approve a plan by name: sign its hash (or its decision document's) and add the approval
+    to PLAN_FILE.approvals."""
     if (key is None) == (signature is None):
         raise InvalidInput(
             "pass exactly one of --key KEY and --signature SIG",
             hint="--key signs here; --signature takes one made with ssh-keygen -Y sign",
         )
     loaded = _approvable(plan_file)
-    message = loaded.recorded_hash.encode()
+    decision = _decision(loaded, decision_file)
+    message = decision.hash.encode()
     if key is not None:
         private = sshsig.load_private_key(key)
         armored = sshsig.sign(private, message)
@@ -126,7 +137,7 @@ def approve_command(
         except sshsig.SignatureError as exc:
             raise Refused(
                 f"the signature {signature} is not one of plan {loaded.plan_id}: {exc}",
-                hint=f"sign the plan hash: printf %s {loaded.recorded_hash} | ssh-keygen -Y "
+                hint=f"sign the decision's hash: printf %s {decision.hash} | ssh-keygen -Y "
                 f"sign -n {sshsig.NAMESPACE} -f KEY",
                 reason="approvals",
             ) from None
@@ -140,9 +151,13 @@ def approve_command(
         time=datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z"),
         comment=comment,
         signature=armored,
+        exclusions=decision.exclusions,
     )
     written = append_approval(plan_file, approval)
-    click.echo(f"approved plan {loaded.plan_id} as {name} ({fingerprint}); added to {written}")
+    postponed = f" with {len(decision.exclusions)} item(s) postponed" if decision.exclusions else ""
+    click.echo(
+        f"approved plan {loaded.plan_id}{postponed} as {name} ({fingerprint}); added to {written}"
+    )
     hours = (datetime.now(UTC) - loaded.created_at).total_seconds() / 3600
     if hours > settings.plan_max_age_hours:
         click.echo(
@@ -151,8 +166,32 @@ def approve_command(
             err=True,
         )
     if signers is not None:
-        tally = count_approvals(plan_file, loaded.recorded_hash, signers)
+        tally = tally_of(plan_file, loaded.recorded_hash, settings)
         click.echo(f"the plan has {tally.summary(approvals_needed(settings))}")
+
+
+def _decision(loaded: LoadedPlan, path: Path | None) -> Decision:
+    """The decision to sign: the plan whole, or the document given, which must be this plan's
+    with items it lists."""
+    if path is None:
+        return Decision(loaded.recorded_hash)
+    decision = read_decision(path)
+    if decision.plan_hash != loaded.recorded_hash:
+        raise Refused(
+            f"the decision {path} is about plan hash {decision.plan_hash[:16]}…, not plan "
+            f"{loaded.plan_id} ({loaded.recorded_hash[:16]}…); not approved",
+            hint="save the decision from this proposal's page",
+            reason="changed_plan",
+        )
+    listed = {(str(item.session_id), item.action) for item in loaded.items}
+    strays = [e for e in decision.exclusions if (e.session_id, e.action) not in listed]
+    if strays:
+        raise InvalidInput(
+            f"the decision {path} postpones items the plan does not list: "
+            + ", ".join(f"{e.session_id} {e.action}" for e in strays),
+            hint="save the decision from this proposal's page",
+        )
+    return decision
 
 
 def _read_signature(path: Path) -> str:

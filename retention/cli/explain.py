@@ -18,25 +18,21 @@ from sqlite_utils import Database
 
 from retention.audit.summary import reappearances_of
 from retention.cli.app import cli
-from retention.engine.admission import admit
-from retention.engine.awaiting import awaiting_notice
 from retention.engine.explain import (
     EXPLAINED_ACTIONS,
     VERDICTS,
     Explainer,
     Explanation,
-    NoticeCheck,
 )
+from retention.engine.inputs import explainer_for
 from retention.engine.inventory import from_text, iter_sessions, session_record
 from retention.engine.planitem import iso
 from retention.engine.records import SessionRecord
-from retention.engine.state import noticed_keys
 from retention.errors import InvalidInput
-from retention.policy import PolicySet, load_policy_set
-from retention.service.facts import admission_for
+from retention.policy import load_policy_set
 from retention.service.preview import audit_subject
 from retention.service.statedir import last_scan_time, read_only
-from retention.settings import Settings, load_settings
+from retention.settings import load_settings
 from retention.times import parse_user_time
 from retention.units import format_age, format_bytes
 
@@ -70,17 +66,7 @@ def explain_command(
         age = _inventory_age(db, now)
         # The admission step over the whole inventory, as `plan --offline` runs it: which
         # policies are refused on their own (caps, names the account never had).
-        admission = admission_for(db, policy_set, settings, moment)
-        refused = admit(
-            lambda: iter_sessions(db), admission, plan_id="explain", created_at=now
-        ).refused
-        explainer = Explainer(
-            policy_set,
-            moment,
-            _notice_check(db, policy_set, settings, moment),
-            refused=refused,
-            kept=admission.kept,
-        )
+        explainer, refused = explainer_for(db, policy_set, settings, moment, now)
         if organizer is not None:
             summary = _summary(db, organizer, explainer)
             _show_summary(organizer, summary, age, output)
@@ -121,23 +107,6 @@ def explain_command(
             note = f"note: policy {name} is refused on its own ({by}): plan blocks its removals"
             lines.extend(_wrap(note, "      "))
         click.echo("\n".join(lines))
-
-
-def _notice_check(
-    db: Database, policy_set: PolicySet, settings: Settings, as_of: datetime
-) -> NoticeCheck | None:
-    """`notice: required` as plan applies it: the notices the state database recorded."""
-    if settings.owner_notice_days == 0:
-        return None
-    policies = {policy.name: policy for policy in policy_set.policies}
-    noticed = noticed_keys(db)
-    days = settings.owner_notice_days
-
-    def check(session: SessionRecord, action: str, rule: str) -> datetime | None:
-        notice = noticed.get((session.session_id, action))
-        return awaiting_notice(policies[rule], notice, days, as_of)
-
-    return check
 
 
 def _inventory_age(db: Database, now: datetime) -> int:

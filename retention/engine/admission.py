@@ -5,8 +5,8 @@ policy tests) comes through here, at the same point:
 
     decisions (decide, on facts read now, holds with their kept coverage) ►
     policies refused on their own (a name the account never had, then caps) ►
-    removals awaiting owner notice ► what may be removed now, what is blocked by what,
-    and the refusals to record
+    removals awaiting owner notice ► removals approvers postponed ► what may be removed now,
+    what is blocked by what, and the refusals to record
 
 `admit` is once per run, over the whole inventory; `admit_item` is for the moment a request
 leaves (holds and their coverage, the policy set in force, notices, the item's own policy on
@@ -24,6 +24,7 @@ from retention.engine.awaiting import Noticed, hold_for_notice, notice_gate
 from retention.engine.caps import CapViolation, policy_cap_violations
 from retention.engine.decide import Decision, Kept, decide, nothing_kept
 from retention.engine.plan import Plan, build_plan
+from retention.engine.postponements import Postponed, hold_for_review
 from retention.engine.recheck import Rechecker
 from retention.engine.records import SessionRecord
 from retention.engine.timeliness import BlockerEnds, stamp_due
@@ -34,7 +35,8 @@ from retention.policy import PolicySet
 class Admission:
     """What admission needs beside the decisions: the policy set and as-of time they were made
     under, the policies refused for naming what the account never had (`{policy: by}`), when
-    each removal was noticed and how long a notice must precede it, the holds' kept coverage.
+    each removal was noticed and how long a notice must precede it, the holds' kept coverage,
+    the removals approvers postponed (blocked `by: "review:PRINCIPAL"` until their date).
 
     `caps`: whether per-policy caps are counted (a plan of what the policies alone call for,
     as owner notices announce it, counts none and holds nothing for notice). `first_loaded`:
@@ -49,6 +51,7 @@ class Admission:
     kept: Kept = nothing_kept
     caps: bool = True
     first_loaded: Mapping[str, datetime] = field(default_factory=dict)
+    postponed: Postponed = field(default_factory=dict)
 
     def decisions(self, sessions: Iterable[SessionRecord]) -> Iterable[Decision]:
         """The decisions on these sessions (facts as read now), holds' coverage kept."""
@@ -87,6 +90,7 @@ def admit(
             **plan_args,
         )
         plan = stamp_due(plan, policy_set, ends.ends, admission.first_loaded)
+        plan = hold_for_review(plan, admission.postponed)
         if not admission.caps:
             return plan
         plan = hold_for_notice(plan, policy_set, admission.noticed, admission.notice_days)
@@ -105,6 +109,7 @@ def admit(
 
 def admit_item(admission: Admission) -> Rechecker:
     """The check of one item when its request leaves: the item decided again on the session
-    as re-read, with the holds in force and their coverage, its own policy, and notices."""
+    as re-read, with the holds in force and their coverage, postponements, its own policy, and
+    notices."""
     notice = notice_gate(admission.policy_set, admission.noticed, admission.notice_days)
-    return Rechecker(admission.policy_set, notice, admission.kept)
+    return Rechecker(admission.policy_set, notice, admission.kept, admission.postponed)

@@ -5,7 +5,8 @@ removals are `due`, those a hold or retain rule blocks `held` or `retained`, wha
 folds into a session delete `subsumed`, and a `due` or `subsumed` removal whose only policies
 the admission step refused on their own (a cap, a name the account never had) `refused`. Per
 action, the first that applies: unknown, held, no_rule, no_op, retained, not_yet, refused,
-subsumed, due. `due` gives the moment for due and subsumed verdicts too (a past one).
+subsumed, due. `due` gives the moment for due and subsumed verdicts too (a past one). A due or
+subsumed removal approvers postponed is `held` `by: "review:PRINCIPAL"` until its date.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from typing import Any, Literal
 
 from retention.engine.decide import Findings, Kept, examiner, nothing_kept
 from retention.engine.planitem import iso
+from retention.engine.postponements import Postponed
 from retention.engine.records import SessionRecord
 from retention.policy import Hold, Policy, PolicySet
 from retention.policy.matching import CompiledHold, CompiledPolicy, compile_hold, compile_policy
@@ -115,8 +117,10 @@ class Explainer:
         *,
         refused: Mapping[str, str] | None = None,
         kept: Kept = nothing_kept,
+        postponed: Postponed | None = None,
     ) -> None:
         self.as_of = as_of
+        self._postponed: Postponed = postponed or {}
         self._notice = notice
         self._refused = dict(refused or {})
         self._examine = examiner(policy_set, as_of, kept)
@@ -132,7 +136,8 @@ class Explainer:
             session=session,
             as_of=self.as_of,
             actions=tuple(
-                self._admitted(self._verdict(action, found), found) for action in EXPLAINED_ACTIONS
+                self._reviewed(self._admitted(self._verdict(action, found), found), session)
+                for action in EXPLAINED_ACTIONS
             ),
             matched=tuple(self._rule(policy, session) for policy in self._policies),
             holds=tuple(self._hold(hold, compiled, session) for hold, compiled in self._holds),
@@ -234,6 +239,23 @@ class Explainer:
             due=self._first_due(found, kind, session, refused=True),
             reason=f"policy {verdict.policy} is refused on its own ({by}): nothing it alone "
             "calls for is removed",
+        )
+
+    def _reviewed(self, verdict: ActionVerdict, session: SessionRecord) -> ActionVerdict:
+        """A due or subsumed removal approvers postponed: held by them until its date."""
+        if verdict.verdict not in ("due", "subsumed"):
+            return verdict
+        kind = verdict.action if verdict.verdict == "due" else "delete_session"
+        found = self._postponed.get((session.session_id, kind))
+        if found is None or self.as_of >= found.until:
+            return verdict
+        return _verdict(
+            verdict.action,
+            "held",
+            policy=verdict.policy,
+            by=found.blocked_by,
+            due=found.until,
+            reason=found.describe(),
         )
 
     def _first_due(

@@ -15,6 +15,7 @@ from retention.engine.decide import Decision, Kept, nothing_kept
 from retention.engine.execute import SEND, Verdict
 from retention.engine.plan import SessionDecider
 from retention.engine.planitem import PlanItem
+from retention.engine.postponements import Postponed, active
 from retention.engine.records import SessionRecord
 from retention.policy import PolicySet
 
@@ -32,11 +33,16 @@ class Rechecker:
     """
 
     def __init__(
-        self, policy_set: PolicySet, notice: NoticeGate | None = None, kept: Kept = nothing_kept
+        self,
+        policy_set: PolicySet,
+        notice: NoticeGate | None = None,
+        kept: Kept = nothing_kept,
+        postponed: Postponed | None = None,
     ) -> None:
         self.policy_set = policy_set
         self.notice = notice
         self.kept = kept
+        self.postponed: Postponed = postponed or {}
         self._second: datetime | None = None
         self._deciders: dict[str | None, SessionDecider] = {}
 
@@ -54,6 +60,8 @@ class Rechecker:
             return Verdict(
                 "skipped_hold", "now held by " + ", ".join(f"hold:{h}" for h in whole.holds)
             )
+        if (postponement := active(self.postponed, item, now)) is not None:
+            return Verdict("skipped_hold", postponement.describe())
         if not any(p.name == item.policy and p.enabled for p in self.policy_set.policies):
             return _changed(f"policy {item.policy} is no longer in force")
         if self.notice is not None and (unnoticed := self.notice(item, now)) is not None:

@@ -136,6 +136,20 @@ _TABLES: dict[str, tuple[Columns, str | tuple[str, ...]]] = {
         {"kind": str, "key": str, "name": str, "first_seen": str, "last_seen": str},
         ("kind", "key", "name"),
     ),
+    "postponements": (
+        {
+            "session_id": str,
+            "action": str,
+            "until": str,
+            "reason": str,
+            "by": str,
+            "plan_id": str,
+            "decided_at": str,
+            "lifted_at": str,
+            "lifted_by": str,
+        },
+        ("session_id", "action"),
+    ),
 }
 
 
@@ -385,3 +399,10 @@ def m009_timeliness(db: Database) -> None:
         pk=("run_id", "policy"),
     )
     db.table("overdue_points").create_index(["policy", "at"])
+
+
+@MIGRATIONS()
+def m010_review_postponements(db: Database) -> None:
+    """Removals approvers postponed in an approved decision: until when, why, by whom, and
+    whether an approver lifted the postponement since."""
+    _create(db, "postponements")

@@ -6,6 +6,9 @@
     SIGHUP ► reload policies (an invalid set is rejected, the old one stays)
     SIGTERM ► STOPPING=1 ► the run in flight finishes its removals and records them ► exit 0
 
+With RETENTION_CONSOLE_ADDRESS, the compliance officer's console (retention/console/) is
+served from the same loop as `/metrics`.
+
 The state directory's lock is held only while a run (or the start-up check) works, so that
 `retention plan`, `apply` and `run` can be used between scheduled runs; while a run holds it
 they stop with a message naming the daemon. A daemon run that finds a manual one holding it
@@ -16,10 +19,11 @@ for the whole run.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import signal
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
 
 import structlog
@@ -27,6 +31,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from retention.alerts import runs as alerts
 from retention.audit.log import AuditLog
+from retention.console.app import console_app
 from retention.engine.scan import ScanReport
 from retention.engine.state import open_state_db
 from retention.errors import Refused, RetentionError, RuntimeFailure
@@ -39,7 +44,14 @@ from retention.service.checks import RecordWatch, preflight
 from retention.service.context import MetricsSink, RunContext
 from retention.service.lock import InstanceLocked
 from retention.service.memory import return_memory
-from retention.service.metrics import RUN_RESULTS, HealthState, Metrics, RunState, serve_metrics
+from retention.service.metrics import (
+    RUN_RESULTS,
+    HealthState,
+    Metrics,
+    RunState,
+    serve_app,
+    serve_metrics,
+)
 from retention.service.notify import Notifier, feed_watchdog, monotonic_usec
 from retention.service.pipeline import RunResult
 from retention.service.progress import logging_progress, progress_logged
@@ -62,6 +74,7 @@ log = structlog.get_logger("retention.daemon")
 
 # A run due while the loop was busy or the host asleep still happens within this delay.
 MISFIRE_GRACE_SECONDS = 3600
+CONSOLE_SETTING = "RETENTION_CONSOLE_ADDRESS"
 _RESULTS = RUN_RESULTS
 
 
@@ -117,7 +130,10 @@ class Daemon:
         watchdog = asyncio.create_task(feed_watchdog(self.notifier))
         try:
             address = self.settings.metrics_address
-            async with serve_metrics(address, self.metrics, self.health) as (host, port):
+            async with (
+                serve_metrics(address, self.metrics, self.health) as (host, port),
+                self.console(),
+            ):
                 log.info("metrics served", address=f"{host}:{port}", paths=["/metrics", "/healthz"])
                 if await self._start_up():
                     self._start_scheduler(loop)
@@ -126,6 +142,19 @@ class Daemon:
         finally:
             watchdog.cancel()
             self.notifier.close()
+
+    @contextlib.asynccontextmanager
+    async def console(self) -> AsyncIterator[None]:
+        """The compliance officer's console on RETENTION_CONSOLE_ADDRESS (none when unset),
+        served from this loop as `/metrics` is."""
+        address = self.settings.console_address
+        if not address:
+            yield
+            return
+        app = console_app(self.settings, self.health.report, self.clock)
+        async with serve_app(address, app, CONSOLE_SETTING) as (host, port):
+            log.info("console served", address=f"{host}:{port}")
+            yield
 
     def load(self) -> None:
         """The settings' schedule and mode checked, the policy folder read, its schedules."""

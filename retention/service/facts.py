@@ -1,4 +1,4 @@
-"""The admission step's inputs as the state database holds them now, and keeping them current.
+"""Keeping the admission step's inputs current (engine/inputs.py reads them).
 
 the organizer listing (read first by every route that can remove) ► holds' coverage brought
 up to date (`hold_scope_left` recorded when it grows) ► names, notices, coverage ► Admission
@@ -12,40 +12,14 @@ import structlog
 from sqlite_utils import Database
 
 from retention.engine import inventory
-from retention.engine.admission import Admission
-from retention.engine.coverage import ScopeLeft, kept_coverage, update_coverage
-from retention.engine.overdue import first_loads
-from retention.engine.policy_checks import known_names
-from retention.engine.state import noticed_keys
+from retention.engine.coverage import ScopeLeft, update_coverage
+from retention.engine.inputs import admission_for
 from retention.goto.client import GoToClient
 from retention.policy import PolicySet
-from retention.policy.names import unknown_names
-from retention.settings import Settings
+
+__all__ = ["admission_for", "keep_coverage", "read_listing"]
 
 log = structlog.get_logger(__name__)
-
-
-def admission_for(
-    db: Database, policy_set: PolicySet, settings: Settings, as_of: datetime, *, caps: bool = True
-) -> Admission:
-    """Names the account lacks, notices sent, and what each hold keeps, from the state db."""
-    organizers, groups = known_names(db)
-    names = unknown_names(policy_set, organizers, groups)
-    unknown = {
-        policy.name: by
-        for policy in policy_set.policies
-        if (by := names.blocked_by(policy.name)) is not None
-    }
-    return Admission(
-        policy_set=policy_set,
-        as_of=as_of,
-        unknown=unknown,
-        noticed=noticed_keys(db),
-        notice_days=settings.owner_notice_days,
-        kept=kept_coverage(db),
-        caps=caps,
-        first_loaded=first_loads(db),
-    )
 
 
 async def read_listing(client: GoToClient, db: Database, now: datetime) -> None:

@@ -33,6 +33,7 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
+from starlette.types import ASGIApp
 
 from retention.errors import RuntimeFailure, SettingsError
 from retention.service.logging import redact_text
@@ -331,27 +332,27 @@ def metrics_app(metrics: Metrics, health: HealthState) -> Starlette:
     )
 
 
-def parse_address(text: str) -> tuple[str, int]:
+def parse_address(text: str, setting: str = ADDRESS_SETTING) -> tuple[str, int]:
     """`HOST:PORT` or `[IPv6]:PORT` into a host and port; SettingsError naming the setting."""
     host, sep, port_text = text.strip().rpartition(":")
     host = host.removeprefix("[").removesuffix("]")
     if not sep or not host or not port_text.isdigit() or not 0 <= int(port_text) <= 65535:
         raise SettingsError(
-            f"{ADDRESS_SETTING}: {text!r} is not HOST:PORT",
+            f"{setting}: {text!r} is not HOST:PORT",
             hint="write it as 127.0.0.1:9464 or [::1]:9464",
         )
     return host, int(port_text)
 
 
-def _bind(address: str) -> socket.socket:
-    host, port = parse_address(address)
+def _bind(address: str, setting: str = ADDRESS_SETTING) -> socket.socket:
+    host, port = parse_address(address, setting)
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     try:
         return socket.create_server((host, port), family=family)
     except OSError as exc:
         raise RuntimeFailure(
-            f"cannot serve metrics on {address} ({ADDRESS_SETTING}): {exc.strerror}",
-            hint=f"set {ADDRESS_SETTING} to a free local address and port",
+            f"cannot serve on {address} ({setting}): {exc.strerror}",
+            hint=f"set {setting} to a free local address and port",
         ) from exc
 
 
@@ -359,15 +360,23 @@ def _bind(address: str) -> socket.socket:
 async def serve_metrics(
     address: str, metrics: Metrics, health: HealthState
 ) -> AsyncIterator[tuple[str, int]]:
-    """Serve `/metrics` and `/healthz` on `address` for the `with` block; yields (host, port).
+    """Serve `/metrics` and `/healthz` on `address` for the `with` block; yields (host, port)."""
+    async with serve_app(address, metrics_app(metrics, health), ADDRESS_SETTING) as bound:
+        yield bound
+
+
+@asynccontextmanager
+async def serve_app(address: str, app: ASGIApp, setting: str) -> AsyncIterator[tuple[str, int]]:
+    """Serve an ASGI app on `address` (named by `setting` in errors) from this event loop for
+    the `with` block; yields (host, port).
 
     The socket is bound before anything else so that a taken port is reported at start-up.
     uvicorn's startup/shutdown are called directly instead of `serve()`, which would take
     over SIGINT/SIGTERM that belong to the daemon and wake the loop ten times a second.
     """
-    sock = _bind(address)
+    sock = _bind(address, setting)
     config = uvicorn.Config(
-        metrics_app(metrics, health),
+        app,
         lifespan="off",
         access_log=False,
         log_config=None,

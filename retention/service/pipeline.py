@@ -16,6 +16,7 @@ from retention.engine.admission import admit_item
 from retention.engine.execute import Executor, Gate, Verdict
 from retention.engine.planfile import LoadedPlan
 from retention.engine.planitem import PlanItem
+from retention.engine.postponements import postpone
 from retention.engine.reconcile import ReconcileReport
 from retention.engine.refresh import fresh_record, refresh_items
 from retention.engine.removal import ApiRemovals
@@ -112,8 +113,9 @@ async def run(
 async def apply(
     ctx: RunContext, loaded: LoadedPlan, *, confirm: Confirm | None, approved_by: str
 ) -> RunResult:
-    """`retention apply PLAN_FILE`: check the plan, approve it, re-read its facts, send the
-    notices due, record the plan's refusals, execute each item still admitted when sent."""
+    """`retention apply PLAN_FILE`: check the plan, approve it (keeping the removals its
+    approvers postponed), re-read its facts, send the notices due, record the plan's refusals,
+    execute each item still admitted when sent."""
     policy_set = load_policies(ctx)
     approvals = preflight.ApprovalsCheck(loaded)
     checks = preflight.plan_checks(loaded, approvals)
@@ -133,6 +135,11 @@ async def apply(
             approved_by,
             loaded.as_of,
             approvers=approvals.recorded(),
+            exclusions=[e.as_json() for e in approvals.exclusions] or None,
+        )
+        # Kept before anything is decided: the admission step blocks them from here on.
+        postpone(
+            session.db, [e.as_json() for e in approvals.exclusions], loaded.plan_id, ctx.clock()
         )
         result.reconciled = await _reconcile(ctx, session, client)
         refreshed = await refresh_items(

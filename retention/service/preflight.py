@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 
-from retention.approvals.signers import load_allowed_signers
-from retention.approvals.store import Approval, approvals_needed, count_approvals
+from retention.approvals.decisions import Exclusion
+from retention.approvals.store import Approval, approvals_needed, tally_of
 from retention.engine.caps import CapViolation, cap_violations
 from retention.engine.planfile import LoadedPlan, plan_refusals
 from retention.engine.planitem import PlanItem
@@ -71,23 +71,22 @@ class ApprovalsRefused(Refused):
 
 @dataclass
 class ApprovalsCheck:
-    """The plan's valid approvals, counted against the allowed signers; `valid` keeps them for
-    the `plan_approved` event."""
+    """The plan's valid approvals, counted against the allowed signers and the listed passkeys;
+    `valid` keeps them, and `exclusions` what they postponed, for the `plan_approved` event."""
 
     loaded: LoadedPlan
     valid: list[Approval] = field(default_factory=list)
+    exclusions: tuple[Exclusion, ...] = ()
 
     def __call__(self, opening: Opening) -> None:
         need = approvals_needed(opening.settings)
         if need == 0:
             return
-        path = opening.settings.approvers_file
-        assert path is not None  # the settings require it then
-        signers = load_allowed_signers(path)
-        tally = count_approvals(Path(self.loaded.path), self.loaded.recorded_hash, signers)
+        tally = tally_of(Path(self.loaded.path), self.loaded.recorded_hash, opening.settings)
         if len(tally.valid) < need:
             raise ApprovalsRefused(self.loaded, tally.principals, need, tally.rejected)
         self.valid = tally.valid
+        self.exclusions = tally.exclusions
 
     def recorded(self) -> list[dict[str, str]] | None:
         """Each approver's principal, fingerprint, time and comment; None when none were used."""

@@ -74,8 +74,10 @@ def plan_approved(
     as_of: datetime | None,
     *,
     approvers: list[dict[str, str]] | None = None,
+    exclusions: list[dict[str, str]] | None = None,
 ) -> None:
-    """The plan (its document) is approved: by whom, and the named approvers it carried."""
+    """The plan (its document) is approved: by whom, the named approvers it carried, and the
+    removals they postponed."""
     audit.plan_approved(
         run_id=run_id,
         plan_id=str(plan["plan_id"]),
@@ -83,6 +85,7 @@ def plan_approved(
         approved_by=approved_by,
         as_of=as_of,
         approvers=approvers,
+        exclusions=exclusions,
     )
 
 

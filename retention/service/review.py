@@ -2,7 +2,8 @@
 
     each pending proposal with max(1, RETENTION_APPROVALS_REQUIRED) valid approvals ►
         `pipeline.apply` (the one apply path: every check, each item decided again when sent)
-    one session ► expired proposals: `plan_expired`, set aside ► scan ► decide ► plan ►
+    one session ► expired proposals: `plan_expired`, set aside ► rejected ones: `refused`
+        (`rejected`, who and why), set aside ► scan ► decide ► plan ►
         a new proposal file and `plan_proposed` (none while one for the same policies waits)
 
 A proposal refused for good (altered, stale, made under other policies, applied already) is set
@@ -17,8 +18,9 @@ from collections.abc import Sequence
 import structlog
 
 from retention.alerts.conditions import Alert, settle
+from retention.alerts.reminders import Waiting, link, remind_approvers
 from retention.approvals.proposals import Proposal, pending, set_aside, write_proposal
-from retention.approvals.store import approvals_needed
+from retention.approvals.store import approvals_needed, approver_names
 from retention.engine.plan import Plan
 from retention.engine.state import record_plan
 from retention.errors import RetentionError
@@ -106,6 +108,33 @@ def _expire(session: Session, proposals: list[Proposal]) -> list[Proposal]:
     return waiting
 
 
+def _rejected(session: Session, proposals: list[Proposal]) -> list[Proposal]:
+    """Record and set aside the proposals an approver rejected (a `refused` event, reason
+    `rejected`, naming who and why); the others, still pending."""
+    waiting = []
+    for proposal in proposals:
+        rejections = proposal.tally(session.settings).rejections
+        if not rejections:
+            waiting.append(proposal)
+            continue
+        session.audit.refused(
+            run_id=session.run_id,
+            reason="rejected",
+            details={
+                "plan_id": proposal.plan.plan_id,
+                "plan_hash": proposal.plan.recorded_hash,
+                "file": proposal.path.name,
+                "by": [
+                    {"principal": r.principal, "time": r.time, "reason": r.reason}
+                    for r in rejections
+                ],
+            },
+        )
+        set_aside(proposal, "refused")
+        log.warning("proposal rejected", file=proposal.path.name, by=rejections[0].principal)
+    return waiting
+
+
 async def propose(ctx: RunContext, selected: Sequence[str]) -> RunResult:
     """One session: expire what is too old, then scan, plan and write a proposal."""
     policy_set = load_policies(ctx)
@@ -118,11 +147,16 @@ async def propose(ctx: RunContext, selected: Sequence[str]) -> RunResult:
     ):
         assert session is not None
         result = RunResult.of(session)
-        waiting = _expire(session, pending(ctx.settings))
+        waiting = _rejected(session, _expire(session, pending(ctx.settings)))
         await refresh(ctx, client, session.db)
         await before_deciding(ctx, session, result)
         plan = result.plan = make_plan(
-            ctx, session.db, policy_set, as_of=ctx.clock(), selected=chosen
+            ctx,
+            session.db,
+            policy_set,
+            as_of=ctx.clock(),
+            selected=chosen,
+            subject=session.audit.subject_value,
         )
         await notices_unsent(ctx, session, result, plan)
         refusals = refuse_policies(session, plan.plan_id, plan.cap_refusals, plan.refused)
@@ -161,22 +195,37 @@ def _proposed(session: Session, plan: Plan, chosen: list[str] | None) -> Proposa
 
 async def _remind(session: Session, waiting: Sequence[Proposal]) -> None:
     """Alert for each proposal awaiting approvals (again once per RETENTION_NOTIFY_REPEAT);
-    a proposal applied, set aside or expired since has its alert resolved."""
+    a proposal applied, set aside or expired since has its alert resolved. The approvers who
+    have not signed are mailed a reminder, at most once per repeat too."""
     settings = session.settings
     need = approvals_needed(settings)
     found = []
+    unsigned = []
     for proposal in waiting:
-        have = len(proposal.tally(settings).valid)
+        tally = proposal.tally(settings)
+        have = len(tally.valid)
         if have >= need:
             continue
+        page = link(settings, proposal.path.name)
         found.append(
             Alert(
                 f"proposal:{proposal.plan.plan_id}",
                 f"a plan awaits approval ({have} of {need})",
                 f"proposal {proposal.path.name}: {len(proposal.plan.items)} removals, "
-                f"{have} of {need} approvals\nhint: review it with `retention plans`, then "
-                f"`retention approve {proposal.path} --key KEY`",
+                f"{have} of {need} approvals\nhint: review it with `retention plans`"
+                + (f" or at {page}" if page else "")
+                + f", then `retention approve {proposal.path} --key KEY`",
                 kind="info",
+            )
+        )
+        unsigned.append(
+            Waiting(
+                proposal.plan.plan_id,
+                proposal.path.name,
+                len(proposal.plan.items),
+                have,
+                need,
+                frozenset(tally.principals),
             )
         )
     await settle(
@@ -187,3 +236,5 @@ async def _remind(session: Session, waiting: Sequence[Proposal]) -> None:
         gone=["proposal:"],
         note="the proposal was applied, set aside or expired",
     )
+    addresses = {name for name in approver_names(settings) if "@" in name}
+    await remind_approvers(settings, session.db, session.clock(), unsigned, addresses)

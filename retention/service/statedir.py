@@ -26,6 +26,17 @@ from retention.errors import InvalidInput, RuntimeFailure
 from retention.service.lock import InstanceLocked, acquire
 from retention.settings import Settings
 
+# InstanceLocked is part of this opener's answer: readers of it catch it from here.
+__all__ = [
+    "InstanceLocked",
+    "LockWait",
+    "RunStopped",
+    "last_scan_time",
+    "locked",
+    "read_only",
+    "reader",
+]
+
 LOCK_POLL_SECONDS = 1.0
 NO_INVENTORY_HINT = "run `retention inventory` (it reads the API) to make one"
 

@@ -41,6 +41,7 @@ LATEST = len(
         "m007_session_facts",
         "m008_keys_as_text",
         "m009_timeliness",
+        "m010_review_postponements",
     )
 )
 

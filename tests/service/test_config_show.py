@@ -94,7 +94,8 @@ def test_table_lists_every_setting_with_its_source(tmp_path: Path) -> None:
     assert result.exit_code == 0
     lines = result.output.splitlines()
     assert lines[0].split() == ["SETTING", "VALUE", "SOURCE"]
-    assert "client_id              acme" in result.output
+    width = lines[0].index("VALUE")
+    assert f"{'client_id':<{width}}acme" in result.output, "values start in one column"
     by_name = {line.split()[0]: line.split()[1:] for line in lines[1:]}
     assert by_name["client_id"] == ["acme", "environment", "(RETENTION_CLIENT_ID)"]
     assert by_name["signing_key"] == ["(unset)", "default"]
