@@ -1,13 +1,16 @@
-"""Shared fixtures: a real sandbox subprocess on loopback, and an in-process sandbox over ASGI.
+"""Shared fixtures: a real sandbox server on loopback, and an in-process sandbox over ASGI.
 
-`sandbox(*args)` starts `python -m retention sandbox --port 0 *args`, waits for the base URL
-on its first line and returns a `SandboxServer`; every server started is stopped at teardown.
-`sandbox_asgi(**kwargs)` builds the same application in-process (`SandboxASGI`): faster, with
-an injectable clock, and its live account at `.account`.
+`sandbox(*args)` serves what `retention sandbox --port 0 *args` serves, from a thread of the
+test's process, and returns a `SandboxServer`; `sandbox_process(*args)` starts the command as a
+real subprocess (for the tests of that command) and waits for the base URL on its first line.
+Every server started is stopped at teardown. `sandbox_asgi(**kwargs)` builds the same
+application without a server (`SandboxASGI`): faster still, with an injectable clock, and its
+live account at `.account`.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import subprocess
 import sys
@@ -20,7 +23,10 @@ from typing import Any
 
 import httpx
 import pytest
+import uvicorn
 
+from retention.cli import sandbox as sandbox_cli
+from retention.cli.sandbox import sandbox as sandbox_command
 from retention.sandbox import Account, SandboxOptions, create_app, generate_account
 
 REPO = Path(__file__).resolve().parents[1]
@@ -30,12 +36,14 @@ STARTUP_TIMEOUT = 30.0
 
 @dataclass
 class SandboxServer:
-    """A running `retention sandbox` subprocess and helpers to inspect and steer it."""
+    """A running sandbox server (a subprocess, or a thread's uvicorn) and helpers to inspect and
+    steer it."""
 
-    proc: subprocess.Popen[str]
+    proc: subprocess.Popen[str] | None
     base_url: str
     output: list[str] = field(default_factory=list)
     reader: threading.Thread | None = None
+    server: uvicorn.Server | None = None
     client_id: str = "sandbox-client"
     client_secret: str = "sandbox-secret"
     refresh_token: str = "sandbox-refresh"
@@ -110,7 +118,9 @@ class SandboxServer:
         return str(body["access_token"])
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
+        if self.server is not None:
+            self.server.should_exit = True
+        elif self.proc is not None and self.proc.poll() is None:
             self.proc.terminate()
             try:
                 self.proc.wait(timeout=10)
@@ -119,7 +129,7 @@ class SandboxServer:
                 self.proc.wait()
         if self.reader is not None:
             self.reader.join(timeout=10)
-        if self.proc.stdout is not None:
+        if self.proc is not None and self.proc.stdout is not None:
             self.proc.stdout.close()
 
     def __enter__(self) -> SandboxServer:
@@ -161,9 +171,72 @@ def start_sandbox(args: tuple[str, ...], stderr_path: Path) -> SandboxServer:
     return SandboxServer(proc, lines[0], lines, reader=reader)
 
 
+def serve_sandbox(args: tuple[str, ...]) -> SandboxServer:
+    """What `retention sandbox --port 0 ARGS` serves, from a thread of this process.
+
+    The options are the command's own (parsed by it), the account, options and socket made as
+    the command makes them; the server runs on the thread's own event loop. Its log goes to
+    this process's stderr, never to the root logger a command in this process configures."""
+    _sandbox_log_apart()
+    params = sandbox_command.make_context("sandbox", ["--port", "0", *args]).params
+    data: Path | None = params["data"]
+    account = sandbox_cli._load(data) if data is not None else sandbox_cli._generated(params)
+    options = SandboxOptions(
+        token_ttl=params["token_ttl"],
+        rotate_refresh_tokens=params["rotate_refresh_tokens"],
+        rate_limit=params["rate_limit"],
+        retry_after="absent" if params["no_retry_after"] else "auto",
+        latency_ms=params["latency_ms"],
+        fault_rate=params["fault_rate"],
+        date_offset=params["date_offset"],
+        seed=params["seed"],
+    )
+    sock = sandbox_cli._bind(params["host"], params["port"])
+    base_url = f"http://{params['host']}:{sock.getsockname()[1]}"
+    config = uvicorn.Config(
+        create_app(account, options),
+        log_level="warning",
+        log_config=None,
+        access_log=False,
+        lifespan="off",
+        date_header=False,
+        timeout_graceful_shutdown=2,
+    )
+    server = uvicorn.Server(config)
+    # The socket listens already: calls made before the loop accepts wait in its backlog.
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    return SandboxServer(None, base_url, [base_url], reader=thread, server=server)
+
+
+def _sandbox_log_apart() -> None:
+    server_log = logging.getLogger("uvicorn")
+    if not server_log.handlers:
+        server_log.addHandler(logging.StreamHandler(sys.__stderr__))
+        server_log.propagate = False
+        logging.getLogger("uvicorn.error").addFilter(sandbox_cli._HideDroppedConnections())
+
+
 @pytest.fixture
-def sandbox(tmp_path: Path) -> Iterator[Callable[..., SandboxServer]]:
-    """Factory: `server = sandbox("--seed", "3")`; all servers are stopped at teardown."""
+def sandbox() -> Iterator[Callable[..., SandboxServer]]:
+    """Factory: `server = sandbox("--seed", "3")`, served from a thread; all servers are
+    stopped at teardown."""
+    started: list[SandboxServer] = []
+
+    def start(*args: str) -> SandboxServer:
+        server = serve_sandbox(args)
+        started.append(server)
+        return server
+
+    yield start
+    for server in started:
+        server.stop()
+
+
+@pytest.fixture
+def sandbox_process(tmp_path: Path) -> Iterator[Callable[..., SandboxServer]]:
+    """Factory: `server = sandbox_process("--seed", "3")`, a real `retention sandbox`
+    subprocess; all servers are stopped at teardown."""
     started: list[SandboxServer] = []
 
     def start(*args: str) -> SandboxServer:
@@ -212,3 +285,22 @@ def sandbox_asgi() -> Callable[..., SandboxASGI]:
 @pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"
+
+
+@pytest.fixture(autouse=True)
+def _python_processes_only_in_e2e(
+    request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A test that starts Python (the CLI, the daemon, the sandbox) as a process is marked e2e:
+    the fast layer (`make unit`) stays in-process."""
+    if request.node.get_closest_marker("e2e") is not None:
+        return
+    popen_init = subprocess.Popen.__init__
+
+    def guarded(self: subprocess.Popen[Any], args: Any, *rest: Any, **kwargs: Any) -> None:
+        command = [args] if isinstance(args, str | bytes | os.PathLike) else list(args)
+        if command and str(command[0]) == sys.executable:
+            pytest.fail(f"{request.node.nodeid} starts {command[:4]}: mark it e2e")
+        popen_init(self, args, *rest, **kwargs)
+
+    monkeypatch.setattr(subprocess.Popen, "__init__", guarded)

@@ -5,6 +5,7 @@ import pkgutil
 import subprocess
 import sys
 
+import pytest
 from click.testing import CliRunner
 
 import retention.cli
@@ -33,6 +34,7 @@ def test_every_command_is_loaded_from_the_module_that_defines_it() -> None:
     assert {name: COMMAND_MODULES[name] for name in defined} == defined
 
 
+@pytest.mark.e2e
 def test_a_command_runs_in_a_fresh_interpreter_that_loaded_only_its_module() -> None:
     probe = (
         "import sys; from retention.cli import main; sys.argv = ['retention', 'validate', "

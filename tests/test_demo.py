@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from support import run_retention
 
 REPO = Path(__file__).resolve().parents[1]
 
 
+@pytest.mark.e2e
 def test_demo_runs_every_step_and_leaves_a_clean_record_and_a_report(tmp_path: Path) -> None:
     workdir = tmp_path / "demo"
     result = run_retention(

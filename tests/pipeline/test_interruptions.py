@@ -8,6 +8,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 ONE_ORGANIZER = """
 policies:
   - name: recordings-30d
@@ -26,6 +28,7 @@ def wait_for(condition: Any, timeout: float = 60.0) -> None:
         time.sleep(0.1)
 
 
+@pytest.mark.e2e
 def test_sigterm_finishes_calls_in_flight_records_their_outcomes_and_stops(
     deployment: Any, tmp_path: Path
 ) -> None:
@@ -57,6 +60,7 @@ def test_sigterm_finishes_calls_in_flight_records_their_outcomes_and_stops(
     assert not remaining & {int(item["sessionId"]) for item in items}
 
 
+@pytest.mark.e2e
 def test_hold_placed_while_a_plan_executes_wins_over_the_plan(
     deployment: Any, tmp_path: Path
 ) -> None:
@@ -87,6 +91,7 @@ def test_hold_placed_while_a_plan_executes_wins_over_the_plan(
     assert int(last["sessionId"]) in dep.server.state()["recording_session_ids"]
 
 
+@pytest.mark.e2e
 def test_hold_placed_after_a_crash_wins_over_the_intent_it_left_pending(
     deployment: Any, tmp_path: Path
 ) -> None:
@@ -97,7 +102,11 @@ def test_hold_placed_after_a_crash_wins_over_the_intent_it_left_pending(
     dep.env["RETENTION_CONCURRENCY"] = "1"
     # Killed with the first intent durable and its hold check not yet made.
     crashed = dep.cli(
-        "apply", str(plan_file), "--yes", extra_env={"RETENTION_FAILPOINTS": "after_intent=1"}
+        "apply",
+        str(plan_file),
+        "--yes",
+        extra_env={"RETENTION_FAILPOINTS": "after_intent=1"},
+        process=True,
     )
     assert crashed.returncode == -signal.SIGKILL
     assert not dep.deletes()

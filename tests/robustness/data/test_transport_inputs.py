@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 from goto.test_tls import self_signed
-from support import run_retention
+from support import invoke_retention
 
 TOKEN = {"access_token": "a", "refresh_token": "r", "expires_in": 3600, "account_key": "1"}
 DEEP = b"[" * 10_000 + b"]" * 10_000
@@ -84,7 +84,7 @@ def _inventory(tmp_path: Path, base: str, **settings: str) -> subprocess.Complet
             **settings,
         }
     )
-    return run_retention("inventory", env=env, timeout=120)
+    return invoke_retention("inventory", env=env, timeout=120)
 
 
 def _one_message(result: subprocess.CompletedProcess[str], code: int, *named: str) -> None:
