@@ -10,8 +10,11 @@ live account at `.account`.
 
 from __future__ import annotations
 
+import gc
+import importlib
 import logging
 import os
+import socket
 import subprocess
 import sys
 import threading
@@ -24,8 +27,10 @@ from typing import Any
 import httpx
 import pytest
 import uvicorn
+from support import FAST_RATE
 
 from retention.cli import sandbox as sandbox_cli
+from retention.cli.app import COMMAND_MODULES
 from retention.cli.sandbox import sandbox as sandbox_command
 from retention.sandbox import Account, SandboxOptions, create_app, generate_account
 
@@ -44,6 +49,7 @@ class SandboxServer:
     output: list[str] = field(default_factory=list)
     reader: threading.Thread | None = None
     server: uvicorn.Server | None = None
+    port_kept: socket.socket | None = None
     client_id: str = "sandbox-client"
     client_secret: str = "sandbox-secret"
     refresh_token: str = "sandbox-refresh"
@@ -95,7 +101,7 @@ class SandboxServer:
                 "RETENTION_REFRESH_TOKEN": self.refresh_token,
                 "RETENTION_STATE_DIR": str(state_dir),
                 "RETENTION_POLICY_DIR": str(policy_dir),
-                "RETENTION_RATE_LIMIT": "100",
+                "RETENTION_RATE_LIMIT": FAST_RATE,
                 "RETENTION_CONCURRENCY": "8",
                 "RETENTION_SCAN_START": "2026-06-01",
                 "PYTHONUNBUFFERED": "1",
@@ -131,12 +137,35 @@ class SandboxServer:
             self.reader.join(timeout=10)
         if self.proc is not None and self.proc.stdout is not None:
             self.proc.stdout.close()
+        if self.server is not None and self.port_kept is None:
+            self.port_kept = _kept_closed(int(self.base_url.rsplit(":", 1)[1]))
+
+    def release(self) -> None:
+        """Give the port back (teardown): until then a stopped server's port refuses calls."""
+        if self.port_kept is not None:
+            self.port_kept.close()
+            self.port_kept = None
 
     def __enter__(self) -> SandboxServer:
         return self
 
     def __exit__(self, *_: object) -> None:
         self.stop()
+
+
+def _kept_closed(port: int) -> socket.socket | None:
+    """The port of a stopped server, bound and not listening: a call to it is refused, where
+    another test's server (this process serves many) might otherwise take the port over."""
+    keeper = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    # As the server's own socket had it: the connections it closed still wait out TIME_WAIT.
+    # The kernel gives a bound port to no other `bind(port 0)`.
+    keeper.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        keeper.bind(("127.0.0.1", port))
+    except OSError:
+        keeper.close()
+        return None
+    return keeper
 
 
 def start_sandbox(args: tuple[str, ...], stderr_path: Path) -> SandboxServer:
@@ -231,6 +260,7 @@ def sandbox() -> Iterator[Callable[..., SandboxServer]]:
     yield start
     for server in started:
         server.stop()
+        server.release()
 
 
 @pytest.fixture
@@ -285,6 +315,16 @@ def sandbox_asgi() -> Callable[..., SandboxASGI]:
 @pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Import every command's module, then freeze what this process holds so far: the garbage
+    collection after each in-process command (support.invoke_retention) then walks only what
+    the tests made since, not the whole of what they imported."""
+    for module in sorted(set(COMMAND_MODULES.values())):
+        importlib.import_module(f"retention.cli.{module}")
+    gc.collect()
+    gc.freeze()
 
 
 @pytest.fixture(autouse=True)

@@ -29,6 +29,10 @@ from retention import failpoints
 from retention.service import logging as service_logging
 
 REPO = Path(__file__).resolve().parents[1]
+# The client's rate limit in the tests' deployments, unless a test is about the pace: the
+# limiter's spacing is tested on its own (tests/goto/test_pacing.py) and under load
+# (tests/robustness/faults), and at GoTo's pace each test would wait on it for seconds.
+FAST_RATE = "1000"
 _SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 
