@@ -10,6 +10,7 @@ live account at `.account`.
 
 from __future__ import annotations
 
+import functools
 import gc
 import importlib
 import logging
@@ -62,8 +63,13 @@ class SandboxServer:
     def token_url(self) -> str:
         return self.base_url + "/oauth/token"
 
+    @functools.cached_property
+    def http(self) -> httpx.Client:
+        """One client for the test's own calls to this server (closed when it stops)."""
+        return httpx.Client(timeout=10)
+
     def _call(self, method: str, path: str, **kwargs: Any) -> Any:
-        response = httpx.request(method, self.base_url + path, timeout=10, **kwargs)
+        response = self.http.request(method, self.base_url + path, **kwargs)
         response.raise_for_status()
         return response.json()
 
@@ -112,11 +118,10 @@ class SandboxServer:
 
     def access_token(self) -> str:
         """A fresh access token (refreshing with, and rotating, the current refresh token)."""
-        response = httpx.post(
+        response = self.http.post(
             self.token_url,
             auth=(self.client_id, self.client_secret),
             data={"grant_type": "refresh_token", "refresh_token": self.refresh_token},
-            timeout=10,
         )
         response.raise_for_status()
         body = response.json()
@@ -124,6 +129,9 @@ class SandboxServer:
         return str(body["access_token"])
 
     def stop(self) -> None:
+        if "http" in self.__dict__:
+            self.http.close()
+            del self.http
         if self.server is not None:
             self.server.should_exit = True
         elif self.proc is not None and self.proc.poll() is None:

@@ -14,6 +14,7 @@ import json
 import logging
 import os
 import signal
+import ssl
 import subprocess
 import sys
 import traceback
@@ -54,6 +55,33 @@ def run_module(
 def run_retention(*args: str, **options: Any) -> subprocess.CompletedProcess[str]:
     """`python -m retention ARGS` as a real subprocess (`run_module`'s options)."""
     return run_module("retention", *args, **options)
+
+
+_CA_CONTEXTS: dict[tuple[str, int, int], ssl.SSLContext] = {}
+
+
+@contextlib.contextmanager
+def _ca_contexts_shared() -> Iterator[None]:
+    """One TLS context per CA file (as it is on disk) for every command in this process:
+    reading a bundle such as httpx's default costs tens of milliseconds a client, as much as a
+    command's own work against the sandbox, which speaks plain HTTP. A changed file is read
+    again; any other way of making a context is left as it is."""
+    create = ssl.create_default_context
+
+    def shared(*args: Any, **kwargs: Any) -> ssl.SSLContext:
+        if args or set(kwargs) != {"cafile"}:
+            return create(*args, **kwargs)
+        stat = os.stat(kwargs["cafile"])
+        key = (str(kwargs["cafile"]), stat.st_mtime_ns, stat.st_size)
+        if key not in _CA_CONTEXTS:
+            _CA_CONTEXTS[key] = create(cafile=kwargs["cafile"])
+        return _CA_CONTEXTS[key]
+
+    ssl.create_default_context = shared
+    try:
+        yield
+    finally:
+        ssl.create_default_context = create
 
 
 @contextlib.contextmanager
@@ -116,7 +144,7 @@ def invoke_retention(
 
     unset: dict[str, str | None] = {key: None for key in os.environ if key not in env}
     runner = CliRunner()
-    with _process_state_kept(cwd):
+    with _process_state_kept(cwd), _ca_contexts_shared():
         result = contextvars.copy_context().run(
             runner.invoke,
             cli,
