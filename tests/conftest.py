@@ -51,6 +51,9 @@ class SandboxServer:
     reader: threading.Thread | None = None
     server: uvicorn.Server | None = None
     port_kept: socket.socket | None = None
+    # Called with (method, path) as each request arrives, before it is answered (a server
+    # served from a thread only): a test acts at an exact point of a run in its own process.
+    on_request: list[Callable[[str, str], None]] = field(default_factory=list)
     client_id: str = "sandbox-client"
     client_secret: str = "sandbox-secret"
     refresh_token: str = "sandbox-refresh"
@@ -230,8 +233,17 @@ def serve_sandbox(args: tuple[str, ...]) -> SandboxServer:
     )
     sock = sandbox_cli._bind(params["host"], params["port"])
     base_url = f"http://{params['host']}:{sock.getsockname()[1]}"
+    on_request: list[Callable[[str, str], None]] = []
+    app = create_app(account, options)
+
+    async def watched(scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http":
+            for hook in list(on_request):
+                hook(scope["method"], scope["path"])
+        await app(scope, receive, send)
+
     config = uvicorn.Config(
-        create_app(account, options),
+        watched,
         log_level="warning",
         log_config=None,
         access_log=False,
@@ -243,7 +255,9 @@ def serve_sandbox(args: tuple[str, ...]) -> SandboxServer:
     # The socket listens already: calls made before the loop accepts wait in its backlog.
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
-    return SandboxServer(None, base_url, [base_url], reader=thread, server=server)
+    return SandboxServer(
+        None, base_url, [base_url], reader=thread, server=server, on_request=on_request
+    )
 
 
 def _sandbox_log_apart() -> None:
