@@ -9,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 
 import retention
@@ -58,6 +59,7 @@ def test_every_command_is_loaded_from_the_module_that_defines_it() -> None:
     assert {name: COMMAND_MODULES[name] for name in defined} == defined
 
 
+@pytest.mark.e2e
 def test_a_command_runs_in_a_fresh_interpreter_that_loaded_only_its_module() -> None:
     probe = (
         "import sys; from retention.cli import main; sys.argv = ['retention', 'validate', "

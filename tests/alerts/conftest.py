@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from aiosmtpd.controller import Controller
 from receivers import Receiver
-from support import Deployment, deploy
+from support import FAST_RATE, Deployment, deploy
 
 SMALL = (
     "--seed",
@@ -70,6 +70,6 @@ def small(sandbox: Callable[..., Any], tmp_path: Path) -> Callable[..., Deployme
 
     def build(policies: str, *args: str, **settings: str) -> Deployment:
         server = sandbox(*SMALL, *args)
-        return deploy(server, tmp_path, policies, RETENTION_RATE_LIMIT="200", **settings)
+        return deploy(server, tmp_path, policies, RETENTION_RATE_LIMIT=FAST_RATE, **settings)
 
     return build

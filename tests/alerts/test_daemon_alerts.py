@@ -7,10 +7,13 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+import pytest
 from daemons import start_daemon
 from support import Deployment
 
 from retention.sandbox.policies import RECORDINGS_30D
+
+pytestmark = pytest.mark.e2e
 
 
 def test_a_refusal_every_scheduled_run_repeats_alerts_once(

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 from approvers import Approver, make_key
-from support import Deployment, deploy
+from support import FAST_RATE, Deployment, deploy
 
 from retention.sandbox.policies import RECORDINGS_30D
 
@@ -26,6 +26,6 @@ def deployment(sandbox: Callable[..., Any], tmp_path: Path) -> Callable[..., Dep
 
     def build(policies: str = RECORDINGS_30D, **settings: str) -> Deployment:
         server = sandbox("--seed", "7", "--days", "150", "--sessions-per-day", "6")
-        return deploy(server, tmp_path, policies, RETENTION_RATE_LIMIT="100", **settings)
+        return deploy(server, tmp_path, policies, RETENTION_RATE_LIMIT=FAST_RATE, **settings)
 
     return build

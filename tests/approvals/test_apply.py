@@ -45,10 +45,14 @@ def approvals_refusals(dep: Deployment) -> list[dict[str, Any]]:
     return [e for e in audit_events(dep, "refused") if e["reason"] == "approvals"]
 
 
+@pytest.mark.e2e
 def test_apply_refuses_one_approval_and_proceeds_with_two_distinct_approvers(
-    planned: Planned,
+    two_person_rule: TwoPersonRule,
 ) -> None:
-    dep, ana, bob, plan = planned
+    """The end-to-end case: plan, approve, apply and verify, each a real `retention` process."""
+    dep, ana, bob = two_person_rule
+    dep.processes = True
+    plan = dep.saved_plan()
     items = json.loads(plan.read_text())["items"]
     assert items
 
@@ -83,6 +87,8 @@ def test_apply_refuses_one_approval_and_proceeds_with_two_distinct_approvers(
     ]
     assert all(a["time"] and "signature" not in a for a in approvers)
     assert approved["approved_by"].endswith("(--yes)")
+    verified = dep.cli("audit", "verify")
+    assert verified.returncode == 0, verified.stdout + verified.stderr
 
 
 def test_a_signature_over_another_plans_hash_does_not_count(planned: Planned) -> None:

@@ -164,6 +164,7 @@ os.kill(os.getpid(), signal.SIGKILL)
 """
 
 
+@pytest.mark.e2e
 def test_intent_is_durable_when_the_call_returns_even_if_the_process_is_killed(
     db_path: Path,
 ) -> None:
@@ -193,6 +194,7 @@ for number in range(int(sys.argv[3])):
 """
 
 
+@pytest.mark.e2e
 def test_two_processes_appending_at_once_keep_one_unbroken_chain(db_path: Path) -> None:
     db_path.parent.mkdir(parents=True)
     writers = [

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 from sqlite_utils import Database
-from support import run_retention
+from support import invoke_retention
 
 from retention.audit import AuditLog
 from retention.audit.head import last_head
@@ -37,7 +37,7 @@ def _retention(state_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
         RETENTION_CONFIG=str(config),
         PYTHONPATH=str(REPO),
     )
-    return run_retention(
+    return invoke_retention(
         *args,
         env=env,
         timeout=120,

@@ -112,6 +112,7 @@ def test_report_uses_no_external_assets_or_scripts(report_page: Path) -> None:
     assert "Acme &lt;litigation&gt;" in page
 
 
+@pytest.mark.e2e
 @pytest.mark.browser
 @pytest.mark.skipif(not CHROMIUM.exists(), reason="needs /usr/bin/chromium")
 def test_report_figures_in_chromium_match_the_events_written(

@@ -33,6 +33,7 @@ from retention.sandbox.policies import policy_set, rule
 from retention.units import format_bytes
 
 pytestmark = [
+    pytest.mark.e2e,
     pytest.mark.browser,
     pytest.mark.skipif(not Path("/usr/bin/chromium").exists(), reason="needs /usr/bin/chromium"),
 ]

@@ -7,7 +7,7 @@ from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
 
-from support import deploy
+from support import FAST_RATE, deploy
 
 from retention.sandbox.policies import policy_set, rule
 
@@ -29,7 +29,7 @@ def test_export_and_report_agree_with_the_bytes_the_sandbox_lost(
     sandbox: Callable[..., Any], tmp_path: Path
 ) -> None:
     server = sandbox("--seed", "7", "--days", "150", "--sessions-per-day", "6")
-    dep = deploy(server, tmp_path, POLICIES, RETENTION_RATE_LIMIT="100")
+    dep = deploy(server, tmp_path, POLICIES, RETENTION_RATE_LIMIT=FAST_RATE)
     before = server.state()
     dep.cli("run", "--yes", check=True)
     after = server.state()

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from support import run_retention
+from support import invoke_retention
 
 from retention.audit import AuditLog
 from retention.audit.store import TRIGGERS
@@ -127,7 +127,7 @@ def test_one_byte_edited_in_the_file_is_detected(written: Path) -> None:
     content = written.read_bytes()
     assert content.count(b'"rate_limit":10') == 1
     written.write_bytes(content.replace(b'"rate_limit":10', b'"rate_limit":19'))
-    result = run_retention(
+    result = invoke_retention(
         "audit",
         "verify",
         "--db",

@@ -12,7 +12,10 @@ import sys
 import time
 from typing import Any
 
+import pytest
 from support import REPO, Deployment
+
+pytestmark = pytest.mark.e2e
 
 _ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]|\r")
 _BAR = "━"

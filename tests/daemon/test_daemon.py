@@ -8,9 +8,12 @@ import time
 from collections import Counter
 from typing import Any
 
+import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from retention.sandbox.policies import RECORDINGS_30D, policy_set, rule
+
+pytestmark = pytest.mark.e2e
 
 RECORDINGS = RECORDINGS_30D
 SESSIONS = policy_set(rule("sessions", 90), rule("attendees", 60, schedule='"0 4 * * *"'))

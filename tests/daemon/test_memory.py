@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from retention.audit import AuditLog
@@ -49,6 +50,7 @@ def _recorded_run(dep: Any) -> tuple[datetime, str]:
     return datetime.fromisoformat(moment), {"ok": "ok", "halted": "failed"}[result]
 
 
+@pytest.mark.e2e
 def test_a_restarted_daemon_reports_the_previous_run_from_healthz_metrics_and_status(
     deployment: Any, daemon: Any, notify_socket: Any
 ) -> None:
@@ -77,6 +79,7 @@ def test_a_restarted_daemon_reports_the_previous_run_from_healthz_metrics_and_st
     assert second.stop() == 0
 
 
+@pytest.mark.e2e
 def test_a_run_the_cli_made_is_the_last_run_a_starting_daemon_reports(
     deployment: Any, daemon: Any, notify_socket: Any
 ) -> None:
@@ -97,6 +100,7 @@ def test_a_run_the_cli_made_is_the_last_run_a_starting_daemon_reports(
     assert proc.stop() == 0
 
 
+@pytest.mark.e2e
 def test_a_daemon_on_a_new_state_directory_reports_no_run_yet(
     deployment: Any, daemon: Any, notify_socket: Any
 ) -> None:

@@ -6,10 +6,13 @@ import sqlite3
 from pathlib import Path
 from typing import Any
 
+import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from retention.audit.store import TRIGGERS
 from retention.sandbox.policies import RECORDINGS_30D
+
+pytestmark = pytest.mark.e2e
 
 HOLD_ON_A_MISSPELT_GROUP = """
 holds:

@@ -9,10 +9,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import pytest
 from approvers import audit_events, make_key, write_signers
 from receivers import Receiver
 
 from retention.sandbox.policies import RECORDINGS_30D
+
+pytestmark = pytest.mark.e2e
 
 WAIT_SECONDS = 90.0
 

@@ -41,6 +41,7 @@ policies:
 """
 
 
+@pytest.mark.e2e
 def test_each_scheduled_run_applies_only_the_policies_whose_schedule_fired(
     deployment: Any, daemon: Any
 ) -> None:

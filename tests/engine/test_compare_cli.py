@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from support import Deployment, deploy
+from support import FAST_RATE, Deployment, deploy
 
 from retention.sandbox.policies import BOARD_7Y, policy_set, rule
 
@@ -32,7 +32,7 @@ def deployment(sandbox: Callable[..., Any], tmp_path: Path) -> Deployment:
     base = tmp_path / "main" / "policies"
     base.mkdir(parents=True)
     (base / "policies.yaml").write_text(BASE)
-    return deploy(server, tmp_path, CHANGE, RETENTION_RATE_LIMIT="100")
+    return deploy(server, tmp_path, CHANGE, RETENTION_RATE_LIMIT=FAST_RATE)
 
 
 def base_dir(deployment: Deployment) -> Path:

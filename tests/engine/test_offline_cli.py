@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from support import Deployment, deploy
+from support import FAST_RATE, Deployment, deploy
 
 from retention.cli.planning import unreachable
 from retention.goto.errors import ApiError, TlsError
@@ -23,7 +23,7 @@ AS_OF = datetime.now(UTC).replace(microsecond=0).isoformat().replace("+00:00", "
 @pytest.fixture
 def deployment(sandbox: Callable[..., Any], tmp_path: Path) -> Deployment:
     server = sandbox("--seed", "7", "--days", "150", "--sessions-per-day", "6")
-    return deploy(server, tmp_path, POLICIES, RETENTION_RATE_LIMIT="100")
+    return deploy(server, tmp_path, POLICIES, RETENTION_RATE_LIMIT=FAST_RATE)
 
 
 def keys(document: dict[str, Any]) -> set[tuple[str, str]]:

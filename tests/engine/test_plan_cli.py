@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from support import Deployment, deploy
+from support import FAST_RATE, Deployment, deploy
 
 from retention.sandbox.policies import BOARD_7Y, policy_set, rule
 
@@ -18,7 +18,7 @@ POLICIES = policy_set(rule("recordings", 30), rule("sessions", 90), BOARD_7Y)
 @pytest.fixture
 def deployment(sandbox: Callable[..., Any], tmp_path: Path) -> Deployment:
     server = sandbox("--seed", "7", "--days", "150", "--sessions-per-day", "6")
-    return deploy(server, tmp_path, POLICIES, RETENTION_RATE_LIMIT="100")
+    return deploy(server, tmp_path, POLICIES, RETENTION_RATE_LIMIT=FAST_RATE)
 
 
 def test_a_plan_as_of_the_future_is_a_preview_that_apply_refuses(

@@ -11,7 +11,8 @@ from collections import Counter
 from pathlib import Path
 
 import httpx
-from support import run_retention
+import pytest
+from support import invoke_retention
 
 REPO = Path(__file__).resolve().parents[2]
 SANDBOX_NOW = "2026-11-23T00:00:00Z"
@@ -20,7 +21,7 @@ SANDBOX_NOW = "2026-11-23T00:00:00Z"
 def retention(
     args: list[str], env: dict[str, str], stdin: str | None = None
 ) -> subprocess.CompletedProcess[str]:
-    return run_retention(
+    return invoke_retention(
         *args,
         env={**os.environ, **env},
         timeout=120,
@@ -97,6 +98,7 @@ def test_inventory_exits_1_and_names_the_failing_windows(sandbox, tmp_path):
     assert "Traceback" not in result.stderr
 
 
+@pytest.mark.e2e
 def test_auth_login_stores_the_refresh_token_and_status_reports_it(sandbox, tmp_path):
     server = sandbox("--organizers", "2", "--groups", "1", "--days", "5", "--now", SANDBOX_NOW)
     env = settings_env(server, tmp_path / "state")

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from support import Deployment, deploy
+from support import FAST_RATE, Deployment, deploy
 
 from retention.sandbox.policies import THREE_ACTIONS
 
@@ -18,7 +18,7 @@ POLICIES = THREE_ACTIONS
 def deployment(sandbox: Callable[..., Any], tmp_path: Path) -> Callable[..., Deployment]:
     """Factory: a sandbox started with `args` and a deployment of the service against it."""
 
-    def build(*args: str, policies: str = POLICIES, rate_limit: str = "100") -> Deployment:
+    def build(*args: str, policies: str = POLICIES, rate_limit: str = FAST_RATE) -> Deployment:
         server = sandbox("--seed", "7", "--days", "150", "--sessions-per-day", "6", *args)
         return deploy(server, tmp_path, policies, RETENTION_RATE_LIMIT=rate_limit)
 

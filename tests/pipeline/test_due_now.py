@@ -155,6 +155,7 @@ def test_a_plan_and_a_state_directory_refuse_another_account(
     assert not any(r["method"] == "DELETE" for r in other.requests())
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize("failpoint", ["after_intent=2", "after_send=2"])
 def test_reconciliation_after_a_crash_reads_the_organizers_own_history(
     deployment: Any, tmp_path: Path, failpoint: str
@@ -164,7 +165,11 @@ def test_reconciliation_after_a_crash_reads_the_organizers_own_history(
     plan_file = tmp_path / "plan.json"
     items = plan_items(dep, plan_file)
     crashed = dep.cli(
-        "apply", str(plan_file), "--yes", extra_env={"RETENTION_FAILPOINTS": failpoint}
+        "apply",
+        str(plan_file),
+        "--yes",
+        extra_env={"RETENTION_FAILPOINTS": failpoint},
+        process=True,
     )
     assert crashed.returncode == -signal.SIGKILL
     pending = [e for e in dep.events() if e["event"] == "intent"][-1]["sessionId"]
@@ -195,6 +200,7 @@ policies:
 """
 
 
+@pytest.mark.e2e
 def test_an_intent_left_pending_is_decided_again_before_it_is_sent_again(
     deployment: Any, tmp_path: Path
 ) -> None:
@@ -203,7 +209,11 @@ def test_an_intent_left_pending_is_decided_again_before_it_is_sent_again(
     plan_file = tmp_path / "plan.json"
     plan_items(dep, plan_file)
     crashed = dep.cli(
-        "apply", str(plan_file), "--yes", extra_env={"RETENTION_FAILPOINTS": "after_intent=1"}
+        "apply",
+        str(plan_file),
+        "--yes",
+        extra_env={"RETENTION_FAILPOINTS": "after_intent=1"},
+        process=True,
     )
     assert crashed.returncode == -signal.SIGKILL
     pending = [e for e in dep.events() if e["event"] == "intent"][-1]["sessionId"]
@@ -259,6 +269,7 @@ def test_a_cap_refuses_its_own_policy_while_the_other_policys_removals_are_made(
     assert all(path.endswith("/attendees") for path in paths)
 
 
+@pytest.mark.e2e
 def test_after_sigterm_no_new_delete_starts_and_no_item_gets_more_than_two(
     deployment: Any, tmp_path: Path
 ) -> None:

@@ -8,6 +8,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 ONE_ORGANIZER = """
 policies:
   - name: recordings-30d
@@ -26,6 +28,7 @@ def wait_for(condition: Any, timeout: float = 60.0) -> None:
         time.sleep(0.1)
 
 
+@pytest.mark.e2e
 def test_sigterm_finishes_calls_in_flight_records_their_outcomes_and_stops(
     deployment: Any, tmp_path: Path
 ) -> None:
@@ -60,24 +63,32 @@ def test_sigterm_finishes_calls_in_flight_records_their_outcomes_and_stops(
 def test_hold_placed_while_a_plan_executes_wins_over_the_plan(
     deployment: Any, tmp_path: Path
 ) -> None:
-    dep = deployment("--latency-ms", "200", policies=ONE_ORGANIZER)
+    dep = deployment(policies=ONE_ORGANIZER)
     dep.env["RETENTION_CONCURRENCY"] = "1"
     plan_file = tmp_path / "plan.json"
     dep.cli("plan", "--out", str(plan_file), check=True)
     items = json.loads(plan_file.read_text())["items"]
     last = items[-1]
-    proc = dep.popen("apply", str(plan_file), "--yes")
-    wait_for(lambda: len(dep.deletes()) >= 1)
+    # The run looks at the policy folder at most once a second (engine/holds.py): the
+    # sandbox's latency keeps it sending for longer than that after the hold is placed.
+    dep.server.control(latency_ms=200)
+    hold = dep.policy_dir / "hold.yaml"
 
-    (dep.policy_dir / "hold.yaml").write_text(
-        "holds:\n"
-        "  - id: LATE-HOLD\n"
-        "    reason: Placed while the plan was executing.\n"
-        f"    sessions: [{last['sessionId']}]\n"
-    )
-    _, stderr = proc.communicate(timeout=120)
+    def place_hold_at_the_first_delete(method: str, _path: str) -> None:
+        if method == "DELETE" and not hold.exists():  # before the sandbox answers it
+            hold.write_text(
+                "holds:\n"
+                "  - id: LATE-HOLD\n"
+                "    reason: Placed while the plan was executing.\n"
+                f"    sessions: [{last['sessionId']}]\n"
+            )
 
-    assert proc.returncode == 0, stderr
+    dep.server.on_request.append(place_hold_at_the_first_delete)
+    result = dep.cli("apply", str(plan_file), "--yes")
+
+    assert result.returncode == 0, result.stderr
+    assert len(items) >= 10, "sends enough after the hold for the run to look at the folder again"
+    assert hold.exists(), "the hold came while the plan was executing"
     held = [e for e in dep.events() if e["event"] == "outcome" and e["outcome"] == "skipped_hold"]
     assert [(int(e["sessionId"]), e["reason"]) for e in held] == [
         (int(last["sessionId"]), "held by hold:LATE-HOLD")
@@ -87,6 +98,7 @@ def test_hold_placed_while_a_plan_executes_wins_over_the_plan(
     assert int(last["sessionId"]) in dep.server.state()["recording_session_ids"]
 
 
+@pytest.mark.e2e
 def test_hold_placed_after_a_crash_wins_over_the_intent_it_left_pending(
     deployment: Any, tmp_path: Path
 ) -> None:
@@ -97,7 +109,11 @@ def test_hold_placed_after_a_crash_wins_over_the_intent_it_left_pending(
     dep.env["RETENTION_CONCURRENCY"] = "1"
     # Killed with the first intent durable and its hold check not yet made.
     crashed = dep.cli(
-        "apply", str(plan_file), "--yes", extra_env={"RETENTION_FAILPOINTS": "after_intent=1"}
+        "apply",
+        str(plan_file),
+        "--yes",
+        extra_env={"RETENTION_FAILPOINTS": "after_intent=1"},
+        process=True,
     )
     assert crashed.returncode == -signal.SIGKILL
     assert not dep.deletes()

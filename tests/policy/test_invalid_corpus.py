@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from support import run_retention
+from support import invoke_retention
 
 CORPUS = Path(__file__).parent / "invalid"
 CASES = sorted(path.name for path in CORPUS.iterdir() if not path.name.startswith("."))
@@ -34,7 +34,7 @@ def test_corpus_has_at_least_twenty_cases_each_with_an_expectation() -> None:
 
 @pytest.mark.parametrize("case", CASES)
 def test_validate_refuses_invalid_file_with_its_exact_message(case: str) -> None:
-    result = run_retention(
+    result = invoke_retention(
         "validate",
         case,
         cwd=CORPUS,

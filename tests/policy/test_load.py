@@ -11,7 +11,7 @@ from pathlib import Path
 import jsonschema
 import pytest
 from click.testing import CliRunner
-from support import run_retention
+from support import invoke_retention
 
 from retention import examples
 from retention.cli.app import cli
@@ -27,7 +27,7 @@ RULE = (
 
 
 def test_shipped_policies_validate_through_the_cli() -> None:
-    result = run_retention(
+    result = invoke_retention(
         "validate",
         str(SHIPPED),
         timeout=60,

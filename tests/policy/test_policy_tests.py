@@ -9,7 +9,7 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
-from support import run_retention
+from support import invoke_retention
 
 from retention import examples
 from retention.engine.cases import case_files, load_cases, run_cases
@@ -49,7 +49,7 @@ def folder_with(tmp_path: Path, case: str, policy: str = POLICY) -> Path:
 
 
 def test_the_shipped_policies_pass_their_tests() -> None:
-    result = run_retention("test", str(SHIPPED))
+    result = invoke_retention("test", str(SHIPPED))
 
     assert result.returncode == 0, result.stdout + result.stderr
     assert " 0 failed" in result.stdout
@@ -63,7 +63,7 @@ def test_a_shorter_retention_on_legal_fails_the_case_that_states_the_intent(
     retain.write_text(retain.read_text().replace("after: 7y", "after: 5y"))
     junit = tmp_path / "junit.xml"
 
-    result = run_retention("test", str(shipped), "--junit", str(junit))
+    result = invoke_retention("test", str(shipped), "--junit", str(junit))
 
     assert result.returncode == 1
     assert "FAIL " in result.stdout
@@ -85,7 +85,7 @@ def test_a_failure_names_expected_got_and_the_deciding_rule(tmp_path: Path) -> N
 
     environment = {**os.environ, "RETENTION_POLICY_DIR": str(folder)}
 
-    result = run_retention("test", env=environment)  # the configured folder by default
+    result = invoke_retention("test", env=environment)  # the configured folder by default
 
     assert result.returncode == 1
     assert "delete_recordings: expected held, got due (rule recordings-30d" in result.stdout
@@ -127,8 +127,8 @@ def test_an_invalid_test_file_exits_2_naming_file_line_and_column(tmp_path: Path
     folder = folder_with(tmp_path, CASE.replace("end: 2026", "end: [2026"))
     wrong = folder_with(tmp_path / "other", CASE.replace("as_of: 2026-12-01", "as_of: soon"))
 
-    broken = run_retention("test", str(folder))
-    invalid = run_retention("test", str(wrong))
+    broken = invoke_retention("test", str(folder))
+    invalid = invoke_retention("test", str(wrong))
 
     assert broken.returncode == 2
     assert f"{folder / 'tests' / 'cases.yaml'}:" in broken.stderr
@@ -188,7 +188,7 @@ def test_a_folder_without_tests_exits_2(tmp_path: Path) -> None:
     folder.mkdir()
     (folder / "p.yaml").write_text(POLICY)
 
-    result = run_retention("test", str(folder))
+    result = invoke_retention("test", str(folder))
 
     assert result.returncode == 2
     assert "no policy tests" in result.stderr

@@ -10,7 +10,7 @@ from typing import Any
 
 import httpx
 import pytest
-from support import run_retention
+from support import invoke_retention
 
 from retention.sandbox import load_account
 
@@ -18,8 +18,9 @@ NOW = "2026-11-23T00:00:00Z"
 WINDOW = {"startDate": "2026-10-01T00:00:00Z", "endDate": NOW}
 
 
-def test_serves_history_with_a_token_from_the_token_endpoint(sandbox: Any) -> None:
-    server = sandbox("--seed", "1", "--now", NOW)
+@pytest.mark.e2e
+def test_serves_history_with_a_token_from_the_token_endpoint(sandbox_process: Any) -> None:
+    server = sandbox_process("--seed", "1", "--now", NOW)
     assert server.base_url.startswith("http://127.0.0.1:")
     deadline = time.monotonic() + 10  # the summary follows the first line
     while not any("refresh token:" in line for line in server.output):
@@ -90,10 +91,7 @@ def test_rate_limit_flag_without_retry_after(sandbox: Any) -> None:
 
 
 def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return run_retention(
-        *args,
-        timeout=60,
-    )
+    return invoke_retention(*args)
 
 
 def test_generate_round_trips_through_data(sandbox: Any, tmp_path: Path) -> None:

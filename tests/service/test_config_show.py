@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner
-from support import run_retention
+from support import invoke_retention
 
 import retention.cli.config  # noqa: F401  (attaches `config` to the root group)
 from retention.cli.app import cli
@@ -109,7 +109,7 @@ def run_cli(env: dict[str, str]) -> CompletedProcess[str]:
         for k, v in os.environ.items()
         if not k.startswith("RETENTION_") and k != "CREDENTIALS_DIRECTORY"
     }
-    return run_retention(
+    return invoke_retention(
         "config",
         "show",
         env={**base, **env},

@@ -47,6 +47,7 @@ def holder(tmp_path: Path) -> Iterator[subprocess.Popen[str]]:
             stream.close()
 
 
+@pytest.mark.e2e
 def test_second_instance_is_refused_naming_the_holder_pid(
     tmp_path: Path, holder: subprocess.Popen[str]
 ) -> None:
@@ -57,6 +58,7 @@ def test_second_instance_is_refused_naming_the_holder_pid(
     assert refused.value.exit_code == 1
 
 
+@pytest.mark.e2e
 def test_waiting_instance_takes_the_lock_once_the_holder_releases_it(
     tmp_path: Path, holder: subprocess.Popen[str]
 ) -> None:
@@ -79,6 +81,7 @@ def test_waiting_instance_takes_the_lock_once_the_holder_releases_it(
     assert record["pid"] == os.getpid()
 
 
+@pytest.mark.e2e
 def test_lock_of_a_killed_holder_is_free_at_once(
     tmp_path: Path, holder: subprocess.Popen[str]
 ) -> None:
@@ -121,6 +124,7 @@ def blocked_on_a_lock(pid: int) -> bool:
     )
 
 
+@pytest.mark.e2e
 @pytest.mark.skipif(not Path("/proc/locks").exists(), reason="needs Linux /proc/locks")
 def test_waiting_without_a_limit_blocks_until_the_holder_exits(
     tmp_path: Path, holder: subprocess.Popen[str]

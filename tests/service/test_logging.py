@@ -79,6 +79,7 @@ def run_child(mode: str) -> subprocess.CompletedProcess[str]:
     )
 
 
+@pytest.mark.e2e
 def test_secret_canaries_never_appear_in_json_log_output() -> None:
     result = run_child("json")
     output = result.stdout + result.stderr
@@ -96,6 +97,7 @@ def test_secret_canaries_never_appear_in_json_log_output() -> None:
     assert fields["note"] == "secret is ***"
 
 
+@pytest.mark.e2e
 def test_secret_canaries_never_appear_in_console_log_output() -> None:
     result = run_child("console")
     output = result.stdout + result.stderr
@@ -168,6 +170,7 @@ structlog.get_logger("retention.test").info("format chosen")
 """
 
 
+@pytest.mark.e2e
 def test_output_is_json_off_a_terminal_and_console_on_one() -> None:
     piped = subprocess.run(
         [sys.executable, "-c", AUTO_FORMAT], capture_output=True, text=True, timeout=60, check=True

@@ -14,6 +14,7 @@ import pytest
 from retention.service.notify import Notifier, feed_watchdog, watchdog_interval
 
 
+@pytest.mark.e2e
 def test_ready_from_a_child_process_reaches_the_socket_named_in_its_environment(
     notify_socket: tuple[str, socket.socket],
 ) -> None:

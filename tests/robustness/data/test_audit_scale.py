@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from support import REPO, run_retention
+from support import REPO, invoke_retention
 
 from retention.audit import AuditLog
 
@@ -88,7 +88,7 @@ def build_log(path: Path, pairs: int) -> None:
 
 def retention(*args: str) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("RETENTION_")}
-    return run_retention(
+    return invoke_retention(
         *args,
         env=env,
         timeout=1800,
@@ -131,11 +131,13 @@ def check_scale(tmp_path: Path, pairs: int) -> tuple[int, int]:
     return small_rss, large_rss
 
 
+@pytest.mark.e2e
 @pytest.mark.torture  # wall-clock heavy: `make torture`
 def test_fifty_thousand_rows_verify_and_export_in_flat_memory(tmp_path: Path) -> None:
     check_scale(tmp_path, 25_000)
 
 
+@pytest.mark.e2e
 @pytest.mark.torture
 @pytest.mark.timeout(1800)
 def test_a_million_rows_verify_and_export_in_flat_memory(tmp_path: Path) -> None:

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import json
 import sqlite3
-import subprocess
-import sys
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+
+from support import invoke_retention
 
 from .conftest import Service, iso, session_entry
 
@@ -90,13 +90,7 @@ def test_a_data_file_with_a_bad_override_is_refused_naming_the_entry(
     account_file: Callable[[list[dict[str, Any]]], Path],
 ) -> None:
     path = account_file([session_entry(CONTROL, OLD, _raw=["not", "an", "object"])])
-    result = subprocess.run(
-        [sys.executable, "-m", "retention", "sandbox", "--port", "0", "--data", str(path)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    result = invoke_retention("sandbox", "--port", "0", "--data", str(path))
     assert result.returncode == 2
     assert f"sessions[0] (sessionId {CONTROL}): '_raw' must be dict" in result.stderr
 

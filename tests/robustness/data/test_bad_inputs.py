@@ -20,7 +20,7 @@ from pathlib import Path
 import click
 import pytest
 from click.testing import CliRunner
-from support import run_retention
+from support import invoke_retention
 
 from retention import examples
 from retention.cli.app import RetentionGroup
@@ -158,6 +158,7 @@ def fill(disk: Path) -> Path:
     return filler
 
 
+@pytest.mark.e2e
 def test_a_full_disk_during_inventory_is_one_message_and_the_state_survives(
     service: Callable[..., Service], tmpfs: Path
 ) -> None:
@@ -166,7 +167,7 @@ def test_a_full_disk_during_inventory_is_one_message_and_the_state_survives(
     rows = state_rows(deployed)
     filler = fill(tmpfs)
     for command in (("inventory", "--full"), ("run", "--yes")):
-        result = deployed.cli(*command)
+        result = deployed.cli(*command, process=True)
         assert result.returncode == 1, (command, result.stderr)
         clean(result)
         assert "disk is full" in result.stderr, result.stderr
@@ -234,7 +235,7 @@ def test_auth_status_reads_the_stored_token_without_a_network_call(tmp_path: Pat
         # Nothing listens here: a network call would fail the command.
         "RETENTION_TOKEN_URL": "http://127.0.0.1:9/oauth/token",
     }
-    status = run_retention(
+    status = invoke_retention(
         "auth",
         "status",
         env=env,
@@ -245,7 +246,7 @@ def test_auth_status_reads_the_stored_token_without_a_network_call(tmp_path: Pat
     assert "belongs to: admin@example.com" in status.stdout
     assert "canary" not in status.stdout + status.stderr
     assert (state / "refresh_token.json").read_bytes() == before
-    checked = run_retention(
+    checked = invoke_retention(
         "auth",
         "status",
         "--check",

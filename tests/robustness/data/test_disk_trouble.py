@@ -75,6 +75,7 @@ def test_read_only_state_directory_fails_clearly_and_sends_no_delete(
 NOTHING_DUE = policy_set(rule("sessions", 400))
 
 
+@pytest.mark.e2e
 def test_full_disk_stops_the_run_and_every_delete_sent_has_a_durable_intent(
     service: Callable[..., Service], mounts: Callable[..., None], tmp_path: Path
 ) -> None:

@@ -10,14 +10,16 @@ import json
 import os
 import ssl
 import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 
 import pytest
 from goto.test_tls import self_signed
-from support import run_retention
+from support import invoke_retention
 
 TOKEN = {"access_token": "a", "refresh_token": "r", "expires_in": 3600, "account_key": "1"}
 DEEP = b"[" * 10_000 + b"]" * 10_000
@@ -47,9 +49,18 @@ class Api(BaseHTTPRequestHandler):
         return
 
 
+class Server(ThreadingHTTPServer):
+    """A client that stops reading an answer over its size cap closes the connection: the
+    server thread, in the command's process, must not print that on the command's stderr."""
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        if not isinstance(sys.exc_info()[1], ConnectionError):
+            super().handle_error(request, client_address)
+
+
 def _serve(context: ssl.SSLContext | None = None) -> Iterator[tuple[str, type[Api]]]:
     handler = type("Answering", (Api,), {})
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    server = Server(("127.0.0.1", 0), handler)
     if context is not None:
         server.socket = context.wrap_socket(server.socket, server_side=True)
     threading.Thread(target=server.serve_forever, daemon=True).start()
@@ -84,7 +95,7 @@ def _inventory(tmp_path: Path, base: str, **settings: str) -> subprocess.Complet
             **settings,
         }
     )
-    return run_retention("inventory", env=env, timeout=120)
+    return invoke_retention("inventory", env=env, timeout=120)
 
 
 def _one_message(result: subprocess.CompletedProcess[str], code: int, *named: str) -> None:

@@ -11,6 +11,8 @@ import pytest
 
 from .conftest import Service
 
+pytestmark = pytest.mark.e2e
+
 SANDBOX = ("--seed", "11", "--days", "120", "--sessions-per-day", "2", "--latency-ms", "5")
 
 

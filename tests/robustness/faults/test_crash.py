@@ -27,6 +27,7 @@ def finish(stage: Any) -> None:
     assert final.returncode == 0, final.stderr[-2000:]
 
 
+@pytest.mark.e2e
 def test_a_crash_at_each_failpoint_in_turn_even_during_recovery_loses_and_repeats_nothing(
     stage: Any,
 ) -> None:
@@ -34,12 +35,14 @@ def test_a_crash_at_each_failpoint_in_turn_even_during_recovery_loses_and_repeat
     items = dep.plan()
     assert len(items) > 40
 
-    crashed = dep.cli("apply", plan_file(dep), "--yes", extra_env={FAILPOINTS: f"{POINTS[0]}=30"})
+    crashed = dep.cli(
+        "apply", plan_file(dep), "--yes", extra_env={FAILPOINTS: f"{POINTS[0]}=30"}, process=True
+    )
     assert crashed.returncode == KILLED, crashed.stderr[-2000:]
     # Each next run reconciles the intents the last crash left in flight first: the third hit
     # of its failpoint falls in there or just after, so recovery itself is crashed too.
     for point in POINTS[1:]:
-        again = dep.cli("run", "--yes", extra_env={FAILPOINTS: f"{point}=3"})
+        again = dep.cli("run", "--yes", extra_env={FAILPOINTS: f"{point}=3"}, process=True)
         assert again.returncode == KILLED, (point, again.stderr[-2000:])
     finish(dep)
 
@@ -67,6 +70,7 @@ def kill_at_random_moments(
     return killed
 
 
+@pytest.mark.e2e
 @pytest.mark.torture  # wall-clock heavy: `make torture`
 def test_kill_9_at_random_moments_during_apply_and_recovery_then_run_finishes_the_plan(
     stage: Any,
@@ -79,6 +83,7 @@ def test_kill_9_at_random_moments_during_apply_and_recovery_then_run_finishes_th
     dep.assert_recovered(items)
 
 
+@pytest.mark.e2e
 @pytest.mark.torture
 @pytest.mark.parametrize("trial", range(12))
 def test_torture_kill_9_and_failpoints_over_a_1000_item_plan_lose_nothing(
@@ -97,7 +102,7 @@ def test_torture_kill_9_and_failpoints_over_a_1000_item_plan_lose_nothing(
             point = rng.choice(POINTS)
             hit = rng.randint(1, len(items) // 3)
             args = ("apply", plan_file(dep), "--yes") if attempt == 0 else ("run", "--yes")
-            done = dep.cli(*args, extra_env={FAILPOINTS: f"{point}={hit}"})
+            done = dep.cli(*args, extra_env={FAILPOINTS: f"{point}={hit}"}, process=True)
             killed += done.returncode == KILLED
     finish(dep)
     recovery = dep.assert_recovered(items)
@@ -108,12 +113,15 @@ def test_torture_kill_9_and_failpoints_over_a_1000_item_plan_lose_nothing(
     )
 
 
+@pytest.mark.e2e
 def test_a_restart_while_the_api_fails_sends_nothing_new_until_it_can_reconcile(
     stage: Any,
 ) -> None:
     dep = stage("--days", "50", "--sessions-per-day", "4")
     items = dep.plan()
-    crashed = dep.cli("apply", plan_file(dep), "--yes", extra_env={FAILPOINTS: "after_intent=20"})
+    crashed = dep.cli(
+        "apply", plan_file(dep), "--yes", extra_env={FAILPOINTS: "after_intent=20"}, process=True
+    )
     assert crashed.returncode == KILLED, crashed.stderr[-2000:]
     dep.server.control(fault_rate=1.0)
     mark = len(dep.requests())

@@ -10,7 +10,10 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
+import pytest
 from support import reaped
+
+pytestmark = pytest.mark.e2e
 
 DEADLINE = {"RETENTION_CALL_DEADLINE": "2"}
 

@@ -99,6 +99,7 @@ def test_torture_fault_storm_over_a_1000_item_plan(stage: Any) -> None:
     storm(stage, days="130", per_day="10")
 
 
+@pytest.mark.e2e
 @pytest.mark.torture  # wall-clock heavy: `make torture`
 def test_429_bursts_with_every_kind_of_retry_after_are_waited_out_and_lose_nothing(
     stage: Any,

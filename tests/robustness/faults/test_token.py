@@ -54,6 +54,7 @@ def test_access_tokens_living_2s_with_rotation_cost_no_removal(stage: Any) -> No
     short_tokens_apply(stage, days="90", per_day="4", rate="60")
 
 
+@pytest.mark.e2e
 @pytest.mark.torture
 def test_torture_1000_item_apply_with_2s_tokens_and_rotation_fails_nothing_for_auth(
     stage: Any,
@@ -82,12 +83,17 @@ def killed_at_second_refresh(stage: Any, failpoint: str) -> tuple[Any, list[Any]
     dep.env["RETENTION_RATE_LIMIT"] = "40"
     items = dep.plan()
     crashed = dep.cli(
-        "apply", str(dep.root / "plan.json"), "--yes", extra_env={FAILPOINTS: f"{failpoint}=2"}
+        "apply",
+        str(dep.root / "plan.json"),
+        "--yes",
+        extra_env={FAILPOINTS: f"{failpoint}=2"},
+        process=True,
     )
     assert crashed.returncode == KILLED, crashed.stderr[-2000:]
     return dep, items, len(dep.requests())
 
 
+@pytest.mark.e2e
 def test_crash_before_a_rotated_refresh_token_is_stored_refuses_next_run_until_login(
     stage: Any,
 ) -> None:
@@ -109,6 +115,7 @@ def test_crash_before_a_rotated_refresh_token_is_stored_refuses_next_run_until_l
     dep.assert_recovered(items)
 
 
+@pytest.mark.e2e
 def test_crash_after_a_rotated_refresh_token_is_stored_loses_nothing(stage: Any) -> None:
     dep, items, mark = killed_at_second_refresh(stage, "after_token_persist")
 
