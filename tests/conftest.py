@@ -343,7 +343,12 @@ def pytest_collection_finish(session: pytest.Session) -> None:
     """Import every command's module, then freeze what this process holds so far: the garbage
     collection after each in-process command (support.invoke_retention) then walks only what
     the tests made since, not the whole of what they imported."""
-    for module in sorted(set(COMMAND_MODULES.values())):
+    modules = {
+        module
+        for entry in COMMAND_MODULES.values()
+        for module in ((entry,) if isinstance(entry, str) else entry)
+    }
+    for module in sorted(modules):
         importlib.import_module(f"retention.cli.{module}")
     gc.collect()
     gc.freeze()

@@ -95,7 +95,7 @@ def _process_state_kept(cwd: Path) -> Iterator[None]:
     handlers, level = list(root.handlers), root.level
     quiet = {name: logging.getLogger(name).level for name in service_logging.QUIET_LOGGERS}
     structlog_config = structlog.get_config()
-    secrets = set(service_logging._known_secrets)
+    secrets = dict(service_logging._known_secrets)
     handlers_by_signal = {signum: signal.getsignal(signum) for signum in _SIGNALS}
     hits = failpoints._hits.copy()
     os.chdir(cwd)

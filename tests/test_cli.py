@@ -3,7 +3,6 @@
 import importlib
 import importlib.metadata
 import json
-import os
 import pkgutil
 import subprocess
 import sys
@@ -83,12 +82,10 @@ def test_version_is_the_package_version_and_the_installed_metadata_agrees() -> N
 
 
 def test_shell_completion_completes_command_names() -> None:
-    env = {**os.environ, "_RETENTION_COMPLETE": "bash_complete", "COMP_WORDS": "retention in"}
-    env["COMP_CWORD"] = "1"
-    done = subprocess.run(
-        [sys.executable, "-m", "retention"], env=env, capture_output=True, text=True, check=True
-    )
-    assert done.stdout.split() == ["plain,init", "plain,inventory"]
+    env = {"_RETENTION_COMPLETE": "bash_complete", "COMP_WORDS": "retention in", "COMP_CWORD": "1"}
+    done = CliRunner().invoke(cli, [], env=env, prog_name="retention")
+    assert done.exit_code == 0, done.output
+    assert done.output.split() == ["plain,init", "plain,inventory"]
 
 
 def test_a_mistyped_variable_is_warned_once_on_stderr_naming_the_nearest() -> None:

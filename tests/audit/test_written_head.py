@@ -197,10 +197,12 @@ def test_a_log_made_before_adoptions_takes_one_once_opened_for_writing(
     conn = sqlite3.connect(db_path, isolation_level=None)
     (version,) = conn.execute("PRAGMA schema_version").fetchone()
     conn.execute("PRAGMA writable_schema = ON")
-    conn.execute("UPDATE sqlite_master SET sql = ? WHERE name = 'events'", [_events_table(before)])
+    conn.execute(
+        "UPDATE sqlite_master SET sql = ? WHERE name = 'events'", [_events_table(before, "INTEGER")]
+    )
     conn.execute(f"PRAGMA schema_version = {version + 1}")
     conn.execute("PRAGMA writable_schema = OFF")
-    conn.execute("DELETE FROM _sqlite_migrations WHERE name = 'm003_adopted_kind'")
+    conn.execute("DELETE FROM _sqlite_migrations WHERE name = 'm003_keys_any'")
     conn.close()
     assert verify_log(db_path).schema == []  # an earlier version's log is not a finding
     forger = open_log()  # opening for writing widens the kinds (m003), rows untouched

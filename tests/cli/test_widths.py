@@ -41,7 +41,7 @@ def settings_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
     empty = tmp_path / "empty.toml"
     empty.write_text("")
     monkeypatch.setenv("RETENTION_CONFIG", str(empty))
-    state = tmp_path / ("a-state-directory-whose-path-is-long-" * 2) / "state"
+    state = tmp_path / "a-state-directory-whose-path-is-long" / "state"
     monkeypatch.setenv("RETENTION_STATE_DIR", str(state))
     return state
 

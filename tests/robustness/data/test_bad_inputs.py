@@ -106,14 +106,17 @@ def test_a_hold_in_a_yml_or_upper_case_file_holds(scanned: Service, name: str) -
 
 
 def overwrite_a_page(path: Path) -> None:
-    """One page in the middle of the file (not the header, which open already checks)."""
+    """The first page of the sessions table, which every plan reads (not the file's header,
+    which opening it already checks)."""
     with sqlite3.connect(path) as db:
         page = int(db.execute("PRAGMA page_size").fetchone()[0])
+        (root,) = db.execute(
+            "SELECT rootpage FROM sqlite_master WHERE name = 'sessions'"
+        ).fetchone()
     db.close()
-    pages = path.stat().st_size // page
-    assert pages > 4, "the inventory is too small to damage one page of it"
+    assert root > 1, "the sessions table has pages of its own"
     with path.open("r+b") as handle:
-        handle.seek(page * (pages // 2))
+        handle.seek(page * (int(root) - 1))
         handle.write(b"\xa5" * page)
 
 

@@ -88,7 +88,7 @@ def test_a_state_directory_bound_to_a_url_with_a_password_keeps_its_account_with
     with sqlite3.connect(state_db) as db:
         db.execute("UPDATE account SET api_base_url = ? WHERE id = 1", [with_password])
         db.execute(
-            "DELETE FROM _sqlite_migrations WHERE name = 'm005_account_url_without_credentials'"
+            "DELETE FROM _sqlite_migrations WHERE name = 'm006_account_url_without_credentials'"
         )
     db = open_state_db(state_db)
     assert MIGRATIONS.pending(db) == []
