@@ -114,7 +114,9 @@ def test_wal_frames_lost_after_a_kill_9_refuse_the_next_run_until_adopted(
     dep = service(*SANDBOX, policies=NOTHING_DUE)
     dep.cli("run", "--yes", check=True)  # a clean exit folds the WAL into the record
     (dep.policy_dir / "policies.yaml").write_text(DELETE_OLDER_THAN_1D)
-    killed = dep.cli("run", "--yes", extra_env={"RETENTION_FAILPOINTS": "after_response=40"})
+    killed = dep.cli(
+        "run", "--yes", extra_env={"RETENTION_FAILPOINTS": "after_response=40"}, process=True
+    )
     assert killed.returncode == -9, killed.stderr[-2000:]
     audit_db = dep.state_dir / "audit.db"
     wal = Path(f"{audit_db}-wal")
