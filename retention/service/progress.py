@@ -74,9 +74,11 @@ class ProgressLog:
         """Log the line when it is due, whether or not the work reported since the last one."""
         with self._lock:
             now = self.clock()
-            if self._task is None or now - self._last < self.interval:
+            if now - self._last < self.interval:
                 return False
-            self._last = now
+            self._last = now  # also with nothing to say yet: the heartbeat waits a whole interval
+            if self._task is None:
+                return False
             fields = self._fields(now)
         self.log.info("progress", **fields)
         return True

@@ -105,6 +105,22 @@ def test_nothing_is_logged_before_any_work_began() -> None:
     assert lines(captured) == []
 
 
+def test_before_any_work_the_heartbeat_still_waits_a_whole_interval_between_looks() -> None:
+    clock = Clock()
+    progress = ProgressLog(clock=clock)
+    waits: list[float] = []
+
+    def wait(seconds: float) -> bool:
+        waits.append(seconds)
+        clock.now += seconds
+        return len(waits) > 3
+
+    with capture_logs() as captured:
+        beat(progress, wait)
+    assert waits == [INTERVAL_SECONDS] * 4, "never a wait of 0: no busy loop"
+    assert lines(captured) == []
+
+
 def test_the_heartbeat_waits_until_each_line_is_due_then_stops() -> None:
     clock = Clock()
     progress = ProgressLog(clock=clock)
