@@ -47,6 +47,7 @@ bench: $(DEV)
 torture: $(DEV)
 	$(BIN)/pytest -q -m torture tests/robustness
 	RETENTION_HYPOTHESIS_EXAMPLES=2000 $(BIN)/pytest -q -n 2 tests/policy
+	RETENTION_HYPOTHESIS_EXAMPLES=200 $(BIN)/pytest -q tests/pipeline/test_route_properties.py
 
 # The hashed locks: what a deployment installs, the tools on top, and the lowest versions
 # pyproject.toml allows (CI installs the wheel with requirements.lock and with requirements-lowest.lock).
