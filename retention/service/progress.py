@@ -21,6 +21,8 @@ import structlog
 from retention.service.context import RunContext
 
 INTERVAL_SECONDS = 30.0
+# The heartbeat never looks again sooner than this, whatever the interval (no busy loop).
+_SHORTEST_WAIT = 0.01
 Clock = Callable[[], float]
 
 
@@ -79,8 +81,8 @@ class ProgressLog:
             self._last = now  # also with nothing to say yet: the heartbeat waits a whole interval
             if self._task is None:
                 return False
-            fields = self._fields(now)
-        self.log.info("progress", **fields)
+            # Written under the lock: the lines come in the order of the counts they show.
+            self.log.info("progress", **self._fields(now))
         return True
 
     def _fields(self, now: float) -> dict[str, Any]:
@@ -101,7 +103,7 @@ class ProgressLog:
 def beat(progress: ProgressLog, wait: Callable[[float], bool]) -> None:
     """The heartbeat's loop: wait until the next line is due, write it, until `wait` says
     stop (it returns True, as `threading.Event.wait` does once set)."""
-    while not wait(max(progress.due_in(), 0.0)):
+    while not wait(max(progress.due_in(), _SHORTEST_WAIT)):
         progress.tick()
 
 
