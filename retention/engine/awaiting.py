@@ -12,7 +12,7 @@ from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
 
 from retention.engine.plan import Plan
-from retention.engine.planitem import PlanItem, iso
+from retention.engine.planitem import PlanItem
 from retention.policy import Policy, PolicySet
 
 NOTICE = "notice"
@@ -50,17 +50,7 @@ def hold_for_notice(plan: Plan, policy_set: PolicySet, noticed: Noticed, notice_
         if until is None:
             kept.append(item)
             continue
-        blocked.append(
-            {
-                "organizerKey": str(item.organizer_key),
-                "sessionId": str(item.session_id),
-                "action": item.action,
-                "policy": item.policy,
-                "by": NOTICE,
-                "until": iso(until),
-                "due_at": iso(item.due_at),
-            }
-        )
+        blocked.append(item.blocked_entry(NOTICE, until))
     return dataclasses.replace(plan, items=kept, blocked=blocked)
 
 

@@ -42,6 +42,19 @@ class PlanItem:
         """What identifies the removal: the session and the action."""
         return (self.session_id, self.action)
 
+    def blocked_entry(self, by: str, until: datetime | None, **more: Any) -> dict[str, Any]:
+        """The plan's `blocked` entry for this item when admission keeps it back (`by`)."""
+        return {
+            "organizerKey": str(self.organizer_key),
+            "sessionId": str(self.session_id),
+            "action": self.action,
+            "policy": self.policy,
+            "by": by,
+            "until": iso(until),
+            **more,
+            "due_at": iso(self.due_at),
+        }
+
     def to_json(self) -> dict[str, Any]:
         """The item as the plan file writes it (ids as strings, as the API sends them)."""
         return {

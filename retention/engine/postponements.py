@@ -114,16 +114,5 @@ def hold_for_review(plan: Plan, postponed: Postponed) -> Plan:
         if found is None:
             kept.append(item)
             continue
-        blocked.append(
-            {
-                "organizerKey": str(item.organizer_key),
-                "sessionId": str(item.session_id),
-                "action": item.action,
-                "policy": item.policy,
-                "by": found.blocked_by,
-                "until": iso(found.until),
-                "reason": found.reason,
-                "due_at": iso(item.due_at),
-            }
-        )
+        blocked.append(item.blocked_entry(found.blocked_by, found.until, reason=found.reason))
     return dataclasses.replace(plan, items=kept, blocked=blocked)

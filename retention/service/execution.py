@@ -7,6 +7,7 @@ intents an earlier process left pending before anything new is done.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 
@@ -54,6 +55,9 @@ def build_executor(
     db, settings, clock = session.db, session.settings, session.clock
     watcher = HoldWatcher(settings.policy_dir, clock, on_invalid=session.stop.set)
 
+    # The hold gate asks for an item's session when its turn comes and again just before it
+    # leaves; who organizes it, where, when and what it is about do not change in between.
+    @functools.cache
     def lookup(session_id: int) -> SessionRecord | None:
         return inventory.session_record(db, session_id)
 
