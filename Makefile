@@ -23,12 +23,17 @@ $(DEV): $(RUNTIME) requirements-dev.lock
 demo: $(RUNTIME)
 	$(BIN)/retention demo
 
-# Both layers: the in-process tests and the real-process ones (marker e2e). Three workers on
-# two cores: the e2e tests wait on daemons, latencies and signals (measured, pinned to two
-# cores: the e2e layer in 149 s with -n 3, 179 s with -n 2; the fast layer, CPU-bound, gains
-# nothing from a third worker: 158 s against 152 s).
+# The test runs write bytecode caches even where PYTHONDONTWRITEBYTECODE is set: otherwise each
+# worker and each `retention` process a test starts compiles the package again. It is compiled
+# once before the workers start.
+unit test: export PYTHONDONTWRITEBYTECODE =
+
+# Both layers: the in-process tests and the real-process ones (marker e2e). Three workers on two
+# cores, each taking the next test as it finishes one: many tests wait (on daemons, latencies,
+# signals, tokens expiring) while the others compute.
 test: lint typecheck
-	$(BIN)/pytest -n 3 -q -m "not torture and not bench"
+	$(BIN)/python -m compileall -q retention
+	$(BIN)/pytest -n 3 --dist worksteal -q -m "not torture and not bench"
 
 lint: $(DEV)
 	$(BIN)/ruff check .
@@ -39,7 +44,8 @@ typecheck: $(DEV)
 
 # The fast layer: every test that runs in-process (no `e2e` marker).
 unit: $(DEV)
-	$(BIN)/pytest -n 2 -q -m "not e2e and not torture and not bench"
+	$(BIN)/python -m compileall -q retention
+	$(BIN)/pytest -n 3 --dist worksteal -q -m "not e2e and not torture and not bench"
 
 bench: $(DEV)
 	$(BIN)/python -m bench

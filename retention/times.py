@@ -46,7 +46,7 @@ def parse_api_time(value: object) -> datetime | None:
     if match is None:
         raise TimeFormatError(f"not a time in any of the API's shapes: {value!r}")
     try:
-        base = datetime.strptime(match["base"], "%Y-%m-%dT%H:%M:%S")  # noqa: DTZ007
+        base = datetime.fromisoformat(match["base"])
     except ValueError as exc:
         raise TimeFormatError(f"not a valid date and time: {value!r}") from exc
     fraction = match["fraction"] or ""

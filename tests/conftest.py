@@ -13,6 +13,7 @@ from __future__ import annotations
 import functools
 import gc
 import importlib
+import importlib.util
 import logging
 import os
 import socket
@@ -34,6 +35,14 @@ from retention.cli import sandbox as sandbox_cli
 from retention.cli.app import COMMAND_MODULES
 from retention.cli.sandbox import sandbox as sandbox_command
 from retention.sandbox import Account, SandboxOptions, create_app, generate_account
+
+# httpcore and httpx's ASGI transport import the optional `sniffio` (absent here, as in a
+# deployment) several times per request, and take asyncio when the import fails. Python does not
+# remember a failed import, so each attempt searches sys.path again (encode/httpcore#1103): in
+# this process, which makes tens of thousands of requests, a tenth of the CPU. Its absence is
+# recorded once for the tests: the import fails at once, as it would after the search.
+if importlib.util.find_spec("sniffio") is None:
+    sys.modules["sniffio"] = None  # type: ignore[assignment]
 
 REPO = Path(__file__).resolve().parents[1]
 SANDBOX_NOW = datetime(2026, 11, 23, tzinfo=UTC)

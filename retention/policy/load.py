@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -138,17 +139,22 @@ def _digest(sources: Sequence[SourceFile]) -> str:
 def _read_test_file(path: Path) -> tuple[int, list[Problem]]:
     """A policy test file's count of tests; an error when it holds policies or holds, which
     nothing would read there (or when it cannot be read to tell)."""
-    name = str(path)
     raw, refused = read_policy_bytes(path)
     if raw is None:
         return 0, [] if refused is None else [refused]
+    count, problems = _count_tests(str(path), raw)
+    return count, list(problems)
+
+
+@functools.lru_cache(maxsize=64)
+def _count_tests(name: str, raw: bytes) -> tuple[int, tuple[Problem, ...]]:
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
-        return 0, [Problem(name, 1, 1, f"not UTF-8 text: {exc.reason}", "save as UTF-8")]
+        return 0, (Problem(name, 1, 1, f"not UTF-8 text: {exc.reason}", "save as UTF-8"),)
     parsed, problems = read_yaml(text, name)
     if parsed is None:
-        return 0, problems
+        return 0, tuple(problems)
     data = parsed.data if isinstance(parsed.data, dict) else {}
     misplaced = [key for key in ("policies", "holds") if key in data]
     for key in misplaced:
@@ -164,31 +170,40 @@ def _read_test_file(path: Path) -> tuple[int, list[Problem]]:
             )
         )
     tests = data.get("tests")
-    return (len(tests) if isinstance(tests, list) else 0), problems
+    return (len(tests) if isinstance(tests, list) else 0), tuple(problems)
 
 
 def _load_file(path: Path) -> tuple[SourceFile | None, PolicyFileModel | None, list[Problem]]:
-    name = str(path)
     raw, refused = read_policy_bytes(path)
     if raw is None:
         return None, None, [] if refused is None else [refused]
+    source, model, problems = _parse_file(str(path), raw)
+    return source, model, list(problems)
+
+
+# Reading a file is a function of its name and bytes: a folder read again unchanged (each run,
+# each command of one process) is not parsed again. The bytes are read afresh every time.
+@functools.lru_cache(maxsize=64)
+def _parse_file(
+    name: str, raw: bytes
+) -> tuple[SourceFile | None, PolicyFileModel | None, tuple[Problem, ...]]:
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
-        return None, None, [Problem(name, 1, 1, f"not UTF-8 text: {exc.reason}", "save as UTF-8")]
+        return None, None, (Problem(name, 1, 1, f"not UTF-8 text: {exc.reason}", "save as UTF-8"),)
     parsed, problems = read_yaml(text, name)
     if parsed is None:
-        return None, None, problems
-    source = SourceFile(path, hashlib.sha256(raw).hexdigest(), text, parsed)
+        return None, None, tuple(problems)
+    source = SourceFile(Path(name), hashlib.sha256(raw).hexdigest(), text, parsed)
     data: Any = {} if parsed.data is None else parsed.data
     problems = null_problems(data, parsed, name)
     try:
         model = PolicyFileModel.model_validate(data)
     except ValidationError as exc:
         problems.extend(pydantic_problem(error, parsed, name) for error in exc.errors())
-        return None, None, problems
+        return None, None, tuple(problems)
     if problems:
-        return None, None, problems
+        return None, None, tuple(problems)
     checker = ItemChecker(parsed, name)
     for index, policy in enumerate(model.policies or ()):
         checker.policy(policy, ("policies", index))
@@ -196,7 +211,7 @@ def _load_file(path: Path) -> tuple[SourceFile | None, PolicyFileModel | None, l
         checker.hold(hold, ("holds", index))
     if not model.policies and not model.holds:
         checker.add((), "file defines no policies and no holds", "add some", "warning")
-    return source, model, checker.problems
+    return source, model, tuple(checker.problems)
 
 
 def _index(

@@ -28,7 +28,7 @@ class _Figures(HTMLParser):
 def test_export_and_report_agree_with_the_bytes_the_sandbox_lost(
     sandbox: Callable[..., Any], tmp_path: Path
 ) -> None:
-    server = sandbox("--seed", "7", "--days", "150", "--sessions-per-day", "6")
+    server = sandbox("--seed", "7", "--days", "130", "--sessions-per-day", "3")
     dep = deploy(server, tmp_path, POLICIES, RETENTION_RATE_LIMIT=FAST_RATE)
     before = server.state()
     dep.cli("run", "--yes", check=True)

@@ -31,14 +31,17 @@ from routes import (
 )
 
 from retention.audit.log import AuditLog
+from retention.engine.inputs import explainer_for
+from retention.engine.inventory import session_record
 from retention.engine.planfile import LoadedPlan, load_plan_file
 from retention.errors import RetentionError
-from retention.policy import PolicyError
+from retention.policy import PolicyError, load_policy_set
 from retention.service import pipeline, record
 from retention.service.context import RunContext
 from retention.service.daemon import Daemon
 from retention.service.notify import Notifier
 from retention.service.preview import preview
+from retention.service.statedir import read_only
 
 pytestmark = pytest.mark.anyio
 FIRST = Folder(period_days=365)
@@ -252,17 +255,33 @@ def crashed(audit: AuditLog, loaded: LoadedPlan) -> None:
 
 
 async def route_explain(world: World) -> Seen:
+    """Every session's verdict from the explainer `retention explain` builds (policy folder,
+    inventory, admission over the whole inventory), and the command itself, through the CLI,
+    for each session of the organizer the scenarios change: both must agree."""
     try:
         await preview(context(world), as_of=None, selected=None, record=False)
     except PolicyError:
         return Seen(refused=True)
-    verdicts = {}
+    settings = world.settings()
+    now = datetime.now(UTC)
+    with read_only(settings, "explain from") as db:
+        explainer, _refused = explainer_for(
+            db, load_policy_set([settings.policy_dir]), settings, now, now
+        )
+        verdicts = {}
+        for session in world.listed():
+            record = session_record(db, session.session_id)
+            assert record is not None, session.session_id
+            actions = {entry.action: entry.verdict for entry in explainer(record).actions}
+            verdicts[session.session_id] = actions["delete_recordings"]
     for session in world.listed():
+        if session.organizer_key != world.organizer:
+            continue
         shown = invoke(world, "explain", str(session.session_id), "--format", "json")
         assert shown.exit_code == 0, shown.output
         found = json.loads(shown.stdout)
         actions = {entry["action"]: entry["verdict"] for entry in found["actions"]}
-        verdicts[session.session_id] = actions["delete_recordings"]
+        assert actions["delete_recordings"] == verdicts[session.session_id], session.session_id
     return Seen(verdicts=verdicts)
 
 
