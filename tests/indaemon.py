@@ -76,7 +76,10 @@ async def started(made: Daemon) -> AsyncIterator[bool]:
         yield up
     finally:
         made.terminate(signal.SIGTERM)
-        await made._stop()
+        try:
+            await made._stop()
+        finally:
+            made.notifier.close()
 
 
 def fires(
