@@ -17,6 +17,7 @@ import os
 import shutil
 import signal
 import socket
+import subprocess
 import tempfile
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
@@ -27,6 +28,7 @@ from typing import Any
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 from routes import ACCOUNT_NOW, World
+from support import invoke_retention
 
 from retention.audit.export import Filters, iter_export
 from retention.audit.store import connect_reader
@@ -169,6 +171,21 @@ class Notifications:
     def close(self) -> None:
         self.sock.close()
         shutil.rmtree(self.folder, ignore_errors=True)
+
+
+def cli(world: World, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    """`retention ARGS` in this process with the world's settings; unlike `routes.invoke`, the
+    logging the command configures is put back after it (a `capture_logs` around it holds)."""
+    return invoke_retention(
+        *args,
+        env={
+            "PATH": os.environ["PATH"],
+            "RETENTION_CLIENT_ID": "sandbox-client",
+            "RETENTION_CLIENT_SECRET": "sandbox-secret",
+            "RETENTION_REFRESH_TOKEN": "sandbox-refresh",
+            **world.env(**env),
+        },
+    )
 
 
 def events(world: World, kind: str | None = None) -> list[dict[str, Any]]:

@@ -8,17 +8,15 @@ test's clock; `retention plans` and `retention approve` run in this process thro
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
 from approvers import Approver, make_key
-from indaemon import START, Clock, daemon, data, fires, started
+from indaemon import START, Clock, cli, daemon, data, fires, started
 from receivers import Receiver
 from routes import Folder, World, invoke
-from support import invoke_retention
 
 from retention.errors import SettingsError
 from retention.service.daemon import Daemon
@@ -152,16 +150,6 @@ def test_apply_mode_with_approvals_required_is_a_settings_error(tmp_path: Path) 
     assert world.spy.requests == [], "nothing is scanned, nothing removed"
 
     # `retention daemon` itself, in this process: it stops before it serves anything.
-    stopped = invoke_retention(
-        "daemon",
-        env={
-            "PATH": os.environ["PATH"],
-            "RETENTION_CLIENT_ID": "sandbox-client",
-            "RETENTION_CLIENT_SECRET": "sandbox-secret",
-            "RETENTION_REFRESH_TOKEN": "sandbox-refresh",
-            "RETENTION_METRICS_ADDRESS": "127.0.0.1:0",
-            **world.env(**settings),
-        },
-    )
+    stopped = cli(world, "daemon", RETENTION_METRICS_ADDRESS="127.0.0.1:0", **settings)
     assert stopped.returncode == 2, stopped.stdout + stopped.stderr
     assert "RETENTION_DAEMON_MODE=review" in stopped.stdout + stopped.stderr
