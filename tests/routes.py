@@ -217,13 +217,16 @@ def _replace_email(organizer: Any, email: str) -> Any:
 
 
 class DeleteSpy(httpx.AsyncBaseTransport):
-    """The transport, keeping each DELETE that reached the sandbox: (session id, action)."""
+    """The transport, keeping each DELETE that reached the sandbox: (session id, action), and
+    every request sent: (method, path)."""
 
     def __init__(self, inner: httpx.AsyncBaseTransport) -> None:
         self.inner = inner
         self.deleted: list[tuple[int, str]] = []
+        self.requests: list[tuple[str, str]] = []
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        self.requests.append((request.method, request.url.path))
         if request.method == "DELETE":
             found = _DELETE.search(request.url.path)
             assert found is not None, request.url.path

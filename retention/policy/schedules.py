@@ -7,7 +7,7 @@ tests (a crontab fires at most once a minute).
 from __future__ import annotations
 
 import re
-from datetime import UTC
+from datetime import UTC, datetime, timedelta
 
 from apscheduler.triggers.base import BaseTrigger
 from apscheduler.triggers.cron import CronTrigger
@@ -25,8 +25,11 @@ class ScheduleError(ValueError):
         self.hint = hint
 
 
-def schedule_trigger(spec: str) -> BaseTrigger:
-    """A cron trigger for a 5-field crontab (UTC), an interval trigger for `@every N[s|m|h]`."""
+def schedule_trigger(spec: str, *, start: datetime | None = None) -> BaseTrigger:
+    """A cron trigger for a 5-field crontab (UTC), an interval trigger for `@every N[s|m|h]`.
+
+    An interval first fires one interval after `start` (default: now, as APScheduler has it);
+    `start` lets a test walk the schedules on its own clock. A crontab fires at its times."""
     text = spec.strip()
     every = _EVERY.match(text)
     if every:
@@ -35,7 +38,8 @@ def schedule_trigger(spec: str) -> BaseTrigger:
             raise ScheduleError(
                 f"{spec!r} is an interval of zero", "write e.g. @every 2s, @every 15m or @every 6h"
             )
-        return IntervalTrigger(seconds=seconds, timezone=UTC)
+        first = None if start is None else start + timedelta(seconds=seconds)
+        return IntervalTrigger(seconds=seconds, start_date=first, timezone=UTC)
     if text.startswith("@"):
         raise ScheduleError(
             f"{spec!r} is neither a 5-field crontab nor `@every N[s|m|h]`",

@@ -42,15 +42,18 @@ class Schedule:
         """The scheduler's id for this schedule's job."""
         return f"schedule:{self.spec}"
 
-    def trigger(self) -> BaseTrigger:
-        """The APScheduler trigger (the spec was checked by parse_schedule already)."""
-        return parse_schedule(self.spec)
+    def trigger(self, *, start: datetime | None = None) -> BaseTrigger:
+        """The APScheduler trigger (the spec was checked by parse_schedule already); `start`
+        as `schedule_trigger` takes it (a test's clock)."""
+        return parse_schedule(self.spec, start=start)
 
 
-def parse_schedule(spec: str, *, setting: str = "RETENTION_DEFAULT_SCHEDULE") -> BaseTrigger:
+def parse_schedule(
+    spec: str, *, setting: str = "RETENTION_DEFAULT_SCHEDULE", start: datetime | None = None
+) -> BaseTrigger:
     """The trigger of a schedule; SettingsError naming `setting` when it is neither form."""
     try:
-        return schedule_trigger(spec)
+        return schedule_trigger(spec, start=start)
     except ScheduleError as exc:
         raise SettingsError(f"{setting}: {exc}", hint=exc.hint) from None
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import signal
 import time
 from collections import Counter
@@ -47,6 +46,9 @@ def outcomes_by_intent(events: list[dict[str, Any]]) -> Counter[int]:
 def test_daemon_notifies_ready_runs_on_schedule_and_serves_metrics_and_health(
     deployment: Any, daemon: Any, notify_socket: Any
 ) -> None:
+    """The process: READY, the watchdog, a run the scheduler starts, `/metrics` and `/healthz`
+    on its socket, STOPPING. What the runs show in them is
+    tests/daemon/test_metrics_and_health.py's, in-process."""
     dep = deployment(RECORDINGS)
     proc = daemon(dep)
 
@@ -59,29 +61,14 @@ def test_daemon_notifies_ready_runs_on_schedule_and_serves_metrics_and_health(
     deletes = dep.deletes()
     assert len(deletes) == summary["counts"]["deleted"]
     assert all(d["path"].endswith("/recordings") for d in deletes)
-    proc.wait_for_run(after=len(proc.events()))  # a second run: nothing left to remove
 
     exposition = proc.get("/metrics")
     assert exposition.status_code == 200
     found = samples(exposition.text)
-    removals = {
-        (labels["action"], labels["outcome"], labels["policy"]): value
-        for labels, value in found["retention_removals_total"]
-    }
-    assert removals == {("delete_recordings", "deleted", "recordings-30d"): len(deletes)}
-    answered_204 = sum(
-        v for labels, v in found["retention_api_requests_total"] if labels["status"] == "204"
-    )
-    assert answered_204 == len(deletes)
-    assert found["retention_pending_intents"] == [({}, 0.0)]
     last = {
         labels["retention_last_run_result"]: v for labels, v in found["retention_last_run_result"]
     }
     assert last["ok"] == 1.0
-    assert sum(v for _labels, v in found["retention_scan_sessions_total"]) > 0
-    ((_labels, token_age),) = found["retention_refresh_token_age_seconds"]
-    assert math.isfinite(token_age), "the sandbox rotates refresh tokens: the age is known"
-    assert token_age >= 0
     health = proc.get("/healthz")
     assert health.status_code == 200
     assert health.json()["status"] == "ok"

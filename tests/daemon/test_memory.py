@@ -1,122 +1,130 @@
-"""A restarted daemon reports the last run from the record: its own, or one the CLI made."""
+"""A restarted daemon reports the last run from the record: its own, or one the CLI made.
+
+In-process: the daemon started and stopped as `serve` does it (tests/indaemon.py), on the sandbox
+over ASGI; `/healthz` and `/metrics` read from its own app, READY from a socket in this process.
+"""
 
 from __future__ import annotations
 
 import sqlite3
 from collections.abc import Callable
 from contextlib import closing
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
 
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
+from indaemon import Clock, Notifications, daemon, scrape, started
+from routes import Folder, World
+from structlog.testing import capture_logs
 
 from retention.audit import AuditLog
-from retention.sandbox.policies import RECORDINGS_30D as RECORDINGS
+from retention.service import pipeline
+from retention.service.context import RunContext
+from retention.service.notify import Notifier
 from retention.service.runmetrics import RecordedRun, last_recorded_run
+from retention.service.schedule import when
 from retention.settings import Settings
 
-# A schedule that does not fire while a test reads what the restarted daemon reports.
-HOURLY = "@every 1h"
+pytestmark = pytest.mark.anyio
 
 
-def _last_run_metrics(proc: Any) -> tuple[dict[str, float], float]:
-    """The last-run states and the last-run timestamp the daemon's `/metrics` exports."""
-    states: dict[str, float] = {}
-    timestamps: list[float] = []
-    for family in text_string_to_metric_families(proc.get("/metrics").text):
-        for sample in family.samples:
-            if sample.name == "retention_last_run_result":
-                states[sample.labels["retention_last_run_result"]] = sample.value
-            elif sample.name == "retention_last_run_timestamp_seconds":
-                timestamps.append(sample.value)
-    (timestamp,) = timestamps
-    return states, timestamp
-
-
-def _recorded_finish(dep: Any) -> datetime:
-    return _recorded_run(dep)[0]
-
-
-def _recorded_run(dep: Any) -> tuple[datetime, str]:
-    """When the record's last run ended, and its result as health reports it."""
-    with closing(sqlite3.connect(dep.state_dir / "audit.db")) as conn:
+def _recorded_run(world: World) -> tuple[datetime, str, int]:
+    """When the record's last run ended, its result as health reports it, and how many runs
+    the record holds."""
+    with closing(sqlite3.connect(world.state_dir / "audit.db")) as conn:
         moment, result = conn.execute(
             "SELECT time, json_extract(data, '$.result') FROM events"
             " WHERE event = 'run_finished' ORDER BY seq DESC LIMIT 1"
         ).fetchone()
+        (runs,) = conn.execute(
+            "SELECT count(*) FROM events WHERE event = 'run_finished'"
+        ).fetchone()
     # A run that SIGTERM halted is reported failed.
-    return datetime.fromisoformat(moment), {"ok": "ok", "halted": "failed"}[result]
+    return datetime.fromisoformat(moment), {"ok": "ok", "halted": "failed"}[result], runs
 
 
-@pytest.mark.e2e
-def test_a_restarted_daemon_reports_the_previous_run_from_healthz_metrics_and_status(
-    deployment: Any, daemon: Any, notify_socket: Any
+async def test_a_restarted_daemon_reports_the_previous_run_from_healthz_metrics_and_status(
+    tmp_path: Path,
 ) -> None:
-    dep = deployment(RECORDINGS)
-    first = daemon(dep, schedule="@every 5s")
-    notify_socket.wait_for("READY")
-    summary = first.wait_for_run()
+    world = World.make(tmp_path)
+    world.write(Folder())
+    clock = Clock()
+    first = daemon(world, clock)
+    with capture_logs() as logs:
+        async with started(first):
+            await first.run_due(first.schedules[0].spec)
+    [summary] = [e for e in logs if e["event"] == "run finished"]
     assert summary["result"] == "ok"
-    # SIGTERM may catch a second run starting: whichever ended last is what the record says.
-    assert first.stop() == 0
-    finished, state = _recorded_run(dep)
-    notify_socket.messages.clear()
+    assert world.removed()
+    finished, state, runs = _recorded_run(world)
 
-    second = daemon(dep, schedule=HOURLY)
-    ready = notify_socket.wait_for("READY")
-    assert ready["STATUS"].startswith(f"last run {state} at "), ready["STATUS"]
-    health = second.get("/healthz").json()
+    clock.now += timedelta(minutes=5)
+    notifications = Notifications()
+    second = daemon(world, clock, Notifier(notifications.address))
+    try:
+        with capture_logs() as logs:
+            async with started(second):
+                [ready] = [m for m in notifications.read() if m.get("READY") == "1"]
+                assert ready["STATUS"].startswith(f"last run {state} at {when(finished)}; "), ready[
+                    "STATUS"
+                ]
+                served = await scrape(second)
+    finally:
+        notifications.close()
+    health = served.health
     assert health["last_run"]["result"] == state
     assert datetime.fromisoformat(health["last_run"]["at"]) == finished
-    states, timestamp = _last_run_metrics(second)
+    states, timestamp = served.last_run()
     assert states[state] == 1.0
     assert states["never"] == 0.0
     assert timestamp == finished.timestamp()
-    ran = [e for e in second.events() if e["event"] == "run finished"]
-    assert ran == [], "the hourly schedule did not fire: what it reports is the earlier run"
-    assert second.stop() == 0
+    ran = [e for e in logs if e["event"] == "run finished"]
+    assert ran == [], "no run since the restart: what it reports is the earlier run"
+    assert _recorded_run(world) == (finished, state, runs)
 
 
-@pytest.mark.e2e
-def test_a_run_the_cli_made_is_the_last_run_a_starting_daemon_reports(
-    deployment: Any, daemon: Any, notify_socket: Any
+async def test_a_run_the_cli_made_is_the_last_run_a_starting_daemon_reports(
+    tmp_path: Path,
 ) -> None:
-    dep = deployment(RECORDINGS)
-    before = datetime.now(UTC)
-    dep.cli("run", "--yes", check=True)
-    finished = _recorded_finish(dep)
+    world = World.make(tmp_path)
+    world.write(Folder())
+    clock = Clock()
+    before = clock()
+    # What `retention run --yes` runs (retention/cli/plan.py), on the world's account.
+    ctx = RunContext(world.settings(), clock=clock, transport=world.spy)
+    done = await pipeline.run(ctx, trigger="run", confirm=None, approved_by="ops (--yes)")
+    assert done.result == "ok"
+    assert world.removed()
+    finished, _state, _runs = _recorded_run(world)
     assert finished >= before
 
-    proc = daemon(dep, schedule=HOURLY)
-    notify_socket.wait_for("READY")
-    health = proc.get("/healthz").json()
+    clock.now += timedelta(minutes=5)
+    made = daemon(world, clock)
+    async with started(made):
+        served = await scrape(made)
+    health = served.health
     assert health["last_run"]["result"] == "ok"
     assert datetime.fromisoformat(health["last_run"]["at"]) == finished
-    states, timestamp = _last_run_metrics(proc)
+    states, timestamp = served.last_run()
     assert states["ok"] == 1.0
     assert timestamp == finished.timestamp()
-    assert proc.stop() == 0
 
 
-@pytest.mark.e2e
-def test_a_daemon_on_a_new_state_directory_reports_no_run_yet(
-    deployment: Any, daemon: Any, notify_socket: Any
-) -> None:
-    dep = deployment(RECORDINGS)
-    proc = daemon(dep, schedule=HOURLY)
-    notify_socket.wait_for("READY")
-    assert proc.get("/healthz").json()["last_run"] == {
+async def test_a_daemon_on_a_new_state_directory_reports_no_run_yet(tmp_path: Path) -> None:
+    world = World.make(tmp_path)
+    world.write(Folder())
+    made = daemon(world, Clock())
+    async with started(made):
+        served = await scrape(made)
+    assert served.health["last_run"] == {
         "result": "never",
         "at": None,
         "error": None,
         "reason": None,
     }
-    states, timestamp = _last_run_metrics(proc)
+    states, timestamp = served.last_run()
     assert states["never"] == 1.0
     assert timestamp == 0.0
-    assert proc.stop() == 0
 
 
 def _settings(tmp_path: Path) -> Settings:
