@@ -9,7 +9,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any, TextIO
 
-from retention.audit.store import format_time, key_is
+from retention.audit.store import canonical_json, format_time, key_is
 from retention.audit.timeliness import LATE_OUTCOMES
 from retention.times import parse_stored_time, parse_user_time
 
@@ -176,7 +176,7 @@ def _cell(value: Any) -> str:
     if isinstance(value, list):
         value = " ".join(str(item) for item in value)
     elif isinstance(value, dict):
-        value = json.dumps(value, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
+        value = canonical_json(value).decode()
     text = str(value)
     return "'" + text if text.startswith(_FORMULA_START) else text
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import sqlite3
 import time
@@ -24,11 +23,11 @@ from retention.audit.head import HeadMark, WrittenHead, compare_written, last_he
 from retention.audit.keys import KeyRing, load_keyring, trusted_key_paths
 from retention.audit.store import (
     GENESIS_HASH,
-    HASHED_COLUMNS,
     AuditInputError,
     connect_reader,
     schema_problems,
     unsealed_end,
+    walk_chain,
 )
 from retention.errors import RuntimeFailure
 
@@ -37,11 +36,6 @@ if TYPE_CHECKING:
 
     from retention.settings import Settings
 
-_SELECT = f"SELECT {', '.join(HASHED_COLUMNS)}, hash FROM events WHERE seq > ? ORDER BY seq"  # noqa: S608
-_SEQ, _PREV = HASHED_COLUMNS.index("seq"), HASHED_COLUMNS.index("prev_hash")
-_EVENT, _DATA = HASHED_COLUMNS.index("event"), HASHED_COLUMNS.index("data")
-# HASHED_COLUMNS is sorted, so this encoder gives canonical_json() byte for byte.
-_ENCODE = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
 _GENESIS = Checkpoint(log_id="", rows=0, head=GENESIS_HASH, time="")
 _HINT = (
     "nothing was scanned, removed or written; run `retention audit verify` and keep the files"
@@ -345,32 +339,27 @@ def _chain_from(
     Returns the number of rows rehashed and the head hash they end at.
     """
     expected, previous, checked = anchor.rows + 1, anchor.head, 0
-    sha256, encode = hashlib.sha256, _ENCODE
-    cursor = conn.execute(_SELECT, [anchor.rows])
-    while batch := cursor.fetchmany(2048):
-        for row in batch:
-            seq, stored = row[_SEQ], row[-1]
-            if seq != expected or row[_PREV] != previous:
+    for seq, _time, event, data, prev_hash, stored, computed in walk_chain(conn, anchor.rows):
+        if seq != expected or prev_hash != previous:
+            raise AuditUnverified(
+                f"row {seq} does not follow row {expected - 1}", finding="broken_link"
+            )
+        if computed != stored:
+            raise AuditUnverified(
+                f"row {seq}: stored hash does not match its contents", finding="bad_hash"
+            )
+        if event == "checkpoint":
+            sealed = _payload(data)
+            if sealed is None or sealed["rows"] != seq - 1 or sealed["head"] != previous:
                 raise AuditUnverified(
-                    f"row {seq} does not follow row {expected - 1}", finding="broken_link"
+                    f"row {seq}: checkpoint does not seal the rows before it",
+                    finding="checkpoint_mismatch",
                 )
-            body = encode(dict(zip(HASHED_COLUMNS, row, strict=False))).encode()
-            if sha256(bytes.fromhex(previous) + body).hexdigest() != stored:
+            if sealed["signature"] is None and seen_signed:
                 raise AuditUnverified(
-                    f"row {seq}: stored hash does not match its contents", finding="bad_hash"
+                    f"row {seq}: checkpoint is not signed, after a signed one",
+                    finding="checkpoint_unsigned",
                 )
-            if row[_EVENT] == "checkpoint":
-                sealed = _payload(row[_DATA])
-                if sealed is None or sealed["rows"] != seq - 1 or sealed["head"] != previous:
-                    raise AuditUnverified(
-                        f"row {seq}: checkpoint does not seal the rows before it",
-                        finding="checkpoint_mismatch",
-                    )
-                if sealed["signature"] is None and seen_signed:
-                    raise AuditUnverified(
-                        f"row {seq}: checkpoint is not signed, after a signed one",
-                        finding="checkpoint_unsigned",
-                    )
-                seen_signed = seen_signed or sealed["signature"] is not None
-            expected, previous, checked = seq + 1, stored, checked + 1
+            seen_signed = seen_signed or sealed["signature"] is not None
+        expected, previous, checked = seq + 1, stored, checked + 1
     return checked, previous

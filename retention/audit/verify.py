@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import sqlite3
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,26 +16,17 @@ from retention.audit.keys import KeyRing
 from retention.audit.outcome_checks import outcome_problems
 from retention.audit.store import (
     GENESIS_HASH,
-    HASHED_COLUMNS,
     connect_reader,
     read_meta,
     schema_problems,
     unsealed_end,
+    walk_chain,
 )
 
 # Findings that make the signature state `invalid` (DECISIONS.md).
 SIGNATURE_FINDINGS = frozenset(
     {"checkpoint_signature", "checkpoint_unsigned", "checkpoint_malformed"}
 )
-_SELECT_CHAIN = f"SELECT {', '.join(HASHED_COLUMNS)}, hash FROM events ORDER BY seq"  # noqa: S608
-_SEQ = HASHED_COLUMNS.index("seq")
-_PREV = HASHED_COLUMNS.index("prev_hash")
-_EVENT = HASHED_COLUMNS.index("event")
-_DATA = HASHED_COLUMNS.index("data")
-_TIME = HASHED_COLUMNS.index("time")
-# The row dict is built in HASHED_COLUMNS order, which is sorted: this encoder's output is
-# canonical_json() byte for byte, without re-sorting keys or building an encoder per row.
-_ENCODE = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
 
 
 @dataclass(frozen=True, slots=True)
@@ -202,12 +192,6 @@ def _check_database(conn: sqlite3.Connection, report: VerifyReport) -> None:
 _PROGRESS_ROWS = 4096
 
 
-def _rows(conn: sqlite3.Connection) -> Iterator[tuple[Any, ...]]:
-    cursor = conn.execute(_SELECT_CHAIN)
-    while batch := cursor.fetchmany(2048):
-        yield from batch
-
-
 def _check_chain(
     conn: sqlite3.Connection,
     report: VerifyReport,
@@ -215,17 +199,15 @@ def _check_chain(
     progress: Callable[[int, int], None] | None = None,
 ) -> None:
     """Stream every row once: sequence, link to the previous hash, own hash, checkpoints."""
-    expected_seq, previous, gaps, valid = 1, GENESIS_HASH, 0, 0
-    sha256, encode, wanted = hashlib.sha256, _ENCODE, state.wanted_heads
+    expected_seq, previous, valid = 1, GENESIS_HASH, 0
+    wanted = state.wanted_heads
     total = 0
     if progress is not None:  # the last row's seq: an index lookup, not a count
         total = conn.execute("SELECT max(seq) FROM events").fetchone()[0] or 0
-    for row in _rows(conn):
+    for seq, moment, event, data, prev_hash, stored, computed in walk_chain(conn):
         if progress is not None and not report.rows % _PROGRESS_ROWS:
             progress(report.rows, total)
-        seq, stored = row[_SEQ], row[-1]
         if seq != expected_seq:
-            gaps += 1
             report.add(
                 "gap",
                 f"rows {expected_seq}..{seq - 1} are missing",
@@ -233,7 +215,6 @@ def _check_chain(
                 expected=str(expected_seq),
                 found=str(seq),
             )
-        prev_hash = row[_PREV]
         good = prev_hash == previous
         if not good:
             report.add(
@@ -243,11 +224,6 @@ def _check_chain(
                 expected=previous,
                 found=prev_hash,
             )
-        body = encode(dict(zip(HASHED_COLUMNS, row, strict=False))).encode()
-        try:
-            computed = sha256(bytes.fromhex(prev_hash) + body).hexdigest()
-        except (TypeError, ValueError):
-            computed = sha256(str(prev_hash).encode() + body).hexdigest()
         if computed != stored:
             good = False
             report.add(
@@ -258,15 +234,15 @@ def _check_chain(
                 found=stored,
             )
         valid += good
-        if row[_EVENT] == "checkpoint":
-            _check_checkpoint_row(report, state, seq, previous, row[_DATA])
-        elif row[_EVENT] == "log_started" and seq == 1:
-            report.previous_log_id = _previous_log(row[_DATA])
+        if event == "checkpoint":
+            _check_checkpoint_row(report, state, seq, previous, data)
+        elif event == "log_started" and seq == 1:
+            report.previous_log_id = _previous_log(data)
         if seq in wanted:
             wanted[seq] = stored
         if report.first_seq is None:
-            report.first_seq, report.first_time = seq, row[_TIME]
-        report.last_seq, report.last_time = seq, row[_TIME]
+            report.first_seq, report.first_time = seq, moment
+        report.last_seq, report.last_time = seq, moment
         report.rows += 1
         expected_seq, previous = seq + 1, stored
     report.head_hash, report.valid_rows = previous, valid

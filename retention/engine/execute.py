@@ -7,7 +7,8 @@ out its resolutions as it carries out plan items. The writes go through the `Jou
 commits them in groups. Just before each DELETE the `gate` decides the item again (holds in
 force today): send it, or skip it with an outcome and a reason. `last_check` is asked again
 after the request's rate-limit turn, immediately before it leaves (the hold gate): a hold placed
-while the request waited its turn still keeps it off the wire.
+while the request waited its turn still keeps it off the wire. So does a stop (the run's, which
+the client shares): the intent then ends `failed`, "not sent", and the next run plans it again.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from retention.audit.log import AuditLog, Outcome
 from retention.engine.journal import Journal
 from retention.engine.planitem import PlanItem
 from retention.engine.stopping import GraceExpired, within_grace
-from retention.goto.errors import ApiError, NotFound
+from retention.goto.errors import ApiError, NotFound, Stopped
 
 log = structlog.get_logger(__name__)
 
@@ -44,7 +45,8 @@ class RemovalPort(Protocol):
         *,
         before_send: Callable[[], None] | None = None,
     ) -> None:
-        """Send the DELETE for one action; raises NotFound or ApiError as the API answers.
+        """Send the DELETE for one action; raises NotFound or ApiError as the API answers,
+        Stopped when the run's stop kept it (or its next attempt) off the wire.
 
         `before_send` is called after each rate-limit turn, immediately before each attempt
         leaves; whatever it raises comes through unchanged and nothing is sent.
@@ -283,6 +285,13 @@ class Executor:
             decision = kept.verdict.decision
             outcome: Outcome = "skipped_hold" if decision == "skipped_hold" else "skipped_changed"
             self.record_outcome(item, intent_seq, outcome, None, kept.verdict.reason)
+            return
+        except Stopped as stopped:
+            # The stop came before this DELETE left (its turn, a retry's back-off): it is not
+            # sent. If an earlier attempt went out unanswered, it may have been carried out.
+            if stopped.sent:
+                self.read_again(item)
+            self.record_outcome(item, intent_seq, "failed", None, stopped.message)
             return
         except NotFound:
             failpoints.hit("after_response")

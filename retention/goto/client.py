@@ -57,8 +57,10 @@ class GoToClient:
     """One client per run; `async with GoToClient(...) as client:` opens and closes it.
 
     Every request goes through the token manager's HTTP client (`auth.http`), so a run has one
-    connection pool; tests inject the transport there. Setting `stop` ends retries and keeps
-    new attempts from starting: such calls raise `Stopped`.
+    connection pool; tests inject the transport there. Setting `stop` (the run's: see
+    `service/context.py`) ends retries and keeps new attempts from starting, including one
+    that waits for its rate-limit turn: such calls raise `Stopped`, which says whether an
+    earlier attempt of the call went out. A request already on the wire is answered.
     """
 
     def __init__(
@@ -228,6 +230,7 @@ class GoToClient:
     ) -> Answer:
         path = template.format(**keys)
         self.stats.calls += 1
+        went = _Sent()
         retrier = retrying(
             attempts=self._max_attempts,
             deadline=self.call_deadline,
@@ -239,12 +242,18 @@ class GoToClient:
         try:
             async with asyncio.timeout(self.call_deadline):
                 return await retrier(
-                    self._attempt, method, template, path, query or {}, before_send
+                    self._attempt,
+                    method,
+                    template,
+                    path,
+                    query or {},
+                    before_send=before_send,
+                    went=went,
                 )
         except Retryable as exc:
             raise _final_error(method, path, exc) from None
-        except StopRequested:
-            raise Stopped(method, path) from None
+        except (StopRequested, Stopped):  # Stopped: the token request this call waited for
+            raise Stopped(method, path, sent=went.sent) from None
         except TimeoutError:
             raise ApiError(
                 method,
@@ -275,14 +284,20 @@ class GoToClient:
         template: str,
         path: str,
         query: dict[str, str],
-        before_send: BeforeSend | None = None,
+        *,
+        before_send: BeforeSend | None,
+        went: _Sent,
     ) -> Answer:
-        answer, token = await self._send(method, template, path, query, before_send)
+        answer, token = await self._send(
+            method, template, path, query, before_send=before_send, went=went
+        )
         if _token_refused(answer):
             # Expired or revoked: refresh (once for all concurrent callers) and try again.
             self.auth.invalidate(token)
             self.stats.token_retries += 1
-            answer, _ = await self._send(method, template, path, query, before_send)
+            answer, _ = await self._send(
+                method, template, path, query, before_send=before_send, went=went
+            )
         return self._judge(method, path, answer)
 
     async def _send(
@@ -291,10 +306,11 @@ class GoToClient:
         template: str,
         path: str,
         query: dict[str, str],
-        before_send: BeforeSend | None = None,
+        *,
+        before_send: BeforeSend | None,
+        went: _Sent,
     ) -> tuple[Answer, str]:
-        if self.stop is not None and self.stop.is_set():
-            raise StopRequested
+        self._unless_stopped()
         # The request is built before the turn, so that little work is left between the turn
         # and the wire. Its token is kept if it is still valid after the turn, though due for
         # a refresh: a turn given up would be a request the limiter counted but never sent.
@@ -319,6 +335,10 @@ class GoToClient:
         if not self.auth.is_valid(token):
             token = await self.auth.access_token()
             request.headers["Authorization"] = f"Bearer {token}"
+        # The last look before the wire: a stop that came while this request waited (for its
+        # turn, behind the limiter's queue, for a token) keeps it off the wire.
+        self._unless_stopped()
+        went.sent = True
         try:
             answer = await send(
                 self.auth.http, request, endpoint=path, max_bytes=self.max_response_bytes
@@ -331,6 +351,10 @@ class GoToClient:
         self.auth.skew.observe(answer.server_time(), self._wall_clock())
         self.stats.record_response(method, template, answer.status)
         return answer, token
+
+    def _unless_stopped(self) -> None:
+        if self.stop is not None and self.stop.is_set():
+            raise StopRequested
 
     def _judge(self, method: str, path: str, answer: Answer) -> Answer:
         status = answer.status
@@ -356,6 +380,15 @@ class GoToClient:
             raise ApiError(method, path, status, answer.text)
         self.limiter.succeeded()
         return answer
+
+
+class _Sent:
+    """Whether an attempt of one call has gone out: a stop after it cannot say "not sent"."""
+
+    __slots__ = ("sent",)
+
+    def __init__(self) -> None:
+        self.sent = False
 
 
 def _token_refused(answer: Answer) -> bool:

@@ -92,9 +92,15 @@ class TlsError(ApiError):
 
 
 class Stopped(RuntimeFailure):
-    """The run is stopping: the call was not (re)tried. Not an ApiError: the API said nothing."""
+    """The run is stopping: the call was not (re)tried. Not an ApiError: the API said nothing.
 
-    def __init__(self, method: str, path: str) -> None:
+    `sent`: an attempt of the call had gone out before the stop (it was not tried again), so
+    what it asked for may have been done.
+    """
+
+    def __init__(self, method: str, path: str, *, sent: bool = False) -> None:
         self.method = method
         self.path = path
-        super().__init__(f"GoTo API {method} {path} not sent: the run is stopping")
+        self.sent = sent
+        done = "not tried again after an attempt went out" if sent else "not sent"
+        super().__init__(f"GoTo API {method} {path} {done}: the run is stopping")

@@ -69,25 +69,21 @@ def client_from_settings(
     *,
     transport: httpx.AsyncBaseTransport | None = None,
     stop: asyncio.Event | None = None,
-    call_deadline: float | None = None,
     on_secret: Callable[[str], None] = lambda _secret: None,
 ) -> GoToClient:
     """A client for RETENTION_API_BASE_URL at RETENTION_RATE_LIMIT requests per second.
 
-    `stop`, once set, ends retries and new attempts; `call_deadline` may shorten the
-    settings' deadline (for a stopping daemon, say), never lengthen it.
+    `stop`, once set, ends retries and keeps new attempts off the wire (the run's stop:
+    `service/context.py`).
     """
     auth = token_manager_from_settings(
         settings, transport=transport, stop=stop, on_secret=on_secret
     )
-    deadline = settings.call_deadline
-    if call_deadline is not None:
-        deadline = min(deadline, call_deadline)
     return GoToClient(
         settings.api_base_url,
         auth,
         settings.rate_limit,
-        call_deadline=deadline,
+        call_deadline=settings.call_deadline,
         max_response_bytes=settings.max_response_bytes,
         stop=stop,
     )

@@ -32,6 +32,7 @@ from retention.engine.scan import ScanReport
 from retention.engine.state import account_of
 from retention.errors import InvalidInput
 from retention.goto.client import GoToClient
+from retention.goto.errors import Stopped
 from retention.goto.factory import client_from_settings
 from retention.goto.http import Transport
 from retention.policy import PolicySet, load_policy_set
@@ -43,7 +44,7 @@ from retention.service.logging import register_secret
 from retention.service.reading import require_complete, scan_as_set, unless_stopped
 from retention.service.result import RunResult
 from retention.service.session import Check, Session, open_session
-from retention.service.statedir import LockWait
+from retention.service.statedir import LockWait, RunStopped
 from retention.settings import Settings
 
 Clock = Callable[[], datetime]
@@ -100,27 +101,49 @@ def load_policies(ctx: RunContext) -> PolicySet:
 
 
 def client(ctx: RunContext) -> GoToClient:
-    """A client of the API the settings name (a stop shortens its calls: see `api`)."""
-    made = client_from_settings(ctx.settings, transport=ctx.transport, on_secret=register_secret)
+    """A client of the API the settings name, stopped by the run's `stop`.
+
+    The one stop path, for SIGTERM and the run's deadline alike: once `stop` is set no call
+    starts, none is retried, and a request waiting for its rate-limit turn is not sent (it
+    raises `Stopped`); a request already sent is answered, and the executor gives a DELETE
+    in flight the stop grace.
+    """
+    made = client_from_settings(
+        ctx.settings, transport=ctx.transport, stop=ctx.stop, on_secret=register_secret
+    )
     ctx.metrics.on_client(made)
     return made
 
 
 @contextlib.asynccontextmanager
 async def api(ctx: RunContext) -> AsyncIterator[GoToClient]:
-    """A client for the run; once `stop` is set, a call in flight gets at most the grace."""
+    """A client for the run; a call the stop kept from being sent ends the run as RunStopped.
+
+    The executor records its own (an intent's DELETE not sent ends `failed`); what comes
+    through here was a read (the scan, a refresh, reconciliation) or a token request.
+    """
     async with client(ctx) as made:
-        waiting = asyncio.ensure_future(ctx.stop.wait())
-        waiting.add_done_callback(lambda done: _shorten(done, made, ctx.stop_grace))
         try:
             yield made
-        finally:
-            waiting.cancel()
+        except (Stopped, BaseExceptionGroup) as exc:
+            stopped = _stopped_only(exc)
+            if stopped is None:
+                raise
+            raise RunStopped(
+                f"the run was stopped: {stopped.message}",
+                hint="no call was sent after the stop; the next run picks up from here",
+            ) from exc
 
 
-def _shorten(stopped: asyncio.Future[Any], made: GoToClient, grace: float) -> None:
-    if not stopped.cancelled():
-        made.call_deadline = min(made.call_deadline, grace)
+def _stopped_only(exc: BaseException) -> Stopped | None:
+    """The first `Stopped` when it is all `exc` holds (alone or in nested groups), else None."""
+    if isinstance(exc, Stopped):
+        return exc
+    if isinstance(exc, BaseExceptionGroup):
+        found = [_stopped_only(inner) for inner in exc.exceptions]
+        if found and all(found):
+            return found[0]
+    return None
 
 
 async def refresh(ctx: RunContext, made: GoToClient, db: Database) -> ScanReport:

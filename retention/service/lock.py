@@ -10,7 +10,6 @@ from __future__ import annotations
 import fcntl
 import json
 import os
-import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -20,7 +19,6 @@ from pathlib import Path
 from retention.errors import RuntimeFailure
 
 LOCK_FILE = "retention.lock"
-_POLL_SECONDS = 0.05
 
 
 @dataclass(frozen=True)
@@ -49,11 +47,10 @@ class InstanceLocked(RuntimeFailure):
     holder so the operator can tell the daemon from a stuck manual run.
     """
 
-    def __init__(self, lock_path: Path, holder: LockHolder, waited: float) -> None:
-        waited_text = f" after waiting {waited:g}s" if waited > 0 else ""
+    def __init__(self, lock_path: Path, holder: LockHolder) -> None:
         super().__init__(
-            f"the state directory {lock_path.parent} is in use by {holder.describe()}"
-            f"{waited_text}; {lock_path} is locked",
+            f"the state directory {lock_path.parent} is in use by {holder.describe()};"
+            f" {lock_path} is locked",
             hint="wait for that run to finish, or stop the daemon (systemctl stop retention)",
         )
         self.lock_path = lock_path
@@ -89,23 +86,6 @@ def _open_lock_file(state_dir: Path) -> int:
         ) from exc
 
 
-def _take(fd: int, wait: float | None, monotonic: Callable[[], float]) -> bool:
-    """Take the lock: at once (wait=0), within `wait` seconds, or whenever free (None)."""
-    if wait is None:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        return True
-    deadline = monotonic() + wait
-    while True:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            if monotonic() >= deadline:
-                return False
-            time.sleep(_POLL_SECONDS)
-        else:
-            return True
-
-
 def _record_holder(fd: int, command: str, now: datetime) -> None:
     record = {"pid": os.getpid(), "started_at": now.isoformat(), "command": command}
     os.ftruncate(fd, 0)
@@ -116,22 +96,22 @@ def _record_holder(fd: int, command: str, now: datetime) -> None:
 @contextmanager
 def acquire(
     state_dir: Path,
-    wait: float | None = 0,
     *,
     command: str = "retention",
     clock: Callable[[], datetime] = lambda: datetime.now(UTC),
-    monotonic: Callable[[], float] = time.monotonic,
 ) -> Iterator[Path]:
     """Hold the state directory's lock for the `with` block; yields the lock file's path.
 
-    `wait` is how long to wait for another holder: 0 refuses at once, None waits for as
-    long as it takes. Raises InstanceLocked naming the holder when the wait runs out.
+    Never waits: raises InstanceLocked naming the holder when another process has it. Those
+    who wait for it do so through `statedir.take_lock`, the one waiter.
     """
     lock_path = state_dir / LOCK_FILE
     fd = _open_lock_file(state_dir)
     try:
-        if not _take(fd, wait, monotonic):
-            raise InstanceLocked(lock_path, read_holder(lock_path), wait or 0.0)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise InstanceLocked(lock_path, read_holder(lock_path)) from None
         _record_holder(fd, command, clock())
         try:
             yield lock_path

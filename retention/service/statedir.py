@@ -35,6 +35,7 @@ __all__ = [
     "locked",
     "read_only",
     "reader",
+    "take_lock",
 ]
 
 LOCK_POLL_SECONDS = 1.0
@@ -53,20 +54,26 @@ class LockWait:
     on_wait: Callable[[InstanceLocked], None] | None = None
 
 
-async def _take_lock(
+async def take_lock(
     stack: contextlib.ExitStack,
-    settings: Settings,
+    state_dir: Path,
+    *,
     command: str,
     wait: LockWait,
     stop: asyncio.Event,
-) -> None:
-    """Hold the lock for the block, polling without blocking the loop while another has it."""
+) -> Path:
+    """Hold the lock for the stack's life: the one waiter, polling without blocking the loop
+    while another process has it, for as long as `wait` says or until `stop` is set.
+
+    Raises InstanceLocked naming the holder when the wait runs out, RunStopped when a stop
+    comes first; `wait.on_wait` is told once, the first time the lock is found held.
+    """
     loop = asyncio.get_running_loop()
     deadline = None if wait.seconds is None else loop.time() + wait.seconds
     told = False
     while True:
         try:
-            stack.enter_context(acquire(settings.state_dir, 0, command=command))
+            return stack.enter_context(acquire(state_dir, command=command))
         except InstanceLocked as exc:
             if deadline is not None and loop.time() >= deadline:
                 raise
@@ -78,8 +85,6 @@ async def _take_lock(
             if not told and wait.on_wait is not None:
                 wait.on_wait(exc)
             told = True
-        else:
-            return
         await asyncio.sleep(LOCK_POLL_SECONDS)
 
 
@@ -97,7 +102,13 @@ async def locked(
     comes first.
     """
     with contextlib.ExitStack() as stack:
-        await _take_lock(stack, settings, command, wait or LockWait(), stop or asyncio.Event())
+        await take_lock(
+            stack,
+            settings.state_dir,
+            command=command,
+            wait=wait or LockWait(),
+            stop=stop or asyncio.Event(),
+        )
         db = open_state_db(settings.state_db)
         try:
             yield db
@@ -131,7 +142,7 @@ def inventory_if_any(
         return
     if MIGRATIONS.pending(reader(path)):
         # Written by an older version: migrated once, under the lock, then read.
-        with acquire(settings.state_dir, 0, command=f"retention ({use})"):
+        with acquire(settings.state_dir, command=f"retention ({use})"):
             open_state_db(path).close()
     db = reader(path)
     try:

@@ -25,6 +25,8 @@ from retention.goto.errors import (
 )
 from retention.goto.factory import client_from_settings
 from retention.goto.tokenstore import TokenStore
+from retention.service.context import RunContext
+from retention.service.context import client as client_of
 from retention.settings import Settings
 
 pytestmark = pytest.mark.anyio
@@ -163,42 +165,69 @@ async def test_clock_skew_of_the_sandbox_over_loopback_is_small(sandbox, tmp_pat
     assert account_key.isdigit()
 
 
+def run_context(fake: FakeApi, tmp_path: Path, **changes: Any) -> RunContext:
+    """A run's context on the fake API: its client is stopped by the run's stop, `ctx.stop`."""
+    settings = Settings(
+        api_base_url=API,
+        token_url=TOKEN_URL,
+        client_id="client-id",
+        client_secret=SecretStr(SECRET),
+        refresh_token=SecretStr(REFRESH),
+        state_dir=tmp_path,
+        config=None,
+        **changes,
+    )
+    return RunContext(settings, transport=httpx.MockTransport(fake.handle))
+
+
 async def test_once_stopped_no_call_is_retried_and_none_is_started(tmp_path):
-    stop = asyncio.Event()
+    fake = FakeApi(lambda _request: httpx.Response(503, json={"msg": "down"}))
+    ctx = run_context(fake, tmp_path)
 
     def failing(_request: httpx.Request) -> httpx.Response:
-        stop.set()  # the stop arrives while the first attempt is out
+        ctx.stop.set()  # the stop arrives while the first attempt is out
         return httpx.Response(503, json={"msg": "down"})
 
-    fake = FakeApi(failing)
-    async with make_client(fake, tmp_path, stop=stop) as client:
-        with pytest.raises(Stopped):
+    fake.api = failing
+    async with client_of(ctx) as client:
+        with pytest.raises(Stopped) as retried:
             await client.groups()
+        assert retried.value.sent, "an attempt went out: it may not be called unsent"
         assert fake.api_requests == 1
-        with pytest.raises(Stopped):
+        with pytest.raises(Stopped) as started:
             await client.organizers()
+        assert not started.value.sent
+        assert "not sent: the run is stopping" in started.value.message
     assert fake.api_requests == 1
 
 
 async def test_a_stop_during_a_retry_wait_ends_the_wait(tmp_path):
-    stop = asyncio.Event()
-    fake = FakeApi(lambda _request: httpx.Response(503, json={"msg": "down"}))
-    transport = httpx.MockTransport(fake.handle)
-    auth = TokenManager(
-        TOKEN_URL, "client-id", SecretStr(SECRET), TokenStore(tmp_path / "t.json"),
-        SecretStr(REFRESH), transport=transport, stop=stop,
-    )  # fmt: skip
-    client = GoToClient(
-        API, auth, 1000.0, stop=stop, backoff_initial=600.0, backoff_max=600.0,
-        call_deadline=86_400.0,
-    )  # fmt: skip
-    async with client:
+    # A 429 asking for 600 s: the retry waits the capped Retry-After, far longer than the test.
+    answer = httpx.Response(429, json={"msg": "slow down"}, headers={"Retry-After": "600"})
+    fake = FakeApi(lambda _request: answer)
+    ctx = run_context(fake, tmp_path, call_deadline=86_400.0)
+    async with client_of(ctx) as client:
         call = asyncio.ensure_future(client.groups())
         while fake.api_requests == 0:
             await asyncio.sleep(0.01)
-        stop.set()
+        ctx.stop.set()
         with pytest.raises(Stopped):
             await asyncio.wait_for(call, timeout=10)
+    assert fake.api_requests == 1
+
+
+async def test_a_stop_while_a_request_waits_for_its_turn_keeps_it_off_the_wire(tmp_path):
+    fake = FakeApi(lambda _request: httpx.Response(200, json=[]))
+    ctx = run_context(fake, tmp_path, rate_limit=0.5)  # one request every two seconds
+    async with client_of(ctx) as client:
+        await client.groups()
+        waiting = asyncio.ensure_future(client.organizers())
+        await asyncio.sleep(0.1)
+        assert not waiting.done(), "the second request waits for its turn"
+        ctx.stop.set()
+        with pytest.raises(Stopped) as stopped:
+            await asyncio.wait_for(waiting, timeout=1)
+    assert not stopped.value.sent
     assert fake.api_requests == 1
 
 

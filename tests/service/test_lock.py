@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import os
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -16,12 +17,13 @@ import pytest
 
 from retention.errors import RuntimeFailure
 from retention.service.lock import InstanceLocked, acquire
+from retention.service.statedir import LockWait, take_lock
 
 HOLDER = """
 import sys
 from pathlib import Path
 from retention.service.lock import acquire
-with acquire(Path(sys.argv[1]), wait=0, command="retention daemon"):
+with acquire(Path(sys.argv[1]), command="retention daemon"):
     print("held", flush=True)
     sys.stdin.readline()
 """
@@ -51,34 +53,59 @@ def holder(tmp_path: Path) -> Iterator[subprocess.Popen[str]]:
 def test_second_instance_is_refused_naming_the_holder_pid(
     tmp_path: Path, holder: subprocess.Popen[str]
 ) -> None:
-    with pytest.raises(InstanceLocked) as refused, acquire(tmp_path / "state", wait=0):
+    with pytest.raises(InstanceLocked) as refused, acquire(tmp_path / "state"):
         pytest.fail("the lock was taken twice")
     assert f"pid {holder.pid} (retention daemon, since " in refused.value.message
     assert refused.value.holder.pid == holder.pid
     assert refused.value.exit_code == 1
 
 
+def release(holder: subprocess.Popen[str]) -> None:
+    assert holder.stdin is not None
+    holder.stdin.write("release\n")
+    holder.stdin.flush()
+
+
 @pytest.mark.e2e
-def test_waiting_instance_takes_the_lock_once_the_holder_releases_it(
-    tmp_path: Path, holder: subprocess.Popen[str]
+@pytest.mark.anyio
+async def test_waiting_instance_takes_the_lock_once_the_holder_releases_it(
+    tmp_path: Path, holder: subprocess.Popen[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    readings = 0
+    monkeypatch.setattr("retention.service.statedir.LOCK_POLL_SECONDS", 0.01)
+    told: list[InstanceLocked] = []
 
-    def monotonic() -> float:
-        # The second reading comes after a first attempt found the lock held:
-        # only then is the holder told to let go, so the wait is really exercised.
-        nonlocal readings
-        readings += 1
-        if readings == 2:
-            assert holder.stdin is not None
-            holder.stdin.write("release\n")
-            holder.stdin.flush()
-        return time.monotonic()
+    def on_wait(exc: InstanceLocked) -> None:
+        # Told after a first attempt found the lock held: only then is the holder told to
+        # let go, so the wait is really exercised.
+        told.append(exc)
+        release(holder)
 
-    with acquire(tmp_path / "state", wait=60, monotonic=monotonic) as lock_path:
+    wait = LockWait(60, on_wait=on_wait)
+    with contextlib.ExitStack() as stack:
+        lock_path = await take_lock(
+            stack, tmp_path / "state", command="retention run", wait=wait, stop=asyncio.Event()
+        )
         record = json.loads(lock_path.read_text())
-    assert readings >= 2
+    assert [exc.holder.pid for exc in told] == [holder.pid], "told once, naming the holder"
     assert record["pid"] == os.getpid()
+    assert record["command"] == "retention run"
+
+
+@pytest.mark.e2e
+@pytest.mark.anyio
+async def test_a_wait_that_runs_out_is_refused_naming_the_holder(
+    tmp_path: Path, holder: subprocess.Popen[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("retention.service.statedir.LOCK_POLL_SECONDS", 0.01)
+    with contextlib.ExitStack() as stack, pytest.raises(InstanceLocked) as refused:
+        await take_lock(
+            stack,
+            tmp_path / "state",
+            command="retention",
+            wait=LockWait(0.05),
+            stop=asyncio.Event(),
+        )
+    assert f"pid {holder.pid} (retention daemon, since " in refused.value.message
 
 
 @pytest.mark.e2e
@@ -88,9 +115,7 @@ def test_lock_of_a_killed_holder_is_free_at_once(
     holder.send_signal(signal.SIGKILL)
     holder.wait(timeout=30)
     started = datetime(2024, 5, 1, 3, 0, tzinfo=UTC)
-    with acquire(
-        tmp_path / "state", wait=0, command="retention run", clock=lambda: started
-    ) as path:
+    with acquire(tmp_path / "state", command="retention run", clock=lambda: started) as path:
         record = json.loads(path.read_text())
     assert record == {
         "pid": os.getpid(),
@@ -115,38 +140,37 @@ def test_state_dir_that_cannot_be_created_is_a_clear_error(tmp_path: Path) -> No
     assert "RETENTION_STATE_DIR" in failed.value.hint
 
 
-def blocked_on_a_lock(pid: int) -> bool:
-    """Whether `pid` waits for a lock: /proc/locks lists waiters with a `->` mark."""
-    return any(
-        line.split()[1] == "->" and line.split()[5] == str(pid)
-        for line in Path("/proc/locks").read_text().splitlines()
-        if len(line.split()) > 5
-    )
+WAITER = """
+import asyncio, contextlib, sys
+from pathlib import Path
+from retention.service import statedir
+statedir.LOCK_POLL_SECONDS = 0.01
+
+async def main() -> None:
+    wait = statedir.LockWait(None, on_wait=lambda exc: print("waiting", flush=True))
+    with contextlib.ExitStack() as stack:
+        await statedir.take_lock(
+            stack, Path(sys.argv[1]), command="retention run", wait=wait, stop=asyncio.Event()
+        )
+        print("acquired", flush=True)
+
+asyncio.run(main())
+"""
 
 
 @pytest.mark.e2e
-@pytest.mark.skipif(not Path("/proc/locks").exists(), reason="needs Linux /proc/locks")
-def test_waiting_without_a_limit_blocks_until_the_holder_exits(
+def test_waiting_without_a_limit_waits_until_the_holder_lets_go(
     tmp_path: Path, holder: subprocess.Popen[str]
 ) -> None:
-    waiter_code = (
-        "import sys; from pathlib import Path; from retention.service.lock import acquire\n"
-        "with acquire(Path(sys.argv[1]), wait=None, command='retention run'):\n"
-        "    print('acquired', flush=True)\n"
-    )
     with subprocess.Popen(
-        [sys.executable, "-c", waiter_code, str(tmp_path / "state")],
+        [sys.executable, "-c", WAITER, str(tmp_path / "state")],
         stdout=subprocess.PIPE,
         text=True,
     ) as waiter:
-        deadline = time.monotonic() + 30
-        while not blocked_on_a_lock(waiter.pid):
-            assert waiter.poll() is None, "the waiter stopped instead of waiting"
-            assert time.monotonic() < deadline, "the waiter never blocked on the lock"
-            time.sleep(0.02)
-        assert holder.stdin is not None
-        holder.stdin.write("release\n")
-        holder.stdin.flush()
+        assert waiter.stdout is not None
+        assert waiter.stdout.readline() == "waiting\n"
+        assert waiter.poll() is None, "the waiter stopped instead of waiting"
+        release(holder)
         out, _ = waiter.communicate(timeout=30)
     assert out == "acquired\n"
     assert waiter.returncode == 0

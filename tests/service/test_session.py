@@ -152,7 +152,7 @@ async def test_a_session_refuses_at_once_when_another_process_holds_the_lock(
     settings: Settings, policy_set: PolicySet
 ) -> None:
     with (
-        acquire(settings.state_dir, 0, command="retention apply"),
+        acquire(settings.state_dir, command="retention apply"),
         pytest.raises(InstanceLocked) as locked,
     ):
         async with opened(settings, policy_set):
@@ -165,7 +165,7 @@ async def test_a_waiting_session_starts_once_the_lock_is_free_and_holds_it_throu
 ) -> None:
     monkeypatch.setattr("retention.service.statedir.LOCK_POLL_SECONDS", 0.01)
     told: list[str] = []
-    holder = acquire(settings.state_dir, 0, command="retention run")
+    holder = acquire(settings.state_dir, command="retention run")
     holder.__enter__()
 
     async def release_soon() -> None:
@@ -176,7 +176,7 @@ async def test_a_waiting_session_starts_once_the_lock_is_free_and_holds_it_throu
     wait = LockWait(None, on_wait=lambda exc: told.append(exc.holder.describe()))
     async with opened(settings, policy_set, lock=wait) as session:
         assert session is not None
-        with pytest.raises(InstanceLocked), acquire(settings.state_dir, 0):
+        with pytest.raises(InstanceLocked), acquire(settings.state_dir):
             pass
     await releasing
     assert len(told) == 1, "told once that it waits, naming the holder"
@@ -187,7 +187,7 @@ async def test_a_stop_ends_the_wait_for_the_lock_without_a_run(
 ) -> None:
     stop = asyncio.Event()
     stop.set()
-    with acquire(settings.state_dir, 0, command="retention run"), pytest.raises(RunStopped):
+    with acquire(settings.state_dir, command="retention run"), pytest.raises(RunStopped):
         async with opened(settings, policy_set, lock=LockWait(None), stop=stop):
             pytest.fail("the body must not run")
     assert events(settings) == []

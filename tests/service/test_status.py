@@ -28,7 +28,7 @@ async def test_status_reads_while_a_run_holds_the_lock_and_exits_0_when_on_time(
     world.write(Folder(period_days=5))
     await run(world)
 
-    with acquire(world.state_dir, 0, command="retention run"):
+    with acquire(world.state_dir, command="retention run"):
         done = invoke(world, "status", "--format", "json")
     assert done.exit_code == 0, done.output
     status = json.loads(done.output)
