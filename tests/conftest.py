@@ -29,7 +29,7 @@ from typing import Any
 import httpx
 import pytest
 import uvicorn
-from support import FAST_RATE
+from support import FAST_RATE, TLS
 
 from retention.cli import sandbox as sandbox_cli
 from retention.cli.app import COMMAND_MODULES
@@ -78,7 +78,7 @@ class SandboxServer:
     @functools.cached_property
     def http(self) -> httpx.Client:
         """One client for the test's own calls to this server (closed when it stops)."""
-        return httpx.Client(timeout=10)
+        return httpx.Client(timeout=10, verify=TLS)
 
     def _call(self, method: str, path: str, **kwargs: Any) -> Any:
         response = self.http.request(method, self.base_url + path, **kwargs)

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
-from support import REPO
+from support import REPO, TLS
 
 WAIT_SECONDS = 60.0
 
@@ -55,7 +55,7 @@ class DaemonProcess:
         return f"http://{served['address']}"
 
     def get(self, path: str) -> httpx.Response:
-        return httpx.get(self.metrics_url + path, timeout=10)
+        return httpx.get(self.metrics_url + path, timeout=10, verify=TLS)
 
     def signal(self, signum: signal.Signals) -> None:
         self.proc.send_signal(signum)

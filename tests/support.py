@@ -34,6 +34,9 @@ REPO = Path(__file__).resolve().parents[1]
 # limiter's spacing is tested on its own (tests/goto/test_pacing.py) and under load
 # (tests/robustness/faults), and at GoTo's pace each test would wait on it for seconds.
 FAST_RATE = "1000"
+# The tests' own HTTP clients (to the sandbox, the metrics endpoint) share one TLS context:
+# httpx makes one per client otherwise, reading the CA bundle each time (~25 ms).
+TLS = ssl.create_default_context()
 _SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 

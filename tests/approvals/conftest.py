@@ -25,7 +25,7 @@ def deployment(sandbox: Callable[..., Any], tmp_path: Path) -> Callable[..., Dep
     """Factory: the service against a sandbox, with the given settings (RETENTION_* names)."""
 
     def build(policies: str = RECORDINGS_30D, **settings: str) -> Deployment:
-        server = sandbox("--seed", "7", "--days", "150", "--sessions-per-day", "6")
+        server = sandbox("--seed", "7", "--days", "100", "--sessions-per-day", "3")
         return deploy(server, tmp_path, policies, RETENTION_RATE_LIMIT=FAST_RATE, **settings)
 
     return build

@@ -84,7 +84,7 @@ def test_verify_accepts_references_and_names_a_dangling_one(
 def test_empty_runs_write_a_reference_and_export_verify_and_report_still_work(
     sandbox: Callable[..., Any], tmp_path: Path
 ) -> None:
-    server = sandbox("--seed", "7", "--days", "150", "--sessions-per-day", "6")
+    server = sandbox("--seed", "7", "--days", "100", "--sessions-per-day", "3")
     dep = deploy(server, tmp_path, NOTHING_DUE)
     for _ in range(3):
         dep.cli("run", "--yes", check=True)

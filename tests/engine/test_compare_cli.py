@@ -28,7 +28,7 @@ AS_OF = datetime.now(UTC).replace(microsecond=0).isoformat().replace("+00:00", "
 
 @pytest.fixture
 def deployment(sandbox: Callable[..., Any], tmp_path: Path) -> Deployment:
-    server = sandbox("--seed", "7", "--days", "150", "--sessions-per-day", "6")
+    server = sandbox("--seed", "7", "--days", "100", "--sessions-per-day", "3")
     base = tmp_path / "main" / "policies"
     base.mkdir(parents=True)
     (base / "policies.yaml").write_text(BASE)

@@ -3,6 +3,7 @@ becomes due on a date is due (or subsumed) when explained again at that date."""
 
 from __future__ import annotations
 
+import os
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -16,7 +17,12 @@ from retention.engine.records import SessionRecord
 from retention.policy import Hold, Policy, PolicySet
 
 AS_OF = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
-EXAMPLES = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+# `make test` tries 100 examples of each property; `make torture` tries 2,000.
+EXAMPLES = settings(
+    max_examples=int(os.environ.get("RETENTION_HYPOTHESIS_EXAMPLES", "100")),
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
 
 
 def record(number: int, values: dict[str, Any]) -> SessionRecord:

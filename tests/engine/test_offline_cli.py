@@ -22,7 +22,7 @@ AS_OF = datetime.now(UTC).replace(microsecond=0).isoformat().replace("+00:00", "
 
 @pytest.fixture
 def deployment(sandbox: Callable[..., Any], tmp_path: Path) -> Deployment:
-    server = sandbox("--seed", "7", "--days", "150", "--sessions-per-day", "6")
+    server = sandbox("--seed", "7", "--days", "100", "--sessions-per-day", "3")
     return deploy(server, tmp_path, POLICIES, RETENTION_RATE_LIMIT=FAST_RATE)
 
 

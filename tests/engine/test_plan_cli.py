@@ -17,7 +17,7 @@ POLICIES = policy_set(rule("recordings", 30), rule("sessions", 90), BOARD_7Y)
 
 @pytest.fixture
 def deployment(sandbox: Callable[..., Any], tmp_path: Path) -> Deployment:
-    server = sandbox("--seed", "7", "--days", "150", "--sessions-per-day", "6")
+    server = sandbox("--seed", "7", "--days", "100", "--sessions-per-day", "3")
     return deploy(server, tmp_path, POLICIES, RETENTION_RATE_LIMIT=FAST_RATE)
 
 

@@ -19,7 +19,7 @@ def deployment(sandbox: Callable[..., Any], tmp_path: Path) -> Callable[..., Dep
     """Factory: a sandbox started with `args` and a deployment of the service against it."""
 
     def build(*args: str, policies: str = POLICIES, rate_limit: str = FAST_RATE) -> Deployment:
-        server = sandbox("--seed", "7", "--days", "150", "--sessions-per-day", "6", *args)
+        server = sandbox("--seed", "7", "--days", "100", "--sessions-per-day", "3", *args)
         return deploy(server, tmp_path, policies, RETENTION_RATE_LIMIT=rate_limit)
 
     return build

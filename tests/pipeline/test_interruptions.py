@@ -19,6 +19,8 @@ policies:
     scope: {organizers: [1001, 1002]}
     match: {has_recording: true}
 """
+# A longer history than the fixture's: enough removals for one organizer to interrupt.
+LONGER = ("--days", "150", "--sessions-per-day", "6")
 
 
 def wait_for(condition: Any, timeout: float = 60.0) -> None:
@@ -32,7 +34,7 @@ def wait_for(condition: Any, timeout: float = 60.0) -> None:
 def test_sigterm_finishes_calls_in_flight_records_their_outcomes_and_stops(
     deployment: Any, tmp_path: Path
 ) -> None:
-    dep = deployment("--latency-ms", "300", policies=ONE_ORGANIZER)
+    dep = deployment(*LONGER, "--latency-ms", "300", policies=ONE_ORGANIZER)
     plan_file = tmp_path / "plan.json"
     dep.cli("plan", "--out", str(plan_file), check=True)
     items = json.loads(plan_file.read_text())["items"]
@@ -63,7 +65,7 @@ def test_sigterm_finishes_calls_in_flight_records_their_outcomes_and_stops(
 def test_hold_placed_while_a_plan_executes_wins_over_the_plan(
     deployment: Any, tmp_path: Path
 ) -> None:
-    dep = deployment(policies=ONE_ORGANIZER)
+    dep = deployment(*LONGER, policies=ONE_ORGANIZER)
     dep.env["RETENTION_CONCURRENCY"] = "1"
     plan_file = tmp_path / "plan.json"
     dep.cli("plan", "--out", str(plan_file), check=True)
@@ -101,7 +103,7 @@ def test_hold_placed_while_a_plan_executes_wins_over_the_plan(
 def test_hold_placed_after_a_crash_wins_over_the_intent_it_left_pending(
     deployment: Any, tmp_path: Path
 ) -> None:
-    dep = deployment(policies=ONE_ORGANIZER)
+    dep = deployment(*LONGER, policies=ONE_ORGANIZER)
     plan_file = tmp_path / "plan.json"
     dep.cli("plan", "--out", str(plan_file), check=True)
     first = json.loads(plan_file.read_text())["items"][0]

@@ -10,7 +10,7 @@ from typing import Any
 
 import httpx
 import pytest
-from support import invoke_retention
+from support import TLS, invoke_retention
 
 from retention.sandbox import load_account
 
@@ -47,7 +47,7 @@ def test_expired_token_answers_403_invalid_token(sandbox: Any) -> None:
     server = sandbox("--token-ttl", "1", "--now", NOW)
     headers = {"Authorization": f"Bearer {server.access_token()}"}
     time.sleep(1.1)
-    response = httpx.get(f"{server.api_url}/groups", headers=headers)
+    response = httpx.get(f"{server.api_url}/groups", headers=headers, verify=TLS)
     assert response.status_code == 403
     assert response.json() == {"int_err_code": "InvalidToken", "msg": "Invalid token passed"}
 
@@ -57,7 +57,8 @@ def _outcomes(server: Any, count: int) -> list[str]:
     outcomes = []
     for _ in range(count):
         try:
-            outcomes.append(str(httpx.get(f"{server.api_url}/groups", headers=headers).status_code))
+            answer = httpx.get(f"{server.api_url}/groups", headers=headers, verify=TLS)
+            outcomes.append(str(answer.status_code))
         except httpx.RemoteProtocolError:
             outcomes.append("dropped")
     return outcomes
@@ -75,15 +76,15 @@ def test_hang_blocks_api_requests_until_released(sandbox: Any) -> None:
     headers = {"Authorization": f"Bearer {server.access_token()}"}
     server.control(hang=True)
     with pytest.raises(httpx.ReadTimeout):
-        httpx.get(f"{server.api_url}/groups", headers=headers, timeout=0.5)
+        httpx.get(f"{server.api_url}/groups", headers=headers, timeout=0.5, verify=TLS)
     server.control(hang=False)
-    assert httpx.get(f"{server.api_url}/groups", headers=headers).status_code == 200
+    assert httpx.get(f"{server.api_url}/groups", headers=headers, verify=TLS).status_code == 200
 
 
 def test_rate_limit_flag_without_retry_after(sandbox: Any) -> None:
     server = sandbox("--rate-limit", "2", "--no-retry-after", "--organizers", "3")
     headers = {"Authorization": f"Bearer {server.access_token()}"}
-    with httpx.Client(headers=headers) as client:
+    with httpx.Client(headers=headers, verify=TLS) as client:
         answers = [client.get(f"{server.api_url}/groups") for _ in range(20)]
     refused = [a for a in answers if a.status_code == 429]
     assert refused
