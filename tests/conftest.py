@@ -348,6 +348,13 @@ def anyio_backend() -> str:
     return "asyncio"
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The real-process tests first, in their order, then the rest in theirs: they are the
+    longest and mostly wait, so the workers fill those waits with in-process tests instead of
+    ending the run on a lone long one."""
+    items.sort(key=lambda item: item.get_closest_marker("e2e") is None)
+
+
 def pytest_collection_finish(session: pytest.Session) -> None:
     """Import every command's module, then freeze what this process holds so far: the garbage
     collection after each in-process command (support.invoke_retention) then walks only what

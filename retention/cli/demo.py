@@ -21,7 +21,7 @@ from retention.errors import InvalidInput, RuntimeFailure
 # within the shipped caps (a real first run over years of backlog would be refused by them).
 ACCOUNT = ("--seed", "42", "--organizers", "40", "--groups", "7", "--days", "400")
 SESSIONS_PER_DAY = "10"
-RATE_LIMIT = "100"
+RATE_LIMIT = "250"
 
 
 class Demo:
