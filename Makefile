@@ -52,7 +52,7 @@ typecheck: $(DEV)
 # The fast layer: every test that runs in-process (no `e2e` marker).
 unit: $(DEV)
 	$(BIN)/python -m compileall -q retention
-	$(BIN)/pytest -n 3 --dist worksteal -q -m "not e2e and not torture and not bench"
+	$(BIN)/pytest -n 4 --dist worksteal -q -m "not e2e and not torture and not bench"
 
 bench: $(DEV)
 	$(BIN)/python -m bench

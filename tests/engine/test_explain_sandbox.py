@@ -66,10 +66,21 @@ async def test_explain_agrees_with_plan_for_every_session_of_a_generated_account
 
 @pytest.fixture
 def deployment(sandbox: Callable[..., Any], tmp_path: Path) -> Deployment:
-    server = sandbox("--seed", "42", "--organizers", "30", "--groups", "7", "--days", "200")
+    server = sandbox(
+        "--seed",
+        "42",
+        "--organizers",
+        "10",
+        "--groups",
+        "7",
+        "--days",
+        "120",
+        "--sessions-per-day",
+        "5",
+    )
     policy_dir = tmp_path / "policies"
     shutil.copytree(examples.POLICIES, policy_dir)
-    scan_start = (datetime.now(UTC) - timedelta(days=210)).date().isoformat()
+    scan_start = (datetime.now(UTC) - timedelta(days=130)).date().isoformat()
     env = server.service_env(tmp_path / "state", policy_dir, RETENTION_SCAN_START=scan_start)
     return Deployment(server, tmp_path, env)
 

@@ -29,7 +29,11 @@ def token_posts(server: Any, since: int = 0) -> int:
 @pytest.fixture
 def dep(sandbox: Callable[..., Any], tmp_path: Path) -> Deployment:
     """The service against a sandbox whose access tokens live an hour; nothing is due."""
-    return deploy(sandbox("--token-ttl", "3600"), tmp_path, NOTHING_DUE)
+    return deploy(
+        sandbox("--token-ttl", "3600", "--days", "20", "--sessions-per-day", "4"),
+        tmp_path,
+        NOTHING_DUE,
+    )
 
 
 def test_consecutive_runs_with_a_long_lived_token_make_one_token_request(dep: Deployment) -> None:

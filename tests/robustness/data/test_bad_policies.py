@@ -142,7 +142,7 @@ def fuzzing(examples: int) -> settings:
     )
 
 
-@fuzzing(200)
+@fuzzing(100)
 @given(documents())
 def test_fuzzed_policy_yaml_validates_or_is_refused_with_file_line_problems(text: str) -> None:
     load_one(text)
