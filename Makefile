@@ -49,7 +49,9 @@ lint: $(DEV)
 typecheck: $(DEV)
 	$(BIN)/mypy
 
-# The fast layer: every test that runs in-process (no `e2e` marker).
+# The fast layer: every test that runs in-process (no `e2e` marker). Four workers on two cores:
+# some tests wait on retries, expiring tokens and rate limits while the others compute (measured
+# on a fresh clone: 52 to 56 s with four, 53 to 56 s with three).
 unit: $(DEV)
 	$(BIN)/python -m compileall -q retention
 	$(BIN)/pytest -n 4 --dist worksteal -q -m "not e2e and not torture and not bench"
