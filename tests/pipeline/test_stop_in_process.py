@@ -14,7 +14,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from pydantic import SecretStr
+from facts_support import settings_for
 
 from retention.audit import verify_log
 from retention.audit.store import connect_reader
@@ -22,7 +22,6 @@ from retention.sandbox import Account, SandboxOptions, create_app, generate_acco
 from retention.service import pipeline
 from retention.service.context import RunContext
 from retention.service.statedir import RunStopped
-from retention.settings import Settings
 
 pytestmark = pytest.mark.anyio
 ACCOUNT_NOW = datetime(2026, 11, 23, tzinfo=UTC)
@@ -66,25 +65,6 @@ def outcomes_by_intent(db: Path) -> tuple[list[int], Counter[int], list[str]]:
     return intents, Counter(row[0] for row in rows), [f"{row[1]} {row[2]}" for row in rows]
 
 
-def settings_for(tmp_path: Path) -> Settings:
-    policy_dir = tmp_path / "policies"
-    policy_dir.mkdir()
-    (policy_dir / "policies.yaml").write_text(POLICIES)
-    return Settings(
-        api_base_url="http://127.0.0.1/G2M/rest",
-        token_url="http://127.0.0.1/oauth/token",
-        client_id="sandbox-client",
-        client_secret=SecretStr("sandbox-secret"),
-        refresh_token=SecretStr("sandbox-refresh"),
-        state_dir=tmp_path / "state",
-        policy_dir=policy_dir,
-        rate_limit=1000,
-        concurrency=4,
-        call_deadline=300,
-        config=None,
-    )
-
-
 def sandbox() -> tuple[Account, httpx.AsyncBaseTransport]:
     account = generate_account(
         seed=3, organizers=4, groups=2, days=30, sessions_per_day=6, now=ACCOUNT_NOW
@@ -99,7 +79,7 @@ def recordings(account: Account) -> int:
 async def test_a_stop_while_deletes_wait_for_their_turn_sends_none_and_ends_every_intent(
     tmp_path: Path,
 ) -> None:
-    settings = settings_for(tmp_path)
+    settings = settings_for(tmp_path, POLICIES, concurrency=4, call_deadline=300, config=None)
     account, app = sandbox()
     stop = asyncio.Event()
     transport = SlowDownAtTheFirstDelete(app, stop)
@@ -149,7 +129,7 @@ class StopAtTheFirstHistoryRead(httpx.AsyncBaseTransport):
 async def test_a_stop_during_a_manual_runs_scan_ends_it_before_any_removal(
     tmp_path: Path,
 ) -> None:
-    settings = settings_for(tmp_path)
+    settings = settings_for(tmp_path, POLICIES, concurrency=4, call_deadline=300, config=None)
     account, app = sandbox()
     stop = asyncio.Event()
     transport = StopAtTheFirstHistoryRead(app, stop)
