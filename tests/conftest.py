@@ -29,6 +29,7 @@ from typing import Any
 import httpx
 import pytest
 import uvicorn
+from receivers import Receiver
 from support import FAST_RATE, TLS
 
 from retention.cli import sandbox as sandbox_cli
@@ -341,6 +342,14 @@ def sandbox_asgi() -> Callable[..., SandboxASGI]:
         return SandboxASGI(app, httpx.ASGITransport(app=app), account, token)
 
     return build
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    """A real HTTP receiver on loopback for webhooks and alerts, closed at teardown."""
+    made = Receiver()
+    yield made
+    made.close()
 
 
 @pytest.fixture

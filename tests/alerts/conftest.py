@@ -12,7 +12,6 @@ from typing import Any
 
 import pytest
 from aiosmtpd.controller import Controller
-from receivers import Receiver
 from support import FAST_RATE, Deployment, deploy
 
 SMALL = (
@@ -27,13 +26,6 @@ SMALL = (
     "--sessions-per-day",
     "2",
 )
-
-
-@pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    server = Receiver()
-    yield server
-    server.close()
 
 
 class Mailbox:

@@ -8,7 +8,6 @@ a hold added without SIGHUP is in force at the next run, and never proposed.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -21,13 +20,6 @@ from retention.service.daemon import Daemon
 from retention.service.notify import Notifier
 
 pytestmark = pytest.mark.anyio
-
-
-@pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    found = Receiver()
-    yield found
-    found.close()
 
 
 def review_daemon(world: World, receiver: Receiver | None = None) -> Daemon:

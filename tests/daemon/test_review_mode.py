@@ -8,7 +8,6 @@ test's clock; `retention plans` and `retention approve` run in this process thro
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 
@@ -22,13 +21,6 @@ from retention.errors import SettingsError
 from retention.service.daemon import Daemon
 
 pytestmark = pytest.mark.anyio
-
-
-@pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    found = Receiver()
-    yield found
-    found.close()
 
 
 def in_review_mode(world: World) -> tuple[Approver, dict[str, str]]:

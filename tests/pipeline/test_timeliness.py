@@ -5,7 +5,6 @@ sandbox (ASGI transport, real SQLite files) with the clock injected into the dae
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from html.parser import HTMLParser
@@ -41,13 +40,6 @@ class Clock:
 
     def __call__(self) -> datetime:
         return self.now
-
-
-@pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    made = Receiver()
-    yield made
-    made.close()
 
 
 def daemon(world: World, clock: Clock, **changes: Any) -> Daemon:
